@@ -1,0 +1,1 @@
+"""HTTP: thin FastAPI routers over :class:`tidings.service.Tidings`."""

@@ -1,0 +1,63 @@
+"""Operator API (``TIDINGS_OPERATOR_KEY``): tenants, API keys, tokens for any tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from tidings.api.deps import OperatorDep, ServiceDep
+from tidings.api.schemas import KeyIn, TenantIn, TokenIn
+from tidings.store import tenants as tq
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@router.post("/tenants", status_code=201)
+async def create_tenant(body: TenantIn, _: OperatorDep, service: ServiceDep) -> dict[str, Any]:
+    return (await service.create_tenant(body.id, body.name)).public()
+
+
+@router.get("/tenants")
+async def list_tenants(_: OperatorDep, service: ServiceDep) -> dict[str, Any]:
+    return {"tenants": [t.public() for t in await service.list_tenants()]}
+
+
+@router.post("/tenants/{tenant_id}/keys", status_code=201)
+async def create_key(
+    tenant_id: str, body: KeyIn, _: OperatorDep, service: ServiceDep
+) -> dict[str, Any]:
+    """The whole key is in ``key`` of this answer and never shown again."""
+    created, secret = await service.create_key(tenant_id, body.name, body.scopes)
+    return {**created.public(), "key": secret}
+
+
+@router.get("/tenants/{tenant_id}/keys")
+async def list_keys(tenant_id: str, _: OperatorDep, service: ServiceDep) -> dict[str, Any]:
+    return {"keys": [k.public() for k in await service.list_keys(tenant_id)]}
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(key_id: str, _: OperatorDep, service: ServiceDep) -> dict[str, Any]:
+    if not tq.KEY_ID.match(key_id):
+        from tidings.errors import NotFound
+
+        raise NotFound(f"No API key {key_id!r}.", code="key_not_found")
+    return (await service.revoke_key(key_id)).public()
+
+
+@router.post("/tenants/{tenant_id}/tokens", status_code=201)
+async def mint(
+    tenant_id: str, body: TokenIn, _: OperatorDep, service: ServiceDep
+) -> dict[str, Any]:
+    async with service.store.read() as conn:
+        await tq.get_tenant(conn, tenant_id)
+    token, expires = service.mint_token(
+        tenant_id, body.user, body.roles, ttl=body.ttl, email=body.email
+    )
+    return {
+        "token": token,
+        "expires_at": expires.isoformat().replace("+00:00", "Z"),
+        "tenant": tenant_id,
+        "user": body.user,
+    }

@@ -1,0 +1,106 @@
+"""Typed dependencies: the service, and the principals a request may carry.
+
+The tenant of every request comes from the principal: a stream token's ``tenant`` claim or the
+API key's tenant, never from a body or query.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from tidings import auth
+from tidings.domain.principals import KeyPrincipal, Principal
+from tidings.errors import Forbidden, Unauthorized
+from tidings.service import Tidings
+from tidings.store import tenants as tq
+
+COOKIE = "tidings_token"
+
+
+def get_service(request: Request) -> Tidings:
+    service: Tidings = request.app.state.tidings
+    return service
+
+
+ServiceDep = Annotated[Tidings, Depends(get_service)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized(
+            "Authorization must be 'Bearer <credential>'.", code="invalid_credentials"
+        )
+    return value.strip()
+
+
+def _principal(service: Tidings, token: str) -> Principal:
+    return auth.verify(
+        service.settings.secret.get_secret_value(), token, max_ttl=service.settings.token_max_ttl
+    )
+
+
+def user_principal(request: Request, service: ServiceDep) -> Principal:
+    """A stream token from the Authorization header or the session cookie."""
+    token = _bearer(request) or request.cookies.get(COOKIE)
+    if not token:
+        raise Unauthorized("A stream token is required.", code="missing_credentials")
+    if not auth.looks_like_jwt(token):
+        raise Unauthorized("This endpoint takes a stream token, not an API key.")
+    return _principal(service, token)
+
+
+def stream_principal(
+    request: Request,
+    service: ServiceDep,
+    access_token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> Principal:
+    """Like :func:`user_principal`, plus ``?access_token=`` (EventSource sends no headers)."""
+    if access_token:
+        if not auth.looks_like_jwt(access_token):
+            raise Unauthorized("access_token must be a stream token.")
+        return _principal(service, access_token)
+    return user_principal(request, service)
+
+
+UserDep = Annotated[Principal, Depends(user_principal)]
+StreamUserDep = Annotated[Principal, Depends(stream_principal)]
+
+
+async def key_principal(request: Request, service: ServiceDep) -> KeyPrincipal:
+    """An API key from ``Authorization: Bearer``. Checked against the store on every call, so a
+    revoked key fails at once."""
+    token = _bearer(request)
+    if not token:
+        raise Unauthorized(
+            "An API key is required (Authorization: Bearer tdg_…).", code="missing_credentials"
+        )
+    async with service.store.read() as conn:
+        return await tq.authenticate_key(conn, token)
+
+
+KeyDep = Annotated[KeyPrincipal, Depends(key_principal)]
+
+
+def require_scope(key: KeyPrincipal, scope: str) -> None:
+    if scope not in key.scopes:
+        raise Forbidden(f"This API key lacks the {scope!r} scope.", code="insufficient_scope")
+
+
+def operator(request: Request, service: ServiceDep) -> None:
+    import hmac
+
+    token = _bearer(request)
+    if not token:
+        raise Unauthorized("The operator key is required.", code="missing_credentials")
+    expected = service.settings.operator_key.get_secret_value()
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("The operator key is not valid.")
+
+
+OperatorDep = Annotated[None, Depends(operator)]

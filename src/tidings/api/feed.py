@@ -1,0 +1,84 @@
+"""The user's feed and read state (stream token)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from tidings.api.deps import ServiceDep, UserDep
+from tidings.api.schemas import IdsIn, ReadIn
+from tidings.errors import BadRequest, ValidationFailed
+
+router = APIRouter(prefix="/v1/feed", tags=["feed"])
+
+
+def encode_cursor(before: int) -> str:
+    return base64.urlsafe_b64encode(f"b:{before}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "b" or not value.isdigit():
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise BadRequest(
+            "The cursor is not one this server issued.", code="invalid_cursor"
+        ) from error
+
+
+@router.get("")
+async def feed(
+    principal: UserDep,
+    service: ServiceDep,
+    status: Literal["unread", "read", "archived", "all"] = "all",
+    type: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Newest first. ``all`` is everything not archived."""
+    before = decode_cursor(cursor) if cursor else None
+    items, next_before = await service.feed(
+        principal, status=status, type_=type, before=before, limit=limit
+    )
+    return {
+        "items": [i.public() for i in items],
+        "next_cursor": encode_cursor(next_before) if next_before is not None else None,
+    }
+
+
+@router.get("/unread-count")
+async def unread_count(principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    return (await service.unread(principal)).public()
+
+
+@router.post("/read")
+async def mark_read(body: ReadIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    """``{"ids": [...]}`` marks those; ``{"all": true}`` (optionally ``up_to``) marks all."""
+    if body.all == (body.ids is not None):
+        raise ValidationFailed('Send either {"ids": [...]} or {"all": true}.')
+    if body.all:
+        count = await service.mark_all_read(principal, body.up_to)
+    else:
+        assert body.ids is not None
+        _check_ids(body.ids)
+        count = await service.mark_read(principal, sorted(set(body.ids)))
+    return {"unread": count.public()}
+
+
+@router.post("/archive")
+async def archive(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    _check_ids(body.ids)
+    count = await service.archive(principal, sorted(set(body.ids)))
+    return {"unread": count.public()}
+
+
+def _check_ids(ids: list[int]) -> None:
+    bad = [i for i in ids if i < 1 or i > 2**62]
+    if bad:
+        raise ValidationFailed(f"ids are positive integers; got {bad[:5]}.")

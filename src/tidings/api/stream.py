@@ -1,0 +1,38 @@
+"""``GET /v1/stream``: the SSE stream of DESIGN.md's wire protocol."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+
+from tidings.api.deps import ServiceDep, StreamUserDep
+from tidings.delivery.stream import EventStream
+from tidings.errors import BadRequest
+
+router = APIRouter(tags=["stream"])
+
+
+def _resume(header: str | None, query: str | None) -> int | None:
+    raw = header if header not in (None, "") else query
+    if raw in (None, ""):
+        return None
+    assert raw is not None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(
+            "Last-Event-ID must be a non-negative integer seq.", code="invalid_event_id"
+        )
+    return int(raw)
+
+
+@router.get("/v1/stream")
+async def stream(
+    principal: StreamUserDep,
+    service: ServiceDep,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[str | None, Query(max_length=20)] = None,
+) -> EventStream:
+    """Open a stream. Resume with ``Last-Event-ID`` (header) or ``?last_event_id=``."""
+    resume = _resume(last_event_id_header, last_event_id)
+    sub = await service.hub.subscribe(principal)
+    return EventStream(service, sub, resume)

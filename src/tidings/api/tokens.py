@@ -1,0 +1,26 @@
+"""``POST /v1/tokens``: a host backend mints a stream token for one of its users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from tidings.api.deps import KeyDep, ServiceDep, require_scope
+from tidings.api.schemas import TokenIn
+
+router = APIRouter(tags=["tokens"])
+
+
+@router.post("/v1/tokens", status_code=201)
+async def mint(body: TokenIn, key: KeyDep, service: ServiceDep) -> dict[str, Any]:
+    require_scope(key, "tokens")
+    token, expires = service.mint_token(
+        key.tenant, body.user, body.roles, ttl=body.ttl, email=body.email
+    )
+    return {
+        "token": token,
+        "expires_at": expires.isoformat().replace("+00:00", "Z"),
+        "tenant": key.tenant,
+        "user": body.user,
+    }

@@ -1,0 +1,221 @@
+"""``create_app(settings)``: the only place that wires store, broker, hub, service and routers.
+
+Nothing is opened at import time: the lifespan opens the engine, the broker and the hub, and
+closes them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tidings.api import admin, compat, feed, health, problems, publish, stream, tokens
+from tidings.config import Settings
+from tidings.delivery.broker import Envelope, Signal, from_url
+from tidings.delivery.hub import Hub
+from tidings.errors import PayloadTooLarge
+from tidings.metrics import Metrics
+from tidings.service import Tidings
+from tidings.store import Store
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.check_production()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_redaction()
+        async with AsyncExitStack() as stack:
+            store = Store(settings.database_url)
+            stack.push_async_callback(store.close)
+            if settings.is_sqlite or settings.auto_migrate:
+                await store.migrate()
+            metrics = Metrics()
+            broker = from_url(settings.broker_url)
+            await stack.enter_async_context(broker)
+            hub = Hub(
+                store,
+                metrics,
+                buffer=settings.subscriber_buffer,
+                max_per_user=settings.max_streams_per_user,
+                max_per_tenant=settings.max_streams_per_tenant,
+            )
+            service = Tidings(settings, store, broker, hub, metrics)
+            app.state.tidings = service
+            tasks = [
+                asyncio.create_task(listen(service), name="tidings-broker-listener"),
+                asyncio.create_task(prune_forever(service), name="tidings-retention"),
+            ]
+            for hook in getattr(app.state, "startup_hooks", []):
+                await hook(service, stack)
+            try:
+                yield
+            finally:
+                hub.shutdown()
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with suppress(asyncio.CancelledError):
+                        await task
+
+    app = FastAPI(
+        title="tidings",
+        version="0.1.0",
+        summary="Real-time in-app notifications for multi-tenant SaaS",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.startup_hooks = []
+    problems.install(app)
+    for router in (
+        publish.router,
+        stream.router,
+        feed.router,
+        tokens.router,
+        admin.router,
+        compat.router,
+        health.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # type: ignore[arg-type]
+    return app
+
+
+async def listen(service: Tidings) -> None:
+    """Feed the hub from the broker; poll the store while the broker is away (invariant 3)."""
+    hub, delay, connected_once = service.hub, 0.5, False
+    poller: asyncio.Task[None] | None = None
+
+    async def poll() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            with suppress(Exception):
+                await hub.catch_up()
+
+    while True:
+        try:
+            async for item in service.broker.listen():
+                if item is Signal.CONNECTED:
+                    if poller is not None:
+                        poller.cancel()
+                        poller = None
+                    if connected_once:
+                        log.info("broker reconnected; catching up from the store")
+                    connected_once, delay = True, 0.5
+                    await hub.catch_up()
+                elif item is Signal.DISCONNECTED:
+                    log.warning("broker disconnected; polling the store until it is back")
+                    if poller is None:
+                        poller = asyncio.create_task(poll())
+                elif isinstance(item, bytes):
+                    await _dispatch(service, item)
+            return
+        except asyncio.CancelledError:
+            if poller is not None:
+                poller.cancel()
+            raise
+        except Exception as error:
+            log.warning("broker listener failed (%r); polling, retry in %.1fs", error, delay)
+            if poller is None:
+                poller = asyncio.create_task(poll())
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def _dispatch(service: Tidings, raw: bytes) -> None:
+    try:
+        envelope = Envelope.decode(raw)
+    except (ValueError, UnicodeDecodeError):
+        log.warning("ignoring a malformed broker message")
+        return
+    if envelope.kind == "n":
+        await service.hub.deliver_raw(envelope.tenant, envelope.seq, envelope.payload)
+    elif envelope.kind == "e" and envelope.event in ("read", "archived"):
+        service.hub.deliver_ephemeral(
+            envelope.tenant, envelope.user, envelope.event, envelope.payload
+        )
+
+
+async def prune_forever(service: Tidings, every: float = 3600.0) -> None:
+    while True:
+        try:
+            removed = await service.prune()
+            if removed:
+                log.info("retention pruned %d notifications", removed)
+        except Exception as error:
+            log.warning("retention pruning failed: %r", error)
+        await asyncio.sleep(every)
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes with a 413 problem, before anything is parsed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLarge(f"The request body exceeds {self.limit} bytes.")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.problem(
+            413,
+            "payload_too_large",
+            "Payload too large",
+            f"The request body exceeds {self.limit} bytes.",
+        )
+        await response(scope, receive, send)
+
+
+_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s\"]+")
+
+
+class RedactTokens(logging.Filter):
+    """Keep ``?access_token=`` values out of access logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str) and "access_token=" in record.msg:
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())

@@ -1,0 +1,302 @@
+"""``tidings`` command line. Every command that prints data takes ``--json``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from tidings.config import Settings
+
+app = typer.Typer(help="tidings: real-time in-app notifications.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(key_app, name="key")
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _out(data: Any, as_json: bool, human: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, default=str))
+    else:
+        typer.echo(human)
+
+
+def _with_service(fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``fn(service)`` against the configured store, without a server."""
+    from tidings.delivery.hub import Hub
+    from tidings.delivery.memory import MemoryBroker
+    from tidings.errors import TidingsError
+    from tidings.metrics import Metrics
+    from tidings.service import Tidings
+    from tidings.store import Store
+
+    settings = Settings()
+
+    async def run() -> T:
+        store = Store(settings.database_url)
+        try:
+            if settings.is_sqlite or settings.auto_migrate:
+                await store.migrate()
+            metrics = Metrics()
+            hub = Hub(store, metrics, buffer=1, max_per_user=1, max_per_tenant=1)
+            service = Tidings(settings, store, MemoryBroker(), hub, metrics)
+            return await fn(service)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except TidingsError as error:
+        typer.echo(f"error: {error.code}: {error.detail}", err=True)
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the port.")] = 1,
+) -> None:
+    """Run the server."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if workers == 1:
+        _serve_one(host, port, None)
+        return
+    _serve_many(host, port, workers)
+
+
+def _serve_one(host: str, port: int, sock: socket.socket | None) -> None:
+    from tidings.app import create_app
+    from tidings.server import serve as run
+
+    settings = Settings()
+    run(create_app(settings), host=host, port=port, log_level=settings.log_level, sock=sock)
+
+
+def _worker(host: str, port: int, sock: socket.socket) -> None:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    _serve_one(host, port, sock)
+
+
+def _serve_many(host: str, port: int, workers: int) -> None:
+    """Bind once, then N processes accept on the same socket (like uvicorn --workers)."""
+    import multiprocessing
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker, args=(host, port, sock), daemon=False) for _ in range(workers)
+    ]
+    if Settings().is_sqlite:
+        # Migrate once before the workers race to do it.
+        _with_service(lambda s: asyncio.sleep(0))
+    for proc in procs:
+        proc.start()
+    typer.echo(f"tidings: {workers} workers on http://{host}:{port}", err=True)
+
+    def stop(signum: int, _frame: Any) -> None:
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for proc in procs:
+        proc.join()
+    sock.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the latest."""
+
+    async def run(service: Any) -> None:
+        await service.store.migrate()
+
+    _with_service(run)
+    typer.echo("migrated")
+
+
+@app.command()
+def config(as_json: JsonOpt = False) -> None:
+    """Print the effective settings, secrets masked."""
+    masked = Settings().masked()
+    _out(masked, as_json, "\n".join(f"{k} = {v}" for k, v in masked.items()))
+
+
+@tenant_app.command("create")
+def tenant_create(
+    tenant_id: Annotated[str, typer.Argument(help="Slug, e.g. jump-joy.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a tenant."""
+    tenant = _with_service(lambda s: s.create_tenant(tenant_id, name or tenant_id))
+    _out(tenant.public(), as_json, f"created tenant {tenant.id} ({tenant.name})")
+
+
+@tenant_app.command("list")
+def tenant_list(as_json: JsonOpt = False) -> None:
+    """List tenants."""
+    tenants = _with_service(lambda s: s.list_tenants())
+    _out([t.public() for t in tenants], as_json, "\n".join(f"{t.id}\t{t.name}" for t in tenants))
+
+
+@key_app.command("create")
+def key_create(
+    tenant_id: str,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+    scope: Annotated[list[str] | None, typer.Option(help="publish, tokens, admin")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key. The key is printed once and never again."""
+    created, secret = _with_service(
+        lambda s: s.create_key(tenant_id, name, scope or ["publish", "tokens"])
+    )
+    _out({**created.public(), "key": secret}, as_json, secret)
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: str, as_json: JsonOpt = False) -> None:
+    """Revoke an API key at once."""
+    revoked = _with_service(lambda s: s.revoke_key(key_id))
+    _out(revoked.public(), as_json, f"revoked {revoked.id}")
+
+
+@app.command()
+def token(
+    tenant_id: str,
+    user: str,
+    role: Annotated[list[str] | None, typer.Option(help="Role (repeatable).")] = None,
+    ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds.")] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mint a stream token for a user of a tenant."""
+
+    async def run(service: Any) -> tuple[str, Any]:
+        from tidings.store import tenants as tq
+
+        async with service.store.read() as conn:
+            await tq.get_tenant(conn, tenant_id)
+        result: tuple[str, Any] = service.mint_token(
+            tenant_id, user, role or [], ttl=ttl, email=email
+        )
+        return result
+
+    jwt_token, expires = _with_service(run)
+    _out(
+        {"token": jwt_token, "expires_at": expires.isoformat(), "tenant": tenant_id, "user": user},
+        as_json,
+        jwt_token,
+    )
+
+
+@app.command()
+def publish(
+    title: str,
+    type_: Annotated[str, typer.Option("--type")] = "system",
+    body: Annotated[str, typer.Option()] = "",
+    link: Annotated[str | None, typer.Option()] = None,
+    user: Annotated[list[str] | None, typer.Option(help="Only these users.")] = None,
+    role: Annotated[list[str] | None, typer.Option(help="Only these roles.")] = None,
+    url: Annotated[str, typer.Option(envvar="TIDINGS_URL")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(envvar="TIDINGS_API_KEY", help="API key.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish a notification through a running server (retries, idempotent)."""
+    from tidings.client import ApiError, Publisher
+
+    if not key:
+        typer.echo("error: --key or TIDINGS_API_KEY is required", err=True)
+        raise typer.Exit(2)
+    audience: dict[str, list[str]] | None = None
+    if user or role:
+        audience = {"users": user or [], "roles": role or []}
+
+    async def run() -> dict[str, Any]:
+        async with Publisher(url, key) as pub:
+            return await pub.publish(
+                type=type_, title=title, body=body, link=link, audience=audience
+            )
+
+    try:
+        result = asyncio.run(run())
+    except ApiError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    _out(result, as_json, f"published #{result['id']} {result['type']}: {result['title']}")
+
+
+@app.command()
+def tail(
+    url: Annotated[str, typer.Option(envvar="TIDINGS_URL")] = "http://127.0.0.1:8000",
+    token_: Annotated[str, typer.Option("--token", envvar="TIDINGS_TOKEN")] = "",
+    last_event_id: Annotated[int | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print live notifications, resuming on reconnect. Ctrl-C to stop."""
+    from tidings.client import subscribe
+
+    async def run() -> None:
+        async for event in subscribe(url, token=token_ or None, last_event_id=last_event_id):
+            if as_json:
+                typer.echo(json.dumps({"event": event.event, "id": event.id, "data": event.data}))
+            elif event.event == "notification":
+                n = event.data
+                typer.echo(
+                    f"#{n['id']} {n['created_at']} {n['type']}: {n['title']}"
+                    + (f" — {n['body']}" if n["body"] else "")
+                )
+            elif event.event in ("ready", "reset"):
+                typer.echo(
+                    f"[{event.event}] unread={event.data['unread']['count']} "
+                    f"latest={event.data['latest_seq']}",
+                    err=True,
+                )
+            else:
+                typer.echo(f"[{event.event}] {json.dumps(event.data)}", err=True)
+            sys.stdout.flush()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the Bounce House Rentals demo on the embedded default."""
+    from tidings.demo.run import run_demo
+
+    run_demo(host, port)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,96 @@
+"""The broker protocol: how instances tell each other "tenant T has seq N".
+
+A broker is a fast path only. Messages may be lost, duplicated or reordered; the hub repairs
+all of that from the store by seq. A broker *must* say when its connection was lost and when it
+is back (:data:`Signal`), so the hub can poll and catch up instead of leaving a silent hole.
+
+Backends are chosen by URL scheme and import their driver lazily:
+``memory://`` (one process), ``redis://`` / ``rediss://``, ``postgresql://`` / ``postgres://``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+SEP = b"\x1f"
+
+
+class Signal(enum.Enum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What travels between instances.
+
+    ``kind`` ``n``: notification ``seq`` of ``tenant`` (``payload`` its JSON, or empty when it did
+    not fit the broker: the hub then reads the row). ``kind`` ``e``: an ephemeral ``event`` for
+    one ``user`` (read-state sync), no seq.
+    """
+
+    kind: str
+    tenant: str
+    seq: int = 0
+    user: str = ""
+    event: str = ""
+    payload: bytes = b""
+
+    def encode(self) -> bytes:
+        head = SEP.join(
+            (
+                self.kind.encode(),
+                self.tenant.encode(),
+                str(self.seq).encode(),
+                self.user.encode(),
+                self.event.encode(),
+            )
+        )
+        return head + b"\n" + self.payload
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Envelope:
+        head, _, payload = raw.partition(b"\n")
+        kind, tenant, seq, user, event = head.split(SEP)
+        return cls(kind.decode(), tenant.decode(), int(seq), user.decode(), event.decode(), payload)
+
+
+class Broker(Protocol):
+    """One small protocol, three implementations."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def publish(self, message: bytes) -> None:
+        """Send to every instance (this one included). May raise when the broker is down."""
+
+    def listen(self) -> AsyncIterator[bytes | Signal]:
+        """Messages from every instance, and connection signals. Runs until the broker closes."""
+        ...
+
+
+def from_url(url: str) -> Broker:
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "memory":
+        from tidings.delivery.memory import MemoryBroker
+
+        return MemoryBroker()
+    if scheme in ("redis", "rediss"):
+        from tidings.delivery.redis import RedisBroker
+
+        return RedisBroker(url)
+    if scheme in ("postgresql", "postgres"):
+        from tidings.delivery.postgres import PostgresBroker
+
+        return PostgresBroker(url)
+    raise ValueError(f"unknown broker URL scheme {scheme!r} (memory://, redis://, postgresql://)")

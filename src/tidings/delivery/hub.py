@@ -1,0 +1,276 @@
+"""The hub: this instance's subscribers, per tenant, and in-order gap-free fan-out.
+
+Invariants:
+- Per tenant the hub keeps ``last``: every seq up to it has been offered to every subscriber
+  registered at that time. An arrival with ``seq <= last`` is a duplicate and dropped; one with
+  ``seq > last + 1`` is a gap, filled from the store *before* the arrival is offered.
+- A notification is encoded to SSE bytes once and the same bytes are offered to each matching
+  subscriber: no task and no JSON encoding per subscriber per message.
+- ``Subscriber.offer`` never blocks and never grows past ``maxlen``: a subscriber that would
+  overflow is marked and told to leave; it resumes from the store on reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+import orjson
+
+from tidings.delivery import sse
+from tidings.domain.notifications import Audience, Notification
+from tidings.domain.principals import Principal
+from tidings.errors import TooManyRequests, Unavailable
+
+if TYPE_CHECKING:
+    from tidings.metrics import Metrics
+    from tidings.store import Store
+
+log = logging.getLogger(__name__)
+_conn_ids = itertools.count(1)
+
+
+class Subscriber:
+    """One open stream. Owned by its stream task; fed by the hub."""
+
+    __slots__ = (
+        "buffer",
+        "conn",
+        "maxlen",
+        "principal",
+        "reason",
+        "roles",
+        "scope",
+        "sending",
+        "user",
+        "wake",
+    )
+
+    def __init__(self, principal: Principal, maxlen: int) -> None:
+        self.principal = principal
+        self.user = principal.user
+        self.roles = principal.roles
+        self.maxlen = maxlen
+        self.buffer: deque[tuple[int, bytes]] = deque()
+        self.wake = asyncio.Event()
+        self.reason: str | None = None  # why the stream must end: overflow, shutdown
+        self.scope: anyio.CancelScope | None = None
+        self.sending = False
+        self.conn = next(_conn_ids)
+
+    def offer(self, seq: int, frame: bytes) -> None:
+        if self.reason is not None:
+            return
+        if len(self.buffer) >= self.maxlen:
+            self.leave("overflow")
+            return
+        self.buffer.append((seq, frame))
+        self.wake.set()
+
+    def leave(self, reason: str) -> None:
+        """Ask the stream to end; cancel it outright when it is stuck writing."""
+        if self.reason is None:
+            self.reason = reason
+        self.buffer.clear()
+        self.wake.set()
+        if self.sending and self.scope is not None and reason == "overflow":
+            self.scope.cancel()
+
+
+@dataclass
+class _Tenant:
+    last: int
+    subscribers: set[Subscriber] = field(default_factory=set)
+    by_user: dict[str, set[Subscriber]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Hub:
+    """Local subscribers and fan-out for one process."""
+
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        *,
+        buffer: int,
+        max_per_user: int,
+        max_per_tenant: int,
+        batch: int = 500,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._buffer = buffer
+        self._max_per_user = max_per_user
+        self._max_per_tenant = max_per_tenant
+        self._batch = batch
+        self._tenants: dict[str, _Tenant] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
+        self.closing = False
+        self.on_change: Callable[[], None] | None = None
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    @property
+    def stream_count(self) -> int:
+        return sum(len(t.subscribers) for t in self._tenants.values())
+
+    def tenants(self) -> list[str]:
+        return list(self._tenants)
+
+    def last_seen(self, tenant: str) -> int | None:
+        state = self._tenants.get(tenant)
+        return None if state is None else state.last
+
+    async def subscribe(self, principal: Principal) -> Subscriber:
+        """Register a stream. Raises ``TooManyRequests`` past the caps, ``Unavailable`` while
+        shutting down."""
+        if self.closing:
+            raise Unavailable("This instance is shutting down.", code="shutting_down")
+        tenant = principal.tenant
+        state = self._tenants.get(tenant)
+        if state is None:
+            lock = self._starting.setdefault(tenant, asyncio.Lock())
+            async with lock:
+                state = self._tenants.get(tenant)
+                if state is None:
+                    from tidings.store import notifications as q
+
+                    async with self._store.read() as conn:
+                        last = await q.latest_seq(conn, tenant)
+                    state = self._tenants.setdefault(tenant, _Tenant(last=last))
+            self._starting.pop(tenant, None)
+        if len(state.subscribers) >= self._max_per_tenant:
+            raise TooManyRequests(
+                f"This tenant has {self._max_per_tenant} open streams already.",
+                code="too_many_streams",
+                retry_after=5,
+            )
+        mine = state.by_user.setdefault(principal.user, set())
+        if len(mine) >= self._max_per_user:
+            raise TooManyRequests(
+                f"This user has {self._max_per_user} open streams already; close one.",
+                code="too_many_streams",
+                retry_after=5,
+            )
+        sub = Subscriber(principal, self._buffer)
+        state.subscribers.add(sub)
+        mine.add(sub)
+        self._metrics.streams_open.inc()
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        state = self._tenants.get(sub.principal.tenant)
+        if state is None or sub not in state.subscribers:
+            return
+        state.subscribers.discard(sub)
+        mine = state.by_user.get(sub.user)
+        if mine is not None:
+            mine.discard(sub)
+            if not mine:
+                del state.by_user[sub.user]
+        if not state.subscribers and not state.lock.locked():
+            del self._tenants[sub.principal.tenant]
+        self._metrics.streams_open.dec()
+        if sub.reason == "overflow":
+            self._metrics.dropped.labels(reason="overflow").inc()
+
+    def shutdown(self) -> None:
+        """Tell every stream to end with a retry hint; refuse new ones."""
+        self.closing = True
+        for state in self._tenants.values():
+            for sub in state.subscribers:
+                sub.leave("shutdown")
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    async def deliver(self, notification: Notification) -> None:
+        """Offer a notification committed by this process."""
+        await self._arrive(notification.tenant, notification.seq, notification)
+
+    async def deliver_raw(self, tenant: str, seq: int, payload: bytes) -> None:
+        """Offer a notification announced by the broker (payload empty: read it from the store)."""
+        await self._arrive(tenant, seq, payload or None)
+
+    async def _arrive(self, tenant: str, seq: int, item: Notification | bytes | None) -> None:
+        state = self._tenants.get(tenant)
+        if state is None or seq <= state.last:
+            return
+        async with state.lock:
+            if seq <= state.last:
+                return
+            if seq > state.last + 1 or item is None:
+                await self._fill(tenant, state, seq if item is None else seq - 1)
+                if seq <= state.last:
+                    return
+            if isinstance(item, Notification):
+                self._dispatch(state, seq, item.audience, item.encode())
+            elif item is not None:
+                self._dispatch(state, seq, _audience_of(item), item)
+
+    async def catch_up(self, tenant: str | None = None) -> None:
+        """Fill every tenant (or one) from the store up to its latest committed seq."""
+        from tidings.store import notifications as q
+
+        for name in [tenant] if tenant else list(self._tenants):
+            state = self._tenants.get(name)
+            if state is None:
+                continue
+            async with state.lock:
+                async with self._store.read() as conn:
+                    latest = await q.latest_seq(conn, name)
+                if latest > state.last:
+                    await self._fill(name, state, latest)
+
+    async def _fill(self, tenant: str, state: _Tenant, upto: int) -> None:
+        """Offer ``state.last < seq <= upto`` from the store, in order. Caller holds the lock."""
+        from tidings.store import notifications as q
+
+        while state.last < upto:
+            async with self._store.read() as conn:
+                rows = await q.fetch_after(conn, tenant, state.last, upto=upto, limit=self._batch)
+            if not rows:
+                # Seqs up to ``upto`` are committed (seq order is commit order) but pruned.
+                state.last = upto
+                break
+            self._metrics.catch_up.inc(len(rows))
+            for row in rows:
+                self._dispatch(state, row.seq, row.audience, row.encode())
+
+    def _dispatch(
+        self, state: _Tenant, seq: int, audience: Audience | None, payload: bytes
+    ) -> None:
+        frame = sse.notification_frame(seq, payload)
+        state.last = seq
+        if audience is None:
+            for sub in state.subscribers:
+                sub.offer(seq, frame)
+            return
+        targets: set[Subscriber] = set()
+        for user in audience.users:
+            targets.update(state.by_user.get(user, ()))
+        if audience.roles:
+            wanted = frozenset(audience.roles)
+            targets.update(s for s in state.subscribers if not s.roles.isdisjoint(wanted))
+        for sub in targets:
+            sub.offer(seq, frame)
+
+    def deliver_ephemeral(self, tenant: str, user: str, event: str, payload: bytes) -> None:
+        """Offer a read-state event to every stream of ``user`` on this instance."""
+        state = self._tenants.get(tenant)
+        if state is None:
+            return
+        frame = sse.frame(event, payload)
+        for sub in state.by_user.get(user, ()):
+            sub.offer(0, frame)
+
+
+def _audience_of(payload: bytes) -> Audience | None:
+    raw = orjson.loads(payload).get("audience")
+    return Audience.model_validate(raw) if raw else None

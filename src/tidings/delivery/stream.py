@@ -1,0 +1,199 @@
+"""The streaming response of ``GET /v1/stream``: one structured-concurrency scope per stream.
+
+Order of a stream (invariant 3, nothing lost, nothing twice):
+1. The subscriber is registered with the hub *before* anything is read from the store, so
+   every seq committed later is buffered for it.
+2. ``ready`` (or ``reset``) is sent, then the store is replayed for ``resume < seq <= latest``.
+3. Live frames follow; any with ``seq <= sent`` (already replayed) are dropped.
+
+The body sender and a disconnect listener run in one task group; whichever ends first cancels
+the other. Every write has a timeout; cleanup (unsubscribe) is in ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from tidings.delivery import sse
+from tidings.delivery.hub import Subscriber
+from tidings.store import notifications as nq
+
+if TYPE_CHECKING:
+    from tidings.service import Tidings
+
+log = logging.getLogger(__name__)
+
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+    (b"connection", b"keep-alive"),
+]
+
+
+class EventStream(Response):
+    """ASGI response for one subscriber. Owns ``sub`` and unsubscribes it when done."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, service: Tidings, sub: Subscriber, resume: int | None) -> None:
+        # Deliberately not calling Response.__init__: there is no body to render.
+        self.status_code = 200
+        self.background = None
+        self.service = service
+        self.sub = sub
+        self.resume = resume
+        self.sent = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sub = self.sub
+        p = sub.principal
+        log.info(
+            "stream open tenant=%s user=%s conn=%d resume=%s",
+            p.tenant,
+            p.user,
+            sub.conn,
+            self.resume,
+        )
+        reason = "disconnect"
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def listen() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(listen)
+                with anyio.CancelScope() as body_scope:
+                    sub.scope = body_scope
+                    reason = await self._run(send)
+                tg.cancel_scope.cancel()
+        except OSError:
+            reason = "write-error"
+        finally:
+            if sub.reason == "overflow":
+                reason = "overflow"
+            self.service.hub.unsubscribe(sub)
+            log.info(
+                "stream closed tenant=%s user=%s conn=%d reason=%s sent=%d",
+                p.tenant,
+                p.user,
+                sub.conn,
+                reason,
+                self.sent,
+            )
+
+    async def _write(self, send: Send, body: bytes) -> None:
+        self.sub.sending = True
+        try:
+            with anyio.fail_after(self.service.settings.send_timeout):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        finally:
+            self.sub.sending = False
+
+    async def _run(self, send: Send) -> str:
+        try:
+            return await self._run_inner(send)
+        except TimeoutError:
+            self.sub.reason = self.sub.reason or "slow"
+            self.service.metrics.dropped.labels(reason="slow").inc()
+            return "slow"
+
+    async def _run_inner(self, send: Send) -> str:
+        service, sub, settings = self.service, self.sub, self.service.settings
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        await self._write(send, sse.retry(settings.retry_ms))
+        snapshot = await service.snapshot(sub.principal)
+        latest: int = snapshot["latest_seq"]
+        first = await self._opening(snapshot, latest)
+        await self._write(send, first)
+        if self.resume is not None and self.sent < latest:
+            await self._replay(send, latest)
+        return await self._live(send)
+
+    async def _opening(self, snapshot: dict[str, Any], latest: int) -> bytes:
+        resume = self.resume
+        if resume is None or resume == latest:
+            self.sent = latest
+            return sse.frame("ready", snapshot, latest)
+        if resume > latest or latest - resume > self.service.settings.replay_limit:
+            self.sent = latest
+            return sse.frame("reset", snapshot, latest)
+        async with self.service.store.read() as conn:
+            oldest = await nq.oldest_seq(conn, self.sub.principal.tenant)
+        if oldest is None or resume + 1 < oldest:
+            self.sent = latest
+            return sse.frame("reset", snapshot, latest)
+        self.sent = resume
+        return sse.frame("ready", snapshot)
+
+    async def _replay(self, send: Send, latest: int) -> None:
+        sub, store = self.sub, self.service.store
+        while self.sent < latest:
+            async with store.read() as conn:
+                rows = await nq.fetch_after(
+                    conn, sub.principal.tenant, self.sent, upto=latest, limit=200
+                )
+            if not rows:
+                break
+            chunk = [
+                sse.notification_frame(r.seq, r.encode())
+                for r in rows
+                if r.visible_to(sub.user, sub.roles)
+            ]
+            self.sent = rows[-1].seq
+            if chunk:
+                await self._write(send, b"".join(chunk))
+                self.service.metrics.delivered.inc(len(chunk))
+        self.sent = max(self.sent, latest)
+
+    async def _live(self, send: Send) -> str:
+        sub, settings = self.sub, self.service.settings
+        expires = sub.principal.expires_at.timestamp()
+        next_ping = time.monotonic() + settings.keepalive
+        while True:
+            if sub.reason is not None:
+                await self._goodbye(send, sse.frame("bye", {"reason": sub.reason}))
+                return sub.reason
+            to_expiry = expires - datetime.now(UTC).timestamp()
+            if to_expiry <= 0:
+                await self._goodbye(send, sse.frame("expired", {"reason": "token_expired"}))
+                return "expired"
+            if not sub.buffer:
+                sub.wake.clear()
+                wait = max(0.0, min(next_ping - time.monotonic(), to_expiry))
+                with anyio.move_on_after(wait if math.isfinite(wait) else 60):
+                    await sub.wake.wait()
+                if not sub.buffer and sub.reason is None and time.monotonic() >= next_ping:
+                    await self._write(send, sse.PING)
+                    next_ping = time.monotonic() + settings.keepalive
+                continue
+            frames = []
+            delivered = 0
+            while sub.buffer:
+                seq, frame = sub.buffer.popleft()
+                if seq:
+                    if seq <= self.sent:
+                        continue
+                    self.sent = seq
+                    delivered += 1
+                frames.append(frame)
+            if frames:
+                await self._write(send, b"".join(frames))
+                self.service.metrics.delivered.inc(delivered)
+                next_ping = time.monotonic() + settings.keepalive
+
+    async def _goodbye(self, send: Send, frame: bytes) -> None:
+        retry = sse.retry(self.service.settings.retry_ms if self.sub.reason != "shutdown" else 500)
+        with anyio.move_on_after(1):
+            await send({"type": "http.response.body", "body": retry + frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

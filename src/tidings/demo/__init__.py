@@ -1,0 +1,1 @@
+"""The Bounce House Rentals demo."""

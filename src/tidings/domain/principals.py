@@ -1,0 +1,26 @@
+"""Who is calling. The tenant of every request comes from here, never from a body or query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An end user holding a stream token."""
+
+    tenant: str
+    user: str
+    roles: frozenset[str]
+    expires_at: datetime
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    """A host backend holding an API key of one tenant."""
+
+    tenant: str
+    key_id: str
+    scopes: frozenset[str]

@@ -1,0 +1,30 @@
+"""Read state of one user: a watermark plus receipts above it.
+
+A notification ``seq`` is *read* for a user when ``seq <= watermark`` or a receipt marks it read;
+*archived* when a receipt marks it archived (archived notifications leave the inbox and the
+unread count). Marking all read moves the watermark: one statement however many there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+UNREAD_DISPLAY_CAP = 99
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadCount:
+    """Unread count as inboxes show it: exact up to 99, then ``more``."""
+
+    count: int
+    more: bool
+
+    @classmethod
+    def from_probe(cls, counted: int) -> UnreadCount:
+        """``counted`` comes from a query limited to ``UNREAD_DISPLAY_CAP + 1`` rows."""
+        if counted > UNREAD_DISPLAY_CAP:
+            return cls(UNREAD_DISPLAY_CAP, True)
+        return cls(counted, False)
+
+    def public(self) -> dict[str, int | bool]:
+        return {"count": self.count, "more": self.more}

@@ -1,0 +1,54 @@
+"""Running tidings under uvicorn, with a shutdown that streams hear about.
+
+Uvicorn waits for open connections before it runs the lifespan shutdown, and an SSE stream is
+an open connection that never ends by itself. :class:`Server` therefore tells the hub at the
+first exit signal: every stream gets ``event: bye`` with a short retry hint and closes, new
+streams are refused with 503, in-flight publishes finish, then the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+
+class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        service = getattr(self._app.state, "tidings", None)
+        if service is not None and not service.hub.closing:
+            log.info("exit signal %s: closing %d streams", sig, service.hub.stream_count)
+            service.hub.shutdown()
+        super().handle_exit(sig, frame)
+
+
+def serve(
+    app: FastAPI,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    sock: socket.socket | None = None,
+    **kwargs: Any,
+) -> None:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        timeout_graceful_shutdown=15,
+        proxy_headers=True,
+        **kwargs,
+    )
+    server = Server(config, app)
+    server.run(sockets=[sock] if sock is not None else None)

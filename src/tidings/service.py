@@ -1,0 +1,281 @@
+"""The tidings service: the one place where store, hub and broker meet.
+
+Publish path (invariant 1, durable before acknowledged): validate → one write transaction
+assigns the seq and commits → only then offered to the local hub and announced on the broker.
+A broker failure never fails a publish: the store has it, and every hub catches up by seq.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings import auth
+from tidings.config import Settings
+from tidings.delivery.broker import Broker, Envelope
+from tidings.delivery.hub import Hub
+from tidings.domain.notifications import NewNotification, Notification, utcnow
+from tidings.domain.principals import KeyPrincipal, Principal
+from tidings.domain.readstate import UnreadCount
+from tidings.errors import PayloadTooLarge, ValidationFailed
+from tidings.metrics import Metrics
+from tidings.ratelimit import RateLimiter
+from tidings.store import Store
+from tidings.store import notifications as nq
+from tidings.store import readstate as rq
+from tidings.store import tenants as tq
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_SIZE = 5
+
+
+@dataclass
+class Transaction:
+    """A write transaction that may publish. Notifications go out only after it commits."""
+
+    conn: AsyncConnection
+    service: Tidings
+    published: list[Notification] = field(default_factory=list)
+
+    async def publish(
+        self, tenant: str, new: NewNotification, *, idempotency_key: str | None = None
+    ) -> tuple[Notification, bool]:
+        self.service.check_limits(new)
+        stored, created = await nq.insert(
+            self.conn, tenant, new, now=utcnow(), idempotency_key=idempotency_key
+        )
+        if created:
+            self.published.append(stored)
+        return stored, created
+
+
+class Tidings:
+    """Application service. Routers, the demo, channels and the CLI call only this."""
+
+    def __init__(
+        self, settings: Settings, store: Store, broker: Broker, hub: Hub, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.broker = broker
+        self.hub = hub
+        self.metrics = metrics
+        self.after_publish: list[Any] = []  # async callables(list[Notification]); channels hook
+        self.limiter = RateLimiter(settings.publish_rate)
+
+    async def rate_limit(self, key: KeyPrincipal, cost: int = 1) -> None:
+        await self.limiter.hit("publish", key.key_id, cost)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def check_limits(self, new: NewNotification) -> None:
+        s = self.settings
+        if len(new.title) > s.max_title_chars:
+            raise ValidationFailed(f"title is longer than {s.max_title_chars} characters.")
+        if len(new.body) > s.max_body_chars:
+            raise ValidationFailed(f"body is longer than {s.max_body_chars} characters.")
+        size = len(orjson.dumps(new.data))
+        if size > s.max_data_bytes:
+            raise PayloadTooLarge(
+                f"data is {size} bytes encoded; at most {s.max_data_bytes} are accepted."
+            )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A unit of work: domain changes and their notifications commit together."""
+        async with self.store.write() as conn:
+            tx = Transaction(conn, self)
+            yield tx
+        await self._announce(tx.published)
+
+    async def publish(
+        self, tenant: str, new: NewNotification, *, idempotency_key: str | None = None
+    ) -> tuple[Notification, bool]:
+        started = time.perf_counter()
+        async with self.transaction() as tx:
+            result = await tx.publish(tenant, new, idempotency_key=idempotency_key)
+        self.metrics.publish_seconds.observe(time.perf_counter() - started)
+        return result
+
+    async def publish_many(
+        self, tenant: str, items: Sequence[NewNotification], *, idempotency_key: str | None = None
+    ) -> list[tuple[Notification, bool]]:
+        for item in items:
+            self.check_limits(item)
+        started = time.perf_counter()
+        async with self.transaction() as tx:
+            results = [
+                await tx.publish(
+                    tenant,
+                    item,
+                    idempotency_key=f"{idempotency_key}#{i}" if idempotency_key else None,
+                )
+                for i, item in enumerate(items)
+            ]
+        self.metrics.publish_seconds.observe(time.perf_counter() - started)
+        return results
+
+    async def _announce(self, published: list[Notification]) -> None:
+        if not published:
+            return
+        self.metrics.published.inc(len(published))
+        for item in published:
+            await self.hub.deliver(item)
+            envelope = Envelope("n", item.tenant, item.seq, payload=item.encode())
+            try:
+                await self.broker.publish(envelope.encode())
+            except Exception as error:  # the store has it; hubs catch up by seq
+                self.metrics.broker_errors.inc()
+                log.warning(
+                    "broker publish failed tenant=%s seq=%d: %r", item.tenant, item.seq, error
+                )
+        for hook in self.after_publish:
+            try:
+                await hook(published)
+            except Exception:
+                log.exception("after-publish hook failed")
+
+    async def _ephemeral(self, principal: Principal, event: str, data: dict[str, Any]) -> None:
+        payload = orjson.dumps(data)
+        self.hub.deliver_ephemeral(principal.tenant, principal.user, event, payload)
+        envelope = Envelope(
+            "e", principal.tenant, user=principal.user, event=event, payload=payload
+        )
+        try:
+            await self.broker.publish(envelope.encode())
+        except Exception as error:
+            self.metrics.broker_errors.inc()
+            log.warning("broker publish of %s failed: %r", event, error)
+
+    # -- feed and read state -------------------------------------------------------------------
+
+    async def feed(
+        self,
+        principal: Principal,
+        *,
+        status: rq.Status,
+        type_: str | None,
+        before: int | None,
+        limit: int,
+    ) -> tuple[list[rq.FeedItem], int | None]:
+        async with self.store.read() as conn:
+            return await rq.feed(
+                conn,
+                principal.tenant,
+                principal.user,
+                sorted(principal.roles),
+                status=status,
+                type_=type_,
+                before=before,
+                limit=limit,
+            )
+
+    async def unread(self, principal: Principal) -> UnreadCount:
+        async with self.store.read() as conn:
+            return await rq.unread_count(
+                conn, principal.tenant, principal.user, sorted(principal.roles)
+            )
+
+    async def snapshot(self, principal: Principal) -> dict[str, Any]:
+        """What a client needs to be whole: unread count, latest seq, the latest five."""
+        roles = sorted(principal.roles)
+        async with self.store.read() as conn:
+            latest = await nq.latest_seq(conn, principal.tenant)
+            count = await rq.unread_count(conn, principal.tenant, principal.user, roles)
+            items, _ = await rq.feed(
+                conn, principal.tenant, principal.user, roles, limit=SNAPSHOT_SIZE
+            )
+        return {
+            "unread": count.public(),
+            "latest_seq": latest,
+            "latest": [i.public() for i in items],
+        }
+
+    async def mark_read(self, principal: Principal, ids: Sequence[int]) -> UnreadCount:
+        roles = sorted(principal.roles)
+        async with self.store.write() as conn:
+            await rq.mark_read(conn, principal.tenant, principal.user, roles, ids, now=utcnow())
+        count = await self.unread(principal)
+        await self._ephemeral(principal, "read", {"ids": list(ids), "unread": count.public()})
+        return count
+
+    async def mark_all_read(self, principal: Principal, up_to: int | None) -> UnreadCount:
+        async with self.store.write() as conn:
+            latest = await nq.latest_seq(conn, principal.tenant)
+            mark = latest if up_to is None else min(up_to, latest)
+            await rq.mark_all_read(conn, principal.tenant, principal.user, mark, now=utcnow())
+        count = await self.unread(principal)
+        await self._ephemeral(
+            principal, "read", {"all": True, "up_to": mark, "unread": count.public()}
+        )
+        return count
+
+    async def archive(self, principal: Principal, ids: Sequence[int]) -> UnreadCount:
+        roles = sorted(principal.roles)
+        async with self.store.write() as conn:
+            await rq.archive(conn, principal.tenant, principal.user, roles, ids, now=utcnow())
+        count = await self.unread(principal)
+        await self._ephemeral(principal, "archived", {"ids": list(ids), "unread": count.public()})
+        return count
+
+    # -- tenants, keys, tokens -----------------------------------------------------------------
+
+    async def create_tenant(self, tenant_id: str, name: str) -> tq.Tenant:
+        async with self.store.write() as conn:
+            return await tq.create_tenant(conn, tenant_id, name, now=utcnow())
+
+    async def list_tenants(self) -> list[tq.Tenant]:
+        async with self.store.read() as conn:
+            return await tq.list_tenants(conn)
+
+    async def create_key(
+        self, tenant_id: str, name: str, scopes: list[str]
+    ) -> tuple[tq.ApiKey, str]:
+        async with self.store.write() as conn:
+            return await tq.create_key(conn, tenant_id, name, scopes, now=utcnow())
+
+    async def list_keys(self, tenant_id: str) -> list[tq.ApiKey]:
+        async with self.store.read() as conn:
+            await tq.get_tenant(conn, tenant_id)
+            return await tq.list_keys(conn, tenant_id)
+
+    async def revoke_key(self, key_id: str, *, tenant_id: str | None = None) -> tq.ApiKey:
+        async with self.store.write() as conn:
+            return await tq.revoke_key(conn, key_id, now=utcnow(), tenant_id=tenant_id)
+
+    def mint_token(
+        self,
+        tenant: str,
+        user: str,
+        roles: Sequence[str] = (),
+        *,
+        ttl: int | None = None,
+        email: str | None = None,
+    ) -> tuple[str, Any]:
+        lifetime = ttl or self.settings.token_default_ttl
+        if not 1 <= lifetime <= self.settings.token_max_ttl:
+            raise ValidationFailed(
+                f"ttl must be between 1 and {self.settings.token_max_ttl} seconds."
+            )
+        return auth.mint(
+            self.settings.secret.get_secret_value(),
+            tenant=tenant,
+            user=user,
+            roles=list(roles),
+            ttl=lifetime,
+            email=email,
+        )
+
+    async def prune(self) -> int:
+        cutoff = utcnow() - timedelta(days=self.settings.retention_days)
+        async with self.store.write() as conn:
+            return await nq.prune(conn, cutoff)

@@ -1,0 +1,125 @@
+"""The :class:`Store`: one async engine, transactions, and the migration entry point.
+
+Invariants:
+- Write transactions on SQLite start with ``BEGIN IMMEDIATE`` and are serialized in-process,
+  so the per-tenant seq increment never meets ``database is locked`` half-way; other processes
+  wait on ``busy_timeout``.
+- A store that cannot be reached raises :class:`tidings.errors.Unavailable` (503), never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, exc, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tidings.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.DisconnectionError,
+    exc.TimeoutError,
+    ConnectionError,
+    OSError,
+)
+
+
+class Store:
+    """Owns the engine. Query functions live in the sibling modules and take a connection."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(
+                pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, pool_timeout=10
+            )
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: commits on success, rolls back on any exception."""
+        if self._write_lock is not None:
+            async with self._write_lock, self._transaction("IMMEDIATE") as conn:
+                yield conn
+        else:
+            async with self._transaction(None) as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (a consistent snapshot on both SQLite and PostgreSQL)."""
+        async with self._transaction("DEFERRED" if self.is_sqlite else None) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _transaction(self, sqlite_mode: str | None) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                if sqlite_mode is not None:
+                    conn = await conn.execution_options(tidings_begin=sqlite_mode)
+                async with conn.begin():
+                    yield conn
+        except _UNAVAILABLE_ERRORS as error:
+            if isinstance(error, exc.OperationalError) and _is_programming_bug(error):
+                raise
+            log.warning("store unavailable: %s", error.__class__.__name__)
+            raise Unavailable("The notification store is unavailable; retry shortly.") from error
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def migrate(self) -> None:
+        """Apply every Alembic migration up to head."""
+        from tidings.store.migrate import upgrade
+
+        async with self.engine.connect() as conn:
+            await conn.run_sync(upgrade)
+            await conn.commit()
+
+
+def _is_programming_bug(error: exc.OperationalError) -> bool:
+    message = str(error.orig).lower()
+    return "no such table" in message or "no such column" in message or "syntax error" in message
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("tidings_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,236 @@
+"""Feed, unread counts and read receipts of one user.
+
+A notification is read when ``seq <= watermark`` or its receipt has ``read_at``; archived when
+its receipt has ``archived_at``. Archived notifications are neither unread nor in the inbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from tidings.domain.notifications import Notification
+from tidings.domain.readstate import UNREAD_DISPLAY_CAP, UnreadCount
+from tidings.errors import NotFound
+from tidings.store.notifications import from_row, visible
+from tidings.store.tables import notifications, read_state, receipts
+
+Status = Literal["unread", "read", "archived", "all"]
+_N = notifications.c
+_R = receipts.c
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    notification: Notification
+    read: bool
+    archived: bool
+
+    def public(self) -> dict[str, Any]:
+        out = self.notification.public()
+        out["read"] = self.read
+        out["archived"] = self.archived
+        return out
+
+
+def _upsert(conn: AsyncConnection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+async def watermark(conn: AsyncConnection, tenant: str, user: str) -> int:
+    value = (
+        await conn.execute(
+            select(read_state.c.watermark).where(
+                read_state.c.tenant_id == tenant, read_state.c.user_id == user
+            )
+        )
+    ).scalar_one_or_none()
+    return 0 if value is None else int(value)
+
+
+def _receipt_join() -> Any:
+    return notifications.outerjoin(
+        receipts,
+        and_(_R.tenant_id == _N.tenant_id, _R.seq == _N.seq, _R.user_id == select_user_param()),
+    )
+
+
+def select_user_param() -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam("feed_user")
+
+
+def _status_clause(status: Status, mark: int) -> ColumnElement[bool]:
+    is_read = or_(_N.seq <= mark, _R.read_at.is_not(None))
+    not_archived = _R.archived_at.is_(None)
+    if status == "unread":
+        return and_(not_(is_read), not_archived)
+    if status == "read":
+        return and_(is_read, not_archived)
+    if status == "archived":
+        return _R.archived_at.is_not(None)
+    return not_archived
+
+
+async def feed(
+    conn: AsyncConnection,
+    tenant: str,
+    user: str,
+    roles: Sequence[str],
+    *,
+    status: Status = "all",
+    type_: str | None = None,
+    before: int | None = None,
+    limit: int = 20,
+) -> tuple[list[FeedItem], int | None]:
+    """Newest first. Returns the page and the seq to continue *before*, if there is more."""
+    mark = await watermark(conn, tenant, user)
+    query = (
+        select(notifications, _R.read_at, _R.archived_at)
+        .select_from(_receipt_join())
+        .where(visible(tenant, user, roles), _status_clause(status, mark))
+    )
+    if type_ is not None:
+        query = query.where(_N.type == type_)
+    if before is not None:
+        query = query.where(_N.seq < before)
+    query = query.order_by(_N.seq.desc()).limit(limit + 1)
+    rows = (await conn.execute(query, {"feed_user": user})).all()
+    items = [
+        FeedItem(
+            notification=from_row(row),
+            read=int(row.seq) <= mark or row.read_at is not None,
+            archived=row.archived_at is not None,
+        )
+        for row in rows[:limit]
+    ]
+    next_before = items[-1].notification.seq if len(rows) > limit else None
+    return items, next_before
+
+
+async def unread_count(
+    conn: AsyncConnection, tenant: str, user: str, roles: Sequence[str]
+) -> UnreadCount:
+    """Counts at most ``UNREAD_DISPLAY_CAP + 1`` rows, whatever the backlog."""
+    mark = await watermark(conn, tenant, user)
+    inner = (
+        select(_N.seq)
+        .select_from(_receipt_join())
+        .where(visible(tenant, user, roles), _N.seq > mark, _status_clause("unread", mark))
+        .limit(UNREAD_DISPLAY_CAP + 1)
+        .subquery()
+    )
+    counted = (
+        await conn.execute(select(func.count()).select_from(inner), {"feed_user": user})
+    ).scalar_one()
+    return UnreadCount.from_probe(int(counted))
+
+
+async def visible_seqs(
+    conn: AsyncConnection, tenant: str, user: str, roles: Sequence[str], seqs: Sequence[int]
+) -> set[int]:
+    rows = await conn.execute(
+        select(_N.seq).where(visible(tenant, user, roles), _N.seq.in_(list(seqs)))
+    )
+    return {int(s) for (s,) in rows}
+
+
+async def _require_visible(
+    conn: AsyncConnection, tenant: str, user: str, roles: Sequence[str], seqs: Sequence[int]
+) -> None:
+    found = await visible_seqs(conn, tenant, user, roles, seqs)
+    missing = sorted(set(seqs) - found)
+    if missing:
+        raise NotFound(
+            f"No notification with id {', '.join(map(str, missing[:20]))} for this user.",
+            code="notification_not_found",
+            extra={"ids": missing[:100]},
+        )
+
+
+async def mark_read(
+    conn: AsyncConnection,
+    tenant: str,
+    user: str,
+    roles: Sequence[str],
+    seqs: Sequence[int],
+    *,
+    now: datetime,
+) -> None:
+    await _require_visible(conn, tenant, user, roles, seqs)
+    upsert = _upsert(conn)
+    stmt = upsert(receipts).values(
+        [{"tenant_id": tenant, "user_id": user, "seq": s, "read_at": now} for s in seqs]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "user_id", "seq"],
+        set_={"read_at": func.coalesce(receipts.c.read_at, stmt.excluded.read_at)},
+    )
+    await conn.execute(stmt)
+
+
+async def mark_all_read(
+    conn: AsyncConnection, tenant: str, user: str, up_to: int, *, now: datetime
+) -> None:
+    """Move the watermark to ``up_to`` (never backwards). One statement."""
+    upsert = _upsert(conn)
+    stmt = upsert(read_state).values(
+        tenant_id=tenant, user_id=user, watermark=up_to, updated_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "user_id"],
+        set_={
+            "watermark": func.max(read_state.c.watermark, stmt.excluded.watermark)
+            if conn.dialect.name == "sqlite"
+            else func.greatest(read_state.c.watermark, stmt.excluded.watermark),
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    await conn.execute(stmt)
+
+
+async def archive(
+    conn: AsyncConnection,
+    tenant: str,
+    user: str,
+    roles: Sequence[str],
+    seqs: Sequence[int],
+    *,
+    now: datetime,
+) -> None:
+    await _require_visible(conn, tenant, user, roles, seqs)
+    upsert = _upsert(conn)
+    stmt = upsert(receipts).values(
+        [
+            {"tenant_id": tenant, "user_id": user, "seq": s, "read_at": now, "archived_at": now}
+            for s in seqs
+        ]
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "user_id", "seq"],
+        set_={
+            "read_at": func.coalesce(receipts.c.read_at, stmt.excluded.read_at),
+            "archived_at": func.coalesce(receipts.c.archived_at, stmt.excluded.archived_at),
+        },
+    )
+    await conn.execute(stmt)
+
+
+async def readers(conn: AsyncConnection, tenant: str, seq: int) -> list[str]:
+    """Who has read notification ``seq``: receipts plus watermarks at or above it."""
+    by_receipt = select(_R.user_id).where(
+        _R.tenant_id == tenant, _R.seq == seq, _R.read_at.is_not(None)
+    )
+    by_mark = select(read_state.c.user_id).where(
+        read_state.c.tenant_id == tenant, read_state.c.watermark >= seq
+    )
+    rows = await conn.execute(by_receipt.union(by_mark))
+    return sorted(str(u) for (u,) in rows)

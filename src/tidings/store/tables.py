@@ -1,0 +1,119 @@
+"""Table definitions. Migrations in ``migrations/versions`` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # The last seq handed out. Incremented under the row lock by each publishing transaction.
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_api_keys_tenant", "tenant_id"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("link", Text, nullable=True),
+    # NULL: the whole tenant; else {"users": [...], "roles": [...]}; mirrored in audience_targets.
+    Column("audience", JSON(none_as_null=True), nullable=True),
+    Column("targeted", Boolean, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("fingerprint", LargeBinary(32), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "seq"),
+    UniqueConstraint("tenant_id", "idempotency_key", name="uq_notifications_idempotency"),
+    Index("ix_notifications_tenant_created", "tenant_id", "created_at"),
+)
+
+audience_targets = Table(
+    "audience_targets",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(1), nullable=False),  # 'u' user, 'r' role
+    Column("value", String(128), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "seq", "kind", "value"),
+    Index("ix_audience_targets_lookup", "tenant_id", "kind", "value", "seq"),
+)
+
+read_state = Table(
+    "read_state",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("watermark", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "user_id"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=True),
+    Column("archived_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("tenant_id", "user_id", "seq"),
+    Index("ix_receipts_seq", "tenant_id", "seq"),
+)
+
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+__all__ = [
+    "api_keys",
+    "audience_targets",
+    "kv",
+    "metadata",
+    "notifications",
+    "read_state",
+    "receipts",
+    "tenants",
+]

@@ -1,0 +1,167 @@
+"""Tenants and their API keys.
+
+API keys look like ``tdg_<id>_<secret>``. Only ``sha256(secret)`` is stored; the whole key is
+shown once, at creation. Keys are 32 random bytes, so a fast hash is the right tool (as for
+GitHub tokens); lookups are by id and compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.domain.principals import KeyPrincipal
+from tidings.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from tidings.store.tables import api_keys, tenants
+
+SCOPES = frozenset({"publish", "tokens", "admin"})
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+KEY_ID = re.compile(r"^[A-Za-z0-9]{12}$")
+KEY_FORMAT = re.compile(r"^tdg_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{20,64})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: datetime
+    settings: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    tenant: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_tenant(
+    conn: AsyncConnection, tenant_id: str, name: str, *, now: datetime
+) -> Tenant:
+    if not TENANT_ID.match(tenant_id):
+        raise ValidationFailed(
+            "A tenant id is 1-63 of a-z, 0-9 and '-', starting with a letter or digit."
+        )
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(tenants).values(
+                    id=tenant_id, name=name, last_seq=0, settings={}, created_at=now
+                )
+            )
+    except IntegrityError as error:
+        raise Conflict(f"Tenant {tenant_id!r} exists already.", code="tenant_exists") from error
+    return Tenant(tenant_id, name, now, {})
+
+
+async def get_tenant(conn: AsyncConnection, tenant_id: str) -> Tenant:
+    row = (await conn.execute(select(tenants).where(tenants.c.id == tenant_id))).first()
+    if row is None:
+        raise NotFound(f"Tenant {tenant_id!r} does not exist.", code="tenant_not_found")
+    return Tenant(row.id, row.name, row.created_at, dict(row.settings or {}))
+
+
+async def list_tenants(conn: AsyncConnection) -> list[Tenant]:
+    rows = await conn.execute(select(tenants).order_by(tenants.c.id))
+    return [Tenant(r.id, r.name, r.created_at, dict(r.settings or {})) for r in rows]
+
+
+async def update_tenant_settings(
+    conn: AsyncConnection, tenant_id: str, values: dict[str, Any]
+) -> Tenant:
+    tenant = await get_tenant(conn, tenant_id)
+    merged = {**tenant.settings, **values}
+    await conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(settings=merged))
+    return Tenant(tenant.id, tenant.name, tenant.created_at, merged)
+
+
+async def create_key(
+    conn: AsyncConnection, tenant_id: str, name: str, scopes: list[str], *, now: datetime
+) -> tuple[ApiKey, str]:
+    """Create a key; returns it and the full secret key string (shown once)."""
+    unknown = sorted(set(scopes) - SCOPES)
+    if unknown or not scopes:
+        raise ValidationFailed(
+            f"Scopes must be a non-empty subset of {sorted(SCOPES)}; unknown: {unknown}."
+        )
+    await get_tenant(conn, tenant_id)
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    ordered = tuple(s for s in sorted(SCOPES) if s in scopes)
+    await conn.execute(
+        insert(api_keys).values(
+            id=key_id,
+            tenant_id=tenant_id,
+            name=name,
+            secret_hash=_hash(secret),
+            scopes=list(ordered),
+            created_at=now,
+        )
+    )
+    return ApiKey(key_id, tenant_id, name, ordered, now, None), f"tdg_{key_id}_{secret}"
+
+
+async def list_keys(conn: AsyncConnection, tenant_id: str) -> list[ApiKey]:
+    rows = await conn.execute(
+        select(api_keys).where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.created_at)
+    )
+    return [
+        ApiKey(r.id, r.tenant_id, r.name, tuple(r.scopes), r.created_at, r.revoked_at) for r in rows
+    ]
+
+
+async def revoke_key(
+    conn: AsyncConnection, key_id: str, *, now: datetime, tenant_id: str | None = None
+) -> ApiKey:
+    query = select(api_keys).where(api_keys.c.id == key_id)
+    if tenant_id is not None:
+        query = query.where(api_keys.c.tenant_id == tenant_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        raise NotFound(f"No API key {key_id!r}.", code="key_not_found")
+    revoked = row.revoked_at or now
+    await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=revoked))
+    return ApiKey(row.id, row.tenant_id, row.name, tuple(row.scopes), row.created_at, revoked)
+
+
+async def authenticate_key(conn: AsyncConnection, presented: str) -> KeyPrincipal:
+    """Resolve a presented API key, or raise ``Unauthorized`` (invalid or revoked)."""
+    match = KEY_FORMAT.match(presented)
+    if match is None:
+        raise Unauthorized("The API key is malformed.", code="invalid_credentials")
+    key_id, secret = match.groups()
+    row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+    if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
+        raise Unauthorized("The API key is not valid.", code="invalid_credentials")
+    if row.revoked_at is not None:
+        raise Unauthorized("The API key was revoked.", code="key_revoked")
+    return KeyPrincipal(tenant=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes))
