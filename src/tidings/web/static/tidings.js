@@ -61,8 +61,9 @@ function tokenSource(token, getToken) {
     get canRefresh() {
       return typeof getToken === 'function';
     },
-    set(value) {
-      if (value) current = value;
+    /** A token another tab fetched: used as a cache, never over a token given to this tab. */
+    adopt(value) {
+      if (typeof value === 'string' && value && !token) current = value;
     },
     async get(fresh = false) {
       if (current && !fresh) return current;
@@ -458,11 +459,11 @@ export function connect(options = {}) {
         setState(msg.state, { broadcast: false });
         break;
       case 'token':
-        tokens.set(msg.token);
+        tokens.adopt(msg.token);
         break;
       case 'snapshot':
         if (msg.to !== tabId) break;
-        tokens.set(msg.token);
+        tokens.adopt(msg.token);
         if (msg.view) {
           const id = toSeq(msg.lastId);
           if (id !== null && (lastId === null || id > lastId)) lastId = id;

@@ -1,0 +1,246 @@
+"""Test support: real servers on free loopback ports, and small SSE/HTTP helpers.
+
+Nothing here mocks tidings or the services it talks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from tidings.app import create_app
+from tidings.client import parse_sse
+from tidings.config import Settings
+from tidings.server import Server
+
+OPERATOR = "test-operator-key"
+SECRET = "test-secret-0123456789-0123456789-abcdef"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def require_binary(name: str, *candidates: str) -> str:
+    """Path of a system binary; in CI a missing one fails the test instead of skipping it."""
+    for candidate in (name, *candidates):
+        found = shutil.which(candidate) or (candidate if os.path.exists(candidate) else None)
+        if found:
+            return found
+    message = f"{name} is not installed (apt-get install it; .ci/run does)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def make_settings(tmp: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": f"sqlite+aiosqlite:///{tmp}/tidings.db",
+        "secret": SECRET,
+        "operator_key": OPERATOR,
+        "keepalive": 15.0,
+        "retry_ms": 500,
+        "publish_rate": "100000/second",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class ServerThread:
+    """tidings under uvicorn in a thread with its own event loop, on a free port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        self.server = Server(config, self.app)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def service(self) -> Any:
+        return self.app.state.tidings
+
+    def stop(self) -> None:
+        service = getattr(self.app.state, "tidings", None)
+        if service is not None:
+            service.hub.shutdown()
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@dataclass
+class Tenant:
+    id: str
+    key: str
+    url: str
+
+    def token(self, user: str, roles: list[str] | None = None, ttl: int | None = None) -> str:
+        body: dict[str, Any] = {"user": user, "roles": roles or []}
+        if ttl is not None:
+            body["ttl"] = ttl
+        r = httpx.post(f"{self.url}/v1/tokens", json=body, headers=self.auth, timeout=10)
+        assert r.status_code == 201, r.text
+        token: str = r.json()["token"]
+        return token
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+def create_tenant(url: str, tenant_id: str, scopes: list[str] | None = None) -> Tenant:
+    op = {"Authorization": f"Bearer {OPERATOR}"}
+    r = httpx.post(f"{url}/v1/admin/tenants", json={"id": tenant_id, "name": tenant_id},
+                   headers=op, timeout=10)
+    assert r.status_code in (201, 409), r.text
+    r = httpx.post(f"{url}/v1/admin/tenants/{tenant_id}/keys",
+                   json={"name": "test", "scopes": scopes or ["publish", "tokens", "admin"]},
+                   headers=op, timeout=10)
+    assert r.status_code == 201, r.text
+    return Tenant(tenant_id, r.json()["key"], url)
+
+
+@dataclass
+class Frame:
+    event: str
+    data: Any
+    id: int | None
+
+
+class Stream:
+    """An SSE stream over a real socket, read by a background task into a queue."""
+
+    def __init__(self, url: str, token: str, *, last_event_id: int | None = None,
+                 header_resume: bool = True, params: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.token = token
+        self.last_event_id = last_event_id
+        self.header_resume = header_resume
+        self.params = params or {}
+        self.frames: asyncio.Queue[Frame] = asyncio.Queue()
+        self.status: int | None = None
+        self.ended = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10, read=None))
+        self.opened = asyncio.Event()
+
+    async def __aenter__(self) -> Stream:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self.opened.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await asyncio.wait_for(self._task, 5)
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        params = dict(self.params)
+        if self.last_event_id is not None:
+            if self.header_resume:
+                headers["Last-Event-ID"] = str(self.last_event_id)
+            else:
+                params["last_event_id"] = str(self.last_event_id)
+        try:
+            async with self._client.stream("GET", f"{self.url}/v1/stream", headers=headers,
+                                           params=params) as response:
+                self.status = response.status_code
+                self.opened.set()
+                if response.status_code != 200:
+                    body = await response.aread()
+                    await self.frames.put(Frame("http-error", orjson.loads(body), None))
+                    return
+                async for event, raw, ident in parse_sse(response.aiter_lines()):
+                    data = orjson.loads(raw) if raw else None
+                    await self.frames.put(
+                        Frame(event, data, int(ident) if ident and ident.isdigit() else None)
+                    )
+        except (httpx.TransportError, httpx.StreamError):
+            pass
+        finally:
+            self.opened.set()
+            self.ended.set()
+
+    async def next(self, timeout: float = 5.0) -> Frame:
+        return await asyncio.wait_for(self.frames.get(), timeout)
+
+    async def next_event(self, name: str, timeout: float = 5.0) -> Frame:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.next(max(0.01, deadline - time.monotonic()))
+            if frame.event == name:
+                return frame
+
+    async def notifications(self, count: int, timeout: float = 10.0) -> list[Frame]:
+        got: list[Frame] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count:
+            frame = await self.next(max(0.01, deadline - time.monotonic()))
+            if frame.event == "notification":
+                got.append(frame)
+        return got
+
+    async def quiet(self, seconds: float = 0.3) -> list[Frame]:
+        """Frames that arrive within ``seconds`` (expected: none of a kind)."""
+        got: list[Frame] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(await asyncio.wait_for(self.frames.get(), left))
+            except TimeoutError:
+                break
+        return got
+
+
+async def publish(client: httpx.AsyncClient, tenant: Tenant, title: str, **fields: Any) -> Any:
+    body = {"type": fields.pop("type", "booking_created"), "title": title, **fields}
+    headers = dict(tenant.auth)
+    if "idempotency_key" in body:
+        headers["Idempotency-Key"] = body.pop("idempotency_key")
+    r = await client.post(f"{tenant.url}/v1/notifications", json=body, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+async def aiter_none() -> AsyncIterator[None]:  # pragma: no cover - typing helper
+    yield None
