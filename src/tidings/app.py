@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     # -- extensions: each adds its routers / startup hooks in one line here -------------------
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 
 
@@ -142,6 +142,8 @@ async def _dispatch(service: Tidings, raw: bytes) -> None:
     except (ValueError, UnicodeDecodeError):
         log.warning("ignoring a malformed broker message")
         return
+    if envelope.origin == service.instance_id:
+        return  # delivered locally when it was published
     if envelope.kind == "n":
         await service.hub.deliver_raw(envelope.tenant, envelope.seq, envelope.payload)
     elif envelope.kind == "e" and envelope.event in ("read", "archived"):

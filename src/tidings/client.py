@@ -146,7 +146,8 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
 
 async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, str | None]]:
     """Parse SSE lines into ``(event, data, id)``; comments and ``retry`` are skipped."""
-    event, data, ident = "message", [], None
+    event, ident = "message", None
+    data: list[str] = []
     async for line in lines:
         if line == "":
             if data:

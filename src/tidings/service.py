@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class Tidings:
         self.metrics = metrics
         self.after_publish: list[Any] = []  # async callables(list[Notification]); channels hook
         self.limiter = RateLimiter(settings.publish_rate)
+        self.instance_id = uuid.uuid4().hex[:12]
 
     async def rate_limit(self, key: KeyPrincipal, cost: int = 1) -> None:
         await self.limiter.hit("publish", key.key_id, cost)
@@ -130,7 +132,9 @@ class Tidings:
         self.metrics.published.inc(len(published))
         for item in published:
             await self.hub.deliver(item)
-            envelope = Envelope("n", item.tenant, item.seq, payload=item.encode())
+            envelope = Envelope(
+                "n", item.tenant, item.seq, payload=item.encode(), origin=self.instance_id
+            )
             try:
                 await self.broker.publish(envelope.encode())
             except Exception as error:  # the store has it; hubs catch up by seq
@@ -148,7 +152,12 @@ class Tidings:
         payload = orjson.dumps(data)
         self.hub.deliver_ephemeral(principal.tenant, principal.user, event, payload)
         envelope = Envelope(
-            "e", principal.tenant, user=principal.user, event=event, payload=payload
+            "e",
+            principal.tenant,
+            user=principal.user,
+            event=event,
+            payload=payload,
+            origin=self.instance_id,
         )
         try:
             await self.broker.publish(envelope.encode())

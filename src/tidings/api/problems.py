@@ -7,6 +7,7 @@ Unexpected exceptions are logged and answered 500 without internals.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -42,7 +43,7 @@ def problem(
     detail: str,
     *,
     extra: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + code,
@@ -70,6 +71,15 @@ def from_error(error: TidingsError) -> Response:
 def _validation(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
     errors = []
+    content_type = request.headers.get("content-type", "")
+    body_errors = [e for e in error.errors() if tuple(e.get("loc", ()))[:1] == ("body",)]
+    if body_errors and "json" not in content_type.lower():
+        return problem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
     for item in error.errors():
         if item.get("type") == "json_invalid":
             return problem(

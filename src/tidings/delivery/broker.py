@@ -30,7 +30,8 @@ class Envelope:
 
     ``kind`` ``n``: notification ``seq`` of ``tenant`` (``payload`` its JSON, or empty when it did
     not fit the broker: the hub then reads the row). ``kind`` ``e``: an ephemeral ``event`` for
-    one ``user`` (read-state sync), no seq.
+    one ``user`` (read-state sync), no seq. ``origin`` names the sending instance, which
+    delivered locally already and skips its own echo.
     """
 
     kind: str
@@ -39,24 +40,17 @@ class Envelope:
     user: str = ""
     event: str = ""
     payload: bytes = b""
+    origin: str = ""
 
     def encode(self) -> bytes:
-        head = SEP.join(
-            (
-                self.kind.encode(),
-                self.tenant.encode(),
-                str(self.seq).encode(),
-                self.user.encode(),
-                self.event.encode(),
-            )
-        )
-        return head + b"\n" + self.payload
+        fields = (self.kind, self.tenant, str(self.seq), self.user, self.event, self.origin)
+        return SEP.join(f.encode() for f in fields) + b"\n" + self.payload
 
     @classmethod
     def decode(cls, raw: bytes) -> Envelope:
         head, _, payload = raw.partition(b"\n")
-        kind, tenant, seq, user, event = head.split(SEP)
-        return cls(kind.decode(), tenant.decode(), int(seq), user.decode(), event.decode(), payload)
+        kind, tenant, seq, user, event, origin = (part.decode() for part in head.split(SEP))
+        return cls(kind, tenant, int(seq), user, event, payload, origin)
 
 
 class Broker(Protocol):

@@ -502,10 +502,17 @@ export function connect(options = {}) {
     Promise.resolve().then(lead);
   }
 
+  // Back online, or back from the back/forward cache with a dead EventSource: connect now
+  // rather than at the end of a backoff.
   const onOnline = () => {
     if (leading && timer) open();
   };
+  const onPageShow = (event) => {
+    if (!event.persisted || !leading || timer) return;
+    if (!es || es.readyState === (ES.CLOSED ?? 2)) open();
+  };
   globalThis.addEventListener?.('online', onOnline);
+  globalThis.addEventListener?.('pageshow', onPageShow);
 
   // -- the client object ----------------------------------------------------------------------
 
@@ -518,6 +525,7 @@ export function connect(options = {}) {
     lockAbort?.abort();
     bc?.close();
     globalThis.removeEventListener?.('online', onOnline);
+    globalThis.removeEventListener?.('pageshow', onPageShow);
     setState('closed', { broadcast: false });
     listeners.clear();
   }
