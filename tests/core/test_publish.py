@@ -1,0 +1,213 @@
+"""Publishing: durability, idempotency, ordering under concurrency, limits, compat route."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.support import OPERATOR, ServerThread, Tenant, create_tenant, publish
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_publish_answers_the_stored_notification(server: ServerThread, tenant: Tenant) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(
+            f"{server.url}/v1/notifications",
+            headers=tenant.auth,
+            json={
+                "type": "payment_received",
+                "title": "Payment received",
+                "body": "$120 for booking #7",
+                "data": {"booking_id": 7, "amount": 120},
+                "link": "/bookings/7",
+                "audience": {"roles": ["owner"]},
+            },
+        )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["id"] == 1
+    assert body["created_at"].endswith("Z")
+    assert body["audience"] == {"roles": ["owner"]}
+    assert body["data"] == {"booking_id": 7, "amount": 120}
+
+
+async def test_idempotent_retries_make_one_notification(server: ServerThread, tenant: Tenant) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        url = f"{server.url}/v1/notifications"
+        headers = {**tenant.auth, "Idempotency-Key": "booking-7-created"}
+        payload = {"type": "booking_created", "title": "New booking"}
+        answers = await asyncio.gather(
+            *[client.post(url, json=payload, headers=headers) for _ in range(8)]
+        )
+        assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+        assert {a.json()["id"] for a in answers} == {1}
+        r = await client.post(url, json={**payload, "title": "Other"}, headers=headers)
+        assert r.status_code == 422
+        assert r.json()["code"] == "idempotency_key_mismatch"
+        nxt = await publish(client, tenant, "next one")
+        assert nxt["id"] == 2, "a replayed key must not burn a seq"
+
+
+async def test_concurrent_publishers_get_gap_free_ordered_seqs(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    async def one_client(n: int) -> list[int]:
+        async with httpx.AsyncClient(timeout=20) as client:
+            return [(await publish(client, tenant, f"c{n}-{i}"))["id"] for i in range(25)]
+
+    results = await asyncio.gather(*[one_client(n) for n in range(12)])
+    ids = sorted(i for r in results for i in r)
+    assert ids == list(range(1, 301))
+    for r in results:
+        assert r == sorted(r), "each client's own publishes are ordered"
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.get(f"{server.url}/v1/feed", params={"limit": 100},
+                             headers={"Authorization": f"Bearer {tenant.token('ann')}"})
+        assert [n["id"] for n in r.json()["items"]] == list(range(300, 200, -1))
+
+
+async def test_batch_publish_is_all_or_nothing(server: ServerThread, tenant: Tenant) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        url = f"{server.url}/v1/notifications/batch"
+        items = [{"type": "reminder", "title": f"r{i}"} for i in range(100)]
+        r = await client.post(url, json={"notifications": items}, headers=tenant.auth)
+        assert r.status_code == 201, r.text
+        assert [n["id"] for n in r.json()["notifications"]] == list(range(1, 101))
+        too_many = await client.post(url, json={"notifications": items + items[:1]},
+                                     headers=tenant.auth)
+        assert too_many.status_code == 422
+        bad_one = [*items[:3], {"type": "reminder", "title": "x" * 5000}]
+        r = await client.post(url, json={"notifications": bad_one}, headers=tenant.auth)
+        assert r.status_code == 422
+        nxt = await publish(client, tenant, "after")
+        assert nxt["id"] == 101, "a refused batch stores nothing"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"type": "booking_created"}, 422, "validation_failed"),
+        ({"type": "Bad Type!", "title": "t"}, 422, "validation_failed"),
+        ({"type": "x", "title": "t", "unknown": 1}, 422, "validation_failed"),
+        ({"type": "x", "title": 5}, 422, "validation_failed"),
+        ({"type": "x", "title": "   "}, 422, "validation_failed"),
+        ({"type": "x", "title": "t" * 201}, 422, "validation_failed"),
+        ({"type": "x", "title": "t", "body": "b" * 2001}, 422, "validation_failed"),
+        ({"type": "x", "title": "t", "data": {"blob": "d" * 9000}}, 413, "payload_too_large"),
+        ({"type": "x", "title": "t", "data": [1, 2]}, 422, "validation_failed"),
+        ({"type": "x", "title": "t", "link": "javascript:alert(1)"}, 422, "validation_failed"),
+        ({"type": "x", "title": "t", "link": "//evil.example"}, 422, "validation_failed"),
+        ({"type": "x", "title": "t", "audience": {}}, 422, "validation_failed"),
+        ({"type": "x", "title": "t", "audience": {"users": ["a b"]}}, 422, "validation_failed"),
+        ({"type": "x", "title": "t", "audience": {"teams": ["a"]}}, 422, "validation_failed"),
+    ],
+)
+async def test_bad_notifications_are_refused_and_change_nothing(
+    server: ServerThread, tenant: Tenant, payload: dict[str, object], status: int, code: str
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(f"{server.url}/v1/notifications", json=payload, headers=tenant.auth)
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        body = r.json()
+        assert body["code"] == code and body["status"] == status and body["detail"]
+        assert (await publish(client, tenant, "ok"))["id"] == 1
+
+
+async def test_malformed_requests(server: ServerThread, tenant: Tenant) -> None:
+    url = f"{server.url}/v1/notifications"
+    json_headers = {**tenant.auth, "Content-Type": "application/json"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(url, content=b"{not json", headers=json_headers)
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_json")
+        r = await client.post(url, content=b'{"type":"x","title":"t"}',
+                              headers={**tenant.auth, "Content-Type": "text/plain"})
+        assert (r.status_code, r.json()["code"]) == (415, "unsupported_media_type")
+        r = await client.post(url, content=b"[" + b"1," * 600_000 + b"1]", headers=json_headers)
+        assert (r.status_code, r.json()["code"]) == (413, "payload_too_large")
+        r = await client.post(url, json={"type": "x", "title": "t"},
+                              headers={**tenant.auth, "Idempotency-Key": "x" * 201})
+        assert r.status_code == 422
+        r = await client.get(f"{server.url}/v1/nope")
+        assert (r.status_code, r.json()["code"]) == (404, "not_found")
+        r = await client.delete(url, headers=tenant.auth)
+        assert (r.status_code, r.json()["code"]) == (405, "method_not_allowed")
+        assert (await publish(client, tenant, "ok"))["id"] == 1
+
+
+async def test_credentials(server: ServerThread, tenant: Tenant) -> None:
+    url = f"{server.url}/v1/notifications"
+    body = {"type": "x", "title": "t"}
+    op = {"Authorization": f"Bearer {OPERATOR}"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        cases = [
+            ({}, 401, "missing_credentials"),
+            ({"Authorization": "Basic abc"}, 401, "invalid_credentials"),
+            ({"Authorization": "Bearer tdg_nope"}, 401, "invalid_credentials"),
+            ({"Authorization": f"Bearer {tenant.key[:-2]}xx"}, 401, "invalid_credentials"),
+            ({"Authorization": f"Bearer {tenant.token('ann')}"}, 401, "invalid_credentials"),
+        ]
+        for headers, status, code in cases:
+            r = await client.post(url, json=body, headers=headers)
+            assert (r.status_code, r.json()["code"]) == (status, code), headers
+        # A key without the publish scope.
+        r = await client.post(f"{server.url}/v1/admin/tenants/{tenant.id}/keys",
+                              json={"name": "tokens only", "scopes": ["tokens"]}, headers=op)
+        narrow = r.json()["key"]
+        r = await client.post(url, json=body, headers={"Authorization": f"Bearer {narrow}"})
+        assert (r.status_code, r.json()["code"]) == (403, "insufficient_scope")
+        # Revocation takes effect at once.
+        key_id = tenant.key.split("_")[1]
+        assert (await client.post(url, json=body, headers=tenant.auth)).status_code == 201
+        r = await client.delete(f"{server.url}/v1/admin/keys/{key_id}", headers=op)
+        assert r.status_code == 200 and r.json()["revoked_at"]
+        r = await client.post(url, json=body, headers=tenant.auth)
+        assert (r.status_code, r.json()["code"]) == (401, "key_revoked")
+        r = await client.post(f"{server.url}/v1/tokens", json={"user": "a"}, headers=tenant.auth)
+        assert (r.status_code, r.json()["code"]) == (401, "key_revoked")
+
+
+async def test_compat_broadcast_route(
+    server: ServerThread, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    url = f"{server.url}/api/sse/broadcast"
+    notification = {
+        "id": 991,
+        "type": "booking_confirmed",
+        "title": "Booking confirmed",
+        "message": "Castle XL for Saturday",
+        "link": "/app/bookings/991",
+        "read": False,
+    }
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(url, json={"tenantId": tenant.id, "notification": notification},
+                              headers=tenant.auth)
+        assert r.status_code == 200, r.text
+        stored = r.json()["notification"]
+        assert r.json()["success"] is True
+        assert stored["body"] == "Castle XL for Saturday"
+        assert stored["link"] == "/app/bookings/991"
+        assert stored["data"] == {"id": 991, "read": False}
+        r = await client.post(url, json={"tenantId": other_tenant.id, "notification": notification},
+                              headers=tenant.auth)
+        assert (r.status_code, r.json()["code"]) == (403, "wrong_tenant")
+        r = await client.post(url, json={"tenantId": tenant.id}, headers=tenant.auth)
+        assert r.status_code == 422
+        r = await client.post(url, json={"tenantId": tenant.id, "notification": notification})
+        assert r.status_code == 401
+        r = await client.get(f"{server.url}/v1/feed",
+                             headers={"Authorization": f"Bearer {other_tenant.token('x')}"})
+        assert r.json()["items"] == []
+
+
+async def test_numeric_tenant_ids_work_with_the_seed_shape(server: ServerThread) -> None:
+    six = create_tenant(server.url, "6")
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(f"{server.url}/api/sse/broadcast",
+                              json={"tenantId": 6, "notification": {"title": "Hi", "userId": 3}},
+                              headers=six.auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["notification"]["audience"] == {"users": ["3"]}
