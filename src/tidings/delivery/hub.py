@@ -29,6 +29,7 @@ from tidings.domain.principals import Principal
 from tidings.errors import TooManyRequests, Unavailable
 
 if TYPE_CHECKING:
+    from tidings.delivery.slots import RedisSlots
     from tidings.metrics import Metrics
     from tidings.store import Store
 
@@ -42,6 +43,7 @@ class Subscriber:
     __slots__ = (
         "buffer",
         "conn",
+        "lagging",
         "maxlen",
         "principal",
         "reason",
@@ -62,13 +64,25 @@ class Subscriber:
         self.reason: str | None = None  # why the stream must end: overflow, shutdown
         self.scope: anyio.CancelScope | None = None
         self.sending = False
+        self.lagging = False
         self.conn = next(_conn_ids)
 
     def offer(self, seq: int, frame: bytes) -> None:
+        """Never blocks, never holds more than ``maxlen`` frames.
+
+        On overflow: a stream stuck in a write is a stalled reader and is cut off at once; a
+        stream that is merely behind a burst drops its buffer and catches up from the store
+        (``lagging``), so memory stays bounded either way.
+        """
         if self.reason is not None:
             return
         if len(self.buffer) >= self.maxlen:
-            self.leave("overflow")
+            if self.sending:
+                self.leave("overflow")
+            else:
+                self.lagging = True
+                self.buffer.clear()
+                self.wake.set()
             return
         self.buffer.append((seq, frame))
         self.wake.set()
@@ -114,6 +128,8 @@ class Hub:
         self._starting: dict[str, asyncio.Lock] = {}
         self.closing = False
         self.on_change: Callable[[], None] | None = None
+        # Cluster-wide caps (delivery/slots.py), set by the app when Redis holds the limits.
+        self.slots: RedisSlots | None = None
 
     # -- subscribers ---------------------------------------------------------------------------
 
@@ -160,6 +176,8 @@ class Hub:
                 retry_after=5,
             )
         sub = Subscriber(principal, self._buffer)
+        if self.slots is not None:
+            await self.slots.acquire(sub)
         state.subscribers.add(sub)
         mine.add(sub)
         self._metrics.streams_open.inc()
@@ -170,6 +188,8 @@ class Hub:
         if state is None or sub not in state.subscribers:
             return
         state.subscribers.discard(sub)
+        if self.slots is not None:
+            self.slots.release(sub)
         mine = state.by_user.get(sub.user)
         if mine is not None:
             mine.discard(sub)
@@ -218,15 +238,18 @@ class Hub:
         """Fill every tenant (or one) from the store up to its latest committed seq."""
         from tidings.store import notifications as q
 
-        for name in [tenant] if tenant else list(self._tenants):
+        names = [tenant] if tenant else list(self._tenants)
+        latest: dict[str, int] = {}
+        for start in range(0, len(names), self._batch):  # one query per batch of tenants
+            async with self._store.read() as conn:
+                latest.update(await q.latest_seqs(conn, names[start : start + self._batch]))
+        for name, seq in latest.items():
             state = self._tenants.get(name)
-            if state is None:
+            if state is None or seq <= state.last:
                 continue
             async with state.lock:
-                async with self._store.read() as conn:
-                    latest = await q.latest_seq(conn, name)
-                if latest > state.last:
-                    await self._fill(name, state, latest)
+                if seq > state.last:
+                    await self._fill(name, state, seq)
 
     async def _fill(self, tenant: str, state: _Tenant, upto: int) -> None:
         """Offer ``state.last < seq <= upto`` from the store, in order. Caller holds the lock."""

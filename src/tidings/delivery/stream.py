@@ -136,9 +136,10 @@ class EventStream(Response):
         self.sent = resume
         return sse.frame("ready", snapshot)
 
-    async def _replay(self, send: Send, latest: int) -> None:
+    async def _replay(self, send: Send, latest: int | None) -> None:
+        """Send visible notifications with ``sent < seq <= latest`` (no bound: all committed)."""
         sub, store = self.sub, self.service.store
-        while self.sent < latest:
+        while latest is None or self.sent < latest:
             async with store.read() as conn:
                 rows = await nq.fetch_after(
                     conn, sub.principal.tenant, self.sent, upto=latest, limit=200
@@ -154,7 +155,8 @@ class EventStream(Response):
             if chunk:
                 await self._write(send, b"".join(chunk))
                 self.service.metrics.delivered.inc(len(chunk))
-        self.sent = max(self.sent, latest)
+        if latest is not None:
+            self.sent = max(self.sent, latest)
 
     async def _live(self, send: Send) -> str:
         sub, settings = self.sub, self.service.settings
@@ -168,6 +170,11 @@ class EventStream(Response):
             if to_expiry <= 0:
                 await self._goodbye(send, sse.frame("expired", {"reason": "token_expired"}))
                 return "expired"
+            if sub.lagging:
+                sub.lagging = False
+                self.service.metrics.catch_up.inc()
+                await self._replay(send, None)
+                continue
             if not sub.buffer:
                 sub.wake.clear()
                 wait = max(0.0, min(next_ping - time.monotonic(), to_expiry))
