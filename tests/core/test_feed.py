@@ -31,12 +31,15 @@ async def test_cursor_pagination_and_filters(server: ServerThread, tenant: Tenan
             if cursor is None:
                 break
         assert seen == list(range(25, 0, -1)), "bob's notification is not ann's"
-        failed = (await client.get("/v1/feed", params={"type": "payment_failed"}, headers=ann)).json()
+        failed = (
+            await client.get("/v1/feed", params={"type": "payment_failed"}, headers=ann)
+        ).json()
         assert [n["id"] for n in failed["items"]] == [21, 16, 11, 6, 1]
         await client.post("/v1/feed/read", json={"ids": [25, 24]}, headers=ann)
         await client.post("/v1/feed/archive", json={"ids": [23]}, headers=ann)
-        unread = (await client.get("/v1/feed", params={"status": "unread", "limit": 3},
-                                   headers=ann)).json()
+        unread = (
+            await client.get("/v1/feed", params={"status": "unread", "limit": 3}, headers=ann)
+        ).json()
         assert [n["id"] for n in unread["items"]] == [22, 21, 20]
         assert all(n["read"] is False for n in unread["items"])
         read = (await client.get("/v1/feed", params={"status": "read"}, headers=ann)).json()
@@ -52,22 +55,31 @@ async def test_cursor_pagination_and_filters(server: ServerThread, tenant: Tenan
 async def test_unread_count_is_capped_for_display(server: ServerThread, tenant: Tenant) -> None:
     items = [{"type": "system", "title": f"n{i}"} for i in range(100)]
     async with httpx.AsyncClient(timeout=10, base_url=server.url) as client:
-        await client.post("/v1/notifications/batch", json={"notifications": items[:99]},
-                          headers=tenant.auth)
+        await client.post(
+            "/v1/notifications/batch", json={"notifications": items[:99]}, headers=tenant.auth
+        )
         ann = bearer(tenant.token("ann"))
         assert (await client.get("/v1/feed/unread-count", headers=ann)).json() == {
-            "count": 99, "more": False}
+            "count": 99,
+            "more": False,
+        }
         await publish(client, tenant, "one more")
         assert (await client.get("/v1/feed/unread-count", headers=ann)).json() == {
-            "count": 99, "more": True}
+            "count": 99,
+            "more": True,
+        }
         r = await client.post("/v1/feed/read", json={"all": True}, headers=ann)
         assert r.json()["unread"] == {"count": 0, "more": False}
         await publish(client, tenant, "after mark-all")
         assert (await client.get("/v1/feed/unread-count", headers=ann)).json() == {
-            "count": 1, "more": False}
+            "count": 1,
+            "more": False,
+        }
 
 
-async def test_mark_all_up_to_only_marks_what_was_seen(server: ServerThread, tenant: Tenant) -> None:
+async def test_mark_all_up_to_only_marks_what_was_seen(
+    server: ServerThread, tenant: Tenant
+) -> None:
     ann = bearer(tenant.token("ann"))
     async with httpx.AsyncClient(timeout=10, base_url=server.url) as client:
         for i in range(5):
@@ -104,7 +116,13 @@ async def test_bad_feed_input_changes_nothing(
             ("get", "/v1/feed", {"params": {"limit": 0}}, 422, "validation_failed"),
             ("get", "/v1/feed", {"params": {"limit": 101}}, 422, "validation_failed"),
             ("post", "/v1/feed/read", {"json": {}}, 422, "validation_failed"),
-            ("post", "/v1/feed/read", {"json": {"ids": [1], "all": True}}, 422, "validation_failed"),
+            (
+                "post",
+                "/v1/feed/read",
+                {"json": {"ids": [1], "all": True}},
+                422,
+                "validation_failed",
+            ),
             ("post", "/v1/feed/read", {"json": {"ids": ["x"]}}, 422, "validation_failed"),
             ("post", "/v1/feed/read", {"json": {"ids": [0]}}, 422, "validation_failed"),
             ("post", "/v1/feed/read", {"json": {"ids": [1, 99]}}, 404, "notification_not_found"),

@@ -34,10 +34,15 @@ async def test_health_ready_metrics(server: ServerThread, tenant: Tenant) -> Non
 
 
 def test_access_log_redacts_query_tokens() -> None:
-    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0,
-                               '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1", "GET", "/v1/stream?access_token=eyJ.abc.def&x=1",
-                                "1.1", 200), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1", "GET", "/v1/stream?access_token=eyJ.abc.def&x=1", "1.1", 200),
+        None,
+    )
     RedactTokens().filter(record)
     assert "eyJ" not in record.getMessage()
     assert "access_token=[redacted]&x=1" in record.getMessage()

@@ -12,7 +12,9 @@ from tests.support import OPERATOR, ServerThread, Tenant, create_tenant, publish
 pytestmark = pytest.mark.anyio
 
 
-async def test_publish_answers_the_stored_notification(server: ServerThread, tenant: Tenant) -> None:
+async def test_publish_answers_the_stored_notification(
+    server: ServerThread, tenant: Tenant
+) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.post(
             f"{server.url}/v1/notifications",
@@ -34,7 +36,9 @@ async def test_publish_answers_the_stored_notification(server: ServerThread, ten
     assert body["data"] == {"booking_id": 7, "amount": 120}
 
 
-async def test_idempotent_retries_make_one_notification(server: ServerThread, tenant: Tenant) -> None:
+async def test_idempotent_retries_make_one_notification(
+    server: ServerThread, tenant: Tenant
+) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         url = f"{server.url}/v1/notifications"
         headers = {**tenant.auth, "Idempotency-Key": "booking-7-created"}
@@ -64,8 +68,11 @@ async def test_concurrent_publishers_get_gap_free_ordered_seqs(
     for r in results:
         assert r == sorted(r), "each client's own publishes are ordered"
     async with httpx.AsyncClient(timeout=10) as client:
-        r = await client.get(f"{server.url}/v1/feed", params={"limit": 100},
-                             headers={"Authorization": f"Bearer {tenant.token('ann')}"})
+        r = await client.get(
+            f"{server.url}/v1/feed",
+            params={"limit": 100},
+            headers={"Authorization": f"Bearer {tenant.token('ann')}"},
+        )
         assert [n["id"] for n in r.json()["items"]] == list(range(300, 200, -1))
 
 
@@ -76,8 +83,9 @@ async def test_batch_publish_is_all_or_nothing(server: ServerThread, tenant: Ten
         r = await client.post(url, json={"notifications": items}, headers=tenant.auth)
         assert r.status_code == 201, r.text
         assert [n["id"] for n in r.json()["notifications"]] == list(range(1, 101))
-        too_many = await client.post(url, json={"notifications": items + items[:1]},
-                                     headers=tenant.auth)
+        too_many = await client.post(
+            url, json={"notifications": items + items[:1]}, headers=tenant.auth
+        )
         assert too_many.status_code == 422
         bad_one = [*items[:3], {"type": "reminder", "title": "x" * 5000}]
         r = await client.post(url, json={"notifications": bad_one}, headers=tenant.auth)
@@ -123,13 +131,19 @@ async def test_malformed_requests(server: ServerThread, tenant: Tenant) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.post(url, content=b"{not json", headers=json_headers)
         assert (r.status_code, r.json()["code"]) == (400, "invalid_json")
-        r = await client.post(url, content=b'{"type":"x","title":"t"}',
-                              headers={**tenant.auth, "Content-Type": "text/plain"})
+        r = await client.post(
+            url,
+            content=b'{"type":"x","title":"t"}',
+            headers={**tenant.auth, "Content-Type": "text/plain"},
+        )
         assert (r.status_code, r.json()["code"]) == (415, "unsupported_media_type")
         r = await client.post(url, content=b"[" + b"1," * 600_000 + b"1]", headers=json_headers)
         assert (r.status_code, r.json()["code"]) == (413, "payload_too_large")
-        r = await client.post(url, json={"type": "x", "title": "t"},
-                              headers={**tenant.auth, "Idempotency-Key": "x" * 201})
+        r = await client.post(
+            url,
+            json={"type": "x", "title": "t"},
+            headers={**tenant.auth, "Idempotency-Key": "x" * 201},
+        )
         assert r.status_code == 422
         r = await client.get(f"{server.url}/v1/nope")
         assert (r.status_code, r.json()["code"]) == (404, "not_found")
@@ -154,8 +168,11 @@ async def test_credentials(server: ServerThread, tenant: Tenant) -> None:
             r = await client.post(url, json=body, headers=headers)
             assert (r.status_code, r.json()["code"]) == (status, code), headers
         # A key without the publish scope.
-        r = await client.post(f"{server.url}/v1/admin/tenants/{tenant.id}/keys",
-                              json={"name": "tokens only", "scopes": ["tokens"]}, headers=op)
+        r = await client.post(
+            f"{server.url}/v1/admin/tenants/{tenant.id}/keys",
+            json={"name": "tokens only", "scopes": ["tokens"]},
+            headers=op,
+        )
         narrow = r.json()["key"]
         r = await client.post(url, json=body, headers={"Authorization": f"Bearer {narrow}"})
         assert (r.status_code, r.json()["code"]) == (403, "insufficient_scope")
@@ -183,31 +200,38 @@ async def test_compat_broadcast_route(
         "read": False,
     }
     async with httpx.AsyncClient(timeout=10) as client:
-        r = await client.post(url, json={"tenantId": tenant.id, "notification": notification},
-                              headers=tenant.auth)
+        r = await client.post(
+            url, json={"tenantId": tenant.id, "notification": notification}, headers=tenant.auth
+        )
         assert r.status_code == 200, r.text
         stored = r.json()["notification"]
         assert r.json()["success"] is True
         assert stored["body"] == "Castle XL for Saturday"
         assert stored["link"] == "/app/bookings/991"
         assert stored["data"] == {"id": 991, "read": False}
-        r = await client.post(url, json={"tenantId": other_tenant.id, "notification": notification},
-                              headers=tenant.auth)
+        r = await client.post(
+            url,
+            json={"tenantId": other_tenant.id, "notification": notification},
+            headers=tenant.auth,
+        )
         assert (r.status_code, r.json()["code"]) == (403, "wrong_tenant")
         r = await client.post(url, json={"tenantId": tenant.id}, headers=tenant.auth)
         assert r.status_code == 422
         r = await client.post(url, json={"tenantId": tenant.id, "notification": notification})
         assert r.status_code == 401
-        r = await client.get(f"{server.url}/v1/feed",
-                             headers={"Authorization": f"Bearer {other_tenant.token('x')}"})
+        r = await client.get(
+            f"{server.url}/v1/feed", headers={"Authorization": f"Bearer {other_tenant.token('x')}"}
+        )
         assert r.json()["items"] == []
 
 
 async def test_numeric_tenant_ids_work_with_the_seed_shape(server: ServerThread) -> None:
     six = create_tenant(server.url, "6")
     async with httpx.AsyncClient(timeout=10) as client:
-        r = await client.post(f"{server.url}/api/sse/broadcast",
-                              json={"tenantId": 6, "notification": {"title": "Hi", "userId": 3}},
-                              headers=six.auth)
+        r = await client.post(
+            f"{server.url}/api/sse/broadcast",
+            json={"tenantId": 6, "notification": {"title": "Hi", "userId": 3}},
+            headers=six.auth,
+        )
         assert r.status_code == 200, r.text
         assert r.json()["notification"]["audience"] == {"users": ["3"]}

@@ -16,16 +16,18 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_stalled_reader_is_cut_off_and_others_are_unharmed(tmp_path: Path) -> None:
-    settings = make_settings(str(tmp_path), subscriber_buffer=16, send_timeout=1.0,
-                             replay_limit=5000)
+    settings = make_settings(
+        str(tmp_path), subscriber_buffer=16, send_timeout=1.0, replay_limit=5000
+    )
     srv = ServerThread(settings).start()
     try:
         tenant = create_tenant(srv.url, "jump-joy")
         token = tenant.token("ann")
         # The stalled client: sends its request, reads the headers, then never reads again.
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
-                     .encode())
+        writer.write(
+            f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        )
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert b"200 OK" in head
@@ -35,10 +37,15 @@ async def test_stalled_reader_is_cut_off_and_others_are_unharmed(tmp_path: Path)
             blob = "x" * 6000
             total = 1500
             for start in range(0, total, 100):
-                items = [{"type": "system", "title": f"n{start + i}", "data": {"blob": blob}}
-                         for i in range(100)]
-                r = await client.post(f"{srv.url}/v1/notifications/batch",
-                                      json={"notifications": items}, headers=tenant.auth)
+                items = [
+                    {"type": "system", "title": f"n{start + i}", "data": {"blob": blob}}
+                    for i in range(100)
+                ]
+                r = await client.post(
+                    f"{srv.url}/v1/notifications/batch",
+                    json={"notifications": items},
+                    headers=tenant.auth,
+                )
                 assert r.status_code == 201
             got = await healthy.notifications(total, timeout=60)
             assert [f.id for f in got] == list(range(1, total + 1))
@@ -49,8 +56,10 @@ async def test_stalled_reader_is_cut_off_and_others_are_unharmed(tmp_path: Path)
                 for sub in state.subscribers:
                     assert len(sub.buffer) <= 16
             metrics = (await client.get(f"{srv.url}/metrics")).text
-            assert 'tidings_subscribers_dropped_total{reason="overflow"}' in metrics or \
-                'tidings_subscribers_dropped_total{reason="slow"}' in metrics
+            assert (
+                'tidings_subscribers_dropped_total{reason="overflow"}' in metrics
+                or 'tidings_subscribers_dropped_total{reason="slow"}' in metrics
+            )
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
@@ -96,8 +105,9 @@ class DroppingProxy:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(client_r, up_w, False), pipe(up_r, client_w, drop),
-                             return_exceptions=True)
+        await asyncio.gather(
+            pipe(client_r, up_w, False), pipe(up_r, client_w, drop), return_exceptions=True
+        )
 
 
 async def test_publisher_retries_never_double(server: ServerThread) -> None:
@@ -107,8 +117,9 @@ async def test_publisher_retries_never_double(server: ServerThread) -> None:
             first = await asyncio.wait_for(pub.publish(type="booking_created", title="once"), 30)
     assert first["id"] == 1
     async with httpx.AsyncClient(timeout=10) as client:
-        r = await client.get(f"{server.url}/v1/feed",
-                             headers={"Authorization": f"Bearer {tenant.token('ann')}"})
+        r = await client.get(
+            f"{server.url}/v1/feed", headers={"Authorization": f"Bearer {tenant.token('ann')}"}
+        )
     assert [n["title"] for n in r.json()["items"]] == ["once"], "the cut answers made no copies"
 
 
@@ -143,8 +154,9 @@ async def test_subscriber_resumes_after_the_server_goes_away(tmp_path: Path) -> 
 
         from tidings.server import Server
 
-        srv2.server = Server(uvicorn.Config(srv2.app, host="127.0.0.1", port=port,
-                                            log_level="warning"), srv2.app)
+        srv2.server = Server(
+            uvicorn.Config(srv2.app, host="127.0.0.1", port=port, log_level="warning"), srv2.app
+        )
         import threading
 
         srv2.thread = threading.Thread(target=srv2.server.run, daemon=True)

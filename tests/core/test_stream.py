@@ -36,7 +36,9 @@ async def test_publish_reaches_every_stream_of_the_tenant_and_no_other(
             await s.close()
 
 
-async def test_stream_headers_retry_and_ready_snapshot(server: ServerThread, tenant: Tenant) -> None:
+async def test_stream_headers_retry_and_ready_snapshot(
+    server: ServerThread, tenant: Tenant
+) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         for i in range(7):
             await publish(client, tenant, f"n{i}")
@@ -86,7 +88,9 @@ async def test_resume_gets_exactly_what_was_missed(
             assert [f for f in await s.quiet(0.3) if f.event == "notification"] == []
 
 
-async def test_reconnect_race_loses_and_doubles_nothing(server: ServerThread, tenant: Tenant) -> None:
+async def test_reconnect_race_loses_and_doubles_nothing(
+    server: ServerThread, tenant: Tenant
+) -> None:
     """Publishers never stop while a client drops and resumes over and over."""
     token = tenant.token("ann")
     stop = asyncio.Event()
@@ -148,8 +152,9 @@ async def test_audiences_users_and_roles(server: ServerThread, tenant: Tenant) -
         async with httpx.AsyncClient(timeout=10) as client:
             await publish(client, tenant, "for bob", audience={"users": ["bob"]})
             await publish(client, tenant, "for staff", audience={"roles": ["staff"]})
-            await publish(client, tenant, "for owners or cat",
-                          audience={"roles": ["owner"], "users": ["cat"]})
+            await publish(
+                client, tenant, "for owners or cat", audience={"roles": ["owner"], "users": ["cat"]}
+            )
             await publish(client, tenant, "for all")
         expected = {
             "ann": ["for owners or cat", "for all"],
@@ -196,8 +201,10 @@ async def test_read_state_reaches_the_users_other_streams_only(
             read = await ann2.next_event("read")
             assert read.data["all"] is True and read.data["up_to"] == 3
             assert [f.event for f in await bob.quiet(0.3) if f.event == "read"] == []
-            r = await client.get(f"{server.url}/v1/feed/unread-count",
-                                 headers={"Authorization": f"Bearer {tenant.token('bob')}"})
+            r = await client.get(
+                f"{server.url}/v1/feed/unread-count",
+                headers={"Authorization": f"Bearer {tenant.token('bob')}"},
+            )
             assert r.json() == {"count": 3, "more": False}
     finally:
         for s in (ann1, ann2, bob):
@@ -212,7 +219,9 @@ async def test_token_expiry_closes_with_expired(server: ServerThread, tenant: Te
         assert expired.data == {"reason": "token_expired"}
         await asyncio.wait_for(s.ended.wait(), 5)
     async with httpx.AsyncClient(timeout=10) as client:
-        r = await client.get(f"{server.url}/v1/stream", headers={"Authorization": f"Bearer {token}"})
+        r = await client.get(
+            f"{server.url}/v1/stream", headers={"Authorization": f"Bearer {token}"}
+        )
         assert r.status_code == 401
         assert r.json()["code"] == "token_expired"
         assert r.headers["content-type"] == "application/problem+json"
@@ -248,10 +257,14 @@ async def test_keepalive_ping(tmp_path: object) -> None:
     srv = ServerThread(make_settings(str(tmp_path), keepalive=0.3)).start()
     try:
         tenant = create_tenant(srv.url, "jump-joy")
-        async with httpx.AsyncClient(timeout=10) as client, client.stream(
-            "GET", f"{srv.url}/v1/stream",
-            headers={"Authorization": f"Bearer {tenant.token('ann')}"},
-        ) as response:
+        async with (
+            httpx.AsyncClient(timeout=10) as client,
+            client.stream(
+                "GET",
+                f"{srv.url}/v1/stream",
+                headers={"Authorization": f"Bearer {tenant.token('ann')}"},
+            ) as response,
+        ):
             pings = 0
             async with asyncio.timeout(5):
                 async for line in response.aiter_lines():

@@ -20,16 +20,23 @@ pytestmark = pytest.mark.anyio
 
 async def test_minted_token_claims(server: ServerThread, tenant: Tenant) -> None:
     async with httpx.AsyncClient(timeout=10, base_url=server.url) as client:
-        r = await client.post("/v1/tokens", headers=tenant.auth,
-                              json={"user": "ann", "roles": ["owner"], "email": "ann@example.com",
-                                    "ttl": 120})
+        r = await client.post(
+            "/v1/tokens",
+            headers=tenant.auth,
+            json={"user": "ann", "roles": ["owner"], "email": "ann@example.com", "ttl": 120},
+        )
         assert r.status_code == 201, r.text
         claims = jwt.decode(r.json()["token"], SECRET, algorithms=["HS256"], audience="tidings")
         assert claims["tenant"] == tenant.id and claims["sub"] == "ann"
         assert claims["roles"] == ["owner"] and claims["email"] == "ann@example.com"
         assert 115 <= claims["exp"] - time.time() <= 121
-        for body in ({"user": "a b"}, {"user": "a", "ttl": 999_999}, {"user": "a", "x": 1},
-                     {"user": "a", "email": "nope"}, {"user": "a", "roles": ["bad role"]}):
+        for body in (
+            {"user": "a b"},
+            {"user": "a", "ttl": 999_999},
+            {"user": "a", "x": 1},
+            {"user": "a", "email": "nope"},
+            {"user": "a", "roles": ["bad role"]},
+        ):
             r = await client.post("/v1/tokens", headers=tenant.auth, json=body)
             assert r.status_code == 422, body
 
@@ -42,25 +49,30 @@ async def test_host_signed_tokens_and_forgeries(server: ServerThread, tenant: Te
         assert (await s.next()).event == "ready"
     forgeries = {
         "other secret": jwt.encode(good, "x" * 40, algorithm="HS256"),
-        "expired": jwt.encode({**good, "iat": now - 100, "exp": now - 10}, SECRET, algorithm="HS256"),
-        "no tenant": jwt.encode({k: v for k, v in good.items() if k != "tenant"}, SECRET,
-                                algorithm="HS256"),
+        "expired": jwt.encode(
+            {**good, "iat": now - 100, "exp": now - 10}, SECRET, algorithm="HS256"
+        ),
+        "no tenant": jwt.encode(
+            {k: v for k, v in good.items() if k != "tenant"}, SECRET, algorithm="HS256"
+        ),
         "alg none": jwt.encode(good, None, algorithm="none"),  # type: ignore[arg-type]
         "too long-lived": jwt.encode({**good, "exp": now + 10 * 86400}, SECRET, algorithm="HS256"),
         "garbage": "a.b.c",
     }
     async with httpx.AsyncClient(timeout=10) as client:
         for name, token in forgeries.items():
-            r = await client.get(f"{server.url}/v1/stream",
-                                 headers={"Authorization": f"Bearer {token}"})
+            r = await client.get(
+                f"{server.url}/v1/stream", headers={"Authorization": f"Bearer {token}"}
+            )
             assert r.status_code == 401, name
             assert r.json()["code"] in ("invalid_credentials", "token_expired"), name
 
 
 async def test_token_of_unknown_tenant_sees_nothing(server: ServerThread, tenant: Tenant) -> None:
     now = int(time.time())
-    token = jwt.encode({"tenant": "ghost", "sub": "ann", "exp": now + 60, "iat": now}, SECRET,
-                       algorithm="HS256")
+    token = jwt.encode(
+        {"tenant": "ghost", "sub": "ann", "exp": now + 60, "iat": now}, SECRET, algorithm="HS256"
+    )
     async with httpx.AsyncClient(timeout=10, base_url=server.url) as client:
         r = await client.get("/v1/stream", headers={"Authorization": f"Bearer {token}"})
         assert (r.status_code, r.json()["code"]) == (404, "tenant_not_found")
@@ -74,16 +86,19 @@ async def test_operator_api(server: ServerThread) -> None:
         assert (await client.get("/v1/admin/tenants")).status_code == 401
         wrong = {"Authorization": "Bearer wrong"}
         assert (await client.get("/v1/admin/tenants", headers=wrong)).status_code == 401
-        r = await client.post("/v1/admin/tenants", json={"id": "jump-joy", "name": "Jump Joy"},
-                              headers=op)
+        r = await client.post(
+            "/v1/admin/tenants", json={"id": "jump-joy", "name": "Jump Joy"}, headers=op
+        )
         assert r.status_code == 201
-        r = await client.post("/v1/admin/tenants", json={"id": "jump-joy", "name": "Again"},
-                              headers=op)
+        r = await client.post(
+            "/v1/admin/tenants", json={"id": "jump-joy", "name": "Again"}, headers=op
+        )
         assert (r.status_code, r.json()["code"]) == (409, "tenant_exists")
         r = await client.post("/v1/admin/tenants", json={"id": "Bad Id", "name": "x"}, headers=op)
         assert r.status_code == 422
-        r = await client.post("/v1/admin/tenants/jump-joy/keys",
-                              json={"name": "k", "scopes": ["launch"]}, headers=op)
+        r = await client.post(
+            "/v1/admin/tenants/jump-joy/keys", json={"name": "k", "scopes": ["launch"]}, headers=op
+        )
         assert r.status_code == 422
         r = await client.post("/v1/admin/tenants/ghost/keys", json={"name": "k"}, headers=op)
         assert (r.status_code, r.json()["code"]) == (404, "tenant_not_found")
@@ -100,10 +115,20 @@ async def test_operator_api(server: ServerThread) -> None:
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TIDINGS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
-           "TIDINGS_SECRET": SECRET, "TIDINGS_LOG_LEVEL": "WARNING"}
-    return subprocess.run([sys.executable, "-m", "tidings.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    env = {
+        **os.environ,
+        "TIDINGS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+        "TIDINGS_SECRET": SECRET,
+        "TIDINGS_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tidings.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_cli_json_commands(tmp_path: Path) -> None:
@@ -113,12 +138,17 @@ def test_cli_json_commands(tmp_path: Path) -> None:
     r = _cli(tmp_path, "tenant", "create", "jump-joy", "--json")
     assert r.returncode == 2 and "tenant_exists" in r.stderr
     assert [t["id"] for t in json.loads(_cli(tmp_path, "tenant", "list", "--json").stdout)] == [
-        "jump-joy"]
-    key = json.loads(_cli(tmp_path, "key", "create", "jump-joy", "--scope", "publish",
-                          "--json").stdout)
+        "jump-joy"
+    ]
+    key = json.loads(
+        _cli(tmp_path, "key", "create", "jump-joy", "--scope", "publish", "--json").stdout
+    )
     assert key["key"].startswith("tdg_") and key["scopes"] == ["publish"]
-    token = json.loads(_cli(tmp_path, "token", "jump-joy", "ann", "--role", "owner", "--ttl", "60",
-                            "--json").stdout)
+    token = json.loads(
+        _cli(
+            tmp_path, "token", "jump-joy", "ann", "--role", "owner", "--ttl", "60", "--json"
+        ).stdout
+    )
     claims = jwt.decode(token["token"], SECRET, algorithms=["HS256"], audience="tidings")
     assert claims["roles"] == ["owner"]
     revoked = json.loads(_cli(tmp_path, "key", "revoke", key["id"], "--json").stdout)

@@ -32,10 +32,18 @@ def test_notification_encoding_cannot_forge_framing() -> None:
 
 @pytest.mark.parametrize(
     ("link", "ok"),
-    [("/bookings/7", True), ("https://x.example/a", True), ("http://x.example", True),
-     ("//evil.example", False), ("javascript:alert(1)", False), ("JaVaScRiPt:alert(1)", False),
-     (" javascript:alert(1)", False), ("data:text/html,x", False), ("/\\evil.example", False),
-     ("https:///nohost", False)],
+    [
+        ("/bookings/7", True),
+        ("https://x.example/a", True),
+        ("http://x.example", True),
+        ("//evil.example", False),
+        ("javascript:alert(1)", False),
+        ("JaVaScRiPt:alert(1)", False),
+        (" javascript:alert(1)", False),
+        ("data:text/html,x", False),
+        ("/\\evil.example", False),
+        ("https:///nohost", False),
+    ],
 )
 def test_safe_links(link: str, ok: bool) -> None:
     assert is_safe_link(link) is ok
@@ -49,15 +57,21 @@ def test_envelope_round_trip() -> None:
 def test_settings_mask_secrets_and_refuse_dev_defaults_in_production() -> None:
     s = Settings(database_url="postgresql+asyncpg://u:pw@db/t", secret="s" * 40)
     masked = s.masked()
-    assert masked["secret"] == "**********" and masked["database_url"] == "postgresql+asyncpg://u:****@db/t"
+    assert (
+        masked["secret"] == "**********"
+        and masked["database_url"] == "postgresql+asyncpg://u:****@db/t"
+    )
     with pytest.raises(ValueError, match="TIDINGS_SECRET"):
         Settings(env="production").check_production()
     Settings(env="production", secret="s" * 40, operator_key="op").check_production()
 
 
 def test_every_error_has_a_status_and_code() -> None:
-    classes = [c for c in vars(errors).values()
-               if isinstance(c, type) and issubclass(c, errors.TidingsError)]
+    classes = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.TidingsError)
+    ]
     assert len(classes) >= 10
     for cls in classes:
         assert 400 <= cls.status <= 599 and cls.default_code and cls.title
