@@ -112,9 +112,9 @@ class DroppingProxy:
 
 async def test_publisher_retries_never_double(server: ServerThread) -> None:
     tenant = create_tenant(server.url, "jump-joy")
-    async with DroppingProxy(server.port, drops=2) as proxy:
-        async with Publisher(f"http://127.0.0.1:{proxy.port}", tenant.key, retries=5) as pub:
-            first = await asyncio.wait_for(pub.publish(type="booking_created", title="once"), 30)
+    proxy = DroppingProxy(server.port, drops=2)
+    async with proxy, Publisher(f"http://127.0.0.1:{proxy.port}", tenant.key, retries=5) as pub:
+        first = await asyncio.wait_for(pub.publish(type="booking_created", title="once"), 30)
     assert first["id"] == 1
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.get(
