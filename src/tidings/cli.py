@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from tidings.config import Settings
+from tidings.logs import configure as configure_logs
 
 app = typer.Typer(help="tidings: real-time in-app notifications.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
@@ -71,9 +72,7 @@ def serve(
 ) -> None:
     """Run the server."""
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logs(settings.log_level, settings.log_format)
     if workers == 1:
         _serve_one(host, port, None)
         return
@@ -90,9 +89,7 @@ def _serve_one(host: str, port: int, sock: socket.socket | None) -> None:
 
 def _worker(host: str, port: int, sock: socket.socket) -> None:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logs(settings.log_level, settings.log_format)
     _serve_one(host, port, sock)
 
 

@@ -157,3 +157,56 @@ def test_cli_json_commands(tmp_path: Path) -> None:
     assert config["secret"] == "**********" and SECRET not in json.dumps(config)
     assert _cli(tmp_path, "token", "ghost", "ann").returncode == 2
     assert _cli(tmp_path, "migrate").returncode == 0
+
+
+def test_cli_publish_and_tail(server: ServerThread, tenant: Tenant) -> None:
+    env = {**os.environ, "TIDINGS_URL": server.url, "TIDINGS_LOG_LEVEL": "WARNING"}
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", "tail", "--json", "--token", tenant.token("ann")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stdout is not None
+        first = json.loads(tail.stdout.readline())
+        assert first["event"] == "ready"
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tidings.cli",
+                "publish",
+                "Bounce castle booked",
+                "--type",
+                "booking_created",
+                "--body",
+                "Saturday",
+                "--key",
+                tenant.key,
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["id"] == 1
+        event = json.loads(tail.stdout.readline())
+        assert event["event"] == "notification" and event["id"] == 1
+        assert event["data"]["title"] == "Bounce castle booked"
+        bad = subprocess.run(
+            [sys.executable, "-m", "tidings.cli", "publish", "x", "--key", "tdg_bad"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert bad.returncode == 2 and "invalid_credentials" in bad.stderr
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
