@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -278,10 +278,8 @@ def tail(
                 typer.echo(f"[{event.event}] {json.dumps(event.data)}", err=True)
             sys.stdout.flush()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()

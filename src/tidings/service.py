@@ -1,7 +1,9 @@
 """The tidings service: the one place where store, hub and broker meet.
 
 Publish path (invariant 1, durable before acknowledged): validate → one write transaction
-assigns the seq and commits → only then offered to the local hub and announced on the broker.
+assigns the seq and commits → only then offered to the local hub and announced on the broker
+(a transactional broker — PostgreSQL NOTIFY — announces inside the transaction instead, so the
+announcement leaves exactly at commit).
 A broker failure never fails a publish: the store has it, and every hub catches up by seq.
 """
 
@@ -71,7 +73,9 @@ class Tidings:
         self.hub = hub
         self.metrics = metrics
         self.after_publish: list[Any] = []  # async callables(list[Notification]); channels hook
-        self.limiter = RateLimiter(settings.publish_rate)
+        # async (Principal) -> frozenset of types the user switched off in-app; channels hook
+        self.muted_types: Any = None
+        self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
 
     async def rate_limit(self, key: KeyPrincipal, cost: int = 1) -> None:
@@ -97,7 +101,23 @@ class Tidings:
         async with self.store.write() as conn:
             tx = Transaction(conn, self)
             yield tx
-        await self._announce(tx.published)
+            in_tx = await self._announce_in_transaction(conn, tx.published)
+        await self._announce(tx.published, broadcast=not in_tx)
+
+    async def _announce_in_transaction(
+        self, conn: AsyncConnection, published: list[Notification]
+    ) -> bool:
+        """Let a transactional broker (PostgreSQL NOTIFY) announce at commit. True if it did."""
+        hook = getattr(self.broker, "publish_in_transaction", None)
+        if hook is None or not published:
+            return False
+        done: bool = await hook(conn, [self._envelope(item) for item in published])
+        return done
+
+    def _envelope(self, item: Notification) -> bytes:
+        return Envelope(
+            "n", item.tenant, item.seq, payload=item.encode(), origin=self.instance_id
+        ).encode()
 
     async def publish(
         self, tenant: str, new: NewNotification, *, idempotency_key: str | None = None
@@ -126,17 +146,16 @@ class Tidings:
         self.metrics.publish_seconds.observe(time.perf_counter() - started)
         return results
 
-    async def _announce(self, published: list[Notification]) -> None:
+    async def _announce(self, published: list[Notification], *, broadcast: bool = True) -> None:
         if not published:
             return
         self.metrics.published.inc(len(published))
         for item in published:
             await self.hub.deliver(item)
-            envelope = Envelope(
-                "n", item.tenant, item.seq, payload=item.encode(), origin=self.instance_id
-            )
+            if not broadcast:
+                continue  # announced inside the transaction
             try:
-                await self.broker.publish(envelope.encode())
+                await self.broker.publish(self._envelope(item))
             except Exception as error:  # the store has it; hubs catch up by seq
                 self.metrics.broker_errors.inc()
                 log.warning(
@@ -167,6 +186,13 @@ class Tidings:
 
     # -- feed and read state -------------------------------------------------------------------
 
+    async def muted(self, principal: Principal) -> frozenset[str]:
+        """Types ``principal`` switched off in-app: left out of their feed, count and stream."""
+        if self.muted_types is None:
+            return frozenset()
+        muted: frozenset[str] = await self.muted_types(principal)
+        return muted
+
     async def feed(
         self,
         principal: Principal,
@@ -176,6 +202,7 @@ class Tidings:
         before: int | None,
         limit: int,
     ) -> tuple[list[rq.FeedItem], int | None]:
+        muted = await self.muted(principal)
         async with self.store.read() as conn:
             return await rq.feed(
                 conn,
@@ -186,22 +213,30 @@ class Tidings:
                 type_=type_,
                 before=before,
                 limit=limit,
+                exclude_types=muted,
             )
 
     async def unread(self, principal: Principal) -> UnreadCount:
+        muted = await self.muted(principal)
         async with self.store.read() as conn:
             return await rq.unread_count(
-                conn, principal.tenant, principal.user, sorted(principal.roles)
+                conn, principal.tenant, principal.user, sorted(principal.roles), muted
             )
 
     async def snapshot(self, principal: Principal) -> dict[str, Any]:
         """What a client needs to be whole: unread count, latest seq, the latest five."""
         roles = sorted(principal.roles)
+        muted = await self.muted(principal)
         async with self.store.read() as conn:
             latest = await nq.latest_seq(conn, principal.tenant)
-            count = await rq.unread_count(conn, principal.tenant, principal.user, roles)
+            count = await rq.unread_count(conn, principal.tenant, principal.user, roles, muted)
             items, _ = await rq.feed(
-                conn, principal.tenant, principal.user, roles, limit=SNAPSHOT_SIZE
+                conn,
+                principal.tenant,
+                principal.user,
+                roles,
+                limit=SNAPSHOT_SIZE,
+                exclude_types=muted,
             )
         return {
             "unread": count.public(),

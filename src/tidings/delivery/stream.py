@@ -12,6 +12,7 @@ the other. Every write has a timeout; cleanup (unsubscribe) is in ``finally``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -52,6 +54,8 @@ class EventStream(Response):
         self.sub = sub
         self.resume = resume
         self.sent = 0
+        self._timer: asyncio.TimerHandle | None = None  # next ping / token expiry wake-up
+        self._timer_at = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sub = self.sub
@@ -80,8 +84,10 @@ class EventStream(Response):
         except OSError:
             reason = "write-error"
         finally:
-            if sub.reason == "overflow":
-                reason = "overflow"
+            if sub.reason in ("overflow", "slow"):
+                reason = sub.reason
+            if self._timer is not None:
+                self._timer.cancel()
             self.service.hub.unsubscribe(sub)
             log.info(
                 "stream closed tenant=%s user=%s conn=%d reason=%s sent=%d",
@@ -93,12 +99,29 @@ class EventStream(Response):
             )
 
     async def _write(self, send: Send, body: bytes) -> None:
+        # A plain loop timer bounds the write instead of anyio.fail_after: the same limit for
+        # a fraction of the cost on the per-delivery path (docs/performance.md).
         self.sub.sending = True
+        timer = asyncio.get_running_loop().call_later(
+            self.service.settings.send_timeout, self._stuck
+        )
         try:
-            with anyio.fail_after(self.service.settings.send_timeout):
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+            await send({"type": "http.response.body", "body": body, "more_body": True})
         finally:
             self.sub.sending = False
+            timer.cancel()
+
+    def _ring(self) -> None:
+        self._timer = None
+        self.sub.wake.set()
+
+    def _stuck(self) -> None:
+        """A write outlasted ``send_timeout``: end the stream as too slow."""
+        sub = self.sub
+        if sub.sending and sub.scope is not None and sub.reason is None:
+            sub.reason = "slow"
+            self.service.metrics.dropped.labels(reason="slow").inc()
+            sub.scope.cancel()
 
     async def _run(self, send: Send) -> str:
         try:
@@ -112,6 +135,7 @@ class EventStream(Response):
         service, sub, settings = self.service, self.sub, self.service.settings
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         await self._write(send, sse.retry(settings.retry_ms))
+        sub.muted = await service.muted(sub.principal)  # types switched off in-app
         snapshot = await service.snapshot(sub.principal)
         latest: int = snapshot["latest_seq"]
         first = await self._opening(snapshot, latest)
@@ -149,7 +173,7 @@ class EventStream(Response):
             chunk = [
                 sse.notification_frame(r.seq, r.encode())
                 for r in rows
-                if r.visible_to(sub.user, sub.roles)
+                if r.visible_to(sub.user, sub.roles) and r.type not in sub.muted
             ]
             self.sent = rows[-1].seq
             if chunk:
@@ -177,9 +201,17 @@ class EventStream(Response):
                 continue
             if not sub.buffer:
                 sub.wake.clear()
-                wait = max(0.0, min(next_ping - time.monotonic(), to_expiry))
-                with anyio.move_on_after(wait if math.isfinite(wait) else 60):
-                    await sub.wake.wait()
+                # One timer wakes the stream for its next ping or its token's expiry; it is
+                # re-armed only once it has fired or must fire sooner, not per message.
+                now = time.monotonic()
+                wait = max(0.0, min(next_ping - now, to_expiry))
+                due = now + (wait if math.isfinite(wait) else 60)
+                if self._timer is None or self._timer_at > due:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._timer = asyncio.get_running_loop().call_later(due - now, self._ring)
+                    self._timer_at = due
+                await sub.wake.wait()
                 if not sub.buffer and sub.reason is None and time.monotonic() >= next_ping:
                     await self._write(send, sse.PING)
                     next_ping = time.monotonic() + settings.keepalive
@@ -192,6 +224,8 @@ class EventStream(Response):
                     if seq <= self.sent:
                         continue
                     self.sent = seq
+                    if sub.muted and _frame_type(frame) in sub.muted:
+                        continue
                     delivered += 1
                 frames.append(frame)
             if frames:
@@ -204,3 +238,13 @@ class EventStream(Response):
         with anyio.move_on_after(1):
             await send({"type": "http.response.body", "body": retry + frame, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _frame_type(frame: bytes) -> str | None:
+    """The ``type`` of a notification frame (only parsed for users with muted types)."""
+    _, _, data = frame.partition(b"\ndata: ")
+    try:
+        value = orjson.loads(data.strip()).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

@@ -6,7 +6,7 @@ its receipt has ``archived_at``. Archived notifications are neither unread nor i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -90,8 +90,10 @@ async def feed(
     type_: str | None = None,
     before: int | None = None,
     limit: int = 20,
+    exclude_types: Collection[str] = (),
 ) -> tuple[list[FeedItem], int | None]:
-    """Newest first. Returns the page and the seq to continue *before*, if there is more."""
+    """Newest first. Returns the page and the seq to continue *before*, if there is more.
+    ``exclude_types``: types the user switched off in-app (tidings.channels)."""
     mark = await watermark(conn, tenant, user)
     query = (
         select(notifications, _R.read_at, _R.archived_at)
@@ -100,6 +102,8 @@ async def feed(
     )
     if type_ is not None:
         query = query.where(_N.type == type_)
+    if exclude_types:
+        query = query.where(_N.type.not_in(sorted(exclude_types)))
     if before is not None:
         query = query.where(_N.seq < before)
     query = query.order_by(_N.seq.desc()).limit(limit + 1)
@@ -117,14 +121,21 @@ async def feed(
 
 
 async def unread_count(
-    conn: AsyncConnection, tenant: str, user: str, roles: Sequence[str]
+    conn: AsyncConnection,
+    tenant: str,
+    user: str,
+    roles: Sequence[str],
+    exclude_types: Collection[str] = (),
 ) -> UnreadCount:
     """Counts at most ``UNREAD_DISPLAY_CAP + 1`` rows, whatever the backlog."""
     mark = await watermark(conn, tenant, user)
+    where = [visible(tenant, user, roles), _N.seq > mark, _status_clause("unread", mark)]
+    if exclude_types:
+        where.append(_N.type.not_in(sorted(exclude_types)))
     inner = (
         select(_N.seq)
         .select_from(_receipt_join())
-        .where(visible(tenant, user, roles), _N.seq > mark, _status_clause("unread", mark))
+        .where(*where)
         .limit(UNREAD_DISPLAY_CAP + 1)
         .subquery()
     )

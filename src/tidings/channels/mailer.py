@@ -1,0 +1,162 @@
+"""Digest e-mails: composing them (plain text + HTML, RFC 8058 unsubscribe headers) and sending
+them over SMTP with ``aiosmtplib`` (host, port, TLS mode and credentials from settings).
+
+Every piece of notification text reaches the HTML through Jinja2 autoescaping; links are made
+absolute against ``TIDINGS_PUBLIC_URL`` and only ``http(s)`` links are used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from urllib.parse import urljoin, urlsplit
+
+import aiosmtplib
+from jinja2 import Environment
+
+from tidings.config import Settings
+from tidings.domain.notifications import Notification
+
+_HTML_ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+# Plain text is not HTML: escaping it would show "&amp;" to the reader.
+_TEXT_ENV = Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True)  # noqa: S701
+
+_TEXT = _TEXT_ENV.from_string(
+    """{{ intro }}
+
+{% for group in groups %}
+{{ group.label }} ({{ group.items|length }})
+{% for item in group.items %}
+  - {{ item.title }}{% if item.body %}: {{ item.body }}{% endif %}
+
+    {{ item.url }}
+{% endfor %}
+
+{% endfor %}
+{% if more %}…and more in your inbox.
+{% endif %}
+Open your notifications: {{ dashboard }}
+
+You get this e-mail because digests are on for {{ address }}.
+Unsubscribe: {{ unsubscribe }}
+""",
+)
+
+_HTML = _HTML_ENV.from_string(
+    """<!doctype html>
+<html><body style="font-family:system-ui,sans-serif;color:#1f2937;max-width:560px">
+<p>{{ intro }}</p>
+{% for group in groups %}
+<h3 style="margin:20px 0 6px">{{ group.label }}
+ <span style="color:#6b7280">({{ group.items|length }})</span></h3>
+<ul style="padding-left:18px;margin:0">
+{% for item in group.items %}
+<li style="margin:6px 0"><a href="{{ item.url }}">{{ item.title }}</a>
+{% if item.body %}<br><span style="color:#4b5563">{{ item.body }}</span>{% endif %}</li>
+{% endfor %}
+</ul>
+{% endfor %}
+{% if more %}<p>…and more in your inbox.</p>{% endif %}
+<p><a href="{{ dashboard }}">Open your notifications</a></p>
+<p style="color:#6b7280;font-size:12px">
+You get this e-mail because digests are on for {{ address }}.
+<a href="{{ unsubscribe }}">Unsubscribe</a></p>
+</body></html>
+""",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    title: str
+    body: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    label: str
+    items: list[Item]
+
+
+def _domain(address: str) -> str:
+    _, addr = parseaddr(address)
+    domain = addr.rpartition("@")[2]
+    return domain or "tidings.invalid"
+
+
+def label(type_: str) -> str:
+    return type_.replace(".", " ").replace("_", " ").strip().capitalize()
+
+
+def absolute(public_url: str, link: str | None) -> str:
+    if not link:
+        return public_url
+    url = urljoin(public_url.rstrip("/") + "/", link)
+    return url if urlsplit(url).scheme in ("http", "https") else public_url
+
+
+def group(items: list[Notification], public_url: str) -> list[Group]:
+    """Grouped by type, groups in order of their newest item, items newest first."""
+    by_type: dict[str, list[Item]] = {}
+    for n in sorted(items, key=lambda n: n.seq, reverse=True):
+        by_type.setdefault(n.type, []).append(
+            Item(n.title, n.body[:300], absolute(public_url, n.link))
+        )
+    return [Group(label(t), entries) for t, entries in by_type.items()]
+
+
+def digest_message(
+    settings: Settings,
+    *,
+    to: str,
+    tenant_name: str,
+    items: list[Notification],
+    more: bool,
+    unsubscribe: str,
+    message_key: str,
+    now: datetime,
+) -> EmailMessage:
+    count = f"{len(items)}{'+' if more else ''}"
+    noun = "notification" if len(items) == 1 and not more else "notifications"
+    context = {
+        "intro": f"You have {count} unread {noun} at {tenant_name}.",
+        "groups": group(items, settings.public_url),
+        "more": more,
+        "dashboard": settings.public_url,
+        "unsubscribe": unsubscribe,
+        "address": to,
+    }
+    message = EmailMessage()
+    message["Subject"] = f"{count} unread {noun} — {tenant_name}"
+    message["From"] = settings.smtp_from
+    message["To"] = formataddr(("", to))
+    message["Date"] = format_datetime(now)
+    # The same digest always has the same Message-ID: a re-send after a crash is a duplicate
+    # that mail systems can recognise.
+    digest = hashlib.sha256(message_key.encode()).hexdigest()[:32]
+    message["Message-ID"] = f"<digest.{digest}@{_domain(settings.smtp_from)}>"
+    message["List-Unsubscribe"] = f"<{unsubscribe}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(_TEXT.render(context))
+    message.add_alternative(_HTML.render(context), subtype="html")
+    return message
+
+
+async def send(message: EmailMessage, settings: Settings) -> None:
+    """Hand ``message`` to the SMTP server; raises on any failure (the caller retries)."""
+    password = settings.smtp_password.get_secret_value()
+    await aiosmtplib.send(
+        message,
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username or None,
+        password=password if settings.smtp_username else None,
+        use_tls=settings.smtp_tls == "tls",
+        start_tls=settings.smtp_tls == "starttls",
+        timeout=settings.smtp_timeout,
+    )

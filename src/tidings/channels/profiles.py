@@ -1,0 +1,139 @@
+"""What the channels know about users and tenants: contact, zone, roles and preferences.
+
+A user's row is written when the user calls the channels API with a stream token (e-mail and
+roles come from the token's claims), when the user has a live stream (the presence heartbeat
+records the same claims), and by an admin (``PUT /v1/users/{user}``). Roles are kept so that
+push and digests can check a notification's audience while the user is not connected.
+
+Every function takes a connection of the caller's transaction and filters on the tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tidings.channels._sql import KEEP, Keep, upsert
+from tidings.channels.preferences import Effective, TenantPreferences, UserPreferences
+from tidings.channels.tables import channel_tenants, channel_users
+from tidings.errors import NotFound
+
+_U = channel_users.c
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    tenant: str
+    user: str
+    email: str | None = None
+    time_zone: str | None = None
+    roles: tuple[str, ...] = ()
+    prefs: UserPreferences = field(default_factory=UserPreferences)
+
+    def effective(self, tenant: TenantPreferences) -> Effective:
+        return Effective(self.prefs, tenant, self.time_zone)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "email": self.email,
+            "time_zone": self.time_zone,
+            "roles": list(self.roles),
+        }
+
+
+def _profile(row: Any) -> Profile:
+    return Profile(
+        tenant=row.tenant_id,
+        user=row.user_id,
+        email=row.email,
+        time_zone=row.time_zone,
+        roles=tuple(row.roles or ()),
+        prefs=UserPreferences.model_validate(row.prefs or {}),
+    )
+
+
+async def get(conn: AsyncConnection, tenant: str, user: str) -> Profile | None:
+    row = (
+        await conn.execute(select(channel_users).where(_U.tenant_id == tenant, _U.user_id == user))
+    ).first()
+    return None if row is None else _profile(row)
+
+
+async def all_of(conn: AsyncConnection, tenant: str) -> list[Profile]:
+    rows = await conn.execute(
+        select(channel_users).where(_U.tenant_id == tenant).order_by(_U.user_id)
+    )
+    return [_profile(r) for r in rows]
+
+
+async def with_email(conn: AsyncConnection) -> list[Profile]:
+    """Every user of every tenant with an e-mail address (the digest scheduler's list)."""
+    rows = await conn.execute(
+        select(channel_users).where(_U.email.is_not(None)).order_by(_U.tenant_id, _U.user_id)
+    )
+    return [_profile(r) for r in rows]
+
+
+async def save(
+    conn: AsyncConnection,
+    tenant: str,
+    user: str,
+    *,
+    now: datetime,
+    email: str | Keep | None = KEEP,
+    time_zone: str | Keep | None = KEEP,
+    roles: Sequence[str] | Keep = KEEP,
+    prefs: UserPreferences | Keep = KEEP,
+) -> Profile:
+    """Create or change a user's row; fields left at ``KEEP`` stay as they are."""
+    values: dict[str, Any] = {}
+    if not isinstance(email, Keep):
+        values["email"] = email
+    if not isinstance(time_zone, Keep):
+        values["time_zone"] = time_zone
+    if not isinstance(roles, Keep):
+        values["roles"] = sorted(set(roles))
+    if not isinstance(prefs, Keep):
+        values["prefs"] = prefs.model_dump(mode="json", exclude_none=True)
+    row = {"email": None, "time_zone": None, "roles": [], "prefs": {}, **values}
+    stmt = upsert(conn)(channel_users).values(tenant_id=tenant, user_id=user, updated_at=now, **row)
+    try:
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["tenant_id", "user_id"], set_={"updated_at": now, **values}
+            )
+        )
+    except IntegrityError as error:  # the only constraint left: the tenant must exist
+        raise NotFound(f"Tenant {tenant!r} does not exist.", code="tenant_not_found") from error
+    found = await get(conn, tenant, user)
+    assert found is not None
+    return found
+
+
+async def tenant_prefs(conn: AsyncConnection, tenant: str) -> TenantPreferences:
+    value = (
+        await conn.execute(
+            select(channel_tenants.c.prefs).where(channel_tenants.c.tenant_id == tenant)
+        )
+    ).scalar_one_or_none()
+    return TenantPreferences.model_validate(value or {})
+
+
+async def set_tenant_prefs(
+    conn: AsyncConnection, tenant: str, prefs: TenantPreferences, *, now: datetime
+) -> TenantPreferences:
+    doc = prefs.model_dump(mode="json", exclude_none=True)
+    stmt = upsert(conn)(channel_tenants).values(tenant_id=tenant, prefs=doc, updated_at=now)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["tenant_id"], set_={"prefs": doc, "updated_at": now}
+        )
+    )
+    return prefs

@@ -1,0 +1,298 @@
+"""The push worker: drains the push outbox, with retries and backoff, off the publish path.
+
+Claiming is a lease: in one transaction due rows (``pending`` and ``due_at <= now``, or
+``sending`` whose lease ran out because an instance died mid-send) are locked ``FOR UPDATE SKIP
+LOCKED`` and marked ``sending`` by this instance until ``lease_until``. The push itself happens
+outside any transaction; its outcome is written afterwards:
+
+- accepted (2xx) → row deleted, ``sent`` logged;
+- 404 / 410 → the subscription is deleted (its outbox rows with it), ``failed: gone`` logged;
+- 429 / 5xx / network error → back to ``pending`` at ``now + backoff`` (doubling from
+  ``TIDINGS_PUSH_RETRY_BASE``, at least ``Retry-After``), until ``TIDINGS_PUSH_MAX_ATTEMPTS``;
+- anything else → row deleted, ``failed`` logged.
+
+Before sending, a notification the user has read (or archived) meanwhile is dropped as
+``skipped: already_read``. Memory is bounded: at most ``TIDINGS_PUSH_CONCURRENCY`` jobs are
+claimed (and in flight) at a time. A crash between send and write-back re-sends after the
+lease; the ``Topic`` header and the service worker's ``tag`` make such a duplicate replace the
+first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+import orjson
+from sqlalchemy import and_, delete, or_, select, update
+
+from tidings.channels import deliverylog, webpush
+from tidings.channels.deliverylog import entry
+from tidings.channels.tables import push_outbox, push_subscriptions
+from tidings.channels.webpush import PushResult
+from tidings.domain.notifications import Notification, format_time
+from tidings.store import notifications as nq
+from tidings.store.tables import read_state, receipts
+
+if TYPE_CHECKING:
+    from tidings.channels.runtime import Channels
+
+log = logging.getLogger(__name__)
+_O = push_outbox.c
+_S = push_subscriptions.c
+MAX_PAYLOAD = 3000  # bytes of JSON; Web Push allows ~4 KB after encryption
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    tenant: str
+    seq: int
+    user: str
+    subscription: int
+    endpoint: str
+    p256dh: str
+    auth: str
+    attempts: int
+
+
+def payload(item: Notification, public_url: str) -> bytes:
+    """What the service worker gets: one JSON object, at most ``MAX_PAYLOAD`` bytes."""
+    url = urljoin(public_url.rstrip("/") + "/", item.link) if item.link else public_url
+    body: dict[str, Any] = {
+        "id": item.seq,
+        "type": item.type,
+        "title": item.title[:200],
+        "body": item.body[:1000],
+        "url": url,
+        "tag": f"tidings:{item.tenant}:{item.seq}",
+        "created_at": format_time(item.created_at),
+    }
+    encoded = orjson.dumps(body)
+    while len(encoded) > MAX_PAYLOAD and body["body"]:
+        body["body"] = body["body"][: len(body["body"]) // 2]
+        encoded = orjson.dumps(body)
+    return encoded
+
+
+class PushWorker:
+    def __init__(self, channels: Channels) -> None:
+        self.ch = channels
+        self._wake = asyncio.Event()
+        settings = channels.settings
+        self.batch = settings.push_concurrency
+        self.lease = timedelta(seconds=settings.push_timeout * 3 + 30)
+        self.interval = min(1.0, settings.push_retry_base)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                jobs = await self.claim()
+                if jobs:
+                    await asyncio.gather(*(self.deliver(job) for job in jobs))
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("push worker failed (will retry): %r", error)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+    async def claim(self) -> list[Job]:
+        now = self.ch.clock.now()
+        due = or_(
+            and_(_O.state == "pending", _O.due_at <= now),
+            and_(_O.state == "sending", _O.lease_until < now),
+        )
+        async with self.ch.service.store.read() as conn:  # idle: no write transaction
+            if (await conn.execute(select(_O.id).where(due).limit(1))).first() is None:
+                return []
+        async with self.ch.service.store.write() as conn:
+            ids = [
+                int(i)
+                for (i,) in await conn.execute(
+                    select(_O.id)
+                    .where(due)
+                    .order_by(_O.due_at)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ]
+            if not ids:
+                return []
+            await conn.execute(
+                update(push_outbox)
+                .where(_O.id.in_(ids))
+                .values(
+                    state="sending",
+                    owner=self.ch.instance,
+                    lease_until=now + self.lease,
+                    attempts=_O.attempts + 1,
+                )
+            )
+            rows = await conn.execute(
+                select(push_outbox, _S.endpoint, _S.p256dh, _S.auth)
+                .join(push_subscriptions, _S.id == _O.subscription_id)
+                .where(_O.id.in_(ids))
+            )
+            return [
+                Job(
+                    int(r.id),
+                    r.tenant_id,
+                    int(r.seq),
+                    r.user_id,
+                    int(r.subscription_id),
+                    r.endpoint,
+                    r.p256dh,
+                    r.auth,
+                    int(r.attempts),
+                )
+                for r in rows
+            ]
+
+    async def deliver(self, job: Job) -> None:
+        try:
+            async with self.ch.service.store.read() as conn:
+                item = await nq.get(conn, job.tenant, job.seq)
+                read = item is not None and await _is_read(conn, job)
+            if item is None or read:
+                await self._finish(job, None, "already_read" if read else "gone_notification")
+                return
+            sender = self.ch.sender
+            assert sender is not None
+            result = await sender.send(
+                job.endpoint,
+                job.p256dh,
+                job.auth,
+                payload(item, self.ch.settings.public_url),
+                ttl=self.ch.settings.push_ttl,
+                topic=webpush.topic(job.tenant, job.seq),
+            )
+            await self._finish(job, result, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the lease runs out and another attempt follows
+            log.warning("push job %d failed: %r", job.id, error)
+
+    async def _finish(self, job: Job, result: PushResult | None, skipped: str | None) -> None:
+        now = self.ch.clock.now()
+        target = f"device:{job.subscription}"
+
+        def note(state: Any, reason: str | None, **detail: Any) -> dict[str, Any]:
+            return entry(
+                job.tenant,
+                job.seq,
+                "push",
+                state,
+                at=now,
+                user=job.user,
+                target=target,
+                reason=reason,
+                detail=detail or None,
+            )
+
+        mine = and_(_O.id == job.id, _O.owner == self.ch.instance, _O.state == "sending")
+        async with self.ch.service.store.write() as conn:
+            if result is None:
+                await conn.execute(delete(push_outbox).where(_O.id == job.id))
+                if skipped == "already_read":
+                    await deliverylog.write(conn, [note("skipped", skipped)])
+                return
+            if result.ok:
+                await conn.execute(delete(push_outbox).where(_O.id == job.id))
+                await conn.execute(
+                    update(push_subscriptions)
+                    .where(_S.id == job.subscription)
+                    .values(last_success_at=now, failures=0)
+                )
+                await deliverylog.write(conn, [note("sent", None, status=result.status)])
+            elif result.gone:
+                await conn.execute(
+                    delete(push_outbox).where(_O.subscription_id == job.subscription)
+                )
+                await conn.execute(delete(push_subscriptions).where(_S.id == job.subscription))
+                await deliverylog.write(
+                    conn, [note("failed", "gone", status=result.status, removed=True)]
+                )
+                log.info("push subscription %d gone (%s); removed", job.subscription, result.status)
+            elif result.retry and job.attempts < self.ch.settings.push_max_attempts:
+                retry_at = now + timedelta(seconds=self._backoff(job.attempts, result.retry_after))
+                await conn.execute(
+                    update(push_outbox)
+                    .where(mine)
+                    .values(
+                        state="pending", due_at=retry_at, lease_until=None, last_error=result.reason
+                    )
+                )
+                await deliverylog.write(
+                    conn,
+                    [
+                        note(
+                            "failed",
+                            "retrying",
+                            status=result.status,
+                            error=result.reason,
+                            attempt=job.attempts,
+                            retry_at=format_time(retry_at),
+                        )
+                    ],
+                )
+            else:
+                await conn.execute(delete(push_outbox).where(_O.id == job.id))
+                await conn.execute(
+                    update(push_subscriptions)
+                    .where(_S.id == job.subscription)
+                    .values(failures=_S.failures + 1)
+                )
+                await deliverylog.write(
+                    conn,
+                    [
+                        note(
+                            "failed",
+                            "gave_up" if result.retry else "refused",
+                            status=result.status,
+                            error=result.reason,
+                            attempt=job.attempts,
+                        )
+                    ],
+                )
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        s = self.ch.settings
+        delay = min(s.push_retry_base * 2 ** max(0, attempts - 1), s.push_retry_max)
+        delay *= random.uniform(0.8, 1.2)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return float(min(delay, s.push_retry_max))
+
+
+async def _is_read(conn: Any, job: Job) -> bool:
+    mark = (
+        await conn.execute(
+            select(read_state.c.watermark).where(
+                read_state.c.tenant_id == job.tenant, read_state.c.user_id == job.user
+            )
+        )
+    ).scalar_one_or_none()
+    if mark is not None and int(mark) >= job.seq:
+        return True
+    row = (
+        await conn.execute(
+            select(receipts.c.read_at, receipts.c.archived_at).where(
+                receipts.c.tenant_id == job.tenant,
+                receipts.c.user_id == job.user,
+                receipts.c.seq == job.seq,
+            )
+        )
+    ).first()
+    return row is not None and (row.read_at is not None or row.archived_at is not None)

@@ -1,0 +1,215 @@
+"""The channels of one instance: their state, their background workers, and the hooks they put
+into the service.
+
+Started by the lifespan (``app.state.startup_hooks``) once the service exists; stopped, in
+reverse, before the store closes. Workers (each one task, each surviving its own errors):
+
+=================  =====================================================================
+planner            fan-out of committed notifications to push/e-mail (woken by publishes)
+push worker        drains the push outbox, retries with backoff
+reminders          publishes due reminders (every ``TIDINGS_REMINDER_INTERVAL``)
+digests            sends due digests (every ``TIDINGS_DIGEST_INTERVAL``)
+presence           heartbeats who has a live stream here (every ``TIDINGS_PRESENCE_INTERVAL``)
+housekeeping       prunes the delivery log, old digest leases and finished reminders (hourly)
+=================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from tidings.channels import deliverylog, profiles, reminders
+from tidings.channels.clock import Clock, SystemClock
+from tidings.channels.digest import DigestRunner
+from tidings.channels.planner import Planner
+from tidings.channels.presence import Presence
+from tidings.channels.pushqueue import PushWorker
+from tidings.channels.tables import digest_runs, scheduled_reminders
+from tidings.channels.webpush import HostRules, PushSender, VapidKeys, load_or_create_keys
+from tidings.domain.principals import Principal
+from tidings.service import Tidings
+
+log = logging.getLogger(__name__)
+MUTED_TTL = 5.0
+CACHE_MAX = 10_000
+
+
+class Channels:
+    def __init__(self, service: Tidings, clock: Clock | None = None) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.clock: Clock = clock or SystemClock()
+        self.instance = secrets.token_hex(8)
+        self.rules = HostRules(self.settings.push_endpoint_hosts)
+        self.keys: VapidKeys | None = None
+        self.sender: PushSender | None = None
+        self.planner = Planner(self)
+        self.push_worker = PushWorker(self)
+        self.digests = DigestRunner(self)
+        self.presence = Presence(
+            service.store,
+            service.hub,
+            self.clock,
+            instance=self.instance,
+            interval=self.settings.presence_interval,
+            on_seen=self.note_principal,
+        )
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._keys_ready = asyncio.Event()
+        self._seen: dict[tuple[str, str], tuple[str | None, frozenset[str]]] = {}
+        self._muted: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.service.after_publish.append(self.planner.on_publish)
+        self.service.muted_types = self.muted_types
+        try:
+            await self.load_keys()
+        except Exception as error:  # the store may be down at start: keep trying, don't die
+            log.warning("VAPID keys not loaded yet (%r); retrying in the background", error)
+            self._spawn("vapid", self._until_keys())
+        if not self.settings.channels_workers:
+            return
+        s = self.settings
+        self._spawn("planner", self.planner.run_forever())
+        self._spawn("push", self._after_keys(self.push_worker.run_forever))
+        self._spawn("digests", self.digests.run_forever())
+        self._spawn("reminders", self._every(s.reminder_interval, self.reminders_tick))
+        self._spawn("presence", self._every(s.presence_interval, self.presence.beat))
+        self._spawn("housekeeping", self._every(3600.0, self.housekeeping))
+        log.info("channels started instance=%s", self.instance)
+
+    async def load_keys(self) -> None:
+        self.keys = await load_or_create_keys(self.service.store, self.clock.now())
+        self.sender = PushSender(self.keys, self.settings)
+        self._keys_ready.set()
+
+    async def _until_keys(self) -> None:
+        while not self._keys_ready.is_set():
+            await asyncio.sleep(2.0)
+            try:
+                await self.load_keys()
+            except Exception as error:
+                log.debug("VAPID keys still not loaded: %r", error)
+
+    async def _after_keys(self, work: Callable[[], Awaitable[None]]) -> None:
+        await self._keys_ready.wait()
+        await work()
+
+    def _spawn(self, name: str, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        self._tasks.append(asyncio.create_task(run(), name=f"tidings-channels-{name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.settings.channels_workers:
+            with suppress(Exception):
+                await self.presence.leave()
+        if self.sender is not None:
+            await self.sender.close()
+        log.info("channels stopped instance=%s", self.instance)
+
+    async def _every(self, interval: float, work: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            try:
+                await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("channels %s failed (will retry): %r", work.__name__, error)
+            await asyncio.sleep(interval)
+
+    # -- work ----------------------------------------------------------------------------------
+
+    async def reminders_tick(self) -> int:
+        return await reminders.run_due(self.service, self.clock.now())
+
+    async def housekeeping(self) -> None:
+        now = self.clock.now()
+        cutoff = now - timedelta(days=self.settings.retention_days)
+        async with self.service.store.write() as conn:
+            await deliverylog.prune(conn, cutoff)
+            await conn.execute(delete(digest_runs).where(digest_runs.c.created_at < cutoff))
+            await conn.execute(
+                delete(scheduled_reminders).where(
+                    scheduled_reminders.c.state != "pending",
+                    scheduled_reminders.c.updated_at < cutoff,
+                )
+            )
+
+    # -- hooks into the service and the API ------------------------------------------------------
+
+    async def note_principal(self, principal: Principal) -> None:
+        """Record the e-mail and roles a stream token carries (only when they changed)."""
+        key = (principal.tenant, principal.user)
+        seen = (principal.email, principal.roles)
+        if self._seen.get(key) == seen:
+            return
+        async with self.service.store.write() as conn:
+            if principal.email:
+                await profiles.save(
+                    conn,
+                    *key,
+                    now=self.clock.now(),
+                    email=principal.email,
+                    roles=sorted(principal.roles),
+                )
+            else:
+                await profiles.save(conn, *key, now=self.clock.now(), roles=sorted(principal.roles))
+        if len(self._seen) >= CACHE_MAX:
+            self._seen.clear()
+        self._seen[key] = seen
+
+    async def muted_types(self, principal: Principal) -> frozenset[str]:
+        """Types switched off in-app for this user (cached for a few seconds)."""
+        key = (principal.tenant, principal.user)
+        cached = self._muted.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with self.service.store.read() as conn:
+            profile = await profiles.get(conn, *key)
+            defaults = await profiles.tenant_prefs(conn, principal.tenant)
+        prefs = (profile or profiles.Profile(*key)).effective(defaults)
+        muted = prefs.muted_types()
+        if len(self._muted) >= CACHE_MAX:
+            self._muted.clear()
+        self._muted[key] = (time.monotonic() + MUTED_TTL, muted)
+        return muted
+
+    def forget(self, tenant: str, user: str | None = None) -> None:
+        """Drop cached preferences after a change (one user, or a whole tenant)."""
+        for key in list(self._muted):
+            if key[0] == tenant and (user is None or key[1] == user):
+                del self._muted[key]
+
+    async def refresh_streams(self, tenant: str, user: str | None = None) -> None:
+        """Apply changed in-app switches to this instance's open streams of one user (or of the
+        whole tenant). Other instances' streams pick them up when they reconnect; feeds and
+        counts everywhere within ``MUTED_TTL`` seconds."""
+        self.forget(tenant, user)
+        hub = self.service.hub
+        users = [user] if user else sorted({p.user for p in hub.present() if p.tenant == tenant})
+        for name in users:
+            subs = hub.subscribers_of(tenant, name)
+            if subs:
+                muted = await self.muted_types(subs[0].principal)
+                for sub in subs:
+                    sub.muted = muted

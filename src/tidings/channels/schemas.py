@@ -1,0 +1,79 @@
+"""Request bodies of the channels API (responses are plain dicts built by the domain types)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from tidings.channels.preferences import UserPreferences, check_zone
+from tidings.domain.notifications import Audience
+
+_ROLE = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PreferencesIn(UserPreferences):
+    """``PUT /v1/preferences``: the user's overrides (replaced as a whole) and, when given, the
+    user's time zone (absent: unchanged; ``null``: the tenant's)."""
+
+    time_zone: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
+
+
+class UserIn(_Strict):
+    """``PUT /v1/users/{user}``: only the fields sent change; ``null`` clears e-mail or zone."""
+
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+    time_zone: str | None = None
+    roles: list[str] | None = Field(default=None, max_length=50)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str] | None) -> list[str] | None:
+        for role in value or []:
+            if not _ROLE.match(role):
+                raise ValueError(f"role {role!r} is not a valid name")
+        return value
+
+
+class SubscriptionKeys(_Strict):
+    p256dh: str = Field(min_length=1, max_length=200)
+    auth: str = Field(min_length=1, max_length=100)
+
+
+class SubscriptionIn(_Strict):
+    """``PushSubscription.toJSON()`` as a browser gives it."""
+
+    endpoint: str = Field(min_length=1, max_length=2048)
+    keys: SubscriptionKeys
+    expirationTime: int | None = None
+
+
+class EndpointIn(_Strict):
+    endpoint: str = Field(min_length=1, max_length=2048)
+
+
+class ReminderIn(_Strict):
+    """``POST /v1/reminders``: arm (or re-arm) the reminder ``key``."""
+
+    key: str = Field(min_length=1, max_length=180, pattern=r"^[A-Za-z0-9_.:@+\-]+$")
+    due_at: AwareDatetime
+    title: str = Field(min_length=1, max_length=10_000)
+    body: str = Field(default="", max_length=100_000)
+    link: str | None = Field(default=None, max_length=2048)
+    data: dict[str, Any] = Field(default_factory=dict)
+    audience: Audience | None = None
