@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tidings import channels, demo
 from tidings.api import admin, compat, feed, health, problems, publish, stream, tokens
 from tidings.config import Settings
 from tidings.delivery.broker import Envelope, Signal, from_url
@@ -54,8 +55,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             service = Tidings(settings, store, broker, hub, metrics)
             app.state.tidings = service
+            if settings.shared_limits_url:  # stream caps across instances (delivery/slots.py)
+                from tidings.delivery.slots import RedisSlots
+
+                hub.slots = await stack.enter_async_context(
+                    RedisSlots(
+                        settings.shared_limits_url,
+                        service.instance_id,
+                        max_per_user=settings.max_streams_per_user,
+                        max_per_tenant=settings.max_streams_per_tenant,
+                        ttl=settings.stream_slot_ttl,
+                    )
+                )
             tasks = [
                 asyncio.create_task(listen(service), name="tidings-broker-listener"),
+                asyncio.create_task(sweep_forever(service), name="tidings-sweep"),
                 asyncio.create_task(prune_forever(service), name="tidings-retention"),
             ]
             for hook in getattr(app.state, "startup_hooks", []):
@@ -91,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     # -- extensions: each adds its routers / startup hooks in one line here -------------------
+    demo.install(app)  # the Bounce House Rentals demo, when TIDINGS_DEMO is on
+    channels.install(app)  # preferences, reminders, web push, e-mail digests
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 
@@ -150,6 +166,18 @@ async def _dispatch(service: Tidings, raw: bytes) -> None:
         service.hub.deliver_ephemeral(
             envelope.tenant, envelope.user, envelope.event, envelope.payload
         )
+
+
+async def sweep_forever(service: Tidings) -> None:
+    """Catch up from the store every ``sweep_interval`` s, whatever the broker says: a broker
+    message lost without a disconnect (a publish that failed while listeners stayed connected)
+    delays a notification by at most this long, never forever."""
+    while True:
+        await asyncio.sleep(service.settings.sweep_interval)
+        try:
+            await service.hub.catch_up()
+        except Exception as error:
+            log.debug("sweep failed: %r", error)
 
 
 async def prune_forever(service: Tidings, every: float = 3600.0) -> None:

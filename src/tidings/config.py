@@ -73,13 +73,107 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="Base URL used in links (e-mails, push)."
     )
     log_level: str = Field("INFO", description="Root log level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'text' lines or 'json' objects, one per line."
+    )
     auto_migrate: bool = Field(
         True, description="Apply migrations at start (always on for SQLite)."
     )
 
+    # -- several instances (docs/deploy.md) -----------------------------------------------------
+    limits_url: str = Field(
+        "",
+        description="Redis URL where instances share publish rate limits and stream caps. "
+        "Empty: the broker's Redis when the broker is redis://, else per instance. "
+        "'memory://': per instance.",
+    )
+    stream_slot_ttl: float = Field(
+        30.0,
+        ge=1,
+        description="Seconds a stream's cluster-wide slot outlives its last heartbeat (an "
+        "instance that crashed frees its slots after this).",
+    )
+    sweep_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between safety catch-ups from the store while the broker is up "
+        "(bounds how long a lost broker message can delay a notification).",
+    )
+    demo: bool = Field(
+        False,
+        description="Mount the Bounce House Rentals demo (/demo, /book/<tenant>) and seed it.",
+    )
+    demo_token_ttl: int = Field(
+        600, ge=1, description="Lifetime (s) of the stream tokens the demo hands its pages."
+    )
+
+    # -- channels (tidings.channels): web push, e-mail digests, reminders ------------------------
+    channels_workers: bool = Field(
+        True, description="Run the push, digest, reminder and presence workers in this process."
+    )
+    vapid_subject: str = Field(
+        "mailto:tidings@localhost",
+        description="VAPID 'sub' claim: a mailto: or https: contact for push service operators.",
+    )
+    push_endpoint_hosts: str = Field(
+        "*.googleapis.com,*.push.services.mozilla.com,*.notify.windows.com,*.push.apple.com",
+        description="Comma-separated hosts push endpoints may name ('*.x' = subdomains of x, "
+        "'*' = any https host). Keeps the push sender from being pointed at internal hosts.",
+    )
+    push_ca_file: str | None = Field(
+        None, description="PEM bundle to trust for push endpoints (private push services)."
+    )
+    push_ttl: int = Field(
+        86400, ge=0, le=2_419_200, description="How long a push service keeps a message (TTL, s)."
+    )
+    push_unread_delay: float = Field(
+        0.0,
+        ge=0,
+        description="0: push only users without a live stream. N > 0: also push users with a "
+        "live stream who have not read the notification N seconds later.",
+    )
+    push_max_age: int = Field(
+        3600, ge=1, description="Notifications older than this (s) are never pushed."
+    )
+    push_max_attempts: int = Field(6, ge=1, description="Attempts per push before it fails.")
+    push_retry_base: float = Field(
+        10.0, gt=0, description="First push retry delay (s); doubles per attempt."
+    )
+    push_retry_max: float = Field(3600.0, gt=0, description="Longest push retry delay (s).")
+    push_concurrency: int = Field(16, ge=1, description="Push requests in flight per instance.")
+    push_queue_limit: int = Field(
+        10_000, ge=1, description="Pending pushes per tenant; beyond it they fail as queue_full."
+    )
+    push_timeout: float = Field(10.0, gt=0, description="Timeout of one push request (s).")
+    presence_interval: float = Field(
+        5.0, gt=0, description="Seconds between heartbeats of who has a live stream here."
+    )
+    smtp_host: str = Field("", description="SMTP server for e-mail digests; empty: no e-mail.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str = Field("", description="SMTP user name (empty: no AUTH).")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="none, starttls (upgrade after connect) or tls (implicit TLS)."
+    )
+    smtp_from: str = Field("tidings <tidings@localhost>", description="From: of digest e-mails.")
+    smtp_timeout: float = Field(30.0, gt=0, description="SMTP timeout (s).")
+    digest_max_items: int = Field(
+        50, ge=1, le=500, description="Most notifications listed in one digest e-mail."
+    )
+    digest_interval: float = Field(30.0, gt=0, description="Seconds between digest checks.")
+    reminder_interval: float = Field(15.0, gt=0, description="Seconds between reminder checks.")
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def shared_limits_url(self) -> str | None:
+        """The Redis URL for cluster-wide limits, or ``None`` for per-instance limits."""
+        url = self.limits_url or self.broker_url
+        if url.split("://", 1)[0].lower() in ("redis", "rediss"):
+            return url.split("?", 1)[0]
+        return None
 
     def check_production(self) -> None:
         """Refuse development secrets in production."""

@@ -1,4 +1,5 @@
-"""``make demo``: one demo tenant, a ready API key and stream token, and a curl line."""
+"""``make demo`` / ``tidings demo``: migrate, seed the two rental businesses, print where to go
+and how to sign in, then serve tidings with the demo mounted."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import logging
 from tidings.config import Settings
 
 
-async def bootstrap(settings: Settings) -> tuple[str, str]:
-    """Create the demo tenant (once) and a fresh API key and stream token."""
+async def prepare(settings: Settings) -> str:
+    """Migrate and seed (idempotent), and make a fresh API key for Jump Joy Rentals."""
     from tidings.delivery.hub import Hub
     from tidings.delivery.memory import MemoryBroker
-    from tidings.errors import Conflict
+    from tidings.demo import tables as _tables  # noqa: F401  (registers the demo tables)
+    from tidings.demo.seed import seed
     from tidings.metrics import Metrics
     from tidings.service import Tidings
     from tidings.store import Store
@@ -28,41 +30,43 @@ async def bootstrap(settings: Settings) -> tuple[str, str]:
             Hub(store, metrics, buffer=1, max_per_user=1, max_per_tenant=1),
             metrics,
         )
-        try:
-            await service.create_tenant("jump-joy", "Jump Joy Rentals")
-        except Conflict:
-            pass
+        await seed(service)
         _, key = await service.create_key("jump-joy", "demo", ["publish", "tokens"])
-        token, _ = service.mint_token("jump-joy", "ann", ["owner"], ttl=settings.token_max_ttl)
-        return key, token
+        return key
     finally:
         await store.close()
+
+
+def banner(base: str, key: str) -> str:
+    from tidings.demo.seed import PASSWORD, TENANTS
+
+    users = "\n".join(f"    {u.email:<26} {u.role:<6} {t.name}" for t in TENANTS for u in t.users)
+    return f"""
+Bounce House Rentals demo — tidings
+
+  Open:           {base}/demo          (pick a demo user, or sign in below)
+  Booking page:   {base}/book/jump-joy   {base}/book/bounce-bros
+
+  Demo sign-in (password for everyone: {PASSWORD}):
+{users}
+
+  Try it: open the dashboard in two windows, request a booking on the booking page,
+  and watch the bell. Or publish from outside (API key for Jump Joy Rentals):
+    curl -X POST {base}/v1/notifications -H 'Authorization: Bearer {key}' \\
+         -H 'Content-Type: application/json' \\
+         -d '{{"type":"system","title":"Hello from curl","body":"Published with an API key"}}'
+"""
 
 
 def run_demo(host: str, port: int) -> None:
     from tidings.app import create_app
     from tidings.server import serve
 
-    settings = Settings()
+    settings = Settings(demo=True)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    key, token = asyncio.run(bootstrap(settings))
-    base = f"http://{host}:{port}"
-    print(
-        f"""
-tidings demo on {base}
-
-  API key (tenant jump-joy):  {key}
-  stream token (user ann):    {token}
-
-  watch the stream:
-    curl -N -H 'Authorization: Bearer {token}' {base}/v1/stream
-  publish:
-    curl -X POST {base}/v1/notifications -H 'Authorization: Bearer {key}' \\
-         -H 'Content-Type: application/json' \\
-         -d '{{"type":"booking_created","title":"New booking","body":"Castle XL, Saturday 10:00"}}'
-""",
-        flush=True,
-    )
+    key = asyncio.run(prepare(settings))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(banner(f"http://{shown}:{port}", key), flush=True)
     serve(create_app(settings), host=host, port=port, log_level=settings.log_level)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
+import tidings.channels.tables
+import tidings.demo.tables  # noqa: F401 - their tables join the shared metadata
 from tidings.store.tables import metadata
 
 connection = context.config.attributes.get("connection")

@@ -36,6 +36,8 @@ const TICK_MS = 30000;
 /** Replayed (not live) notifications younger than this were missed during a drop: toast them. */
 const FRESH_REPLAY_MS = 60000;
 const NAV_WAIT_MS = 400;
+/** The open panel keeps at least this many pixels from the viewport's edges. */
+const PANEL_MARGIN = 8;
 
 const STATE_TITLES = {
   open: 'Live',
@@ -346,6 +348,7 @@ export class TidingsBell extends HTMLElement {
     this.#connect();
     this.#ticker = setInterval(() => this.#tick(), TICK_MS);
     document.addEventListener('pointerdown', this.#onDocumentPointer, true);
+    window.addEventListener('resize', this.#onResize);
   }
 
   disconnectedCallback() {
@@ -353,6 +356,7 @@ export class TidingsBell extends HTMLElement {
     clearInterval(this.#ticker);
     this.#ticker = null;
     document.removeEventListener('pointerdown', this.#onDocumentPointer, true);
+    window.removeEventListener('resize', this.#onResize);
     for (const toast of [...this.#ui.toasts.children]) this.#dismiss(toast);
   }
 
@@ -602,6 +606,7 @@ export class TidingsBell extends HTMLElement {
     button.setAttribute('aria-expanded', String(open));
     if (open) {
       this.#tick();
+      this.#fitPanel();
       if (focus) {
         const items = list.querySelectorAll('[part~="item"]');
         const target = focus === 'last' ? items[items.length - 1] : items[0];
@@ -613,6 +618,23 @@ export class TidingsBell extends HTMLElement {
       button.focus({ preventScroll: true });
     }
     this.dispatchEvent(new CustomEvent(open ? 'tidings-open' : 'tidings-close', { bubbles: true, composed: true }));
+  }
+
+  #onResize = () => {
+    if (this.#open) this.#fitPanel();
+  };
+
+  /** Keeps the open panel inside the viewport: a bell near the left edge of a narrow screen
+   * would otherwise push its right-aligned panel off the screen. */
+  #fitPanel() {
+    const { panel } = this.#ui;
+    panel.style.transform = '';
+    const rect = panel.getBoundingClientRect();
+    const width = document.documentElement.clientWidth || window.innerWidth;
+    let dx = 0;
+    if (rect.left < PANEL_MARGIN) dx = PANEL_MARGIN - rect.left;
+    else if (rect.right > width - PANEL_MARGIN) dx = width - PANEL_MARGIN - rect.right;
+    if (dx) panel.style.transform = `translateX(${Math.round(dx)}px)`;
   }
 
   #locale() {

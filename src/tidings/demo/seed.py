@@ -1,0 +1,246 @@
+"""Demo data: two rental businesses, their staff, customers, bookings and payments.
+
+Idempotent: a tenant whose demo users exist is left alone, so restarting the demo keeps what
+people did in it. The users are created in one write transaction that first checks for them;
+SQLite serializes write transactions, and on PostgreSQL the unique e-mail makes a second
+process starting at the same moment fail its insert and step aside, so only one seeds. Bookings,
+moves and payments go through :mod:`tidings.demo.actions`, so the seeded history has its
+notifications like everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from tidings.demo import actions
+from tidings.demo.domain import ITEMS, BookingIn, CustomerIn, PaymentIn
+from tidings.demo.passwords import hash_password
+from tidings.demo.tables import demo_users
+from tidings.domain.notifications import utcnow
+from tidings.domain.principals import Principal
+from tidings.errors import Conflict
+from tidings.service import Tidings
+from tidings.store import notifications as nq
+
+log = logging.getLogger(__name__)
+
+PASSWORD = "bounce-demo"
+
+
+@dataclass(frozen=True, slots=True)
+class SeedUser:
+    user_id: str
+    name: str
+    email: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeedTenant:
+    id: str
+    name: str
+    users: tuple[SeedUser, ...]
+    customers: tuple[tuple[str, str, str], ...]
+    # (customer index, item, days from today, start, hours, address, moves, payments)
+    bookings: tuple[
+        tuple[int, str, int, str, int, str, tuple[str, ...], tuple[tuple[int, str], ...]], ...
+    ]
+
+
+TENANTS: tuple[SeedTenant, ...] = (
+    SeedTenant(
+        "jump-joy",
+        "Jump Joy Rentals",
+        (
+            SeedUser("ann", "Ann Alvarez", "ann@jumpjoy.example", "owner"),
+            SeedUser("sam", "Sam Shaw", "sam@jumpjoy.example", "staff"),
+            SeedUser("lee", "Lee Park", "lee@jumpjoy.example", "staff"),
+        ),
+        (
+            ("Maria Lopez", "maria.lopez@example.com", "+1 512 555 0142"),
+            ("Dan Whitfield", "dan.whitfield@example.com", "+1 512 555 0199"),
+            ("Priya Raman", "priya.raman@example.com", "+1 512 555 0107"),
+            ("Oakwood Elementary PTA", "pta@oakwood.example.org", "+1 512 555 0160"),
+            ("Chris Nguyen", "chris.nguyen@example.com", ""),
+        ),
+        (
+            (
+                0,
+                "castle-xl",
+                0,
+                "10:00",
+                4,
+                "12 Oak Street, Austin",
+                ("confirm",),
+                ((24900, "received"),),
+            ),
+            (3, "obstacle", 0, "13:30", 5, "Oakwood Elementary, 400 Elm Ave", ("confirm",), ()),
+            (
+                1,
+                "water-slide",
+                1,
+                "11:00",
+                6,
+                "88 Lakeview Drive, Austin",
+                ("confirm",),
+                ((34900, "failed"),),
+            ),
+            (2, "jungle-combo", 2, "09:30", 4, "5 Maple Court, Round Rock", (), ()),
+            (4, "mini-bouncer", 3, "15:00", 3, "220 Pine Road, Austin", ("confirm",), ()),
+            (0, "pirate-ship", 6, "12:00", 4, "12 Oak Street, Austin", (), ()),
+            (
+                2,
+                "castle-xl",
+                -3,
+                "10:00",
+                4,
+                "5 Maple Court, Round Rock",
+                ("confirm", "complete"),
+                ((24900, "received"),),
+            ),
+            (
+                1,
+                "mini-bouncer",
+                -1,
+                "16:00",
+                2,
+                "88 Lakeview Drive, Austin",
+                ("confirm", "no-show"),
+                (),
+            ),
+            (4, "water-slide", 4, "10:00", 5, "220 Pine Road, Austin", ("cancel",), ()),
+        ),
+    ),
+    SeedTenant(
+        "bounce-bros",
+        "Bounce Bros",
+        (
+            SeedUser("bob", "Bob Brennan", "bob@bouncebros.example", "owner"),
+            SeedUser("tia", "Tia Tran", "tia@bouncebros.example", "staff"),
+        ),
+        (
+            ("Hannah Fischer", "hannah.fischer@example.com", "+1 303 555 0123"),
+            ("Lakeside Church", "events@lakeside.example.org", "+1 303 555 0188"),
+            ("Omar Haddad", "omar.haddad@example.com", ""),
+        ),
+        (
+            (
+                0,
+                "jungle-combo",
+                0,
+                "11:00",
+                4,
+                "9 Aspen Way, Denver",
+                ("confirm",),
+                ((32900, "received"),),
+            ),
+            (1, "obstacle", 2, "10:00", 6, "Lakeside Church, 1 Shore Rd", ("confirm",), ()),
+            (2, "castle-xl", 5, "14:00", 4, "31 Birch Lane, Boulder", (), ()),
+            (0, "mini-bouncer", -2, "15:00", 3, "9 Aspen Way, Denver", ("confirm", "complete"), ()),
+        ),
+    ),
+)
+
+UNREAD_AFTER_SEED = 3
+
+
+async def seed(service: Tidings, *, today: date | None = None) -> list[str]:
+    """Seed every demo tenant that has no demo users yet. Returns the ids seeded."""
+    day = today or date.today()
+    seeded = []
+    for tenant in TENANTS:
+        if await _seed_tenant(service, tenant, day):
+            seeded.append(tenant.id)
+    if seeded:
+        log.info("demo seeded tenants=%s", ",".join(seeded))
+    return seeded
+
+
+async def _has_users(service: Tidings, tenant: str) -> bool:
+    async with service.store.read() as conn:
+        count = (
+            await conn.execute(select(func.count()).where(demo_users.c.tenant_id == tenant))
+        ).scalar_one()
+    return bool(count)
+
+
+async def _seed_tenant(service: Tidings, tenant: SeedTenant, day: date) -> bool:
+    with suppress(Conflict):
+        await service.create_tenant(tenant.id, tenant.name)
+    if await _has_users(service, tenant.id):
+        return False
+    hashes = await asyncio.gather(
+        *(asyncio.to_thread(hash_password, PASSWORD) for _ in tenant.users)
+    )
+    try:
+        async with service.store.write() as conn:
+            existing = (
+                await conn.execute(select(func.count()).where(demo_users.c.tenant_id == tenant.id))
+            ).scalar_one()
+            if existing:
+                return False
+            now = utcnow()
+            await conn.execute(
+                insert(demo_users),
+                [
+                    {
+                        "tenant_id": tenant.id,
+                        "user_id": u.user_id,
+                        "name": u.name,
+                        "email": u.email,
+                        "role": u.role,
+                        "password_hash": h,
+                        "created_at": now,
+                    }
+                    for u, h in zip(tenant.users, hashes, strict=True)
+                ],
+            )
+    except IntegrityError:  # another process seeding at the same moment won (PostgreSQL)
+        return False
+    owner = tenant.users[0].name
+    for ci, item, days, start, hours, address, moves, paid in tenant.bookings:
+        name, email, phone = tenant.customers[ci]
+        created = await actions.create_booking(
+            service,
+            tenant.id,
+            BookingIn(
+                customer=CustomerIn(name, email, phone),
+                item=ITEMS[item],
+                event_date=day + timedelta(days=days),
+                start_time=time.fromisoformat(start),
+                hours=hours,
+                address=address,
+                notes="",
+            ),
+            actor=owner,
+            source="widget" if ci % 2 == 0 else "staff",
+        )
+        for move in moves:
+            await actions.move_booking(service, tenant.id, created.booking_id, move, actor=owner)
+        for cents, status in paid:
+            await actions.record_payment(
+                service,
+                tenant.id,
+                created.booking_id,
+                PaymentIn(cents, status, "card", "card declined" if status == "failed" else ""),
+                actor=owner,
+            )
+    await _leave_a_few_unread(service, tenant)
+    return True
+
+
+async def _leave_a_few_unread(service: Tidings, tenant: SeedTenant) -> None:
+    """Everyone has read the seeded history except the last few, like a real inbox."""
+    async with service.store.read() as conn:
+        latest = await nq.latest_seq(conn, tenant.id)
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+    for user in tenant.users:
+        principal = Principal(tenant.id, user.user_id, frozenset({user.role}), expires)
+        await service.mark_all_read(principal, max(0, latest - UNREAD_AFTER_SEED))

@@ -1,0 +1,240 @@
+// The "View all" page: the full history through the Feed API (filters, mark read, archive,
+// load more), kept live by the bell's stream. Notification text only ever reaches the DOM as
+// text, and a link is followed only when isSafeLink accepts it.
+import { archive, feed, markRead } from '/static/tidings.js';
+import { isSafeLink, relativeTime } from '/static/tidings-core.js';
+
+const PAGE = 20;
+const root = document.querySelector('[data-feed]');
+const list = root.querySelector('[data-list]');
+const empty = root.querySelector('[data-empty]');
+const errorBox = root.querySelector('[data-error]');
+const more = root.querySelector('[data-action="more"]');
+const typeFilter = root.querySelector('[data-type-filter]');
+
+// One token for every Feed API call, renewed through /demo/token when the server says 401.
+let cachedToken = null;
+async function getToken() {
+  const response = await fetch('/demo/token', { credentials: 'same-origin', cache: 'no-store' });
+  if (response.status === 401) {
+    window.location.assign('/demo/login?next=/demo/notifications');
+    throw new Error('signed out');
+  }
+  if (!response.ok) throw new Error(`token endpoint answered ${response.status}`);
+  cachedToken = (await response.json()).token;
+  return cachedToken;
+}
+const auth = () => ({ token: cachedToken ?? undefined, getToken });
+
+const state = { status: 'all', type: '', cursor: null, items: new Map(), loading: 0 };
+
+const SVG = 'http://www.w3.org/2000/svg';
+const SHAPES = {
+  calendar: ['M3 6a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2z', 'M16 2v4M8 2v4M3 10h18'],
+  card: ['M2 7a2 2 0 0 1 2-2h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2z', 'M2 10h20M6 15h4'],
+  user: ['M13 7a4 4 0 1 1-8 0 4 4 0 0 1 8 0', 'M2 21v-1a7 7 0 0 1 14 0v1M19 8v6M16 11h6'],
+  alert: ['M10.3 3.9 1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z', 'M12 9v4M12 17h.01'],
+  bell: ['M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9M10.3 21a1.94 1.94 0 0 0 3.4 0'],
+};
+
+function kindOf(type) {
+  if (type === 'payment_failed' || type === 'booking_cancelled' || type === 'booking_no_show') return ['alert', 'bad'];
+  if (typeof type === 'string' && type.startsWith('payment')) return ['card', 'money'];
+  if (type === 'customer_created') return ['user', 'people'];
+  if (typeof type === 'string' && type.startsWith('booking')) return ['calendar', 'booking'];
+  return ['bell', 'other'];
+}
+
+function icon(name) {
+  const svg = document.createElementNS(SVG, 'svg');
+  for (const [k, v] of Object.entries({ viewBox: '0 0 24 24', width: '18', height: '18', fill: 'none', stroke: 'currentColor', 'stroke-width': '2', 'stroke-linecap': 'round', 'stroke-linejoin': 'round', 'aria-hidden': 'true' })) svg.setAttribute(k, v);
+  for (const d of SHAPES[name]) {
+    const path = document.createElementNS(SVG, 'path');
+    path.setAttribute('d', d);
+    svg.append(path);
+  }
+  return svg;
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = String(text);
+  return node;
+}
+
+function button(label, action) {
+  const b = el('button', 'btn btn-sm btn-secondary', label);
+  b.type = 'button';
+  b.dataset.action = action;
+  return b;
+}
+
+function row(n) {
+  const li = el('li', 'feed-item');
+  li.dataset.id = String(n.id);
+  li.dataset.type = typeof n.type === 'string' ? n.type : '';
+  if (!n.read && !n.archived) li.dataset.unread = 'true';
+  const [shape, kind] = kindOf(n.type);
+  const badge = el('span', 'feed-icon');
+  badge.dataset.kind = kind;
+  badge.append(icon(shape));
+
+  const body = el('div', 'feed-body');
+  let title;
+  if (isSafeLink(n.link)) {
+    title = el('a', 'feed-title', n.title ?? '');
+    title.href = n.link;
+    title.dataset.action = 'open';
+  } else {
+    title = el('span', 'feed-title', n.title ?? '');
+  }
+  body.append(title);
+  if (n.body) body.append(el('span', 'feed-text', n.body));
+  const meta = el('span', 'feed-meta');
+  if (!n.read && !n.archived) meta.append(el('span', 'unread-dot'));
+  const time = el('time', '', relativeTime(n.created_at));
+  time.dateTime = n.created_at ?? '';
+  const ms = Date.parse(n.created_at);
+  if (Number.isFinite(ms)) time.title = new Date(ms).toLocaleString();
+  meta.append(time, el('span', '', '·'), el('span', '', String(n.type ?? '').replaceAll('_', ' ')));
+  body.append(meta);
+
+  const actions = el('div', 'feed-actions');
+  if (!n.read && !n.archived) actions.append(button('Mark read', 'read'));
+  if (!n.archived) actions.append(button('Archive', 'archive'));
+  li.append(badge, body, actions);
+  return li;
+}
+
+function matches(n) {
+  if (state.type && n.type !== state.type) return false;
+  if (state.status === 'archived') return Boolean(n.archived);
+  if (n.archived) return false;
+  if (state.status === 'unread') return !n.read;
+  return true;
+}
+
+function render() {
+  const items = [...state.items.values()].filter(matches).sort((a, b) => b.id - a.id);
+  list.replaceChildren(...items.map(row));
+  empty.hidden = items.length > 0 || state.loading > 0;
+  more.hidden = !state.cursor;
+}
+
+function showError(err) {
+  errorBox.textContent = err?.message ? `Could not load notifications: ${err.message}` : 'Could not load notifications.';
+  errorBox.hidden = false;
+}
+
+async function load({ reset = false } = {}) {
+  if (reset) {
+    state.items.clear();
+    state.cursor = null;
+  }
+  state.loading += 1;
+  list.setAttribute('aria-busy', 'true');
+  errorBox.hidden = true;
+  try {
+    const page = await feed({ ...auth(), status: state.status, type: state.type || undefined, limit: PAGE, cursor: state.cursor ?? undefined });
+    for (const n of page.items ?? []) state.items.set(n.id, n);
+    state.cursor = page.next_cursor ?? null;
+  } catch (err) {
+    showError(err);
+  } finally {
+    state.loading -= 1;
+    list.setAttribute('aria-busy', 'false');
+    render();
+  }
+}
+
+function update(ids, change) {
+  for (const id of ids) {
+    const n = state.items.get(id);
+    if (n) state.items.set(id, { ...n, ...change });
+  }
+  render();
+}
+
+root.addEventListener('click', async (event) => {
+  const target = event.target.closest('[data-action], [data-status]');
+  if (!target) return;
+  if (target.dataset.status) {
+    state.status = target.dataset.status;
+    for (const b of root.querySelectorAll('[data-status]')) {
+      const on = b === target;
+      b.classList.toggle('on', on);
+      b.setAttribute('aria-pressed', String(on));
+    }
+    load({ reset: true });
+    return;
+  }
+  const action = target.dataset.action;
+  if (action === 'more') {
+    load();
+    return;
+  }
+  const id = Number(target.closest('[data-id]')?.dataset.id);
+  if (!Number.isSafeInteger(id)) return;
+  try {
+    if (action === 'read') {
+      await markRead([id], auth());
+      update([id], { read: true });
+    } else if (action === 'archive') {
+      await archive([id], auth());
+      update([id], { archived: true, read: true });
+    } else if (action === 'open') {
+      const n = state.items.get(id);
+      if (n && !n.read) {
+        event.preventDefault();
+        await markRead([id], auth()).catch(() => {});
+        window.location.assign(target.href);
+      }
+    }
+  } catch (err) {
+    showError(err);
+  }
+});
+
+document.querySelector('[data-action="mark-all"]')?.addEventListener('click', async () => {
+  try {
+    await markRead('all', auth());
+    for (const [id, n] of state.items) state.items.set(id, { ...n, read: true });
+    render();
+  } catch (err) {
+    showError(err);
+  }
+});
+
+typeFilter.addEventListener('change', () => {
+  state.type = typeFilter.value;
+  load({ reset: true });
+});
+
+// Live: new notifications from the bell's stream, and read/archive done in other tabs.
+document.addEventListener('tidings-notification', (event) => {
+  const n = event.detail?.notification;
+  if (!n || state.items.has(n.id)) return;
+  state.items.set(n.id, { ...n, read: false, archived: false });
+  render();
+});
+
+customElements.whenDefined('tidings-bell').then(() => {
+  const client = document.querySelector('tidings-bell')?.client;
+  if (!client) return;
+  client.on('read', (data) => {
+    if (data?.all) {
+      const upTo = Number(data.up_to ?? Infinity);
+      update([...state.items.keys()].filter((id) => id <= upTo), { read: true });
+    } else {
+      update((data?.ids ?? []).map(Number), { read: true });
+    }
+  });
+  client.on('archived', (data) => update((data?.ids ?? []).map(Number), { archived: true, read: true }));
+});
+
+setInterval(() => {
+  for (const time of list.querySelectorAll('time[datetime]')) time.textContent = relativeTime(time.dateTime);
+}, 30000);
+
+load({ reset: true });

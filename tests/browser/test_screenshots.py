@@ -1,0 +1,48 @@
+"""The README's screenshots, taken from the real demo so they stay current: the dashboard, the
+open dropdown and a toast (docs/img/*.png)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext
+
+from tests.browser.helpers import click, sign_in, wait_live
+from tests.browser.test_live import request_booking
+from tests.demo.helpers import DemoServer
+
+pytestmark = pytest.mark.browser
+
+IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_readme_screenshots(demo: DemoServer, contexts: Callable[[], BrowserContext]) -> None:
+    IMG.mkdir(parents=True, exist_ok=True)
+    page = sign_in(contexts(), demo.url, "ann")
+    page.goto(f"{demo.url}/demo")  # once more, without the "signed in" message
+    wait_live(page)
+    page.wait_for_timeout(400)  # the dot's colour transition
+    shots = {"dashboard": page.screenshot(path=IMG / "dashboard.png")}
+
+    click(page, "tidings-bell [part=button]")
+    page.locator("tidings-bell [part=panel]").wait_for(state="visible")
+    assert page.locator("tidings-bell [part=item]").count() == 5
+    shots["dropdown"] = page.screenshot(path=IMG / "dropdown.png")
+    page.keyboard.press("Escape")
+    page.evaluate("document.activeElement?.blur()")
+    page.mouse.move(5, 795)
+
+    customer = contexts().new_page()
+    request_booking(customer, demo.url, "jump-joy", "Rosa Diaz")
+    click(customer, "button[type=submit]")
+    page.bring_to_front()
+    page.locator("tidings-bell [part=toast]").wait_for()
+    page.wait_for_timeout(400)  # the toast's slide-in
+    shots["toast"] = page.screenshot(path=IMG / "toast.png")
+
+    for name, data in shots.items():
+        assert data.startswith(PNG), name
+        assert (IMG / f"{name}.png").stat().st_size > 20_000, name
