@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import (  # noqa: F401 - fixtures
+    postgres_server,
+    postgres_url,
+    redis_server,
+    redis_url,
+)
 from tests.support import ServerThread, Tenant, create_tenant, make_settings
 from tidings.config import Settings
+
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture
@@ -16,8 +24,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+@pytest.fixture(params=STORES)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Every test that uses ``settings`` (or ``server``) runs on SQLite and on PostgreSQL; on
+    PostgreSQL it gets a fresh migrated database of its own."""
+    if request.param == "postgres":
+        return make_settings(str(tmp_path), database_url=request.getfixturevalue("postgres_url"))
     return make_settings(str(tmp_path))
 
 

@@ -6,6 +6,7 @@ Nothing here mocks tidings or the services it talks to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -72,7 +73,11 @@ class ServerThread:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
             timeout_graceful_shutdown=5,
         )
         self.server = Server(config, self.app)
@@ -122,12 +127,16 @@ class Tenant:
 
 def create_tenant(url: str, tenant_id: str, scopes: list[str] | None = None) -> Tenant:
     op = {"Authorization": f"Bearer {OPERATOR}"}
-    r = httpx.post(f"{url}/v1/admin/tenants", json={"id": tenant_id, "name": tenant_id},
-                   headers=op, timeout=10)
+    r = httpx.post(
+        f"{url}/v1/admin/tenants", json={"id": tenant_id, "name": tenant_id}, headers=op, timeout=10
+    )
     assert r.status_code in (201, 409), r.text
-    r = httpx.post(f"{url}/v1/admin/tenants/{tenant_id}/keys",
-                   json={"name": "test", "scopes": scopes or ["publish", "tokens", "admin"]},
-                   headers=op, timeout=10)
+    r = httpx.post(
+        f"{url}/v1/admin/tenants/{tenant_id}/keys",
+        json={"name": "test", "scopes": scopes or ["publish", "tokens", "admin"]},
+        headers=op,
+        timeout=10,
+    )
     assert r.status_code == 201, r.text
     return Tenant(tenant_id, r.json()["key"], url)
 
@@ -142,8 +151,15 @@ class Frame:
 class Stream:
     """An SSE stream over a real socket, read by a background task into a queue."""
 
-    def __init__(self, url: str, token: str, *, last_event_id: int | None = None,
-                 header_resume: bool = True, params: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        last_event_id: int | None = None,
+        header_resume: bool = True,
+        params: dict[str, str] | None = None,
+    ) -> None:
         self.url = url
         self.token = token
         self.last_event_id = last_event_id
@@ -167,10 +183,8 @@ class Stream:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._task, 5)
-            except (asyncio.CancelledError, Exception):
-                pass
         await self._client.aclose()
 
     async def _run(self) -> None:
@@ -182,8 +196,9 @@ class Stream:
             else:
                 params["last_event_id"] = str(self.last_event_id)
         try:
-            async with self._client.stream("GET", f"{self.url}/v1/stream", headers=headers,
-                                           params=params) as response:
+            async with self._client.stream(
+                "GET", f"{self.url}/v1/stream", headers=headers, params=params
+            ) as response:
                 self.status = response.status_code
                 self.opened.set()
                 if response.status_code != 200:

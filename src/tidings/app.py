@@ -116,38 +116,62 @@ async def listen(service: Tidings) -> None:
     hub, delay, connected_once = service.hub, 0.5, False
     poller: asyncio.Task[None] | None = None
 
-    async def poll() -> None:
+    async def poll(until_whole: bool) -> None:
+        """Catch up every second: while the broker is away, or (``until_whole``) until one
+        catch-up succeeds after a failed one (the store was down when the broker was not)."""
         while True:
             await asyncio.sleep(1.0)
-            with suppress(Exception):
+            try:
                 await hub.catch_up()
+            except Exception as error:
+                log.debug("catch-up failed: %r", error)
+                continue
+            if until_whole:
+                return
+
+    def start_polling(until_whole: bool) -> None:
+        nonlocal poller
+        if poller is not None and not poller.done():
+            if until_whole:
+                return
+            poller.cancel()
+        poller = asyncio.create_task(poll(until_whole))
+
+    def stop_polling() -> None:
+        nonlocal poller
+        if poller is not None:
+            poller.cancel()
+            poller = None
 
     while True:
         try:
             async for item in service.broker.listen():
                 if item is Signal.CONNECTED:
-                    if poller is not None:
-                        poller.cancel()
-                        poller = None
+                    stop_polling()
                     if connected_once:
                         log.info("broker reconnected; catching up from the store")
                     connected_once, delay = True, 0.5
-                    await hub.catch_up()
+                    try:
+                        await hub.catch_up()
+                    except Exception as error:
+                        log.warning("catch-up failed (%r); retrying every second", error)
+                        start_polling(until_whole=True)
                 elif item is Signal.DISCONNECTED:
                     log.warning("broker disconnected; polling the store until it is back")
-                    if poller is None:
-                        poller = asyncio.create_task(poll())
+                    start_polling(until_whole=False)
                 elif isinstance(item, bytes):
-                    await _dispatch(service, item)
+                    try:
+                        await _dispatch(service, item)
+                    except Exception as error:  # a gap fill met a store outage
+                        log.warning("delivery from the store failed (%r); retrying", error)
+                        start_polling(until_whole=True)
             return
         except asyncio.CancelledError:
-            if poller is not None:
-                poller.cancel()
+            stop_polling()
             raise
         except Exception as error:
             log.warning("broker listener failed (%r); polling, retry in %.1fs", error, delay)
-            if poller is None:
-                poller = asyncio.create_task(poll())
+            start_polling(until_whole=False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 

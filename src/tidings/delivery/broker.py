@@ -14,7 +14,10 @@ import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 SEP = b"\x1f"
 
@@ -73,6 +76,16 @@ class Broker(Protocol):
         ...
 
 
+class TransactionalBroker(Broker, Protocol):
+    """A broker that can announce *inside* the publishing transaction (PostgreSQL NOTIFY), so
+    the announcement leaves exactly at commit. Optional: the service checks for the method."""
+
+    async def publish_in_transaction(self, conn: AsyncConnection, messages: list[bytes]) -> bool:
+        """Queue ``messages`` on ``conn``'s open transaction. ``False`` when ``conn`` is not one
+        this broker can use (nothing done; the caller publishes after commit instead)."""
+        ...
+
+
 def from_url(url: str) -> Broker:
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
@@ -83,7 +96,7 @@ def from_url(url: str) -> Broker:
         from tidings.delivery.redis import RedisBroker
 
         return RedisBroker(url)
-    if scheme in ("postgresql", "postgres"):
+    if scheme.split("+", 1)[0] in ("postgresql", "postgres"):  # also postgresql+asyncpg
         from tidings.delivery.postgres import PostgresBroker
 
         return PostgresBroker(url)

@@ -45,6 +45,7 @@ class Subscriber:
         "conn",
         "lagging",
         "maxlen",
+        "muted",
         "principal",
         "reason",
         "roles",
@@ -66,6 +67,7 @@ class Subscriber:
         self.sending = False
         self.lagging = False
         self.conn = next(_conn_ids)
+        self.muted: frozenset[str] = frozenset()  # types this user switched off in-app
 
     def offer(self, seq: int, frame: bytes) -> None:
         """Never blocks, never holds more than ``maxlen`` frames.
@@ -143,6 +145,24 @@ class Hub:
     def last_seen(self, tenant: str) -> int | None:
         state = self._tenants.get(tenant)
         return None if state is None else state.last
+
+    def has_stream(self, tenant: str, user: str) -> bool:
+        """Whether ``user`` has an open stream on this instance (push skips live users)."""
+        state = self._tenants.get(tenant)
+        return state is not None and bool(state.by_user.get(user))
+
+    def subscribers_of(self, tenant: str, user: str) -> list[Subscriber]:
+        state = self._tenants.get(tenant)
+        return [] if state is None else list(state.by_user.get(user, ()))
+
+    def present(self) -> list[Principal]:
+        """One principal per (tenant, user) with an open stream here (for presence records)."""
+        return [
+            next(iter(subs)).principal
+            for state in self._tenants.values()
+            for subs in state.by_user.values()
+            if subs
+        ]
 
     async def subscribe(self, principal: Principal) -> Subscriber:
         """Register a stream. Raises ``TooManyRequests`` past the caps, ``Unavailable`` while

@@ -89,6 +89,11 @@ class Store:
                 raise
             log.warning("store unavailable: %s", error.__class__.__name__)
             raise Unavailable("The notification store is unavailable; retry shortly.") from error
+        except exc.DBAPIError as error:
+            if not _is_disconnect(error):
+                raise
+            log.warning("store unavailable: %s", _sqlstate(error) or "disconnected")
+            raise Unavailable("The notification store is unavailable; retry shortly.") from error
 
     async def ping(self) -> None:
         async with self.read() as conn:
@@ -99,8 +104,26 @@ class Store:
         from tidings.store.migrate import upgrade
 
         async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                # Instances starting together migrate one at a time (released at commit).
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7412093)"))
             await conn.run_sync(upgrade)
             await conn.commit()
+
+
+# PostgreSQL SQLSTATEs of a server that is going, gone or not yet back (asyncpg reports them
+# as plain DBAPIError): connection exceptions (08…), admin/crash shutdown, cannot connect now,
+# too many connections.
+_UNAVAILABLE_STATES = ("57P01", "57P02", "57P03", "53300")
+
+
+def _sqlstate(error: exc.DBAPIError) -> str:
+    return str(getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None) or "")
+
+
+def _is_disconnect(error: exc.DBAPIError) -> bool:
+    state = _sqlstate(error)
+    return error.connection_invalidated or state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
 def _is_programming_bug(error: exc.OperationalError) -> bool:

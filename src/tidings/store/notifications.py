@@ -120,6 +120,16 @@ async def latest_seq(conn: AsyncConnection, tenant: str) -> int:
     return int(value)
 
 
+async def latest_seqs(conn: AsyncConnection, tenant_ids: Sequence[str]) -> dict[str, int]:
+    """The highest committed seq of each existing tenant among ``tenant_ids``, in one query."""
+    if not tenant_ids:
+        return {}
+    rows = await conn.execute(
+        select(tenants.c.id, tenants.c.last_seq).where(tenants.c.id.in_(list(tenant_ids)))
+    )
+    return {str(tenant_id): int(seq) for tenant_id, seq in rows}
+
+
 async def oldest_seq(conn: AsyncConnection, tenant: str) -> int | None:
     """The lowest seq still retained, or ``None`` when the tenant has none."""
     value = (
