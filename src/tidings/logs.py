@@ -30,3 +30,5 @@ def configure(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic narrates every migration step at INFO; its errors still surface.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
