@@ -163,3 +163,23 @@ def publish(tenant: Tenant, title: str, **fields: Any) -> dict[str, Any]:
     assert r.status_code == 201, r.text
     result: dict[str, Any] = r.json()
     return result
+
+
+def preferences_form(page: str) -> dict[str, str]:
+    """What a browser would send for the page's preferences form as it stands."""
+    fields = {"csrf": csrf_of(page)}
+    form = page[page.index('<form method="post" action="/demo/preferences') :]
+    for name in re.findall(r'<input type="checkbox" name="([^"]+)" value="on" checked', form):
+        fields[name] = "on"
+    inputs = (
+        r'<input id="[^"]+" (?:type="time" )?name="([^"]+)"(?: inputmode="decimal")? '
+        r'value="([^"]*)"'
+    )
+    for name, value in re.findall(inputs, form):
+        fields[name] = value
+    for name, body in re.findall(
+        r'<select id="[^"]+" name="([^"]+)"[^>]*>(.*?)</select>', form, re.S
+    ):
+        chosen = re.search(r'<option value="([^"]*)" selected', body)
+        fields[name] = chosen.group(1) if chosen else ""
+    return fields

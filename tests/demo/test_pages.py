@@ -468,3 +468,32 @@ def test_seeding_is_idempotent(tmp_path: Any) -> None:
         assert counts(second) == seeded
     finally:
         second.stop()
+
+
+def test_digits_that_are_not_ascii_get_a_clear_error_not_a_500(demo: DemoServer) -> None:
+    # "²".isdigit() is true, but int("²") fails: each form refuses it as bad input.
+    with httpx.Client(base_url=demo.url, timeout=10) as anon:
+        page = anon.get("/demo/login")
+        r = anon.post("/demo/login", data={"form_token": form_token(page.text), "user": "\u00b2"})
+        assert r.status_code == 422
+        assert "Pick one of the demo users." in r.text
+    ann = sign_in(demo.url, "ann")
+    token = csrf(ann, "/demo/bookings/new")
+    r = ann.post(
+        "/demo/bookings",
+        data={
+            "csrf": token,
+            "item": "castle-xl",
+            "date": (date.today() + timedelta(days=3)).isoformat(),
+            "start": "10:00",
+            "hours": "\u00b2",
+            "address": "1 Unicode Lane",
+            "name": "Dee Git",
+            "email": "dee@example.com",
+        },
+    )
+    assert r.status_code == 422
+    assert "Rental length is 2 to 12 hours." in r.text
+    r = ann.post("/demo/payments", data={"csrf": token, "booking": "\u00b2", "amount": "10"})
+    assert r.status_code == 422
+    assert "Choose a booking." in r.text

@@ -59,6 +59,23 @@ def test_demo_runs_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
             "booking_created",
         ]
         assert all(n["data"]["booking_id"] == booking for n in feed)
+        # Its reminder was armed when it was requested and disarmed when it was completed; a
+        # completed booking cannot be moved.
+        assert 'data-reminder="cancelled"' in ann.get(f"/demo/bookings/{booking}").text
+        later = (date.today() + timedelta(days=3)).isoformat()
+        r = ann.post(
+            f"/demo/bookings/{booking}/reschedule",
+            data={"csrf": token, "date": later, "start": "10:00"},
+        )
+        assert r.status_code == 409, r.text
+        seeded = re.search(r'data-booking="(\d+)"', ann.get("/demo/bookings?status=requested").text)
+        assert seeded
+        r = ann.post(
+            f"/demo/bookings/{seeded.group(1)}/reschedule",
+            data={"csrf": token, "date": later, "start": "10:00"},
+        )
+        assert r.status_code == 303, r.text
+        assert 'data-reminder="pending"' in ann.get(f"/demo/bookings/{seeded.group(1)}").text
         bob = sign_in(server.url, "bob")
         assert bob.get(f"/demo/bookings/{booking}").status_code == 404
     finally:

@@ -6,17 +6,26 @@ published with ``tx.publish`` — the same validation, sequence numbering and st
 ``POST /v1/notifications`` — and the row that records the change (``booking_events``,
 ``payments``) is written *after* the publish and names its seq. If anything fails, the whole
 transaction rolls back; live delivery happens only after the commit.
+
+Bookings also arm and disarm their reminder (:mod:`tidings.demo.reminding`) in that same
+transaction, before the publish: taking or moving a booking arms it (when the caller passes the
+channels' ``clock``; the seed passes none, so its history arms nothing), cancelling, completing
+or a no-show disarms it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.channels.clock import Clock, SystemClock
+from tidings.demo import reminding
 from tidings.demo.domain import (
+    FINAL,
+    ITEMS,
     PAYMENT_METHODS,
     STATUS_LABELS,
     BookingIn,
@@ -25,6 +34,7 @@ from tidings.demo.domain import (
     Move,
     PaymentIn,
     apply_move,
+    check_reschedule,
     money,
 )
 from tidings.demo.tables import booking_events, bookings, customers, payments
@@ -70,9 +80,16 @@ class Created:
 
 
 async def create_booking(
-    service: Tidings, tenant: str, data: BookingIn, *, actor: str, source: str
+    service: Tidings,
+    tenant: str,
+    data: BookingIn,
+    *,
+    actor: str,
+    source: str,
+    clock: Clock | None = None,
 ) -> Created:
-    """Store a booking request and publish ``booking_created``, atomically."""
+    """Store a booking request and publish ``booking_created``, atomically; with ``clock``, arm
+    its reminder in the same transaction."""
     now = utcnow()
     async with service.transaction() as tx:
         conn = tx.conn
@@ -96,10 +113,19 @@ async def create_booking(
         )
         booking_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         via = "booking page" if source == "widget" else actor
-        body = (
-            f"{data.item.name} · {when_text(data.event_date, data.start_time)} · "
-            f"{data.hours} h · {data.address}"
-        )
+        when = when_text(data.event_date, data.start_time)
+        body = f"{data.item.name} · {when} · {data.hours} h · {data.address}"
+        if clock is not None:
+            await reminding.arm(
+                tx,
+                tenant,
+                booking_id,
+                day=data.event_date,
+                start=data.start_time,
+                when=when,
+                what=f"{data.item.name} for {data.customer.name} · {data.hours} h · {data.address}",
+                now=clock.now(),
+            )
         note, _ = await tx.publish(
             tenant,
             NewNotification(
@@ -121,9 +147,16 @@ async def create_booking(
 
 
 async def move_booking(
-    service: Tidings, tenant: str, booking_id: int, move_name: str, *, actor: str
+    service: Tidings,
+    tenant: str,
+    booking_id: int,
+    move_name: str,
+    *,
+    actor: str,
+    clock: Clock | None = None,
 ) -> Move:
-    """Change a booking's status through the state machine and publish the matching type."""
+    """Change a booking's status through the state machine and publish the matching type. A
+    move to a final status (cancelled, completed, no-show) disarms the booking's reminder."""
     async with service.transaction() as tx:
         conn = tx.conn
         row = (
@@ -144,6 +177,8 @@ async def move_booking(
         )
         if changed.rowcount != 1:  # pragma: no cover - the row lock makes this unreachable
             raise Conflict(f"Booking #{booking_id} changed meanwhile; reload and try again.")
+        if move.target in FINAL:
+            await reminding.disarm(tx, tenant, booking_id, now=(clock or SystemClock()).now())
         label = STATUS_LABELS[move.target].lower()
         note, _ = await tx.publish(
             tenant,
@@ -157,6 +192,67 @@ async def move_booking(
         )
         await _history(tx, tenant, booking_id, row.status, move.target, actor, note.seq)
     return move
+
+
+async def reschedule_booking(
+    service: Tidings,
+    tenant: str,
+    booking_id: int,
+    day: date,
+    start: time,
+    *,
+    actor: str,
+    clock: Clock,
+) -> None:
+    """Move a requested or confirmed booking to another date or time, re-arm its reminder and
+    publish ``booking_rescheduled``, atomically."""
+    async with service.transaction() as tx:
+        conn = tx.conn
+        row = (
+            await conn.execute(
+                select(bookings, _C.name.label("customer"))
+                .join(customers, _C.id == _B.customer_id)
+                .where(_B.tenant_id == tenant, _B.id == booking_id)
+                .with_for_update(of=bookings)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"There is no booking #{booking_id}.", code="booking_not_found")
+        check_reschedule(booking_id, row.status)
+        if (row.event_date, row.start_time) == (day, start):
+            raise FormErrors({"date": f"Booking #{booking_id} is already on that day and time."})
+        await conn.execute(
+            update(bookings)
+            .where(_B.id == booking_id, _B.tenant_id == tenant)
+            .values(event_date=day, start_time=start, updated_at=utcnow())
+        )
+        item = ITEMS[row.item].name if row.item in ITEMS else row.item
+        before, after = when_text(row.event_date, row.start_time), when_text(day, start)
+        await reminding.arm(
+            tx,
+            tenant,
+            booking_id,
+            day=day,
+            start=start,
+            when=after,
+            what=f"{item} for {row.customer} · {row.hours} h · {row.address}",
+            now=clock.now(),
+        )
+        note, _ = await tx.publish(
+            tenant,
+            NewNotification(
+                type="booking_rescheduled",
+                title=f"Booking #{booking_id} moved to {after}",
+                body=f"{row.customer} · {item} · was {before} · by {actor}",
+                link=booking_link(booking_id),
+                data={
+                    "booking_id": booking_id,
+                    "date": day.isoformat(),
+                    "start": start.strftime("%H:%M"),
+                },
+            ),
+        )
+        await _history(tx, tenant, booking_id, row.status, row.status, actor, note.seq)
 
 
 async def _history(

@@ -199,6 +199,13 @@ def _text(
     return value
 
 
+def whole_number(raw: str) -> int | None:
+    """``"12"`` → 12; ``None`` for anything but ASCII digits (``str.isdigit`` also accepts
+    ``"²"``, which ``int`` then refuses)."""
+    text = raw.strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,12}", text) else None
+
+
 def parse_customer(form: Mapping[str, str], errors: dict[str, str]) -> CustomerIn:
     name = _text(form, "name", errors, label="Name", max_len=100)
     email = _text(form, "email", errors, label="E-mail", max_len=254).lower()
@@ -210,13 +217,10 @@ def parse_customer(form: Mapping[str, str], errors: dict[str, str]) -> CustomerI
     return CustomerIn(name, email, phone)
 
 
-def parse_booking(form: Mapping[str, str], *, today: date) -> BookingIn:
-    """A booking request from a form, or :class:`FormErrors` naming every bad field."""
-    errors: dict[str, str] = {}
-    customer = parse_customer(form, errors)
-    item = ITEMS.get(str(form.get("item", "")))
-    if item is None:
-        errors["item"] = "Choose one of our inflatables."
+def parse_when(
+    form: Mapping[str, str], errors: dict[str, str], *, today: date
+) -> tuple[date, time]:
+    """The ``date`` and ``start`` fields (today up to a year ahead, within opening hours)."""
     event_date = today
     raw_date = str(form.get("date", "")).strip()
     try:
@@ -236,12 +240,38 @@ def parse_booking(form: Mapping[str, str], *, today: date) -> BookingIn:
         start = time(int(match.group(1)), int(match.group(2)))
         if not OPENING <= start < CLOSING:
             errors["start"] = "We set up between 07:00 and 21:00."
-    hours = 0
-    raw_hours = str(form.get("hours", "")).strip()
-    if not raw_hours.isdigit() or not 2 <= int(raw_hours) <= 12:
+    return event_date, start
+
+
+def parse_reschedule(form: Mapping[str, str], *, today: date) -> tuple[date, time]:
+    """A new date and start time for a booking, or :class:`FormErrors`."""
+    errors: dict[str, str] = {}
+    when = parse_when(form, errors, today=today)
+    if errors:
+        raise FormErrors(errors)
+    return when
+
+
+def check_reschedule(booking_id: int, status: str) -> None:
+    """Only bookings still to happen (requested or confirmed) can be moved."""
+    if status in FINAL:
+        label = STATUS_LABELS.get(status, status).lower()
+        raise ImpossibleMove(
+            f"Booking #{booking_id} is {label}, which is final: it cannot be moved to another date."
+        )
+
+
+def parse_booking(form: Mapping[str, str], *, today: date) -> BookingIn:
+    """A booking request from a form, or :class:`FormErrors` naming every bad field."""
+    errors: dict[str, str] = {}
+    customer = parse_customer(form, errors)
+    item = ITEMS.get(str(form.get("item", "")))
+    if item is None:
+        errors["item"] = "Choose one of our inflatables."
+    event_date, start = parse_when(form, errors, today=today)
+    hours = whole_number(str(form.get("hours", ""))) or 0
+    if not 2 <= hours <= 12:
         errors["hours"] = "Rental length is 2 to 12 hours."
-    else:
-        hours = int(raw_hours)
     address = _text(form, "address", errors, label="Address", max_len=300)
     notes = str(form.get("notes", "")).strip()
     if len(notes) > 1000:

@@ -1,5 +1,11 @@
-"""Wires the demo into tidings' FastAPI app: routers, static files, templates, and the seeding
-that runs at start-up (after the store is migrated, before the first request)."""
+"""Wires the demo into tidings' FastAPI app: routers, static files, templates, the service
+worker at the site's root, and the seeding that runs at start-up (after the store is migrated,
+before the first request).
+
+The service worker (``sw.js``, the same file as ``/static/sw.js``) is also served as ``/sw.js``:
+a worker's scope can be at most its own directory, and push clicks should find and focus the
+dashboard's ``/demo`` pages, so the bell registers ``/sw.js`` (``sw-url``) with the scope ``/``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from tidings.demo import pages, signin, widget
+from tidings.demo import deliveries, pages, preferences, signin, widget
 from tidings.demo import tables as _tables  # noqa: F401  (registers the demo tables)
 from tidings.demo.seed import seed
 from tidings.demo.templating import build_templates
@@ -18,14 +24,32 @@ from tidings.ratelimit import RateLimiter
 from tidings.service import Tidings
 
 STATIC = Path(__file__).parent / "static"
+SERVICE_WORKER = Path(__file__).parent.parent / "web" / "static" / "sw.js"
 
 
 def mount(app: FastAPI) -> None:
     app.state.demo_templates = build_templates()
     app.state.demo_limiter = RateLimiter(widget.RATE)
-    for router in (signin.api, signin.router, pages.router, widget.router):
+    routers = (
+        signin.api,
+        signin.router,
+        pages.router,
+        preferences.router,
+        deliveries.router,
+        widget.router,
+    )
+    for router in routers:
         app.include_router(router)
     app.mount("/demo/static", StaticFiles(directory=STATIC), name="demo-static")
+
+    async def service_worker() -> Response:
+        return FileResponse(
+            SERVICE_WORKER,
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
+    app.add_api_route("/sw.js", service_worker, include_in_schema=False)
 
     async def home() -> Response:
         return RedirectResponse("/demo", status_code=307)

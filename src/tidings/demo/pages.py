@@ -13,8 +13,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from tidings.api.deps import ServiceDep
+from tidings.channels import reminders
 from tidings.demo import actions, queries
 from tidings.demo.domain import (
+    FINAL,
     STATUSES,
     FormErrors,
     ImpossibleMove,
@@ -22,7 +24,10 @@ from tidings.demo.domain import (
     parse_booking,
     parse_customer,
     parse_payment,
+    parse_reschedule,
+    whole_number,
 )
+from tidings.demo.reminding import clock_of
 from tidings.demo.sessions import DemoUser, check_csrf, current_user
 from tidings.demo.templating import DemoRoute, redirect, render
 from tidings.errors import Conflict
@@ -30,7 +35,7 @@ from tidings.service import Tidings
 
 router = APIRouter(prefix="/demo", route_class=DemoRoute, include_in_schema=False)
 
-BookingId = Annotated[int, Path(ge=1, le=2**31)]
+BookingId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def today() -> date:
@@ -127,7 +132,12 @@ async def create_booking(request: Request, user: UserDep, service: ServiceDep) -
     try:
         data = parse_booking(form, today=today())
         created = await actions.create_booking(
-            service, user.tenant, data, actor=user.name, source="staff"
+            service,
+            user.tenant,
+            data,
+            actor=user.name,
+            source="staff",
+            clock=clock_of(request.app),
         )
     except FormErrors as error:
         return _booking_form(request, user, form, error.fields, status=422)
@@ -152,6 +162,7 @@ async def _booking_page(
         booking = await queries.get_booking(conn, user.tenant, booking_id)
         history = await queries.booking_history(conn, user.tenant, booking_id)
         paid = await queries.booking_payments(conn, user.tenant, booking_id)
+        reminder = await reminders.get(conn, user.tenant, reminders.booking_key(booking_id))
     return render(
         request,
         "booking.html",
@@ -160,7 +171,10 @@ async def _booking_page(
             "booking": booking,
             "history": history,
             "payments": paid,
+            "reminder": reminder,
+            "today": today(),
             "moves": moves_from(booking.status),
+            "movable": booking.status not in FINAL,
             "error": error,
             "errors": errors or {},
             "values": values
@@ -185,13 +199,52 @@ async def move_booking(
     form = await form_of(request, user)
     try:
         move = await actions.move_booking(
-            service, user.tenant, booking_id, form.get("move", ""), actor=user.name
+            service,
+            user.tenant,
+            booking_id,
+            form.get("move", ""),
+            actor=user.name,
+            clock=clock_of(request.app),
         )
     except ImpossibleMove as error:
         return await _booking_page(
             request, user, service, booking_id, error=error.detail, status=error.status
         )
     return redirect(f"/demo/bookings/{booking_id}", f"Booking #{booking_id} {move.done}.")
+
+
+@router.post("/bookings/{booking_id}/reschedule")
+async def reschedule_booking(
+    request: Request, booking_id: BookingId, user: UserDep, service: ServiceDep
+) -> Response:
+    form = await form_of(request, user)
+    try:
+        day, start = parse_reschedule(form, today=today())
+        await actions.reschedule_booking(
+            service,
+            user.tenant,
+            booking_id,
+            day,
+            start,
+            actor=user.name,
+            clock=clock_of(request.app),
+        )
+    except (FormErrors, ImpossibleMove) as error:
+        fields = error.fields if isinstance(error, FormErrors) else {}
+        return await _booking_page(
+            request,
+            user,
+            service,
+            booking_id,
+            error=error.detail,
+            errors=fields,
+            values=form,
+            status=error.status,
+        )
+    return redirect(
+        f"/demo/bookings/{booking_id}",
+        f"Booking #{booking_id} moved to {actions.when_text(day, start)}.",
+    )
 
 
 @router.post("/bookings/{booking_id}/payments")
@@ -332,8 +385,8 @@ async def payments(request: Request, user: UserDep, service: ServiceDep) -> Resp
 @router.post("/payments")
 async def create_payment(request: Request, user: UserDep, service: ServiceDep) -> Response:
     form = await form_of(request, user)
-    raw = form.get("booking", "").strip().lstrip("#")
-    if not raw.isdigit() or not 1 <= int(raw) <= 2**31:
+    booking_id = whole_number(form.get("booking", "").strip().lstrip("#")) or 0
+    if not 1 <= booking_id < 2**31:
         return await _payments_page(
             request,
             user,
@@ -343,7 +396,7 @@ async def create_payment(request: Request, user: UserDep, service: ServiceDep) -
             values=form,
             status=422,
         )
-    return await _record_payment(request, user, service, int(raw), form, back="payments")
+    return await _record_payment(request, user, service, booking_id, form, back="payments")
 
 
 # -- notifications -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from tidings.api.deps import ServiceDep
 from tidings.demo import queries
+from tidings.demo.domain import whole_number
 from tidings.demo.passwords import verify_password
 from tidings.demo.sessions import (
     check_csrf,
@@ -81,7 +82,10 @@ async def login(request: Request, service: ServiceDep) -> Response:
     async with service.store.read() as conn:
         picked = form.get("user", "")
         if picked:
-            row = await queries.user_by_id(conn, int(picked)) if picked.isdigit() else None
+            number = whole_number(picked)
+            row = None
+            if number is not None and 0 < number < 2**31:
+                row = await queries.user_by_id(conn, number)
             if row is None:
                 return await _login_page(
                     request,

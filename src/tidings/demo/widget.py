@@ -12,6 +12,7 @@ from tidings.api.deps import ServiceDep
 from tidings.demo import actions, queries
 from tidings.demo.domain import FormErrors, parse_booking
 from tidings.demo.pages import today
+from tidings.demo.reminding import clock_of
 from tidings.demo.sessions import check_form_token, form_token, set_form_cookie
 from tidings.demo.templating import DemoRoute, redirect, render
 from tidings.errors import TooManyRequests
@@ -79,7 +80,12 @@ async def request_booking(request: Request, tenant: TenantId, service: ServiceDe
     try:
         data = parse_booking(form, today=today())
         created = await actions.create_booking(
-            service, tenant, data, actor=data.customer.name, source="widget"
+            service,
+            tenant,
+            data,
+            actor=data.customer.name,
+            source="widget",
+            clock=clock_of(request.app),
         )
     except FormErrors as error:
         return await _page(request, service, tenant, values=form, errors=error.fields, status=422)

@@ -103,6 +103,12 @@ function row(n) {
   const actions = el('div', 'feed-actions');
   if (!n.read && !n.archived) actions.append(button('Mark read', 'read'));
   if (!n.archived) actions.append(button('Archive', 'archive'));
+  // The detail page: the message and its delivery log (push, e-mail digest). A button, so that
+  // the only link in a row is the notification's own (when isSafeLink accepts it).
+  const details = button('Delivery', 'details');
+  details.classList.replace('btn-secondary', 'btn-ghost');
+  details.title = 'Where this notification went besides the app';
+  actions.append(details);
   li.append(badge, body, actions);
   return li;
 }
@@ -180,6 +186,8 @@ root.addEventListener('click', async (event) => {
     if (action === 'read') {
       await markRead([id], auth());
       update([id], { read: true });
+    } else if (action === 'details') {
+      window.location.assign(`/demo/notifications/${id}`);
     } else if (action === 'archive') {
       await archive([id], auth());
       update([id], { archived: true, read: true });

@@ -6,15 +6,24 @@
  *   <tidings-bell token-url="/api/tidings-token" view-all-url="/notifications"></tidings-bell>
  *
  * Attributes: token | token-url, stream-url, api-base, view-all-url, preferences-url, channel,
- * shared ("false" for one connection per tab), no-toasts, align ("left"), locale, theme ("dark").
+ * shared ("false" for one connection per tab), no-toasts, align ("left"), locale, theme ("dark"),
+ * sw-url (the service worker for Web Push; default /static/sw.js next to this file), no-push.
  * Stable selectors (open shadow root): [part=button] [part=badge] [part=dot][data-state]
- * [part=panel] [part=item][data-id][data-unread] [part=mark-all] [part=view-all] [part=toast].
+ * [part=panel] [part=item][data-id][data-unread] [part=mark-all] [part=view-all]
+ * [part=preferences] [part=enable-push][data-state=off|on|busy|denied|error] [part=toast].
+ *
+ * Web Push: where the browser has it ('PushManager' in window, navigator.serviceWorker) and the
+ * service worker is same-origin with the page, the panel footer has an "Enable push" button
+ * (./tidings-push.js with the bell's api-base and token): off → "Enable push", on → "Push on"
+ * (a click turns it off), permission refused → "Push blocked". It emits `tidings-push` events
+ * ({ detail: { state, error } }).
  *
  * Security: every piece of notification data reaches the DOM through textContent or an
  * attribute; nothing is parsed as HTML. A link is followed only when `isSafeLink` accepts it.
  */
 
 import { connect } from './tidings.js';
+import { disablePush, enablePush, pushState } from './tidings-push.js';
 import {
   LATEST_LIMIT,
   applyArchived,
@@ -50,6 +59,20 @@ const STATE_TITLES = {
 // Same-origin pages get "/v1/stream" and "", cross-origin embeds and path prefixes just work.
 const DEFAULT_STREAM_URL = new URL('../v1/stream', import.meta.url).href;
 const DEFAULT_API_BASE = new URL('..', import.meta.url).href.replace(/\/$/, '');
+const DEFAULT_SW_URL = new URL('./sw.js', import.meta.url).href;
+
+const PUSH_LABELS = {
+  off: 'Enable push',
+  on: 'Push on',
+  busy: 'Enabling…',
+  denied: 'Push blocked',
+  error: 'Push failed — retry',
+};
+const PUSH_TITLES = {
+  off: 'Get notifications on this device when the dashboard is closed',
+  on: 'Push is on for this device; click to turn it off',
+  denied: 'Notifications are blocked for this site in the browser settings',
+};
 
 // ---------------------------------------------------------------------------------------------
 // Icons: static shapes (24×24, stroked), built with createElementNS — never from data.
@@ -241,6 +264,9 @@ button { font: inherit; color: inherit; }
 }
 .foot a { color: var(--_accent); font-size: 13px; font-weight: 500; text-decoration: none; border-radius: 4px; }
 .foot a:hover { text-decoration: underline; }
+.foot { flex-wrap: wrap; }
+.push-btn[data-state="on"] { color: var(--tidings-success, #16a34a); }
+.push-btn[data-state="denied"], .push-btn[data-state="error"] { color: var(--_muted); }
 .toasts {
   position: fixed; z-index: var(--tidings-toast-z, 2147483000);
   right: var(--tidings-toast-right, 16px); bottom: var(--tidings-toast-bottom, 16px);
@@ -282,6 +308,8 @@ export class TidingsBell extends HTMLElement {
     'view-all-url',
     'preferences-url',
     'locale',
+    'sw-url',
+    'no-push',
   ];
 
   #client = null;
@@ -292,6 +320,8 @@ export class TidingsBell extends HTMLElement {
   #ticker = null;
   #reconnectQueued = false;
   #refreshSeq = 0;
+  #push = 'unsupported';
+  #pushSeq = 0;
   #ui;
 
   constructor() {
@@ -346,6 +376,7 @@ export class TidingsBell extends HTMLElement {
 
   connectedCallback() {
     this.#connect();
+    this.#syncPush();
     this.#ticker = setInterval(() => this.#tick(), TICK_MS);
     document.addEventListener('pointerdown', this.#onDocumentPointer, true);
     window.addEventListener('resize', this.#onResize);
@@ -368,6 +399,10 @@ export class TidingsBell extends HTMLElement {
     }
     if (name === 'locale') {
       this.#tick();
+      return;
+    }
+    if (name === 'sw-url' || name === 'no-push') {
+      this.#syncPush();
       return;
     }
     if (!this.isConnected || !this.#client || this.#reconnectQueued) return;
@@ -538,7 +573,8 @@ export class TidingsBell extends HTMLElement {
     const empty = el('p', { className: 'empty', text: 'You’re all caught up' });
     const viewAll = el('a', { part: 'view-all', text: 'View all' });
     const prefs = el('a', { part: 'preferences', text: 'Preferences' });
-    const foot = el('div', { className: 'foot' }, viewAll, prefs);
+    const push = el('button', { part: 'enable-push', className: 'text-btn push-btn', type: 'button', hidden: true });
+    const foot = el('div', { className: 'foot' }, viewAll, prefs, push);
     const panel = el(
       'div',
       { part: 'panel', className: 'panel', id: panelId, role: 'dialog', 'aria-labelledby': headingId, tabindex: '-1', hidden: true },
@@ -560,6 +596,7 @@ export class TidingsBell extends HTMLElement {
     });
     root.addEventListener('keydown', (e) => this.#onKey(e));
     markAll.addEventListener('click', () => this.#markAll());
+    push.addEventListener('click', () => this.#togglePush());
     list.addEventListener('click', (e) => {
       const item = e.target.closest?.('[part~="item"]');
       if (!item) return;
@@ -567,7 +604,7 @@ export class TidingsBell extends HTMLElement {
       const n = this.#view.latest.find((x) => x.id === id);
       if (n) this.#activate(n, e);
     });
-    return { button, badge, dot, panel, list, empty, markAll, viewAll, prefs, foot, toasts };
+    return { button, badge, dot, panel, list, empty, markAll, viewAll, prefs, push, foot, toasts };
   }
 
   #onKey(e) {
@@ -606,6 +643,7 @@ export class TidingsBell extends HTMLElement {
     button.setAttribute('aria-expanded', String(open));
     if (open) {
       this.#tick();
+      if (this.#push !== 'busy') this.#syncPush(); // permission may have changed meanwhile
       this.#fitPanel();
       if (focus) {
         const items = list.querySelectorAll('[part~="item"]');
@@ -715,7 +753,7 @@ export class TidingsBell extends HTMLElement {
   }
 
   #renderFooter() {
-    const { viewAll, prefs, foot } = this.#ui;
+    const { viewAll, prefs, push, foot } = this.#ui;
     for (const [link, attr] of [
       [viewAll, 'view-all-url'],
       [prefs, 'preferences-url'],
@@ -729,7 +767,76 @@ export class TidingsBell extends HTMLElement {
         link.hidden = true;
       }
     }
-    foot.hidden = viewAll.hidden && prefs.hidden;
+    foot.hidden = viewAll.hidden && prefs.hidden && push.hidden;
+  }
+
+  // -- web push -------------------------------------------------------------------------------
+
+  #pushOptions() {
+    const tokenUrl = this.getAttribute('token-url');
+    return {
+      apiBase: this.getAttribute('api-base') ?? DEFAULT_API_BASE,
+      token: this.getAttribute('token') || undefined,
+      getToken: tokenUrl ? () => fetchToken(tokenUrl) : undefined,
+      swUrl: new URL(this.getAttribute('sw-url') || DEFAULT_SW_URL, document.baseURI).href,
+    };
+  }
+
+  /** Push needs the browser's support and a service worker on the page's own origin. */
+  #pushAvailable() {
+    if (this.hasAttribute('no-push') || !('PushManager' in window) || !navigator.serviceWorker) return false;
+    try {
+      return new URL(this.#pushOptions().swUrl).origin === window.location.origin;
+    } catch {
+      return false;
+    }
+  }
+
+  async #syncPush() {
+    const seq = ++this.#pushSeq;
+    let state = 'unsupported';
+    if (this.#pushAvailable()) {
+      try {
+        state = await pushState(this.#pushOptions());
+      } catch {
+        state = 'off';
+      }
+    }
+    if (seq === this.#pushSeq) this.#showPush(state);
+  }
+
+  #showPush(state, error) {
+    const { push } = this.#ui;
+    const changed = state !== this.#push;
+    this.#push = state;
+    push.hidden = state === 'unsupported';
+    push.dataset.state = state;
+    push.textContent = PUSH_LABELS[state] ?? '';
+    push.title = PUSH_TITLES[state] ?? (error?.message ? String(error.message) : '');
+    push.disabled = state === 'busy' || state === 'denied';
+    this.#renderFooter();
+    if (state !== 'busy' && (changed || error)) {
+      this.dispatchEvent(new CustomEvent('tidings-push', { detail: { state, error }, bubbles: true, composed: true }));
+    }
+  }
+
+  async #togglePush() {
+    const before = this.#push;
+    if (before === 'busy' || before === 'denied' || before === 'unsupported') return;
+    const seq = ++this.#pushSeq;
+    this.#showPush('busy');
+    this.#ui.push.textContent = before === 'on' ? 'Turning off…' : PUSH_LABELS.busy;
+    let state;
+    let failure;
+    try {
+      if (before === 'on') await disablePush(this.#pushOptions());
+      else await enablePush(this.#pushOptions());
+      state = before === 'on' ? 'off' : 'on';
+    } catch (error) {
+      state = error?.stage === 'permission' ? 'denied' : 'error';
+      failure = error;
+    }
+    if (seq === this.#pushSeq) this.#showPush(state, failure);
   }
 
   // -- toasts ---------------------------------------------------------------------------------

@@ -141,7 +141,8 @@ export async function enablePush(opts = {}) {
 
 async function registrationFor(opts) {
   if (!pushSupported()) return undefined;
-  const swUrl = opts.swUrl ?? DEFAULT_SW_URL;
+  // A relative sw-url ("/sw.js") is relative to the page, as in serviceWorker.register().
+  const swUrl = new URL(opts.swUrl ?? DEFAULT_SW_URL, window.location.href).href;
   return navigator.serviceWorker.getRegistration(opts.scope ?? new URL('./', swUrl).href);
 }
 
