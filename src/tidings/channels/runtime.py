@@ -20,6 +20,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import timedelta
@@ -65,7 +66,7 @@ class Channels:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._keys_ready = asyncio.Event()
-        self._seen: dict[tuple[str, str], tuple[str | None, frozenset[str]]] = {}
+        self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = OrderedDict()
         self._muted: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -158,25 +159,41 @@ class Channels:
     # -- hooks into the service and the API ------------------------------------------------------
 
     async def note_principal(self, principal: Principal) -> None:
-        """Record the e-mail and roles a stream token carries (only when they changed)."""
+        """Record the e-mail and roles a stream token carries (only when they changed).
+
+        The cache is an LRU: past ``CACHE_MAX`` live users only the least recent entry goes, and
+        a miss first reads the stored profile, so a large tenant's heartbeat costs reads, not a
+        write per user holding the write lock that publishes need.
+        """
         key = (principal.tenant, principal.user)
         seen = (principal.email, principal.roles)
         if self._seen.get(key) == seen:
+            self._seen.move_to_end(key)
             return
-        async with self.service.store.write() as conn:
-            if principal.email:
-                await profiles.save(
-                    conn,
-                    *key,
-                    now=self.clock.now(),
-                    email=principal.email,
-                    roles=sorted(principal.roles),
-                )
-            else:
-                await profiles.save(conn, *key, now=self.clock.now(), roles=sorted(principal.roles))
-        if len(self._seen) >= CACHE_MAX:
-            self._seen.clear()
+        async with self.service.store.read() as conn:
+            stored = await profiles.get(conn, *key)
+        unchanged = (
+            stored is not None
+            and (not principal.email or stored.email == principal.email)
+            and tuple(sorted(principal.roles)) == tuple(stored.roles)
+        )
+        if not unchanged:
+            async with self.service.store.write() as conn:
+                if principal.email:
+                    await profiles.save(
+                        conn,
+                        *key,
+                        now=self.clock.now(),
+                        email=principal.email,
+                        roles=sorted(principal.roles),
+                    )
+                else:
+                    await profiles.save(
+                        conn, *key, now=self.clock.now(), roles=sorted(principal.roles)
+                    )
         self._seen[key] = seen
+        if len(self._seen) > CACHE_MAX:
+            self._seen.popitem(last=False)
 
     async def muted_types(self, principal: Principal) -> frozenset[str]:
         """Types switched off in-app for this user (cached for a few seconds)."""
@@ -189,8 +206,10 @@ class Channels:
             defaults = await profiles.tenant_prefs(conn, principal.tenant)
         prefs = (profile or profiles.Profile(*key)).effective(defaults)
         muted = prefs.muted_types()
-        if len(self._muted) >= CACHE_MAX:
-            self._muted.clear()
+        if len(self._muted) >= CACHE_MAX:  # entries live MUTED_TTL seconds: drop the expired
+            now = time.monotonic()
+            for stale in [k for k, (until, _) in self._muted.items() if until <= now]:
+                del self._muted[stale]
         self._muted[key] = (time.monotonic() + MUTED_TTL, muted)
         return muted
 
