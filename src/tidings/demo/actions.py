@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.channels.clock import Clock, SystemClock
@@ -159,16 +161,7 @@ async def move_booking(
     move to a final status (cancelled, completed, no-show) disarms the booking's reminder."""
     async with service.transaction() as tx:
         conn = tx.conn
-        row = (
-            await conn.execute(
-                select(bookings, _C.name.label("customer"))
-                .join(customers, _C.id == _B.customer_id)
-                .where(_B.tenant_id == tenant, _B.id == booking_id)
-                .with_for_update(of=bookings)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"There is no booking #{booking_id}.", code="booking_not_found")
+        row = await _lock_booking(conn, tenant, booking_id)
         move = apply_move(booking_id, row.status, move_name)
         changed = await conn.execute(
             update(bookings)
@@ -208,16 +201,7 @@ async def reschedule_booking(
     publish ``booking_rescheduled``, atomically."""
     async with service.transaction() as tx:
         conn = tx.conn
-        row = (
-            await conn.execute(
-                select(bookings, _C.name.label("customer"))
-                .join(customers, _C.id == _B.customer_id)
-                .where(_B.tenant_id == tenant, _B.id == booking_id)
-                .with_for_update(of=bookings)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"There is no booking #{booking_id}.", code="booking_not_found")
+        row = await _lock_booking(conn, tenant, booking_id)
         check_reschedule(booking_id, row.status)
         if (row.event_date, row.start_time) == (day, start):
             raise FormErrors({"date": f"Booking #{booking_id} is already on that day and time."})
@@ -360,3 +344,19 @@ async def record_payment(
             )
         )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def _lock_booking(conn: AsyncConnection, tenant: str, booking_id: int) -> Row[Any]:
+    """The tenant's booking with its customer's name, locked for this transaction (404 if
+    it is not the tenant's)."""
+    row = (
+        await conn.execute(
+            select(bookings, _C.name.label("customer"))
+            .join(customers, _C.id == _B.customer_id)
+            .where(_B.tenant_id == tenant, _B.id == booking_id)
+            .with_for_update(of=bookings)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"There is no booking #{booking_id}.", code="booking_not_found")
+    return row
