@@ -313,6 +313,16 @@ def mail_sink() -> Iterator[MailSink]:
 # -- tidings servers with channels ------------------------------------------------------------
 
 
+@pytest.fixture
+def push_server(tmp_path: Path, push_service: PushService) -> Iterator[ServerThread]:
+    """A tidings server whose push sender trusts the stand-in push service's TLS."""
+    srv = start_server(channel_settings(tmp_path, push_ca_file=str(push_service.ca)))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 def channel_settings(tmp: str | Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "push_endpoint_hosts": "127.0.0.1",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,29 +11,19 @@ import pytest
 from tests.channels.conftest import (
     PushService,
     bearer,
-    channel_settings,
-    start_server,
     token,
     wait_until,
 )
 from tests.channels.test_push import deliveries, subscribe
-from tests.support import ServerThread, Stream, Tenant, create_tenant, publish
+from tests.support import ServerThread, Stream, Tenant, publish
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def server(tmp_path: Path, push_service: PushService) -> Iterator[ServerThread]:
-    srv = start_server(channel_settings(tmp_path, push_ca_file=str(push_service.ca)))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def tenant(server: ServerThread) -> Tenant:
-    return create_tenant(server.url, "jump-joy")
+def server(push_server: ServerThread) -> ServerThread:
+    """The root ``tenant`` fixture builds on this server."""
+    return push_server
 
 
 async def put_prefs(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def server(tmp_path: Path, push_service: PushService) -> Iterator[ServerThread]:
-    srv = start_server(channel_settings(tmp_path, push_ca_file=str(push_service.ca)))
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def tenant(server: ServerThread) -> Tenant:
-    return create_tenant(server.url, "jump-joy")
+def server(push_server: ServerThread) -> ServerThread:
+    """The root ``tenant`` fixture builds on this server."""
+    return push_server
 
 
 async def subscribe(
