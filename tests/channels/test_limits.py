@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,31 @@ async def test_pending_reminders_are_capped_per_tenant(
         # The cap is per tenant.
         other = create_tenant(server.url, "bounce-bros")
         assert (await client.post(url, json=reminder("r:0"), headers=other.auth)).status_code == 201
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_concurrent_reminders_cannot_overshoot_the_cap(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """Twelve new keys at once, cap 5: exactly five stored (the count is taken under the
+    tenant's row lock on PostgreSQL, under the write lock on SQLite)."""
+    overrides: dict[str, Any] = {"max_pending_reminders": 5}
+    if database == "postgres":
+        overrides["database_url"] = request.getfixturevalue("postgres_url")
+    srv = start_server(channel_settings(tmp_path, **overrides))
+    try:
+        tenant = create_tenant(srv.url, "jump-joy")
+        url = f"{srv.url}/v1/reminders"
+        async with httpx.AsyncClient(timeout=20) as client:
+            answers = await asyncio.gather(
+                *(client.post(url, json=reminder(f"c:{i}"), headers=tenant.auth) for i in range(12))
+            )
+            assert sorted(r.status_code for r in answers) == [201] * 5 + [409] * 7
+            stored = [
+                (await client.get(f"{url}/c:{i}", headers=tenant.auth)).status_code
+                for i in range(12)
+            ]
+            assert sorted(stored) == [200] * 5 + [404] * 7
+    finally:
+        srv.stop()

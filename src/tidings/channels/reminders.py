@@ -185,7 +185,10 @@ async def schedule(
 
 
 async def _check_pending(conn: AsyncConnection, tenant: str, limit: int) -> None:
-    await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant).with_for_update())
+    # FOR NO KEY UPDATE: the lock a publish's seq increment takes; unlike FOR UPDATE it does
+    # not wait for the key-share locks the reminder row's foreign key holds on the tenant.
+    lock = select(tenants.c.id).where(tenants.c.id == tenant).with_for_update(key_share=True)
+    await conn.execute(lock)
     pending = (
         await conn.execute(
             select(func.count())
