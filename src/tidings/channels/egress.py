@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import socket
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpcore
-
-log = logging.getLogger(__name__)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -170,14 +167,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         addresses = await self.resolve(host, port, timeout)
         permitted = [a for a in addresses if self.policy.permits(a)]
-        if not permitted:
-            log.info(
-                "push endpoint %s:%d refused: %s is not a permitted address (push_allow_networks)",
-                host,
-                port,
-                ", ".join(map(str, addresses)) or "no address",
+        if not permitted:  # the message is for the operator's log, never for the tenant
+            listed = ", ".join(map(str, addresses)) or "no address"
+            raise httpcore.ConnectError(
+                f"refused by egress policy: {host} resolves to {listed}, none of them public "
+                "or in TIDINGS_PUSH_ALLOW_NETWORKS"
             )
-            raise httpcore.ConnectError(f"{host}:{port} cannot be reached")
         return await self._connect_any(permitted, port, timeout, local_address, socket_options)
 
     async def _connect_any(
