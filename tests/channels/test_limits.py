@@ -238,8 +238,9 @@ async def test_pending_reminders_are_capped_per_tenant(
         assert (await client.post(url, json=reminder("r:0"), headers=other.auth)).status_code == 201
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 async def test_concurrent_reminders_cannot_overshoot_the_cap(
     tmp_path: Path, database: str, request: pytest.FixtureRequest
 ) -> None:
