@@ -8,9 +8,10 @@ the development default.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-secret-change-me-in-production-0000"
@@ -162,6 +163,45 @@ class Settings(BaseSettings):
     )
     digest_interval: float = Field(30.0, gt=0, description="Seconds between digest checks.")
     reminder_interval: float = Field(15.0, gt=0, description="Seconds between reminder checks.")
+
+    # -- limits that cannot be walked around (docs/protocol.md#limits) --------------------------
+    max_audience_targets: int = Field(
+        1000,
+        ge=1,
+        description="Most audience targets (users + roles) one notification may name "
+        "(413 too_many_targets beyond).",
+    )
+    max_request_targets: int = Field(
+        10_000,
+        ge=1,
+        description="Most audience targets all notifications of one publish request may name "
+        "together (413 too_many_targets beyond).",
+    )
+    publish_cost_targets: int = Field(
+        100,
+        ge=1,
+        description="Audience targets that cost as much as one publish in TIDINGS_PUBLISH_RATE: "
+        "a request costs its notifications + ceil(targets / this).",
+    )
+    max_pending_reminders: int = Field(
+        10_000,
+        ge=1,
+        description="Pending (not yet sent) reminders per tenant through the API "
+        "(409 too_many_reminders beyond).",
+    )
+    push_allow_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs the push sender may connect to although they are "
+        "not public (loopback, private, link-local, CGNAT, …). Empty: public addresses only.",
+    )
+
+    @field_validator("push_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the culprit
+        return value
 
     @property
     def is_sqlite(self) -> bool:

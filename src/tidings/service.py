@@ -61,6 +61,12 @@ class Transaction:
         return stored, created
 
 
+def audience_targets(new: NewNotification) -> int:
+    """Rows the audience adds to the store: one per listed user and role (none: everyone)."""
+    audience = new.audience
+    return 0 if audience is None else len(audience.users) + len(audience.roles)
+
+
 class Tidings:
     """Application service. Routers, the demo, channels and the CLI call only this."""
 
@@ -78,13 +84,56 @@ class Tidings:
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
 
-    async def rate_limit(self, key: KeyPrincipal, cost: int = 1) -> None:
-        await self.limiter.hit("publish", key.key_id, cost)
+    async def rate_limit(
+        self, key: KeyPrincipal, cost: int = 1, *, items: Sequence[NewNotification] = ()
+    ) -> None:
+        """Charge ``key``'s publish limit (``TIDINGS_PUBLISH_RATE``); 429 when it is spent.
+
+        With ``items`` (what the request will publish, or schedule as reminders) the charge is
+        :meth:`publish_cost` instead of ``cost``, and a request naming more audience targets
+        than ``TIDINGS_MAX_REQUEST_TARGETS`` is refused (413) before anything is charged. A
+        charge never exceeds the window: the largest request spends all of it, and is accepted
+        once the window is empty.
+        """
+        if items:
+            self.check_targets(items)
+            cost = self.publish_cost(items)
+        await self.limiter.hit("publish", key.key_id, min(cost, self.limiter.item.amount))
 
     # -- publishing ----------------------------------------------------------------------------
 
+    def publish_cost(self, items: Sequence[NewNotification]) -> int:
+        """1 per notification + 1 per started ``TIDINGS_PUBLISH_COST_TARGETS`` audience targets
+        (each target is a row written with the notification and matched on every read)."""
+        targets = sum(audience_targets(item) for item in items)
+        return len(items) + -(-targets // self.settings.publish_cost_targets)
+
+    def check_targets(self, items: Sequence[NewNotification]) -> None:
+        """413 ``too_many_targets`` beyond the per-notification or per-request target caps."""
+        cap = self.settings.max_request_targets
+        total = 0
+        for item in items:
+            self.check_audience(item)
+            total += audience_targets(item)
+        if total > cap:
+            raise PayloadTooLarge(
+                f"These notifications name {total} audience targets together; at most {cap} "
+                "are accepted in one request.",
+                code="too_many_targets",
+            )
+
+    def check_audience(self, new: NewNotification) -> None:
+        cap = self.settings.max_audience_targets
+        count = audience_targets(new)
+        if count > cap:
+            raise PayloadTooLarge(
+                f"The audience names {count} users and roles; at most {cap} are accepted.",
+                code="too_many_targets",
+            )
+
     def check_limits(self, new: NewNotification) -> None:
         s = self.settings
+        self.check_audience(new)
         if len(new.title) > s.max_title_chars:
             raise ValidationFailed(f"title is longer than {s.max_title_chars} characters.")
         if len(new.body) > s.max_body_chars:
@@ -133,6 +182,7 @@ class Tidings:
     ) -> list[tuple[Notification, bool]]:
         for item in items:
             self.check_limits(item)
+        self.check_targets(items)
         started = time.perf_counter()
         async with self.transaction() as tx:
             results = [
