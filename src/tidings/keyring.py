@@ -19,7 +19,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from tidings.config import Settings
@@ -47,7 +47,10 @@ class Resolved:
     def describe(self) -> str:
         """Where it comes from, for ``tidings config`` (never the value)."""
         if self.source == "store":
-            since = self.created_at.isoformat(timespec="seconds") if self.created_at else "?"
+            at = self.created_at
+            since = (
+                "?" if at is None else f"{at.replace(tzinfo=at.tzinfo or UTC):%Y-%m-%d %H:%M} UTC"
+            )
             return f"generated, kept in the store since {since}"
         return {"env": "environment", ".env": ".env file", "settings": "settings"}[self.source]
 
