@@ -126,8 +126,8 @@ def _serve_many(host: str, port: int, workers: int) -> None:
         ctx.Process(target=_worker, args=(host, port, sock), daemon=False) for _ in range(workers)
     ]
     if Settings().is_sqlite:
-        # Migrate once before the workers race to do it.
-        _with_service(lambda s: asyncio.sleep(0))
+        # Migrate (and generate unset secrets, logged once) before the workers race to do it.
+        _with_service(lambda s: asyncio.sleep(0), secrets=True)
     for proc in procs:
         proc.start()
     typer.echo(f"tidings: {workers} workers on http://{host}:{port}", err=True)
