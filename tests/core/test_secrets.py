@@ -20,7 +20,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support import ServerThread, Stream
+from tests.support import ServerThread, Stream, free_port
 from tidings import keyring
 from tidings.app import create_app
 from tidings.config import (
@@ -284,3 +284,12 @@ def test_config_says_where_each_secret_comes_from(tmp_path: Path) -> None:
     assert shown["operator_key_source"] == ".env file"
     assert shown["secret_source"].startswith("generated, kept in the store since ")
     assert "k" * 30 not in json.dumps(shown)
+
+
+def test_config_still_prints_when_the_store_is_unreachable(tmp_path: Path) -> None:
+    closed = f"postgresql+asyncpg://u:pw@127.0.0.1:{free_port()}/x"
+    r = _cli(tmp_path, "config", "--json", TIDINGS_DATABASE_URL=closed, TIDINGS_SECRET="e" * 40)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["secret_source"] == "environment"
+    assert shown["operator_key_source"].startswith("in the store, which is not reachable")
