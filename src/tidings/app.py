@@ -33,7 +33,7 @@ STATIC = Path(__file__).parent / "web" / "static"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    settings.check_production()
+    settings.check_secrets()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_per_tenant=settings.max_streams_per_tenant,
             )
             service = Tidings(settings, store, broker, hub, metrics)
+            await service.load_secrets()  # settings, else generated once in the store
             app.state.tidings = service
             if settings.shared_limits_url:  # stream caps across instances (delivery/slots.py)
                 from tidings.delivery.slots import RedisSlots

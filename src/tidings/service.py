@@ -21,19 +21,20 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings import auth
+from tidings import auth, keyring
 from tidings.config import Settings
 from tidings.delivery.broker import Broker, Envelope
 from tidings.delivery.hub import Hub
 from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
-from tidings.errors import PayloadTooLarge, ValidationFailed
+from tidings.errors import PayloadTooLarge, Unauthorized, ValidationFailed
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
 from tidings.store import notifications as nq
 from tidings.store import readstate as rq
+from tidings.store import signingkeys as kq
 from tidings.store import tenants as tq
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,26 @@ class Tidings:
         self.muted_types: Any = None
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
+        self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
+        self._secrets: keyring.ServerSecrets | None = None
+
+    async def load_secrets(self) -> keyring.ServerSecrets:
+        """Resolve the token secret and operator key (settings, else generated in the store).
+        The lifespan and the CLI call this once, before anything signs or verifies."""
+        self._secrets = await keyring.resolve(self.settings, self.store, utcnow())
+        return self._secrets
+
+    @property
+    def secrets(self) -> keyring.ServerSecrets:
+        """The effective server secrets: the one place every signer and verifier reads."""
+        if self._secrets is None:
+            raise RuntimeError("Tidings.load_secrets() has not run")
+        return self._secrets
+
+    @property
+    def secret(self) -> str:
+        """The token secret: stream tokens, demo sessions, unsubscribe links."""
+        return self.secrets.token.value
 
     async def rate_limit(
         self, key: KeyPrincipal, cost: int = 1, *, items: Sequence[NewNotification] = ()
@@ -360,14 +381,43 @@ class Tidings:
             raise ValidationFailed(
                 f"ttl must be between 1 and {self.settings.token_max_ttl} seconds."
             )
+        if not tq.TENANT_ID.match(tenant):
+            raise ValidationFailed("tenant is not a valid tenant id.")
         return auth.mint(
-            self.settings.secret.get_secret_value(),
-            tenant=tenant,
-            user=user,
-            roles=list(roles),
-            ttl=lifetime,
-            email=email,
+            self.secret, tenant=tenant, user=user, roles=list(roles), ttl=lifetime, email=email
         )
+
+    async def verify_token(self, token: str) -> Principal:
+        """The principal of a stream token. A token whose header names a ``kid`` is checked
+        only with that tenant signing key and only for its tenant; any other with the server
+        secret."""
+        max_ttl = self.settings.token_max_ttl
+        kid = auth.key_id(token)
+        if kid is None:
+            return auth.verify(self.secret, token, max_ttl=max_ttl)
+        found = await self.signing_keys.lookup(kid)
+        if found is None:
+            raise Unauthorized(
+                "The token's signing key is unknown or revoked.", code="invalid_credentials"
+            )
+        tenant, secret = found
+        return auth.verify(secret, token, max_ttl=max_ttl, tenant=tenant)
+
+    async def create_signing_key(self, tenant_id: str, name: str) -> tuple[kq.SigningKey, str]:
+        async with self.store.write() as conn:
+            return await kq.create(conn, tenant_id, name, now=utcnow())
+
+    async def list_signing_keys(self, tenant_id: str) -> list[kq.SigningKey]:
+        async with self.store.read() as conn:
+            await tq.get_tenant(conn, tenant_id)
+            return await kq.list_for(conn, tenant_id)
+
+    async def revoke_signing_key(self, kid: str) -> kq.SigningKey:
+        """Revoke at once on this instance; other instances within ``signing_key_cache`` s."""
+        async with self.store.write() as conn:
+            revoked = await kq.revoke(conn, kid, now=utcnow())
+        self.signing_keys.forget(kid)
+        return revoked
 
     async def prune(self) -> int:
         cutoff = utcnow() - timedelta(days=self.settings.retention_days)
