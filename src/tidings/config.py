@@ -143,7 +143,8 @@ class Settings(BaseSettings):
     push_endpoint_hosts: str = Field(
         "*.googleapis.com,*.push.services.mozilla.com,*.notify.windows.com,*.push.apple.com",
         description="Comma-separated hosts push endpoints may name ('*.x' = subdomains of x, "
-        "'*' = any https host). Keeps the push sender from being pointed at internal hosts.",
+        "'*' = any valid DNS name, never an IP literal; an IP literal only when listed exactly). "
+        "Internal addresses are refused after resolution too (TIDINGS_PUSH_ALLOW_NETWORKS).",
     )
     push_ca_file: str | None = Field(
         None, description="PEM bundle to trust for push endpoints (private push services)."
