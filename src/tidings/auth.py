@@ -16,7 +16,7 @@ from tidings.domain.principals import Principal
 from tidings.errors import Unauthorized, ValidationFailed
 
 ISSUER = "tidings"
-_USER = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}$")
+_USER = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}\Z")  # \Z: "$" would admit a final newline
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
 
