@@ -198,7 +198,7 @@ class Stream:
     async def __aenter__(self) -> Stream:
         self._task = asyncio.create_task(self._run())
         await asyncio.wait_for(self.opened.wait(), 10)
-        if self.error is not None:
+        if self.status is None and self.error is not None:
             raise StreamClosed(f"the stream did not open: {self.error!r}") from self.error
         return self
 
