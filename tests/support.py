@@ -314,6 +314,14 @@ async def publish(client: httpx.AsyncClient, tenant: Tenant, title: str, **field
     return r.json()
 
 
+async def mark(tenant: Tenant, title: str = "marker", **fields: Any) -> str:
+    """Publish a marker (after whatever must not arrive) and return its title, for
+    :meth:`Stream.until`: what has not come before the marker is not coming."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        await publish(client, tenant, title, **fields)
+    return title
+
+
 @contextlib.asynccontextmanager
 async def open_service(settings: Settings) -> AsyncIterator[Tidings]:
     """The service over a real, migrated store, with a memory broker and no server: for tests

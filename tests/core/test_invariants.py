@@ -85,6 +85,30 @@ async def test_role_targeted_rows_reach_only_that_role(settings: Settings) -> No
         assert seen["feed"] == ["for ana", "everyone"] and seen["count"] == 2
 
 
+async def test_feed_count_and_snapshot_never_show_another_tenant(settings: Settings) -> None:
+    """Invariant 4 at the service level: same user id, same role, another tenant."""
+    async with open_service(settings) as service:
+        await service.create_tenant(TENANT, TENANT)
+        await service.create_tenant("bounce-bros", "bounce-bros")
+        await service.publish(TENANT, NewNotification(type="system", title="ours"))
+        for title, audience in [
+            ("theirs", None),
+            ("their staff", Audience(roles=("staff",))),
+            ("their ana", Audience(users=("ana",))),
+        ]:
+            new = NewNotification(type="system", title=title, audience=audience)
+            await service.publish("bounce-bros", new)
+        seen = await titles_seen(service, who("ana", "staff"))
+        assert seen == {
+            "feed": ["ours"],
+            "unread_feed": ["ours"],
+            "count": 1,
+            "snapshot": ["ours"],
+            "snapshot_count": 1,
+        }
+        assert (await service.snapshot(who("ana")))["latest_seq"] == 1
+
+
 async def test_every_mark_all_read_moves_the_watermark(settings: Settings) -> None:
     async with open_service(settings) as service:
         await service.create_tenant(TENANT, TENANT)

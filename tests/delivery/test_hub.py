@@ -150,3 +150,18 @@ async def test_a_frame_is_offered_only_to_its_audience(hub: Hub, store: Store) -
     (item,) = await commit(store, 1, Audience(roles=("staff",), users=("cy",)))
     await hub.deliver(item)
     assert (seqs(staff), seqs(guest), seqs(named)) == ([1], [], [1])
+
+
+async def test_a_frame_never_reaches_another_tenants_subscriber(hub: Hub, store: Store) -> None:
+    ours = await hub.subscribe(principal("ana", frozenset({"staff"})))
+    theirs = Principal("bounce-bros", "ana", frozenset({"staff"}), ours.principal.expires_at)
+    async with store.write() as conn:
+        from tidings.store import tenants as tq
+
+        await tq.create_tenant(conn, "bounce-bros", "bounce-bros", now=utcnow())
+    other = await hub.subscribe(theirs)
+    (item,) = await commit(store, 1)
+    await hub.deliver(item)
+    await hub.deliver_raw(TENANT, 1, b"")  # the broker's echo of it
+    assert (seqs(ours), seqs(other)) == ([1], [])
+    assert hub.last_seen("bounce-bros") == 0
