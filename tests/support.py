@@ -106,6 +106,8 @@ class ServerThread:
     def stop(self, within: float = 10.0) -> None:
         """Stop as ``tidings serve`` does on SIGTERM: ``Server.handle_exit`` on the server's
         loop (it tells the hub, streams get ``bye``), then assert the thread ended in time."""
+        if self.thread.ident is None:  # never started
+            return
         if self.thread.is_alive() and self.server.servers:
             loop = self.server.servers[0].get_loop()
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: it is ending
