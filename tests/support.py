@@ -251,7 +251,7 @@ class Stream:
         ended = asyncio.ensure_future(self.ended.wait())
         try:
             done, _ = await asyncio.wait(
-                {getter, ended}, timeout=timeout, return_when="FIRST_COMPLETED"
+                {getter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             ended.cancel()

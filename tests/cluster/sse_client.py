@@ -48,18 +48,19 @@ class SseStream:
         while not stop.is_set():
             writer: asyncio.StreamWriter | None = None
             try:
-                reader, writer = await asyncio.wait_for(
+                reader, opened = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port, limit=1 << 20), 5
                 )
+                writer = opened
                 resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id is not None else ""
-                writer.write(
+                opened.write(
                     (
                         f"GET /v1/stream HTTP/1.1\r\nHost: {self.host}\r\n"
                         f"Authorization: Bearer {self.token}\r\n"
                         f"Accept: text/event-stream\r\n{resume}\r\n"
                     ).encode()
                 )
-                await writer.drain()
+                await opened.drain()
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 15)
                 status = int(head.split(b" ", 2)[1])
                 if status != 200:
