@@ -35,11 +35,13 @@ async def broken(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 
 async def garbled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Opens the stream, then sends a frame that is not JSON, then stays open."""
+    """Opens the stream, then sends a frame that is not JSON, then stays open until the
+    client goes."""
     await reader.readuntil(b"\r\n\r\n")
     writer.write(HEAD + chunk(OPENING) + chunk(b"id: 1\nevent: notification\ndata: {oops\n\n"))
     await writer.drain()
-    await asyncio.sleep(30)
+    await reader.read()
+    writer.close()
 
 
 async def serve(handler: Handler) -> AsyncIterator[str]:
