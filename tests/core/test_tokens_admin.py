@@ -132,6 +132,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(120)  # a dozen CLI processes: ~15 s, 45 s on a loaded machine
 def test_cli_json_commands(tmp_path: Path) -> None:
     r = _cli(tmp_path, "tenant", "create", "jump-joy", "--name", "Jump Joy Rentals", "--json")
     assert r.returncode == 0, r.stderr
@@ -160,6 +161,7 @@ def test_cli_json_commands(tmp_path: Path) -> None:
     assert _cli(tmp_path, "migrate").returncode == 0
 
 
+@pytest.mark.timeout(60)  # CLI processes: 10-15 s
 def test_cli_publish_and_tail(server: ServerThread, tenant: Tenant) -> None:
     env = {**os.environ, "TIDINGS_URL": server.url, "TIDINGS_LOG_LEVEL": "WARNING"}
     tail = subprocess.Popen(

@@ -3,7 +3,8 @@
 Invariants:
 - Per tenant the hub keeps ``last``: every seq up to it has been offered to every subscriber
   registered at that time. An arrival with ``seq <= last`` is a duplicate and dropped; one with
-  ``seq > last + 1`` is a gap, filled from the store *before* the arrival is offered.
+  ``seq > last + 1`` is a gap, filled from the store *before* the arrival is offered; a gap
+  the store no longer holds ends every stream of the tenant (``bye`` ``gap``, then ``reset``).
 - A notification is encoded to SSE bytes once and the same bytes are offered to each matching
   subscriber: no task and no JSON encoding per subscriber per message.
 - ``Subscriber.offer`` never blocks and never grows past ``maxlen``: a subscriber that would
@@ -278,8 +279,12 @@ class Hub:
         while state.last < upto:
             async with self._store.read() as conn:
                 rows = await q.fetch_after(conn, tenant, state.last, upto=upto, limit=self._batch)
+            if not rows or rows[0].seq != state.last + 1:
+                # Committed (seq order is commit order) but no longer in the store (pruned):
+                # no stream may skip them silently. Each ends; resuming, it is answered ``reset``.
+                for sub in state.subscribers:
+                    sub.leave("gap")
             if not rows:
-                # Seqs up to ``upto`` are committed (seq order is commit order) but pruned.
                 state.last = upto
                 break
             self._metrics.catch_up.inc(len(rows))
