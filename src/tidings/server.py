@@ -48,7 +48,8 @@ def serve(
         port=port,
         log_level=log_level.lower(),
         timeout_graceful_shutdown=15,
-        proxy_headers=True,
+        # The app believes X-Forwarded-* from TIDINGS_FORWARDED_ALLOW_IPS only (app.py).
+        proxy_headers=False,
         **kwargs,
     )
     server = Server(config, app)
