@@ -22,6 +22,7 @@ from tidings.api import admin, compat, feed, health, problems, publish, stream, 
 from tidings.config import Settings
 from tidings.delivery.broker import Envelope, Signal, from_url
 from tidings.delivery.hub import Hub
+from tidings.delivery.stream import UnfinishedStreams
 from tidings.errors import PayloadTooLarge
 from tidings.logs import RedactCredentials
 from tidings.metrics import Metrics
@@ -269,3 +270,7 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactCredentials) for f in logger.filters):
             logger.addFilter(RedactCredentials())
+    # A stream cut off on purpose is an expected event, not an ERROR (delivery/stream.py).
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, UnfinishedStreams) for f in errors.filters):
+        errors.addFilter(UnfinishedStreams())
