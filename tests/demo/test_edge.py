@@ -132,19 +132,20 @@ def test_the_demo_refuses_production(tmp_path: Path) -> None:
         "TIDINGS_OPERATOR_KEY": "o" * 40,
         "TIDINGS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/demo.db",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "tidings", "demo", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: the demo cannot run"), done.stderr
-    assert not (tmp_path / "demo.db").exists()  # refused before touching the store
+    for command in (["demo"], ["serve"]):  # tidings demo; TIDINGS_DEMO=1 tidings serve
+        done = subprocess.run(
+            [sys.executable, "-m", "tidings", *command, "--port", "1"],
+            env={**env, "TIDINGS_DEMO": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: the demo cannot run"), done.stderr
+        assert not (tmp_path / "demo.db").exists()  # refused before touching the store
 
 
 # -- item 9: sign-in throttle and constant work for unknown e-mails ------------------------------
