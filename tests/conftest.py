@@ -29,7 +29,7 @@ from tidings.config import Settings
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 HERE = Path(__file__).resolve().parent
 TIMEOUTS = {"browser": 45}
-_CACHES = (".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache", ".venv/")
+_CACHES = (".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache", ".venv/", ".hypothesis/")
 _tree_before: set[str] | None = None
 
 

@@ -102,7 +102,12 @@ def _serve_one(host: str, port: int, sock: socket.socket | None) -> None:
     from tidings.server import serve as run
 
     settings = Settings()
-    run(create_app(settings), host=host, port=port, log_level=settings.log_level, sock=sock)
+    try:
+        app = create_app(settings)
+    except ValueError as error:  # a refused configuration: one line, no traceback
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    run(app, host=host, port=port, log_level=settings.log_level, sock=sock)
 
 
 def _worker(host: str, port: int, sock: socket.socket) -> None:

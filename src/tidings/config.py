@@ -228,6 +228,20 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the culprit
         return value
 
+    # -- the edge: proxies, API docs ---------------------------------------------------------------
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated IPs or CIDR networks of the proxies whose X-Forwarded-Proto "
+        "and X-Forwarded-For are believed (the client's address and https). '*' trusts every "
+        "peer: only when the port is reachable by the proxy alone. Headers from other peers are "
+        "ignored.",
+    )
+    docs: bool | None = Field(
+        None,
+        description="Serve the API docs (/docs, /redoc, /openapi.json). Default: on, except "
+        "with TIDINGS_ENV=production.",
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
