@@ -462,14 +462,16 @@ def table(scenario: Scenario, results: dict[str, dict[str, Any]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [scenario.label]
     for r in rows:
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                               enumerate(zip(r, widths, strict=True))))  # fmt: skip
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
     return "\n".join(lines)
 
 
 def ok(result: dict[str, Any]) -> bool:
     d = result["delivery"]
-    return (
+    return bool(
         result["connect"]["failed"] == 0
         and result["publish"]["failed"] == 0
         and d["missing"] == 0
