@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test check fmt serve bench clean screenshots
+.PHONY: demo test check fmt serve bench bench-anchor clean screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -46,6 +46,15 @@ fmt: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/load.py --streams 1000
+
+# tidings beside nginx + Nchan (../shared/anchors/nchan), same load, one run; installs the
+# anchor from Debian when it is missing (root). BENCH_ARGS e.g. "--scenario 1000x20".
+bench-anchor: $(VENV)/.dev
+	@dpkg -L libnginx-mod-nchan 2>/dev/null | grep -q 'ngx_nchan_module\.so$$' || { \
+	  echo "bench-anchor: installing nginx libnginx-mod-nchan"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends nginx libnginx-mod-nchan; }
+	$(BIN)/python benchmarks/anchor.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -10,6 +10,13 @@ A stream the server ends (``event: bye``, EOF, a reset socket) reconnects with
 ``Last-Event-ID`` like a browser would; reconnects are counted, and what the store replays
 counts as delivered (late, with its latency).
 
+With ``ClientConfig.anchor_channel`` set, the same process speaks to the Nchan anchor instead
+(``benchmarks/anchor.py``): ``GET /sub/CHANNEL`` with ``Accept: text/event-stream`` and no
+token; a stream is open once the ``200`` head arrives, and a notification is any ``data:``
+event whose JSON carries ``data.i`` (the publisher's sequence number, counted like an id) and
+``data.t`` (its publish time). Nchan's own ids (``TIME:TAG``) are only sent back as
+``Last-Event-ID`` on a reconnect.
+
 Protocol with the parent over a ``multiprocessing`` pipe:
 
     child  -> ("connected", ConnectReport)
@@ -52,6 +59,7 @@ class ClientConfig:
     connect_deadline: float = 600.0  # all streams of this process
     idle_timeout: float = 120.0  # no byte at all for this long: the stream is dead
     max_reconnects: int = 20
+    anchor_channel: str | None = None  # speak to the Nchan anchor: GET /sub/<channel>
 
 
 class _HttpError(Exception):
@@ -111,6 +119,7 @@ class _Stream:
         "disorder",
         "dupes",
         "last_id",
+        "last_raw_id",
         "max_seen",
         "opened",
         "reconnects",
@@ -122,6 +131,7 @@ class _Stream:
     def __init__(self, token: str) -> None:
         self.token = token
         self.last_id: int | None = None
+        self.last_raw_id: bytes | None = None  # the anchor's own event id (not a number)
         self.seen: set[int] = set()
         self.max_seen = 0
         self.dupes = 0
@@ -141,6 +151,7 @@ class _Process:
         self.latencies_ms = array("d")
         self.first_receipt = 0.0
         self.last_receipt = 0.0
+        self.data_bytes = 0  # bytes of the `data:` lines of notification frames received
         self.errors: Counter[str] = Counter()
         self.byes: Counter[str] = Counter()
         self.sem = asyncio.Semaphore(cfg.concurrency)
@@ -222,12 +233,20 @@ class _Process:
         release: Callable[[], None],
     ) -> str:
         cfg = self.cfg
-        resume = b"" if s.last_id is None else b"Last-Event-ID: %d\r\n" % s.last_id
-        writer.write(
-            b"GET /v1/stream HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
-            b"Accept: text/event-stream\r\n%s\r\n"
-            % (cfg.host.encode(), cfg.port, s.token.encode(), resume)
-        )
+        anchor = cfg.anchor_channel
+        if anchor is None:
+            resume = b"" if s.last_id is None else b"Last-Event-ID: %d\r\n" % s.last_id
+            writer.write(
+                b"GET /v1/stream HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                b"Accept: text/event-stream\r\n%s\r\n"
+                % (cfg.host.encode(), cfg.port, s.token.encode(), resume)
+            )
+        else:
+            resume = b"" if s.last_raw_id is None else b"Last-Event-ID: %s\r\n" % s.last_raw_id
+            writer.write(
+                b"GET /sub/%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n%s\r\n"
+                % (anchor.encode(), cfg.host.encode(), cfg.port, resume)
+            )
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), cfg.connect_timeout)
         status = int(head.split(b" ", 2)[1])
         if status != 200:
@@ -236,6 +255,11 @@ class _Process:
         buf = b""
         ready = False
         timeout = cfg.connect_timeout
+        if anchor is not None:  # Nchan has subscribed the stream once it sends the head
+            ready = True
+            timeout = cfg.idle_timeout
+            self._opened(s, started)
+            release()
         while True:
             data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
             if not data:
@@ -250,19 +274,59 @@ class _Process:
                 continue
             *blocks, buf = buf.split(b"\n\n")
             for block in blocks:
-                event = self._event(s, block, now)
+                event = (
+                    self._event(s, block, now) if anchor is None else self._anchor(s, block, now)
+                )
                 if event == "ready" and not ready:
                     ready = True
                     timeout = cfg.idle_timeout
-                    if not s.opened:
-                        s.opened = True
-                        s.connect_s = time.perf_counter() - started
-                        self._settle()
+                    self._opened(s, started)
                     release()  # this one is open: let the next connection attempt start
                 elif event == "bye":
                     return "bye"
             if dechunk is not None and dechunk.finished:
                 return "eof"
+
+    def _opened(self, s: _Stream, started: float) -> None:
+        if not s.opened:
+            s.opened = True
+            s.connect_s = time.perf_counter() - started
+            self._settle()
+
+    def _count(self, s: _Stream, ident: int, data: bytes, now: float) -> None:
+        """One notification frame numbered ``ident`` (an id, or the anchor's sequence number)."""
+        if ident in s.seen:
+            s.dupes += 1
+            return
+        if ident < s.max_seen:
+            s.disorder += 1
+        else:
+            s.max_seen = ident
+        s.seen.add(ident)
+        self.data_bytes += len(data)
+        sent_at = orjson.loads(data).get("data", {}).get("t")
+        if isinstance(sent_at, float):
+            self.latencies_ms.append((now - sent_at) * 1000.0)
+        if not self.first_receipt:
+            self.first_receipt = now
+        self.last_receipt = now
+
+    def _anchor(self, s: _Stream, block: bytes, now: float) -> str | None:
+        """One event from the Nchan anchor: ``id: TIME:TAG`` and ``data: {"data": {"i", "t"}}``;
+        comments (``: hi``) are not events."""
+        data = b""
+        for line in block.split(b"\n"):
+            if line.startswith(b"data: "):
+                data = line[6:]
+            elif line.startswith(b"id: "):
+                s.last_raw_id = line[4:]
+        if not data:
+            return None
+        seq = orjson.loads(data).get("data", {}).get("i")
+        if not isinstance(seq, int):
+            return None
+        self._count(s, seq, data, now)
+        return "notification"
 
     def _event(self, s: _Stream, block: bytes, now: float) -> str | None:
         name = b"message"
@@ -278,20 +342,7 @@ class _Process:
         if ident is not None:
             s.last_id = ident
         if name == b"notification" and ident is not None:
-            if ident in s.seen:
-                s.dupes += 1
-                return "notification"
-            if ident < s.max_seen:
-                s.disorder += 1
-            else:
-                s.max_seen = ident
-            s.seen.add(ident)
-            sent_at = orjson.loads(data).get("data", {}).get("t")
-            if isinstance(sent_at, float):
-                self.latencies_ms.append((now - sent_at) * 1000.0)
-            if not self.first_receipt:
-                self.first_receipt = now
-            self.last_receipt = now
+            self._count(s, ident, data, now)
             return "notification"
         if name in (b"ready", b"reset"):
             if name == b"reset":
@@ -334,6 +385,7 @@ class _Process:
             "cpu_s": _cpu(),
             "first_receipt": self.first_receipt,
             "last_receipt": self.last_receipt,
+            "data_bytes": self.data_bytes,
             "latencies_ms": self.latencies_ms,
         }
 

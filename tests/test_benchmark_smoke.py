@@ -2,7 +2,9 @@
 
 No speed is asserted here: figures live in docs/performance.md. What is asserted is that 50
 streams on a spawned ``tidings serve`` each receive every published notification exactly once,
-and that the generator's own bookkeeping would notice if one did not.
+and that the generator's own bookkeeping would notice if one did not. The anchor benchmark
+(benchmarks/anchor.py) runs the same way with tiny numbers against tidings and a real nginx +
+Nchan (``libnginx-mod-nchan``, installed by .ci/run; in CI its absence fails the test).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
+from tests.support import IN_CI, require_binary
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 
 
 def _clients() -> ModuleType:
@@ -84,3 +91,76 @@ def test_loss_and_duplicates_are_counted() -> None:
     assert report["duplicates"] == 1  # id 7 came twice
     assert report["received"] == 2
     assert list(report["latencies_ms"]) == [1000.0, 1000.0]
+
+
+def _anchor_dir() -> Path:
+    """``shared/anchors/nchan`` above this checkout, as anchor.py finds it."""
+    for parent in BENCH.parents:
+        found = parent / "shared" / "anchors" / "nchan"
+        if (found / "ctl.sh").exists():
+            return found
+    message = "the Nchan anchor folder (shared/anchors/nchan) is not beside this checkout"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.mark.nginx
+@pytest.mark.timeout(90)  # ~10 s on a quiet machine: two servers, two client processes
+def test_anchor_benchmark_runs_tidings_beside_nchan(tmp_path: Path) -> None:
+    """One small scenario on both targets: every stream of each gets every notification once,
+    Nchan's payload is padded to the size of tidings' frames, and the table shows the ratios."""
+    require_binary("nginx", "/usr/sbin/nginx")
+    require_binary("ngx_nchan_module.so", NCHAN_MODULE)
+    anchor = _anchor_dir()
+    out = tmp_path / "anchor.json"
+    cmd = [
+        sys.executable,
+        str(BENCH / "anchor.py"),
+        "--scenario", "30x20",
+        "--count", "10",
+        "--drain-timeout", "20",
+        "--connect-deadline", "30",
+        "--nchan-dir", str(anchor),
+        "--json-out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, timeout=80, cwd=tmp_path, check=False)
+    assert out.exists(), done.stderr.decode()[-3000:]
+    run = json.loads(out.read_text())
+    (scenario,) = run["scenarios"]
+    results = scenario["results"]
+    assert set(results) == {"tidings", "nchan"}
+    for name, result in results.items():
+        connect, delivery = result["connect"], result["delivery"]
+        assert connect["opened"] == 30 and connect["failed"] == 0, (name, result)
+        assert result["publish"]["published"] == 10, (name, result)
+        assert delivery["received"] == delivery["expected"] == 30 * 10, (name, result)
+        assert delivery["missing"] == delivery["duplicates"] == 0, (name, result)
+        assert delivery["streams_complete"] == 30, (name, result)
+        assert delivery["latency_ms_max"] >= delivery["latency_ms_p50"] > 0, (name, result)
+        assert result["memory"]["pss_before_kib"] > 0, (name, result)
+    tidings_bytes = results["tidings"]["delivery"]["data_bytes_mean"]
+    assert abs(results["nchan"]["delivery"]["data_bytes_mean"] - tidings_bytes) <= 2
+    assert "tidings/nchan" in done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+
+def test_anchor_events_are_counted_by_sequence_number() -> None:
+    """The Nchan side counts completeness by ``data.i``: a missing and a doubled one show."""
+    clients = _clients()
+    cfg = clients.ClientConfig(host="127.0.0.1", port=1, tokens=[""], anchor_channel="c")
+    proc = clients._Process(cfg)
+    stream = proc.streams[0]
+    stream.opened = True
+    body = (
+        b": hi\n\n"
+        b'id: 1795702546:0\ndata: {"data":{"t":1.0,"i":0},"pad":"xx"}\n\n'
+        b'id: 1795702546:2\ndata: {"data":{"t":1.0,"i":2},"pad":"xx"}\n\n'
+        b'id: 1795702546:2\ndata: {"data":{"t":1.0,"i":2},"pad":"xx"}\n\n'
+    )
+    events = [proc._anchor(stream, block, 2.0) for block in body.split(b"\n\n")[:-1]]
+    assert events == [None, "notification", "notification", "notification"]
+    assert stream.last_raw_id == b"1795702546:2"  # sent back as Last-Event-ID on a reconnect
+    report = proc.delivery_report([0, 1, 2])
+    assert report["missing"] == 1 and report["duplicates"] == 1 and report["received"] == 2
+    assert report["data_bytes"] == 2 * len(b'{"data":{"t":1.0,"i":0},"pad":"xx"}')
