@@ -22,7 +22,6 @@ from tidings.api import admin, compat, feed, health, problems, publish, stream, 
 from tidings.config import Settings
 from tidings.delivery.broker import Envelope, Signal, from_url
 from tidings.delivery.hub import Hub
-from tidings.errors import PayloadTooLarge
 from tidings.metrics import Metrics
 from tidings.service import Tidings
 from tidings.store import Store
@@ -216,7 +215,13 @@ async def prune_forever(service: Tidings, every: float = 3600.0) -> None:
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with a 413 problem, before anything is parsed."""
+    """Refuse bodies over ``limit`` bytes with a 413 problem, before anything is parsed.
+
+    A declared ``Content-Length`` over the limit is refused at once. A body without one
+    (``Transfer-Encoding: chunked``) is read here first, up to ``limit`` bytes — no more is ever
+    held — and then refused, or handed to the app whole. (Raising from inside the app's
+    ``receive`` instead would reach the framework's body parser, which answers 400.)
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -227,21 +232,36 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, receive, send)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server reads no more than declared
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise PayloadTooLarge(f"The request body exceeds {self.limit} bytes.")
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.problem(
