@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     demo.install(app)  # the Bounce House Rentals demo, when TIDINGS_DEMO is on
     channels.install(app)  # preferences, reminders, web push, e-mail digests
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(TextTarget)
     return app
 
 
@@ -271,6 +272,31 @@ class BodyLimit:
             f"The request body exceeds {self.limit} bytes.",
         )
         await response(scope, receive, send)
+
+
+class TextTarget:
+    """Refuse a request whose path or query holds NUL (``%00``) with a 400 problem.
+
+    Bodies are text-checked by their models (:class:`tidings.domain.inputs.StrictModel`); the
+    URL is the other place text comes from (headers and cookies cannot carry NUL), and no store
+    can hold NUL, so no route ever needs it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            b"%00" in scope.get("raw_path", b"")
+            or b"%00" in scope.get("query_string", b"")
+            or "\x00" in scope.get("path", "")
+        ):
+            response = problems.problem(
+                400, "bad_request", "Bad request", "The URL must not contain NUL (%00)."
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 _TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s\"]+")

@@ -18,7 +18,7 @@ from tidings.channels import profiles, subscriptions, unsubscribe, webpush
 from tidings.channels.preferences import ChannelSwitches, UserPreferences
 from tidings.channels.runtime import Channels
 from tidings.channels.schemas import EndpointIn, PreferencesIn, SubscriptionIn
-from tidings.domain.inputs import MAX_INT
+from tidings.domain.inputs import MAX_SERIAL
 from tidings.domain.principals import Principal
 from tidings.errors import NotFound, Unavailable
 from tidings.store import tenants as tq
@@ -148,7 +148,7 @@ async def unsubscribe_endpoint(
 
 @router.delete("/v1/push/subscriptions/{subscription_id}")
 async def unsubscribe_id(
-    subscription_id: Annotated[int, Path(ge=1, le=MAX_INT)],
+    subscription_id: Annotated[int, Path(ge=1, le=MAX_SERIAL)],
     principal: ChannelUserDep,
     channels: ChannelsDep,
 ) -> dict[str, Any]:

@@ -9,7 +9,8 @@ parsed, so no route can forget it:
   sendable). Every request model derives from :class:`StrictModel`.
 - **Integers from text** (:func:`parse_int`): ids, cursors and ``Last-Event-ID`` are ASCII
   digits only (``str.isdigit`` and ``int`` also accept ``²``, ``①``, ``٣``) and fit the store's
-  ``BIGINT`` (at most ``2**63 - 1``). Integers in bodies use :data:`StoreInt`.
+  ``BIGINT`` (at most ``2**63 - 1``). Integers in bodies use :data:`StoreInt`; path ids are
+  bounded by their column (:data:`MAX_INT`, :data:`MAX_SERIAL`).
 - **JSON objects** (:data:`JsonObject`): a value is accepted only if the encoder that later sends
   it (orjson) encodes it — which refuses nesting deeper than it supports, lone surrogates and
   integers beyond 64 bits — and it holds only finite numbers (``NaN``/``Infinity`` are not JSON;
@@ -26,7 +27,9 @@ import orjson
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 MAX_INT = 2**63 - 1
-"""The largest integer the store holds (``BIGINT``)."""
+"""The largest integer the store holds (``BIGINT``: seqs)."""
+MAX_SERIAL = 2**31 - 1
+"""The largest id of an ``INTEGER`` serial column (push subscriptions, demo rows)."""
 
 _ASCII_UINT = re.compile(r"[0-9]{1,19}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
