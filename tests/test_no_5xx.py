@@ -720,6 +720,9 @@ def test_integers_beyond_the_store_are_refused(live: Live, number: int) -> None:
             ("POST", "/v1/feed/archive", user, {"ids": [number]}),
         ]:
             r = client.request(method, path, headers=headers, json=body)
+            if number <= 2**63 - 1 and body and "up_to" in body:
+                assert r.status_code == 200, r.text  # a watermark: capped at the latest seq
+                continue
             assert r.status_code in (404, 422), (path, r.text)
             _check(r, r.status_code, live)
 
