@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test check fmt serve bench clean
+.PHONY: demo test check fmt serve bench clean screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -26,8 +26,14 @@ demo: $(VENV)/.runtime
 serve: $(VENV)/.runtime
 	$(BIN)/tidings serve
 
+# --durations=15: the slowest tests, printed at the end of every run (CI included).
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+
+# The README's pictures (docs/img/*.png), from the real demo in headless Chromium. The test
+# run takes the same screenshots into a temporary directory, so it never touches the tree.
+screenshots: $(VENV)/.dev
+	SCREENSHOTS_DIR=$(CURDIR)/docs/img $(BIN)/python -m pytest tests/browser/test_screenshots.py -q
 
 check: $(VENV)/.dev
 	$(BIN)/ruff format --check src tests benchmarks

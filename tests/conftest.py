@@ -1,7 +1,17 @@
-"""Shared fixtures: settings in a temp dir, a real uvicorn server, a tenant with a key."""
+"""Shared fixtures: settings in a temp dir, a real uvicorn server, a tenant with a key.
+
+Also two suite-wide rules:
+- Time limits that find hangs: pyproject sets a 30 s default per test; directories whose
+  tests are slower by nature get their own default here (a few times their slowest normal
+  test, from ``make test``'s ``--durations=15``); a test may still set its own
+  ``@pytest.mark.timeout``.
+- Tests leave the tree clean: in CI the run fails if it created or changed any file of the
+  checkout (ignored ones included), e.g. a database, a log or a screenshot.
+"""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,10 +23,58 @@ from tests.services import (  # noqa: F401 - fixtures
     redis_server,
     redis_url,
 )
-from tests.support import ServerThread, Tenant, create_tenant, make_settings
+from tests.support import IN_CI, ServerThread, Tenant, create_tenant, make_settings
 from tidings.config import Settings
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+HERE = Path(__file__).resolve().parent
+TIMEOUTS = {"browser": 45}
+_CACHES = (".pytest_cache", "__pycache__", ".mypy_cache", ".ruff_cache", ".venv/", ".hypothesis/")
+_tree_before: set[str] | None = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        try:
+            part = item.path.resolve().relative_to(HERE).parts[0]
+        except ValueError:
+            continue
+        if part in TIMEOUTS:
+            item.add_marker(pytest.mark.timeout(TIMEOUTS[part]))
+
+
+def _tree() -> set[str] | None:
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None  # not a git checkout: nothing to compare
+    return {line for line in out.splitlines() if not any(c in line for c in _CACHES)}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _tree_before
+    _tree_before = _tree() if IN_CI else None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _tree_before is None:
+        return
+    after = _tree()
+    new = sorted((after or set()) - _tree_before)
+    if new:
+        session.config.get_terminal_writer().line(
+            f"\nthe tests left files in the tree: {new[:20]}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

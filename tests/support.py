@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -24,7 +25,12 @@ import uvicorn
 from tidings.app import create_app
 from tidings.client import parse_sse
 from tidings.config import Settings
+from tidings.delivery.hub import Hub
+from tidings.delivery.memory import MemoryBroker
+from tidings.metrics import Metrics
 from tidings.server import Server
+from tidings.service import Tidings
+from tidings.store import Store
 
 OPERATOR = "test-operator-key"
 SECRET = "test-secret-0123456789-0123456789-abcdef"
@@ -97,12 +103,19 @@ class ServerThread:
     def service(self) -> Any:
         return self.app.state.tidings
 
-    def stop(self) -> None:
-        service = getattr(self.app.state, "tidings", None)
-        if service is not None:
-            service.hub.shutdown()
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
+    def stop(self, within: float = 10.0) -> None:
+        """Stop as ``tidings serve`` does on SIGTERM: ``Server.handle_exit`` on the server's
+        loop (it tells the hub, streams get ``bye``), then assert the thread ended in time."""
+        if self.thread.ident is None:  # never started
+            return
+        if self.thread.is_alive() and self.server.servers:
+            loop = self.server.servers[0].get_loop()
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: it is ending
+                loop.call_soon_threadsafe(self.server.handle_exit, signal.SIGTERM, None)
+        else:
+            self.server.should_exit = True
+        self.thread.join(timeout=within)
+        assert not self.thread.is_alive(), f"the server thread did not end within {within} s"
 
 
 @dataclass
@@ -148,8 +161,19 @@ class Frame:
     id: int | None
 
 
+class StreamClosed(AssertionError):
+    """The stream ended (or broke) while a test was still waiting on it."""
+
+
 class Stream:
-    """An SSE stream over a real socket, read by a background task into a queue."""
+    """An SSE stream over a real socket, read by a background task into a queue.
+
+    It cannot hide a failure: a transport or parse error is kept in ``error`` and re-raised by
+    every read that would otherwise wait for frames that can no longer come, and a read on a
+    stream that ended cleanly raises :class:`StreamClosed` once its frames are consumed. Absence
+    is asserted with :meth:`until`: publish a marker after the thing that must not arrive, read
+    up to the marker, and check what came before it.
+    """
 
     def __init__(
         self,
@@ -167,6 +191,7 @@ class Stream:
         self.params = params or {}
         self.frames: asyncio.Queue[Frame] = asyncio.Queue()
         self.status: int | None = None
+        self.error: BaseException | None = None  # a transport or parse error, kept
         self.ended = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(10, read=None))
@@ -175,6 +200,8 @@ class Stream:
     async def __aenter__(self) -> Stream:
         self._task = asyncio.create_task(self._run())
         await asyncio.wait_for(self.opened.wait(), 10)
+        if self.status is None and self.error is not None:
+            raise StreamClosed(f"the stream did not open: {self.error!r}") from self.error
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -183,7 +210,7 @@ class Stream:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._task, 5)
         await self._client.aclose()
 
@@ -210,14 +237,33 @@ class Stream:
                     await self.frames.put(
                         Frame(event, data, int(ident) if ident and ident.isdigit() else None)
                     )
-        except (httpx.TransportError, httpx.StreamError):
-            pass
+        except (httpx.TransportError, httpx.StreamError, orjson.JSONDecodeError) as error:
+            self.error = error
         finally:
             self.opened.set()
             self.ended.set()
 
     async def next(self, timeout: float = 5.0) -> Frame:
-        return await asyncio.wait_for(self.frames.get(), timeout)
+        """The next frame; raises when none can come (the stream ended or broke) or on timeout."""
+        if not self.frames.empty():
+            return self.frames.get_nowait()
+        getter = asyncio.ensure_future(self.frames.get())
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {getter, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ended.cancel()
+            if not getter.done():
+                getter.cancel()
+        if getter in done:
+            return getter.result()
+        if ended in done:
+            if not self.frames.empty():
+                return self.frames.get_nowait()
+            raise StreamClosed(f"the stream ended (error: {self.error!r})") from self.error
+        raise TimeoutError(f"no frame within {timeout} s")
 
     async def next_event(self, name: str, timeout: float = 5.0) -> Frame:
         deadline = time.monotonic() + timeout
@@ -235,13 +281,26 @@ class Stream:
                 got.append(frame)
         return got
 
+    async def until(self, marker: str, timeout: float = 10.0) -> list[Frame]:
+        """Every frame before the notification titled ``marker`` (which the test published
+        after whatever must not arrive). Raises if the stream ends or the marker never comes,
+        so an absence check cannot pass on a dead stream."""
+        got: list[Frame] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.next(max(0.01, deadline - time.monotonic()))
+            if frame.event == "notification" and frame.data["title"] == marker:
+                return got
+            got.append(frame)
+
     async def quiet(self, seconds: float = 0.3) -> list[Frame]:
-        """Frames that arrive within ``seconds`` (expected: none of a kind)."""
+        """Frames that arrive within ``seconds``. Prefer :meth:`until` (a marker) to assert
+        absence; this still raises if the stream is dead, so it cannot pass on one."""
         got: list[Frame] = []
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             try:
-                got.append(await asyncio.wait_for(self.frames.get(), left))
+                got.append(await self.next(left))
             except TimeoutError:
                 break
         return got
@@ -257,5 +316,30 @@ async def publish(client: httpx.AsyncClient, tenant: Tenant, title: str, **field
     return r.json()
 
 
-async def aiter_none() -> AsyncIterator[None]:  # pragma: no cover - typing helper
-    yield None
+async def mark(tenant: Tenant, title: str = "marker", **fields: Any) -> str:
+    """Publish a marker (after whatever must not arrive) and return its title, for
+    :meth:`Stream.until`: what has not come before the marker is not coming."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        await publish(client, tenant, title, **fields)
+    return title
+
+
+@contextlib.asynccontextmanager
+async def open_service(settings: Settings) -> AsyncIterator[Tidings]:
+    """The service over a real, migrated store, with a memory broker and no server: for tests
+    of the store and service levels (feed, counts, snapshot, read state)."""
+    store = Store(settings.database_url)
+    try:
+        await store.migrate()
+        metrics = Metrics()
+        hub = Hub(
+            store,
+            metrics,
+            buffer=settings.subscriber_buffer,
+            max_per_user=settings.max_streams_per_user,
+            max_per_tenant=settings.max_streams_per_tenant,
+        )
+        async with MemoryBroker() as broker:
+            yield Tidings(settings, store, broker, hub, metrics)
+    finally:
+        await store.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from pathlib import Path
@@ -16,12 +15,15 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tidings import channels, demo
 from tidings.api import admin, compat, feed, health, problems, publish, stream, tokens
 from tidings.config import Settings
 from tidings.delivery.broker import Envelope, Signal, from_url
 from tidings.delivery.hub import Hub
+from tidings.delivery.stream import UnfinishedStreams
+from tidings.logs import RedactCredentials
 from tidings.metrics import Metrics
 from tidings.service import Tidings
 from tidings.store import Store
@@ -32,7 +34,7 @@ STATIC = Path(__file__).parent / "web" / "static"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    settings.check_production()
+    settings.check_secrets()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_per_tenant=settings.max_streams_per_tenant,
             )
             service = Tidings(settings, store, broker, hub, metrics)
+            await service.load_secrets()  # settings, else generated once in the store
             app.state.tidings = service
             if settings.shared_limits_url:  # stream caps across instances (delivery/slots.py)
                 from tidings.delivery.slots import RedisSlots
@@ -83,11 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     with suppress(asyncio.CancelledError):
                         await task
 
+    docs = settings.docs if settings.docs is not None else settings.env != "production"
     app = FastAPI(
         title="tidings",
         version="0.1.0",
         summary="Real-time in-app notifications for multi-tenant SaaS",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.startup_hooks = []
@@ -108,6 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     channels.install(app)  # preferences, reminders, web push, e-mail digests
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(TextTarget)
+    # Outermost: https and the client's address from trusted proxies only (server.py turns
+    # uvicorn's own proxy handling off, so this setting is the one that counts).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
 
 
@@ -299,24 +309,14 @@ class TextTarget:
         await self.app(scope, receive, send)
 
 
-_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s\"]+")
-
-
-class RedactTokens(logging.Filter):
-    """Keep ``?access_token=`` values out of access logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args and isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        if isinstance(record.msg, str) and "access_token=" in record.msg:
-            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
-        return True
-
-
 def install_log_redaction() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactTokens) for f in access.filters):
-        access.addFilter(RedactTokens())
+    """Keep credentials (``?access_token=``, unsubscribe tokens, anything JWT-shaped, however
+    percent-encoded) out of uvicorn's access and error logs: see :func:`tidings.logs.redact`."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactCredentials) for f in logger.filters):
+            logger.addFilter(RedactCredentials())
+    # A stream cut off on purpose is an expected event, not an ERROR (delivery/stream.py).
+    errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, UnfinishedStreams) for f in errors.filters):
+        errors.addFilter(UnfinishedStreams())

@@ -1,22 +1,34 @@
 """Stream tokens (JWT, HS256) and the claims tidings trusts.
 
 Claims: ``tenant``, ``sub`` (user), ``roles``, ``email``, ``exp``, ``iat``, ``iss``/``aud`` =
-``tidings``. A host may mint tokens through ``POST /v1/tokens`` or sign them with the shared
-secret. Expiry has no leeway: a stream ends the moment its token does.
+``tidings``. A host may mint tokens through ``POST /v1/tokens``, or sign them itself: with a
+per-tenant signing key named by the header's ``kid`` (then the token is valid only for that
+key's tenant), or with the server secret (tokens tidings mints itself use it).
+
+Rules of :func:`verify` (docs/protocol.md, "Stream tokens"):
+- ``exp``, ``iat``, ``sub`` and ``tenant`` are required; ``tenant`` is a valid tenant id and
+  ``sub`` a valid user id, so no newline or control character reaches a log line;
+- ``iat`` is at most :data:`LEEWAY` seconds in the future;
+- ``exp - iat`` and ``exp - now`` are each at most ``TIDINGS_TOKEN_MAX_TTL`` + :data:`LEEWAY`,
+  whatever ``iat`` says;
+- expiry itself has no leeway: a stream ends the moment its token does.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
 
 from tidings.domain.principals import Principal
 from tidings.errors import Unauthorized, ValidationFailed
+from tidings.store.tenants import TENANT_ID
 
 ISSUER = "tidings"
-_USER = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}$")
+LEEWAY = 60  # seconds of clock skew allowed between a host that signs tokens and tidings
+_USER = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}\Z")  # \Z: "$" would admit a final newline
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
 
@@ -29,6 +41,7 @@ def mint(
     ttl: int,
     email: str | None = None,
     now: datetime | None = None,
+    kid: str | None = None,
 ) -> tuple[str, datetime]:
     if not _USER.match(user):
         raise ValidationFailed("user is 1-128 of A-Z a-z 0-9 _ . @ : + -")
@@ -50,17 +63,41 @@ def mint(
     }
     if email:
         claims["email"] = email
-    return jwt.encode(claims, secret, algorithm="HS256"), expires.replace(microsecond=0)
+    headers = {"kid": kid} if kid else None
+    token = jwt.encode(claims, secret, algorithm="HS256", headers=headers)
+    return token, expires.replace(microsecond=0)
 
 
-def verify(secret: str, token: str, *, max_ttl: int) -> Principal:
+def key_id(token: str) -> str | None:
+    """The ``kid`` of the token's header (unverified), or ``None`` when it names none."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise Unauthorized("The stream token is not valid.", code="invalid_credentials") from error
+    kid = header.get("kid")
+    if kid is None:
+        return None
+    if not isinstance(kid, str):
+        raise Unauthorized("The token's kid is malformed.", code="invalid_credentials")
+    return kid
+
+
+def verify(
+    secret: str, token: str, *, max_ttl: int, tenant: str | None = None, now: float | None = None
+) -> Principal:
+    """The principal of a token signed with ``secret``; with ``tenant`` (a signing key's
+    tenant) the token must be for that tenant. Raises ``Unauthorized`` otherwise."""
     try:
         claims = jwt.decode(
             token,
             secret,
             algorithms=["HS256"],
             audience=ISSUER,
-            options={"require": ["exp", "sub", "tenant"], "verify_aud": False},
+            options={
+                "require": ["exp", "iat", "sub", "tenant"],
+                "verify_aud": False,
+                "verify_iat": False,  # checked below, with LEEWAY for the signer's clock
+            },
         )
     except jwt.ExpiredSignatureError as error:
         raise Unauthorized("The stream token has expired.", code="token_expired") from error
@@ -69,27 +106,55 @@ def verify(secret: str, token: str, *, max_ttl: int) -> Principal:
     for claim in ("iss", "aud"):
         if claim in claims and claims[claim] != ISSUER and claims[claim] != [ISSUER]:
             raise Unauthorized(f"The token's {claim} is not 'tidings'.", code="invalid_credentials")
-    tenant, user, roles = claims.get("tenant"), claims.get("sub"), claims.get("roles", [])
-    if not isinstance(tenant, str) or not isinstance(user, str) or not _USER.match(user):
+    claimed, user, roles = claims.get("tenant"), claims.get("sub"), claims.get("roles", [])
+    if (
+        not isinstance(claimed, str)
+        or not TENANT_ID.match(claimed)
+        or not isinstance(user, str)
+        or not _USER.match(user)
+    ):
         raise Unauthorized("The token's tenant or sub is malformed.", code="invalid_credentials")
+    if tenant is not None and claimed != tenant:
+        raise Unauthorized(
+            "The token's tenant is not the tenant of its signing key.", code="invalid_credentials"
+        )
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthorized(
             "The token's roles must be a list of strings.", code="invalid_credentials"
         )
-    expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-    issued = claims.get("iat")
-    if isinstance(issued, int | float) and int(claims["exp"]) - int(issued) > max_ttl + 60:
-        raise Unauthorized(
-            "The token lives longer than the server allows.", code="invalid_credentials"
-        )
+    exp = _check_lifetime(claims, max_ttl, time.time() if now is None else now)
+    expires = datetime.fromtimestamp(exp, UTC)
     email = claims.get("email")
     return Principal(
-        tenant=tenant,
+        tenant=claimed,
         user=user,
         roles=frozenset(roles),
         expires_at=expires,
         email=email if isinstance(email, str) else None,
     )
+
+
+def _check_lifetime(claims: dict[str, object], max_ttl: int, now: float) -> int:
+    """``iat`` not in the future; ``exp`` at most ``max_ttl`` (+ leeway) after ``iat`` and
+    after ``now``. Returns ``exp`` (PyJWT has checked that it has not passed)."""
+    issued, expires = _numeric(claims, "iat"), _numeric(claims, "exp")
+    if issued > now + LEEWAY:
+        raise Unauthorized("The token's iat is in the future.", code="invalid_credentials")
+    if expires - issued > max_ttl + LEEWAY or expires - now > max_ttl + LEEWAY:
+        raise Unauthorized(
+            "The token lives longer than the server allows.", code="invalid_credentials"
+        )
+    return expires
+
+
+def _numeric(claims: dict[str, object], name: str) -> int:
+    """A NumericDate claim as whole seconds: a JSON number, not a string, bool or NaN."""
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise Unauthorized(f"The token's {name} must be a number.", code="invalid_credentials")
+    if abs(value) > 1e11:  # beyond year 5000: not a date any clock of ours will reach
+        raise Unauthorized(f"The token's {name} is out of range.", code="invalid_credentials")
+    return int(value)
 
 
 def looks_like_jwt(value: str) -> bool:

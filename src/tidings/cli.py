@@ -14,14 +14,18 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from tidings.config import Settings
+from tidings.config import InsecureSettings, Settings
 from tidings.logs import configure as configure_logs
 
 app = typer.Typer(help="tidings: real-time in-app notifications.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+signing_key_app = typer.Typer(
+    help="Tenant signing keys, for hosts that sign their own stream tokens.", no_args_is_help=True
+)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
+app.add_typer(signing_key_app, name="signing-key")
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -34,8 +38,20 @@ def _out(data: Any, as_json: bool, human: str) -> None:
         typer.echo(human)
 
 
-def _with_service(fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``fn(service)`` against the configured store, without a server."""
+def _settings(**overrides: Any) -> Settings:
+    """The settings, or one line ``error: …`` and exit 2 if a secret must not be used."""
+    settings = Settings(**overrides)
+    try:
+        settings.check_secrets()
+    except InsecureSettings as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
+def _with_service(fn: Callable[[Any], Awaitable[T]], *, secrets: bool = False) -> T:
+    """Run ``fn(service)`` against the configured store, without a server. With ``secrets``
+    the server secrets are resolved first, as the server does (generated if absent)."""
     from tidings.delivery.hub import Hub
     from tidings.delivery.memory import MemoryBroker
     from tidings.errors import TidingsError
@@ -43,7 +59,7 @@ def _with_service(fn: Callable[[Any], Awaitable[T]]) -> T:
     from tidings.service import Tidings
     from tidings.store import Store
 
-    settings = Settings()
+    settings = _settings()
 
     async def run() -> T:
         store = Store(settings.database_url)
@@ -53,6 +69,8 @@ def _with_service(fn: Callable[[Any], Awaitable[T]]) -> T:
             metrics = Metrics()
             hub = Hub(store, metrics, buffer=1, max_per_user=1, max_per_tenant=1)
             service = Tidings(settings, store, MemoryBroker(), hub, metrics)
+            if secrets:
+                await service.load_secrets()
             return await fn(service)
         finally:
             await store.close()
@@ -71,7 +89,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes sharing the port.")] = 1,
 ) -> None:
     """Run the server."""
-    settings = Settings()
+    settings = _settings()
     configure_logs(settings.log_level, settings.log_format)
     if workers == 1:
         _serve_one(host, port, None)
@@ -84,7 +102,12 @@ def _serve_one(host: str, port: int, sock: socket.socket | None) -> None:
     from tidings.server import serve as run
 
     settings = Settings()
-    run(create_app(settings), host=host, port=port, log_level=settings.log_level, sock=sock)
+    try:
+        app = create_app(settings)
+    except ValueError as error:  # a refused configuration: one line, no traceback
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    run(app, host=host, port=port, log_level=settings.log_level, sock=sock)
 
 
 def _worker(host: str, port: int, sock: socket.socket) -> None:
@@ -108,8 +131,8 @@ def _serve_many(host: str, port: int, workers: int) -> None:
         ctx.Process(target=_worker, args=(host, port, sock), daemon=False) for _ in range(workers)
     ]
     if Settings().is_sqlite:
-        # Migrate once before the workers race to do it.
-        _with_service(lambda s: asyncio.sleep(0))
+        # Migrate (and generate unset secrets, logged once) before the workers race to do it.
+        _with_service(lambda s: asyncio.sleep(0), secrets=True)
     for proc in procs:
         proc.start()
     typer.echo(f"tidings: {workers} workers on http://{host}:{port}", err=True)
@@ -139,9 +162,62 @@ def migrate() -> None:
 
 @app.command()
 def config(as_json: JsonOpt = False) -> None:
-    """Print the effective settings, secrets masked."""
-    masked = Settings().masked()
-    _out(masked, as_json, "\n".join(f"{k} = {v}" for k, v in masked.items()))
+    """Print the effective settings, secrets masked, and where each secret comes from."""
+    masked = _settings().masked()
+    sources = _secret_sources()
+    for name, source in sources.items():
+        masked[name] = "**********"
+        masked[f"{name}_source"] = source
+    lines = [
+        f"{k} = {v} ({sources[k]})" if k in sources else f"{k} = {v}"
+        for k, v in masked.items()
+        if not k.endswith("_source")
+    ]
+    _out(masked, as_json, "\n".join(lines))
+
+
+def _secret_sources() -> dict[str, str]:
+    """``secret`` / ``operator_key`` → where the effective value comes from (never the value).
+    Unset ones are read from the store, generated there if this is the first start."""
+    from tidings import keyring
+    from tidings.domain.notifications import utcnow
+    from tidings.store import Store
+
+    settings = _settings()
+
+    async def run() -> dict[str, str]:
+        store = Store(settings.database_url)
+        try:
+            if settings.is_sqlite or settings.auto_migrate:
+                await store.migrate()
+            found = await keyring.resolve(settings, store, utcnow())
+        finally:
+            await store.close()
+        return {"secret": found.token.describe(), "operator_key": found.operator.describe()}
+
+    try:
+        return asyncio.run(run())
+    except Exception as error:  # the store is unreachable: say so, still print the rest
+        unreachable = f"in the store, which is not reachable ({error.__class__.__name__})"
+        return {
+            name: _describe_configured(settings.secret_source(name)) or unreachable
+            for name in ("secret", "operator_key")
+        }
+
+
+def _describe_configured(source: str | None) -> str | None:
+    return {"env": "environment", ".env": ".env file", "settings": "settings"}.get(source or "")
+
+
+@app.command("operator-key")
+def operator_key(as_json: JsonOpt = False) -> None:
+    """Print the operator key (TIDINGS_OPERATOR_KEY, else the one generated in the store)."""
+
+    async def run(service: Any) -> Any:
+        return service.secrets.operator
+
+    found = _with_service(run, secrets=True)
+    _out({"operator_key": found.value, "source": found.describe()}, as_json, found.value)
 
 
 @tenant_app.command("create")
@@ -183,6 +259,43 @@ def key_revoke(key_id: str, as_json: JsonOpt = False) -> None:
     _out(revoked.public(), as_json, f"revoked {revoked.id}")
 
 
+@signing_key_app.command("create")
+def signing_key_create(
+    tenant_id: str,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a signing key: tokens with header kid=<kid>, signed HS256 with <secret>, are
+    accepted for this tenant only. Printed once and never again."""
+    created, secret = _with_service(lambda s: s.create_signing_key(tenant_id, name))
+    _out(
+        {**created.public(), "secret": secret},
+        as_json,
+        f"kid = {created.kid}\nsecret = {secret}",
+    )
+
+
+@signing_key_app.command("list")
+def signing_key_list(tenant_id: str, as_json: JsonOpt = False) -> None:
+    """List a tenant's signing keys (without their secrets)."""
+    keys = _with_service(lambda s: s.list_signing_keys(tenant_id))
+    _out(
+        [k.public() for k in keys],
+        as_json,
+        "\n".join(
+            f"{k.kid}\t{k.name}\t" + (f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "")
+            for k in keys
+        ),
+    )
+
+
+@signing_key_app.command("revoke")
+def signing_key_revoke(kid: str, as_json: JsonOpt = False) -> None:
+    """Revoke a signing key (other running instances: within TIDINGS_SIGNING_KEY_CACHE s)."""
+    revoked = _with_service(lambda s: s.revoke_signing_key(kid))
+    _out(revoked.public(), as_json, f"revoked {revoked.kid}")
+
+
 @app.command()
 def token(
     tenant_id: str,
@@ -204,7 +317,7 @@ def token(
         )
         return result
 
-    jwt_token, expires = _with_service(run)
+    jwt_token, expires = _with_service(run, secrets=True)
     _out(
         {"token": jwt_token, "expires_at": expires.isoformat(), "tenant": tenant_id, "user": user},
         as_json,
@@ -290,6 +403,7 @@ def demo(
     """Run the Bounce House Rentals demo on the embedded default."""
     from tidings.demo.run import run_demo
 
+    _settings(demo=True)  # one line and exit 2 for a published secret, before anything starts
     run_demo(host, port)
 
 

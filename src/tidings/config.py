@@ -1,20 +1,32 @@
 """One typed settings object, read from ``TIDINGS_*`` environment variables or a ``.env`` file.
 
 Every field has a default that runs with nothing installed (SQLite file, in-process broker).
-Outside development the defaults for secrets are refused: :meth:`Settings.check_production`
-raises when ``TIDINGS_ENV`` is ``production`` and the signing secret or operator key is still
-the development default.
+
+Secrets have no usable default (invariant 7, safe by default): ``TIDINGS_SECRET`` and
+``TIDINGS_OPERATOR_KEY`` left unset are generated at random on first start and kept in the
+store (:mod:`tidings.keyring`), so every instance on one database shares them.
+:meth:`Settings.check_secrets` refuses, in every environment, the values that were once
+published as defaults, and in production explicit secrets that are too short.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "dev-secret-change-me-in-production-0000"
-DEV_OPERATOR_KEY = "dev-operator-key"
+# Values that once shipped as defaults (they are in the repository's history): never accepted.
+PUBLISHED_SECRETS = frozenset({"dev-secret-change-me-in-production-0000"})
+PUBLISHED_OPERATOR_KEYS = frozenset({"dev-operator-key"})
+MIN_SECRET_CHARS = 32  # TIDINGS_SECRET set explicitly in production
+MIN_OPERATOR_KEY_CHARS = 24  # TIDINGS_OPERATOR_KEY set explicitly in production
+
+
+class InsecureSettings(ValueError):
+    """A secret that must not be used. The message is one line, fit for ``error: …``."""
 
 
 class Settings(BaseSettings):
@@ -34,11 +46,17 @@ class Settings(BaseSettings):
     broker_url: str = Field(
         "memory://", description="memory:// (one process), redis://host:port/db, postgresql://…"
     )
-    secret: SecretStr = Field(
-        SecretStr(DEV_SECRET), description="HS256 secret that signs and verifies stream tokens."
+    secret: SecretStr | None = Field(
+        None,
+        description="HS256 secret of the stream tokens tidings mints (and hosts sign without a "
+        "per-tenant signing key). Unset: generated on first start and kept in the store. "
+        f"{MIN_SECRET_CHARS}+ characters in production.",
     )
-    operator_key: SecretStr = Field(
-        SecretStr(DEV_OPERATOR_KEY), description="Bearer key of the operator API (/v1/admin)."
+    operator_key: SecretStr | None = Field(
+        None,
+        description="Bearer key of the operator API (/v1/admin). Unset: generated on first "
+        "start and kept in the store; print it with `tidings operator-key`. "
+        f"{MIN_OPERATOR_KEY_CHARS}+ characters in production.",
     )
     keepalive: float = Field(15.0, gt=0, description="Seconds between ': ping' comments.")
     retry_ms: int = Field(
@@ -60,6 +78,13 @@ class Settings(BaseSettings):
     )
     token_max_ttl: int = Field(3600, ge=60, description="Longest lifetime of a stream token (s).")
     token_default_ttl: int = Field(900, ge=30, description="Default stream token lifetime (s).")
+    signing_key_cache: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds an instance may keep using a tenant signing key it looked up; a "
+        "key revoked through another instance stops verifying here within this time (0: look "
+        "up on every token).",
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted (413 beyond)."
     )
@@ -118,7 +143,8 @@ class Settings(BaseSettings):
     push_endpoint_hosts: str = Field(
         "*.googleapis.com,*.push.services.mozilla.com,*.notify.windows.com,*.push.apple.com",
         description="Comma-separated hosts push endpoints may name ('*.x' = subdomains of x, "
-        "'*' = any https host). Keeps the push sender from being pointed at internal hosts.",
+        "'*' = any valid DNS name, never an IP literal; an IP literal only when listed exactly). "
+        "Internal addresses are refused after resolution too (TIDINGS_PUSH_ALLOW_NETWORKS).",
     )
     push_ca_file: str | None = Field(
         None, description="PEM bundle to trust for push endpoints (private push services)."
@@ -163,6 +189,59 @@ class Settings(BaseSettings):
     digest_interval: float = Field(30.0, gt=0, description="Seconds between digest checks.")
     reminder_interval: float = Field(15.0, gt=0, description="Seconds between reminder checks.")
 
+    # -- limits that cannot be walked around (docs/protocol.md#limits) --------------------------
+    max_audience_targets: int = Field(
+        1000,
+        ge=1,
+        description="Most audience targets (users + roles) one notification may name "
+        "(413 too_many_targets beyond).",
+    )
+    max_request_targets: int = Field(
+        10_000,
+        ge=1,
+        description="Most audience targets all notifications of one publish request may name "
+        "together (413 too_many_targets beyond).",
+    )
+    publish_cost_targets: int = Field(
+        100,
+        ge=1,
+        description="Audience targets that cost as much as one publish in TIDINGS_PUBLISH_RATE: "
+        "a request costs its notifications + ceil(targets / this).",
+    )
+    max_pending_reminders: int = Field(
+        10_000,
+        ge=1,
+        description="Pending (not yet sent) reminders per tenant through the API "
+        "(409 too_many_reminders beyond).",
+    )
+    push_allow_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs the push sender may connect to although they are "
+        "not public (loopback, private, link-local, CGNAT, …). Empty: public addresses only.",
+    )
+
+    @field_validator("push_allow_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # ValueError names the culprit
+        return value
+
+    # -- the edge: proxies, API docs ---------------------------------------------------------------
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated IPs or CIDR networks of the proxies whose X-Forwarded-Proto "
+        "and X-Forwarded-For are believed (the client's address and https). '*' trusts every "
+        "peer: only when the port is reachable by the proxy alone. Headers from other peers are "
+        "ignored.",
+    )
+    docs: bool | None = Field(
+        None,
+        description="Serve the API docs (/docs, /redoc, /openapi.json). Default: on, except "
+        "with TIDINGS_ENV=production.",
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -175,14 +254,60 @@ class Settings(BaseSettings):
             return url.split("?", 1)[0]
         return None
 
-    def check_production(self) -> None:
-        """Refuse development secrets in production."""
+    @field_validator("secret", "operator_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``TIDINGS_SECRET=`` (empty, as compose files often pass it) means: not set."""
+        if value == "" or (isinstance(value, SecretStr) and not value.get_secret_value()):
+            return None
+        return value
+
+    def check_secrets(self) -> None:
+        """Raise :class:`InsecureSettings` (one line) for a secret that must not be used:
+        a published default in any environment; in production, an explicit secret shorter
+        than its minimum (generated ones are always long enough)."""
+        secret = self.secret.get_secret_value() if self.secret else None
+        operator = self.operator_key.get_secret_value() if self.operator_key else None
+        if secret in PUBLISHED_SECRETS:
+            raise InsecureSettings(
+                "TIDINGS_SECRET is a published default; unset it (a random one is generated) "
+                f"or set {MIN_SECRET_CHARS}+ random characters"
+            )
+        if operator in PUBLISHED_OPERATOR_KEYS:
+            raise InsecureSettings(
+                "TIDINGS_OPERATOR_KEY is a published default; unset it (a random one is "
+                f"generated) or set {MIN_OPERATOR_KEY_CHARS}+ random characters"
+            )
         if self.env != "production":
             return
-        if self.secret.get_secret_value() == DEV_SECRET or len(self.secret.get_secret_value()) < 32:
-            raise ValueError("TIDINGS_SECRET must be set to 32+ random characters in production")
-        if self.operator_key.get_secret_value() == DEV_OPERATOR_KEY:
-            raise ValueError("TIDINGS_OPERATOR_KEY must be set in production")
+        if secret is not None and len(secret) < MIN_SECRET_CHARS:
+            raise InsecureSettings(
+                f"TIDINGS_SECRET must be {MIN_SECRET_CHARS}+ random characters in production "
+                "(or unset: a random one is generated)"
+            )
+        if operator is not None and len(operator) < MIN_OPERATOR_KEY_CHARS:
+            raise InsecureSettings(
+                f"TIDINGS_OPERATOR_KEY must be {MIN_OPERATOR_KEY_CHARS}+ random characters in "
+                "production (or unset: a random one is generated)"
+            )
+
+    def secret_source(
+        self, name: Literal["secret", "operator_key"]
+    ) -> Literal["env", ".env", "settings"] | None:
+        """Where an explicit secret was set: ``env``, ``.env`` or ``settings`` (given in code);
+        ``None`` when it is unset (then it lives in the store)."""
+        if getattr(self, name) is None:
+            return None
+        variable = f"TIDINGS_{name.upper()}"
+        if any(key.upper() == variable for key in os.environ):
+            return "env"
+        env_file = self.model_config.get("env_file")
+        if isinstance(env_file, str) and os.path.isfile(env_file):
+            from dotenv import dotenv_values
+
+            if any(key.upper() == variable for key in dotenv_values(env_file)):
+                return ".env"
+        return "settings"
 
     def masked(self) -> dict[str, object]:
         """The effective settings with secrets masked, for ``tidings config``."""

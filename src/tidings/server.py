@@ -8,6 +8,7 @@ streams are refused with 503, in-flight publishes finish, then the process exits
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import socket
@@ -24,6 +25,26 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
         self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's graceful shutdown, without waiting out its timeout for clients that stopped
+        reading: a connection uvicorn has already closed (a stream cut off at shutdown) but
+        whose unread output keeps it open is aborted, so shutdown ends at once and logs no
+        "timeout graceful shutdown exceeded" ERROR for an expected event."""
+
+        async def abort_unread() -> None:
+            while True:
+                for connection in list(self.server_state.connections):
+                    transport = getattr(connection, "transport", None)
+                    if transport is not None and transport.is_closing():
+                        transport.abort()
+                await asyncio.sleep(0.1)
+
+        aborter = asyncio.create_task(abort_unread())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            aborter.cancel()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         service = getattr(self._app.state, "tidings", None)
@@ -48,7 +69,8 @@ def serve(
         port=port,
         log_level=log_level.lower(),
         timeout_graceful_shutdown=15,
-        proxy_headers=True,
+        # The app believes X-Forwarded-* from TIDINGS_FORWARDED_ALLOW_IPS only (app.py).
+        proxy_headers=False,
         **kwargs,
     )
     server = Server(config, app)

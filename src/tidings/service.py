@@ -21,19 +21,20 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings import auth
+from tidings import auth, keyring
 from tidings.config import Settings
 from tidings.delivery.broker import Broker, Envelope
 from tidings.delivery.hub import Hub
 from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
-from tidings.errors import PayloadTooLarge, ValidationFailed
+from tidings.errors import PayloadTooLarge, Unauthorized, ValidationFailed
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
 from tidings.store import notifications as nq
 from tidings.store import readstate as rq
+from tidings.store import signingkeys as kq
 from tidings.store import tenants as tq
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ class Transaction:
         return stored, created
 
 
+def audience_targets(new: NewNotification) -> int:
+    """Rows the audience adds to the store: one per listed user and role (none: everyone)."""
+    audience = new.audience
+    return 0 if audience is None else len(audience.users) + len(audience.roles)
+
+
 class Tidings:
     """Application service. Routers, the demo, channels and the CLI call only this."""
 
@@ -77,14 +84,77 @@ class Tidings:
         self.muted_types: Any = None
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
+        self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
+        self._secrets: keyring.ServerSecrets | None = None
 
-    async def rate_limit(self, key: KeyPrincipal, cost: int = 1) -> None:
-        await self.limiter.hit("publish", key.key_id, cost)
+    async def load_secrets(self) -> keyring.ServerSecrets:
+        """Resolve the token secret and operator key (settings, else generated in the store).
+        The lifespan and the CLI call this once, before anything signs or verifies."""
+        self._secrets = await keyring.resolve(self.settings, self.store, utcnow())
+        return self._secrets
+
+    @property
+    def secrets(self) -> keyring.ServerSecrets:
+        """The effective server secrets: the one place every signer and verifier reads."""
+        if self._secrets is None:
+            raise RuntimeError("Tidings.load_secrets() has not run")
+        return self._secrets
+
+    @property
+    def secret(self) -> str:
+        """The token secret: stream tokens, demo sessions, unsubscribe links."""
+        return self.secrets.token.value
+
+    async def rate_limit(
+        self, key: KeyPrincipal, cost: int = 1, *, items: Sequence[NewNotification] = ()
+    ) -> None:
+        """Charge ``key``'s publish limit (``TIDINGS_PUBLISH_RATE``); 429 when it is spent.
+
+        With ``items`` (what the request will publish, or schedule as reminders) the charge is
+        :meth:`publish_cost` instead of ``cost``, and a request naming more audience targets
+        than ``TIDINGS_MAX_REQUEST_TARGETS`` is refused (413) before anything is charged. A
+        charge never exceeds the window: the largest request spends all of it, and is accepted
+        once the window is empty.
+        """
+        if items:
+            self.check_targets(items)
+            cost = self.publish_cost(items)
+        await self.limiter.hit("publish", key.key_id, min(cost, self.limiter.item.amount))
 
     # -- publishing ----------------------------------------------------------------------------
 
+    def publish_cost(self, items: Sequence[NewNotification]) -> int:
+        """1 per notification + 1 per started ``TIDINGS_PUBLISH_COST_TARGETS`` audience targets
+        (each target is a row written with the notification and matched on every read)."""
+        targets = sum(audience_targets(item) for item in items)
+        return len(items) + -(-targets // self.settings.publish_cost_targets)
+
+    def check_targets(self, items: Sequence[NewNotification]) -> None:
+        """413 ``too_many_targets`` beyond the per-notification or per-request target caps."""
+        cap = self.settings.max_request_targets
+        total = 0
+        for item in items:
+            self.check_audience(item)
+            total += audience_targets(item)
+        if total > cap:
+            raise PayloadTooLarge(
+                f"These notifications name {total} audience targets together; at most {cap} "
+                "are accepted in one request.",
+                code="too_many_targets",
+            )
+
+    def check_audience(self, new: NewNotification) -> None:
+        cap = self.settings.max_audience_targets
+        count = audience_targets(new)
+        if count > cap:
+            raise PayloadTooLarge(
+                f"The audience names {count} users and roles; at most {cap} are accepted.",
+                code="too_many_targets",
+            )
+
     def check_limits(self, new: NewNotification) -> None:
         s = self.settings
+        self.check_audience(new)
         if len(new.title) > s.max_title_chars:
             raise ValidationFailed(f"title is longer than {s.max_title_chars} characters.")
         if len(new.body) > s.max_body_chars:
@@ -133,6 +203,7 @@ class Tidings:
     ) -> list[tuple[Notification, bool]]:
         for item in items:
             self.check_limits(item)
+        self.check_targets(items)
         started = time.perf_counter()
         async with self.transaction() as tx:
             results = [
@@ -310,14 +381,43 @@ class Tidings:
             raise ValidationFailed(
                 f"ttl must be between 1 and {self.settings.token_max_ttl} seconds."
             )
+        if not tq.TENANT_ID.match(tenant):
+            raise ValidationFailed("tenant is not a valid tenant id.")
         return auth.mint(
-            self.settings.secret.get_secret_value(),
-            tenant=tenant,
-            user=user,
-            roles=list(roles),
-            ttl=lifetime,
-            email=email,
+            self.secret, tenant=tenant, user=user, roles=list(roles), ttl=lifetime, email=email
         )
+
+    async def verify_token(self, token: str) -> Principal:
+        """The principal of a stream token. A token whose header names a ``kid`` is checked
+        only with that tenant signing key and only for its tenant; any other with the server
+        secret."""
+        max_ttl = self.settings.token_max_ttl
+        kid = auth.key_id(token)
+        if kid is None:
+            return auth.verify(self.secret, token, max_ttl=max_ttl)
+        found = await self.signing_keys.lookup(kid)
+        if found is None:
+            raise Unauthorized(
+                "The token's signing key is unknown or revoked.", code="invalid_credentials"
+            )
+        tenant, secret = found
+        return auth.verify(secret, token, max_ttl=max_ttl, tenant=tenant)
+
+    async def create_signing_key(self, tenant_id: str, name: str) -> tuple[kq.SigningKey, str]:
+        async with self.store.write() as conn:
+            return await kq.create(conn, tenant_id, name, now=utcnow())
+
+    async def list_signing_keys(self, tenant_id: str) -> list[kq.SigningKey]:
+        async with self.store.read() as conn:
+            await tq.get_tenant(conn, tenant_id)
+            return await kq.list_for(conn, tenant_id)
+
+    async def revoke_signing_key(self, kid: str) -> kq.SigningKey:
+        """Revoke at once on this instance; other instances within ``signing_key_cache`` s."""
+        async with self.store.write() as conn:
+            revoked = await kq.revoke(conn, kid, now=utcnow())
+        self.signing_keys.forget(kid)
+        return revoked
 
     async def prune(self) -> int:
         cutoff = utcnow() - timedelta(days=self.settings.retention_days)

@@ -53,7 +53,8 @@ def unb64url(text: str) -> bytes:
 
 
 def make_tls(tmp: Path) -> tuple[Path, Path, Path]:
-    """(ca.pem, cert.pem, key.pem): a throw-away CA and a certificate for 127.0.0.1."""
+    """(ca.pem, cert.pem, key.pem): a throw-away CA and a certificate for 127.0.0.1 and
+    ``localhost``."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tidings test CA")])
@@ -93,7 +94,9 @@ def make_tls(tmp: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -213,7 +216,7 @@ class PushService:
             parts["t"],
             public,
             algorithms=["ES256"],
-            audience=self.origin,
+            audience=[self.origin, f"https://localhost:{self.port}"],
             options={"require": ["exp", "aud", "sub"]},
         )
         if claims["exp"] > time.time() + 24 * 3600:
@@ -326,6 +329,8 @@ def push_server(tmp_path: Path, push_service: PushService) -> Iterator[ServerThr
 def channel_settings(tmp: str | Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "push_endpoint_hosts": "127.0.0.1",
+        # The push stand-in is on loopback, which the sender refuses unless allowed explicitly.
+        "push_allow_networks": "127.0.0.1/32",
         "presence_interval": 0.2,
         "reminder_interval": 0.1,
         "digest_interval": 0.1,

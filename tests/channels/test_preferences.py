@@ -97,8 +97,7 @@ async def test_critical_type_ignores_the_in_app_switch(
             hidden = await publish(client, tenant, "New booking", type="booking_created")
             shown = await publish(client, tenant, "Maintenance tonight", type="system")
             [frame] = await stream.notifications(1)
-            assert frame.id == shown["id"]
-            assert [f for f in await stream.quiet(0.3) if f.event == "notification"] == []
+            assert frame.id == shown["id"]  # published after the hidden one: it is the marker
         feed = (await client.get(f"{server.url}/v1/feed", headers=bearer(ann))).json()
         assert [i["id"] for i in feed["items"]] == [shown["id"]]
         count = (await client.get(f"{server.url}/v1/feed/unread-count", headers=bearer(ann))).json()
@@ -107,8 +106,7 @@ async def test_critical_type_ignores_the_in_app_switch(
             ready = await replay.next_event("ready")
             assert [n["id"] for n in ready.data["latest"]] == [shown["id"]]
             [frame] = await replay.notifications(1)
-            assert frame.id == shown["id"]
-            assert [f for f in await replay.quiet(0.3) if f.event == "notification"] == []
+            assert frame.id == shown["id"]  # replay is in seq order: nothing hidden came first
         # Someone who switched nothing off sees both.
         bob = token(tenant, "bob")
         feed = (await client.get(f"{server.url}/v1/feed", headers=bearer(bob))).json()

@@ -69,14 +69,17 @@ async def reminder_feed(client: httpx.AsyncClient, url: str, user_token: str) ->
     return items
 
 
-async def settle(client: httpx.AsyncClient, url: str, user_token: str, count: int) -> list[Any]:
-    """Wait until ``count`` reminders exist, then make sure no more follow."""
+async def settle(
+    client: httpx.AsyncClient, url: str, user_token: str, count: int, *servers: ServerThread
+) -> list[Any]:
+    """Wait until ``count`` reminders exist, then make sure no more follow: ticks run by hand on
+    every server, concurrently with their background loops, find nothing left to publish."""
     for _ in range(100):
         items = await reminder_feed(client, url, user_token)
         if len(items) >= count:
             break
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)  # the background loops tick every 0.1 s: give them a chance to err
+    assert await tick_together(*servers) == 0
     return await reminder_feed(client, url, user_token)
 
 
@@ -125,7 +128,7 @@ async def test_each_booking_gets_exactly_one_reminder_across_instances(
 
             clock.set(BASE + timedelta(hours=10, minutes=1))  # bookings 1-10 and custom:1 due
             await tick_together(a, b)
-            items = await settle(client, a.url, ann, 10)
+            items = await settle(client, a.url, ann, 10, *servers)
             ids = sorted(i["data"].get("booking_id", 0) for i in items)
             assert ids == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10], ids
 
@@ -133,11 +136,11 @@ async def test_each_booking_gets_exactly_one_reminder_across_instances(
             a = start_server(settings, clock)
             servers = [a, b]
             assert await tick_together(a, b) == 0
-            assert len(await settle(client, a.url, ann, 10)) == 10
+            assert len(await settle(client, a.url, ann, 10, *servers)) == 10
 
             clock.set(BASE + timedelta(hours=30))
             await tick_together(a, b)
-            items = await settle(client, b.url, ann, 19)
+            items = await settle(client, b.url, ann, 19, *servers)
             ids = sorted(i["data"].get("booking_id", 0) for i in items)
             assert ids == [0] + [n for n in range(1, 21) if n != 5], ids
             assert len({i["id"] for i in items}) == len(items)
@@ -161,7 +164,7 @@ async def test_each_booking_gets_exactly_one_reminder_across_instances(
             )
             assert r.json()["state"] == "done"
             await tick_together(a, b)
-            assert len(await settle(client, a.url, ann, 20)) == 20
+            assert len(await settle(client, a.url, ann, 20, *servers)) == 20
     finally:
         for server in servers:
             server.stop()

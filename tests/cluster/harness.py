@@ -6,7 +6,9 @@
   injected one after the other.
 - The checker compares every stream's ids and titles with the store: lost, duplicated, out of
   order, not visible to it; every 2xx publish stored exactly once; and how long streams stayed
-  short of a notification around each fault.
+  short of a notification around each fault. In a run without faults it also demands zero
+  reconnects, zero HTTP errors, zero transport errors and a bounded delivery lag
+  (:data:`CALM_LAG`): a stream that silently reconnected and replayed would pass the rest.
 
 The processes are in :mod:`tests.cluster.processes`. Nothing here mocks tidings, Redis,
 PostgreSQL or nginx.
@@ -54,6 +56,10 @@ __all__ = [
     "store_rows",
     "token",
 ]
+
+# A run without faults: delivery lag (2xx → arrival) p99 and max bounds, in seconds. Measured
+# p99 0.1-0.6 s on a loaded 2-core machine (docs/reliability.md); a few times that.
+CALM_LAG = {"p99": 2.0, "max": 5.0}
 
 # -- publishing ----------------------------------------------------------------------------------
 
@@ -192,6 +198,8 @@ class Result:
     lag: dict[str, float]
     byes: int
     reconnects: int
+    http_errors: dict[int, int]
+    transport_errors: int
     elapsed: float
     log: PublishLog
     problems: list[str]
@@ -215,6 +223,8 @@ class Result:
             "resets": self.resets,
             "byes": self.byes,
             "reconnects": self.reconnects,
+            "stream_http_errors": self.http_errors,
+            "stream_transport_errors": self.transport_errors,
             "publish_doubled": self.publish_doubled,
             "publish_missing": self.publish_missing,
             "whole_after_last_publish_s": round(self.whole_after, 2),
@@ -337,6 +347,23 @@ async def run_load(
         problems.append(f"{wrong} notifications with content that differs from the store")
     if resets:
         problems.append(f"{resets} reset events")
+    lag = _lag(clients, log)
+    reconnects = sum(s.connects - 1 for s in clients)
+    http_errors: dict[int, int] = {}
+    for s in clients:
+        for status, n in s.http_errors.items():
+            http_errors[status] = http_errors.get(status, 0) + n
+    transport = [f"{s.tenant}/{s.user}: {e}" for s in clients for e in s.errors]
+    if not faults:  # nothing was broken, so nothing may have gone wrong on the way either
+        if reconnects:
+            problems.append(f"{reconnects} reconnects in a run without faults")
+        if http_errors:
+            problems.append(f"HTTP errors on streams in a run without faults: {http_errors}")
+        if transport:
+            problems.append(f"{len(transport)} stream transport errors: {transport[:3]}")
+        for name, bound in CALM_LAG.items():
+            if lag.get(name, 0.0) > bound:
+                problems.append(f"delivery lag {name} {lag[name]} s > {bound} s: {lag}")
     return Result(
         notifications=notifications,
         streams=streams,
@@ -349,9 +376,11 @@ async def run_load(
         publish_doubled=doubled,
         publish_missing=missing_acks,
         whole_after=max(0.0, whole_at - published_at),
-        lag=_lag(clients, log),
+        lag=lag,
         byes=sum(s.byes for s in clients),
-        reconnects=sum(s.connects - 1 for s in clients),
+        reconnects=reconnects,
+        http_errors=http_errors,
+        transport_errors=len(transport),
         elapsed=time.monotonic() - started,
         log=log,
         problems=problems,

@@ -1,6 +1,10 @@
 """A lightweight asyncio SSE client for hundreds of streams: raw sockets, HTTP/1.1 chunked,
 reconnects with ``Last-Event-ID`` like a browser's EventSource, and records when each id
-first arrived (and any duplicate, reorder, reset or error)."""
+first arrived (and any duplicate, reorder, reset or error).
+
+Nothing is swallowed: every transport error (refused, reset, timed out, cut mid-response) is
+kept in ``errors``, every parse error in ``fatal``, every non-200 answer in ``http_errors``, and
+every reconnect is counted, so the checker can demand zero of each in runs without faults."""
 
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ class SseStream:
     connected_at: list[float] = field(default_factory=list)
     http_errors: dict[int, int] = field(default_factory=dict)
     fatal: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # transport errors, each kept
     last_id: int | None = None
     retry: float = 0.5
     ready_at: float = 0.0
@@ -43,18 +48,19 @@ class SseStream:
         while not stop.is_set():
             writer: asyncio.StreamWriter | None = None
             try:
-                reader, writer = await asyncio.wait_for(
+                reader, opened = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port, limit=1 << 20), 5
                 )
+                writer = opened
                 resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id is not None else ""
-                writer.write(
+                opened.write(
                     (
                         f"GET /v1/stream HTTP/1.1\r\nHost: {self.host}\r\n"
                         f"Authorization: Bearer {self.token}\r\n"
                         f"Accept: text/event-stream\r\n{resume}\r\n"
                     ).encode()
                 )
-                await writer.drain()
+                await opened.drain()
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 15)
                 status = int(head.split(b" ", 2)[1])
                 if status != 200:
@@ -66,8 +72,10 @@ class SseStream:
                 self.connected_at.append(time.monotonic())
                 chunked = b"transfer-encoding: chunked" in head.lower()
                 await self._read_body(reader, chunked, stop)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
-                pass
+            except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
+                self.errors.append(f"{type(error).__name__}: {error}")
+            except (ValueError, KeyError) as error:  # a malformed answer is never expected
+                self.fatal.append(f"parse error {type(error).__name__}: {error}")
             finally:
                 if writer is not None:
                     writer.close()
@@ -86,6 +94,8 @@ class SseStream:
         while not stop.is_set() and not ended:
             data = await asyncio.wait_for(reader.read(65536), 20)  # pings every 5 s
             if not data:
+                if chunked:  # closed without the last chunk: the response was cut off
+                    raise asyncio.IncompleteReadError(raw, None)
                 ended = True
             elif not chunked:
                 pending += data

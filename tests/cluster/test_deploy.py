@@ -1,6 +1,7 @@
-"""deploy/nginx.conf as shipped (only addresses, ports and certificate paths replaced): nginx
+"""deploy/nginx.conf as shipped (only addresses, ports, certificate and log paths replaced): nginx
 accepts it, offers HTTP/2 to browsers over TLS, and an SSE stream through it is not buffered
-(a notification published while the stream is open arrives at once)."""
+(a notification published while the stream is open arrives at once). Its public side refuses
+/metrics, the API docs and the operator API, and its access log holds no token."""
 
 from __future__ import annotations
 
@@ -12,13 +13,25 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 
 from tests.cluster.harness import ROOT, token
-from tests.support import ServerThread, create_tenant, free_port, make_settings, require_binary
+from tests.support import (
+    OPERATOR,
+    SECRET,
+    ServerThread,
+    create_tenant,
+    free_port,
+    make_settings,
+    require_binary,
+)
+from tidings.channels import unsubscribe
 
 pytestmark = pytest.mark.nginx
 
@@ -64,6 +77,7 @@ def render(server_port: int, http_port: int, https_port: int, work: Path) -> Pat
     site = re.sub(r"    listen \[::\][^\n]*\n", "", site)
     site = re.sub(r"ssl_certificate +\S+;", f"ssl_certificate {cert};", site)
     site = re.sub(r"ssl_certificate_key +\S+;", f"ssl_certificate_key {key};", site)
+    site = site.replace("/var/log/nginx/tidings.access.log", str(work / "access.log"))
     snippet = str(ROOT / "deploy" / "tidings-proxy.conf")
     site = site.replace("/etc/nginx/snippets/tidings-proxy.conf", snippet)
     (work / "site.conf").write_text(site)
@@ -91,10 +105,11 @@ def alpn(port: int) -> str | None:
         return tls.selected_alpn_protocol()
 
 
-@pytest.mark.timeout(60)
-def test_shipped_nginx_config_serves_sse_over_tls_with_http2_unbuffered(tmp_path: Path) -> None:
+@contextmanager
+def shipped_nginx(tmp_path: Path, **settings: Any) -> Iterator[tuple[ServerThread, str, int]]:
+    """A tidings server behind nginx with the shipped config: (server, https base, https port)."""
     nginx = require_binary("nginx", "/usr/sbin/nginx")
-    srv = ServerThread(make_settings(str(tmp_path))).start()
+    srv = ServerThread(make_settings(str(tmp_path), **settings)).start()
     https_port = free_port()
     conf = render(srv.port, free_port(), https_port, tmp_path)
     checked = subprocess.run(
@@ -104,7 +119,6 @@ def test_shipped_nginx_config_serves_sse_over_tls_with_http2_unbuffered(tmp_path
     proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"])
     base = f"https://127.0.0.1:{https_port}"
     try:
-        tenant = create_tenant(srv.url, "jump-joy")
         with httpx.Client(verify=False, timeout=10) as client:
             deadline = time.monotonic() + 10
             while True:
@@ -115,6 +129,18 @@ def test_shipped_nginx_config_serves_sse_over_tls_with_http2_unbuffered(tmp_path
                     if time.monotonic() > deadline:
                         raise
                 time.sleep(0.1)
+        yield srv, base, https_port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        srv.stop()
+
+
+@pytest.mark.timeout(60)
+def test_shipped_nginx_config_serves_sse_over_tls_with_http2_unbuffered(tmp_path: Path) -> None:
+    with shipped_nginx(tmp_path) as (srv, base, https_port):
+        tenant = create_tenant(srv.url, "jump-joy")
+        with httpx.Client(verify=False, timeout=10) as client:
             assert alpn(https_port) == "h2"
             headers = {"Authorization": f"Bearer {token('jump-joy', 'ann', [])}"}
             with client.stream("GET", f"{base}/v1/stream", headers=headers) as stream:
@@ -132,10 +158,75 @@ def test_shipped_nginx_config_serves_sse_over_tls_with_http2_unbuffered(tmp_path
                 got = list(_until(lines, "event: notification"))
                 assert got[-1] == "event: notification"
                 assert time.monotonic() - published < 2, "the stream was buffered"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        srv.stop()
+
+
+INTERNAL = [
+    "/metrics",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/docs/oauth2-redirect",
+    "/v1/admin/tenants",
+    "/v1/%61dmin/tenants",
+    "/v1//admin/tenants",
+    "/v1/feed/%2e%2e/admin/tenants",
+    "/v1/feed/..%2Fadmin/tenants",
+    "/metrics/",
+    "/nothing-we-serve",
+]
+
+
+@pytest.mark.timeout(60)
+def test_the_public_side_refuses_metrics_docs_and_the_operator_api(tmp_path: Path) -> None:
+    op = {"Authorization": f"Bearer {OPERATOR}"}
+    with (
+        shipped_nginx(tmp_path) as (srv, base, _),
+        httpx.Client(verify=False, timeout=10, headers=op) as client,
+    ):
+        create_tenant(srv.url, "jump-joy")
+        # The internal side (the instance itself) serves them ...
+        assert httpx.get(f"{srv.url}/metrics", timeout=10).status_code == 200
+        assert httpx.get(f"{srv.url}/v1/admin/tenants", headers=op, timeout=10).status_code == 200
+        # ... the public side does not, however the path is spelled.
+        for path in INTERNAL:
+            r = client.get(f"{base}{path}")
+            assert r.status_code == 404, (path, r.status_code, r.text[:200])
+            assert "jump-joy" not in r.text and "tidings_" not in r.text
+        r = client.post(f"{base}/v1/admin/tenants", json={"id": "evil", "name": "evil"})
+        assert r.status_code == 404
+        assert httpx.get(f"{srv.url}/v1/admin/tenants", headers=op, timeout=10).json()
+        assert "evil" not in httpx.get(f"{srv.url}/v1/admin/tenants", headers=op).text
+        # The public routes are still there (the marker after the refusals).
+        assert client.get(f"{base}/healthz").status_code == 200
+        assert client.get(f"{base}/v1/feed").status_code == 401
+        assert client.get(f"{base}/static/tidings.js").status_code == 200
+
+
+@pytest.mark.timeout(60)
+def test_the_access_log_holds_no_token(tmp_path: Path) -> None:
+    with shipped_nginx(tmp_path) as (srv, base, _):
+        create_tenant(srv.url, "jump-joy")
+        stream_token = token("jump-joy", "ann", [])
+        unsub = unsubscribe.make_token(SECRET, "jump-joy", "ann")
+        with httpx.Client(verify=False, timeout=10) as client:
+            for query in (f"access_token={stream_token}", f"access%5Ftoken={stream_token}"):
+                with client.stream("GET", f"{base}/v1/stream?{query}&last_event_id=0") as s:
+                    assert s.status_code == 200
+                    assert "event: ready" in _until(s.iter_lines(), "event: ready")
+            assert client.get(f"{base}/v1/unsubscribe?token={unsub}").status_code == 200
+            assert client.get(f"{base}/healthz?marker=1").status_code == 200
+        log = tmp_path / "access.log"
+        deadline = time.monotonic() + 10
+        while log.read_text().count("GET /v1/stream") < 2:  # written as each stream ends
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        text = log.read_text()
+        assert "GET /v1/unsubscribe HTTP" in text and "GET /healthz HTTP" in text, text
+        decoded = unquote(unquote(text))
+        for secret in (stream_token, unsub):
+            for part in secret.split(".")[1:]:
+                assert part not in decoded, text
+        assert "access_token" not in decoded and "token=" not in decoded
 
 
 def _until(lines: Iterator[str], wanted: str) -> list[str]:
@@ -145,3 +236,17 @@ def _until(lines: Iterator[str], wanted: str) -> list[str]:
         if line == wanted:
             break
     return seen
+
+
+@pytest.mark.timeout(60)
+def test_cookies_set_through_the_tls_proxy_are_secure(tmp_path: Path) -> None:
+    """nginx (a trusted proxy on loopback, the default TIDINGS_FORWARDED_ALLOW_IPS) says https:
+    the demo's cookies are Secure."""
+    with (
+        shipped_nginx(tmp_path, demo=True) as (_, base, _port),
+        httpx.Client(verify=False, timeout=10) as client,
+    ):
+        r = client.get(f"{base}/demo/login")
+        assert r.status_code == 200
+        cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("demo_form="))
+        assert "secure" in [part.strip().lower() for part in cookie.split(";")]

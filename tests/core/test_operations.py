@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.support import ServerThread, Stream, Tenant, publish
-from tidings.app import RedactTokens
 from tidings.domain.notifications import utcnow
+from tidings.logs import RedactCredentials
 from tidings.store import Store
 from tidings.store import notifications as nq
 
@@ -43,7 +43,7 @@ def test_access_log_redacts_query_tokens() -> None:
         ("127.0.0.1", "GET", "/v1/stream?access_token=eyJ.abc.def&x=1", "1.1", 200),
         None,
     )
-    RedactTokens().filter(record)
+    RedactCredentials().filter(record)
     assert "eyJ" not in record.getMessage()
     assert "access_token=[redacted]&x=1" in record.getMessage()
 

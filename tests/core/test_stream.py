@@ -8,7 +8,7 @@ import random
 import httpx
 import pytest
 
-from tests.support import ServerThread, Stream, Tenant, create_tenant, publish
+from tests.support import ServerThread, Stream, Tenant, create_tenant, mark, publish
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +30,8 @@ async def test_publish_reaches_every_stream_of_the_tenant_and_no_other(
             (got,) = await s.notifications(1)
             assert got.id == sent["id"] == 1
             assert got.data["title"] == "New booking"
-        assert [f for f in await theirs.quiet(0.5) if f.event == "notification"] == []
+        other = await mark(other_tenant)  # published after: what precedes it was sent first
+        assert [f for f in await theirs.until(other) if f.event == "notification"] == []
     finally:
         for s in [*mine, theirs]:
             await s.close()
@@ -85,7 +86,7 @@ async def test_resume_gets_exactly_what_was_missed(
             replayed = await s.notifications(50)
             assert [f.id for f in replayed] == list(range(6, 56))
             assert [f.data["title"] for f in replayed] == [f"missed {i}" for i in range(50)]
-            assert [f for f in await s.quiet(0.3) if f.event == "notification"] == []
+            assert [f for f in await s.until(await mark(tenant)) if f.event == "notification"] == []
 
 
 async def test_reconnect_race_loses_and_doubles_nothing(
@@ -156,6 +157,7 @@ async def test_audiences_users_and_roles(server: ServerThread, tenant: Tenant) -
                 client, tenant, "for owners or cat", audience={"roles": ["owner"], "users": ["cat"]}
             )
             await publish(client, tenant, "for all")
+            await publish(client, tenant, "marker")
         expected = {
             "ann": ["for owners or cat", "for all"],
             "bob": ["for bob", "for staff", "for all"],
@@ -164,7 +166,7 @@ async def test_audiences_users_and_roles(server: ServerThread, tenant: Tenant) -
         for name, s in zip(("ann", "bob", "cat"), streams, strict=True):
             got = await s.notifications(len(expected[name]))
             assert [f.data["title"] for f in got] == expected[name]
-            assert [f for f in await s.quiet(0.2) if f.event == "notification"] == []
+            assert [f for f in await s.until("marker") if f.event == "notification"] == []
         # Replay honours audiences too.
         async with Stream(server.url, tenant.token("ann", ["owner"]), last_event_id=0) as again:
             got = await again.notifications(2)
@@ -200,12 +202,12 @@ async def test_read_state_reaches_the_users_other_streams_only(
             assert r.json()["unread"] == {"count": 0, "more": False}
             read = await ann2.next_event("read")
             assert read.data["all"] is True and read.data["up_to"] == 3
-            assert [f.event for f in await bob.quiet(0.3) if f.event == "read"] == []
+            assert [f.event for f in await bob.until(await mark(tenant)) if f.event == "read"] == []
             r = await client.get(
                 f"{server.url}/v1/feed/unread-count",
                 headers={"Authorization": f"Bearer {tenant.token('bob')}"},
             )
-            assert r.json() == {"count": 3, "more": False}
+            assert r.json() == {"count": 4, "more": False}  # n0..n2 and the marker
     finally:
         for s in (ann1, ann2, bob):
             await s.close()
@@ -241,7 +243,7 @@ async def test_resume_too_far_behind_or_ahead_gets_reset(tmp_path: object) -> No
             reset = await s.next()
             assert reset.event == "reset" and reset.id == 25
             assert reset.data["latest_seq"] == 25 and len(reset.data["latest"]) == 5
-            assert [f for f in await s.quiet(0.3) if f.event == "notification"] == []
+            assert [f for f in await s.until(await mark(tenant)) if f.event == "notification"] == []
         async with Stream(srv.url, token, last_event_id=999) as s:
             assert (await s.next()).event == "reset"
         async with Stream(srv.url, token, last_event_id=20) as s:

@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 from tests.support import OPERATOR, SECRET, ServerThread, Stream, Tenant
+from tidings.auth import LEEWAY
 
 pytestmark = pytest.mark.anyio
 
@@ -131,6 +132,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(120)  # a dozen CLI processes: ~15 s, 45 s on a loaded machine
 def test_cli_json_commands(tmp_path: Path) -> None:
     r = _cli(tmp_path, "tenant", "create", "jump-joy", "--name", "Jump Joy Rentals", "--json")
     assert r.returncode == 0, r.stderr
@@ -159,6 +161,7 @@ def test_cli_json_commands(tmp_path: Path) -> None:
     assert _cli(tmp_path, "migrate").returncode == 0
 
 
+@pytest.mark.timeout(60)  # CLI processes: 10-15 s
 def test_cli_publish_and_tail(server: ServerThread, tenant: Tenant) -> None:
     env = {**os.environ, "TIDINGS_URL": server.url, "TIDINGS_LOG_LEVEL": "WARNING"}
     tail = subprocess.Popen(
@@ -210,3 +213,47 @@ def test_cli_publish_and_tail(server: ServerThread, tenant: Tenant) -> None:
     finally:
         tail.terminate()
         tail.wait(timeout=10)
+
+
+async def test_lifetime_rules_whatever_iat_says(server: ServerThread, tenant: Tenant) -> None:
+    """``iat`` is required, at most LEEWAY in the future, and ``exp - now`` is capped."""
+    max_ttl, now = server.settings.token_max_ttl, int(time.time())
+    base = {"tenant": tenant.id, "sub": "ann", "roles": []}
+
+    def signed(**claims: object) -> str:
+        return jwt.encode({**base, **claims}, SECRET, algorithm="HS256")
+
+    refused = {
+        "no iat, ten years": signed(exp=now + 10 * 365 * 86400),
+        "no iat, one minute": signed(exp=now + 60),
+        "iat in the future": signed(iat=now + LEEWAY + 60, exp=now + LEEWAY + 120),
+        "iat within leeway, exp beyond the cap from now": signed(
+            iat=now + LEEWAY - 1, exp=now + max_ttl + LEEWAY + 30
+        ),
+        "iat as a string": signed(iat=str(now), exp=now + 60),
+        "iat true": signed(iat=True, exp=now + 60),
+        "exp as a string": signed(iat=now, exp=str(now + 60)),
+    }
+    async with httpx.AsyncClient(timeout=10, base_url=server.url) as client:
+        for name, token in refused.items():
+            r = await client.get("/v1/feed", headers={"Authorization": f"Bearer {token}"})
+            assert (r.status_code, r.json()["code"]) == (401, "invalid_credentials"), name
+        skewed = signed(iat=now + 30, exp=now + 30 + max_ttl)  # a host clock 30 s ahead
+        r = await client.get("/v1/feed", headers={"Authorization": f"Bearer {skewed}"})
+        assert r.status_code == 200, r.text
+
+
+async def test_tenant_claim_is_a_tenant_id(server: ServerThread, tenant: Tenant) -> None:
+    """A tenant that is not a tenant id (newline, capitals, spaces) never gets past the token:
+    not into a log line, not into a query."""
+    now = int(time.time())
+    async with httpx.AsyncClient(timeout=10, base_url=server.url) as client:
+        for bad in (f"{tenant.id}\nINFO forged line", "Jump-Joy", "jump joy", "-x", "a" * 64):
+            token = jwt.encode(
+                {"tenant": bad, "sub": "ann", "iat": now, "exp": now + 60},
+                SECRET,
+                algorithm="HS256",
+            )
+            for path in ("/v1/feed", "/v1/stream"):
+                r = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+                assert (r.status_code, r.json()["code"]) == (401, "invalid_credentials"), bad

@@ -56,6 +56,7 @@ def demo(tmp_path: Path, push_service: PushService, mail_sink: MailSink) -> Iter
     settings = demo_settings(
         tmp_path,
         push_endpoint_hosts="127.0.0.1",
+        push_allow_networks="127.0.0.1/32",
         push_ca_file=str(push_service.ca),
         smtp_host="127.0.0.1",
         smtp_port=mail_sink.port,

@@ -1,4 +1,5 @@
-"""Operator API (``TIDINGS_OPERATOR_KEY``): tenants, API keys, tokens for any tenant."""
+"""Operator API (``TIDINGS_OPERATOR_KEY``): tenants, API keys, signing keys, tokens for any
+tenant."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from tidings.api.deps import OperatorDep, ServiceDep
-from tidings.api.schemas import KeyIn, TenantIn, TokenIn
+from tidings.api.schemas import KeyIn, SigningKeyIn, TenantIn, TokenIn
 from tidings.store import tenants as tq
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -44,6 +45,28 @@ async def revoke_key(key_id: str, _: OperatorDep, service: ServiceDep) -> dict[s
 
         raise NotFound(f"No API key {key_id!r}.", code="key_not_found")
     return (await service.revoke_key(key_id)).public()
+
+
+@router.post("/tenants/{tenant_id}/signing-keys", status_code=201)
+async def create_signing_key(
+    tenant_id: str, body: SigningKeyIn, _: OperatorDep, service: ServiceDep
+) -> dict[str, Any]:
+    """A key for a host that signs its own stream tokens: HS256 with ``secret``, header
+    ``kid``; accepted only for this tenant. ``secret`` is in this answer and never again."""
+    created, secret = await service.create_signing_key(tenant_id, body.name)
+    return {**created.public(), "secret": secret}
+
+
+@router.get("/tenants/{tenant_id}/signing-keys")
+async def list_signing_keys(tenant_id: str, _: OperatorDep, service: ServiceDep) -> dict[str, Any]:
+    return {"signing_keys": [k.public() for k in await service.list_signing_keys(tenant_id)]}
+
+
+@router.delete("/signing-keys/{kid}")
+async def revoke_signing_key(kid: str, _: OperatorDep, service: ServiceDep) -> dict[str, Any]:
+    """Tokens signed with the key stop verifying: at once on this instance, on the others
+    within ``TIDINGS_SIGNING_KEY_CACHE`` seconds."""
+    return (await service.revoke_signing_key(kid)).public()
 
 
 @router.post("/tenants/{tenant_id}/tokens", status_code=201)

@@ -86,7 +86,8 @@ async def broadcast(
     require_scope(key, "publish")
     if str(body.tenant_id) != key.tenant:
         raise Forbidden("tenantId is not the tenant of this API key.", code="wrong_tenant")
-    await service.rate_limit(key)
-    stored, _ = await service.publish(key.tenant, to_new(body.notification))
+    new = to_new(body.notification)
+    await service.rate_limit(key, items=[new])
+    stored, _ = await service.publish(key.tenant, new)
     response.status_code = 200
     return {"success": True, "id": stored.seq, "notification": stored.public()}

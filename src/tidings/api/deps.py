@@ -6,6 +6,7 @@ API key's tenant, never from a body or query.
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -39,23 +40,17 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
-def _principal(service: Tidings, token: str) -> Principal:
-    return auth.verify(
-        service.settings.secret.get_secret_value(), token, max_ttl=service.settings.token_max_ttl
-    )
-
-
-def user_principal(request: Request, service: ServiceDep) -> Principal:
+async def user_principal(request: Request, service: ServiceDep) -> Principal:
     """A stream token from the Authorization header or the session cookie."""
     token = _bearer(request) or request.cookies.get(COOKIE)
     if not token:
         raise Unauthorized("A stream token is required.", code="missing_credentials")
     if not auth.looks_like_jwt(token):
         raise Unauthorized("This endpoint takes a stream token, not an API key.")
-    return _principal(service, token)
+    return await service.verify_token(token)
 
 
-def stream_principal(
+async def stream_principal(
     request: Request,
     service: ServiceDep,
     access_token: Annotated[str | None, Query(max_length=4096)] = None,
@@ -64,8 +59,8 @@ def stream_principal(
     if access_token:
         if not auth.looks_like_jwt(access_token):
             raise Unauthorized("access_token must be a stream token.")
-        return _principal(service, access_token)
-    return user_principal(request, service)
+        return await service.verify_token(access_token)
+    return await user_principal(request, service)
 
 
 UserDep = Annotated[Principal, Depends(user_principal)]
@@ -93,12 +88,11 @@ def require_scope(key: KeyPrincipal, scope: str) -> None:
 
 
 def operator(request: Request, service: ServiceDep) -> None:
-    import hmac
-
+    """The operator key (``TIDINGS_OPERATOR_KEY``, else the one generated in the store)."""
     token = _bearer(request)
     if not token:
         raise Unauthorized("The operator key is required.", code="missing_credentials")
-    expected = service.settings.operator_key.get_secret_value()
+    expected = service.secrets.operator.value
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("The operator key is not valid.")
 

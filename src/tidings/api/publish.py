@@ -41,7 +41,7 @@ async def publish(
 ) -> dict[str, Any]:
     """Store and deliver one notification. 201 when new, 200 for a repeated Idempotency-Key."""
     require_scope(key, "publish")
-    await service.rate_limit(key)
+    await service.rate_limit(key, items=[body])
     stored, created = await service.publish(key.tenant, body, idempotency_key=idempotency_key)
     response.status_code = 201 if created else 200
     return stored.public()
@@ -57,7 +57,7 @@ async def publish_batch(
 ) -> dict[str, Any]:
     """Up to 100 notifications in one transaction: all are stored, or none."""
     require_scope(key, "publish")
-    await service.rate_limit(key, cost=len(body.notifications))
+    await service.rate_limit(key, items=body.notifications)
     results = await service.publish_many(
         key.tenant, body.notifications, idempotency_key=idempotency_key
     )

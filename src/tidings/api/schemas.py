@@ -50,6 +50,10 @@ class KeyIn(Strict):
     scopes: list[str] = Field(default_factory=lambda: ["publish", "tokens"], max_length=10)
 
 
+class SigningKeyIn(Strict):
+    name: str = Field(default="default", min_length=1, max_length=200)
+
+
 class TokenOut(BaseModel):
     token: str
     expires_at: str

@@ -74,12 +74,17 @@ async def put_user(
 
 @router.post("/v1/reminders", status_code=201)
 async def schedule_reminder(body: ReminderIn, key: KeyDep, channels: ChannelsDep) -> dict[str, Any]:
-    """Arm (or re-arm) a reminder: one ``reminder`` notification at ``due_at``, exactly once."""
+    """Arm (or re-arm) a reminder: one ``reminder`` notification at ``due_at``, exactly once.
+
+    Charged to the key's publish rate limit like the publish it stands for (429 beyond), and
+    refused with 409 ``too_many_reminders`` when the tenant has ``TIDINGS_MAX_PENDING_REMINDERS``
+    pending already (nothing stored)."""
     require_scope(key, "publish")
     new = reminders.notification(
         title=body.title, body=body.body, link=body.link, data=body.data, audience=body.audience
     )
     channels.service.check_limits(new)
+    await channels.service.rate_limit(key, items=[new])
     async with channels.service.store.write() as conn:
         armed = await reminders.schedule(
             conn,
@@ -92,6 +97,7 @@ async def schedule_reminder(body: ReminderIn, key: KeyDep, channels: ChannelsDep
             link=body.link,
             data=body.data,
             audience=body.audience,
+            max_pending=channels.settings.max_pending_reminders,
         )
     return armed.public()
 

@@ -179,7 +179,7 @@ def _page(title: str, message: str, form: str = "") -> HTMLResponse:
 async def unsubscribe_page(token: TokenQuery, channels: ChannelsDep) -> HTMLResponse:
     """The link in the e-mail: asks to confirm (a GET changes nothing; link scanners follow
     links). Mail clients that support RFC 8058 POST directly."""
-    tenant, user = unsubscribe.read_token(channels.settings.secret.get_secret_value(), token)
+    tenant, user = unsubscribe.read_token(channels.service.secret, token)
     async with channels.service.store.read() as conn:
         name = (await tq.get_tenant(conn, tenant)).name
     action = html.escape(f"/v1/unsubscribe?token={token}", quote=True)
@@ -194,7 +194,7 @@ async def unsubscribe_page(token: TokenQuery, channels: ChannelsDep) -> HTMLResp
 @router.post("/v1/unsubscribe", response_class=HTMLResponse)
 async def unsubscribe_now(token: TokenQuery, channels: ChannelsDep) -> HTMLResponse:
     """One click: switch the user's e-mail channel off (``channels.email = false``)."""
-    tenant, user = unsubscribe.read_token(channels.settings.secret.get_secret_value(), token)
+    tenant, user = unsubscribe.read_token(channels.service.secret, token)
     async with channels.service.store.write() as conn:
         name = (await tq.get_tenant(conn, tenant)).name
         profile = await profiles.get(conn, tenant, user) or profiles.Profile(tenant, user)

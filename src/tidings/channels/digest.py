@@ -172,7 +172,7 @@ class DigestRunner:
             unread, more, read, email_off, latest, name = await self._collect(d, now)
             if unread:
                 settings = self.ch.settings
-                secret = settings.secret.get_secret_value()
+                secret = self.ch.service.secret
                 message = mailer.digest_message(
                     settings,
                     to=d.profile.email or "",

@@ -7,8 +7,10 @@ outside any transaction; its outcome is written afterwards:
 
 - accepted (2xx) → row deleted, ``sent`` logged;
 - 404 / 410 → the subscription is deleted (its outbox rows with it), ``failed: gone`` logged;
-- 429 / 5xx / network error → back to ``pending`` at ``now + backoff`` (doubling from
-  ``TIDINGS_PUSH_RETRY_BASE``, at least ``Retry-After``), until ``TIDINGS_PUSH_MAX_ATTEMPTS``;
+- 429 / 5xx / ``endpoint_unreachable`` (refused by the egress policy, no such host, connection
+  refused, timeout, TLS: one reason for all, so the log is no port scanner) → back to
+  ``pending`` at ``now + backoff`` (doubling from ``TIDINGS_PUSH_RETRY_BASE``, at least
+  ``Retry-After``), until ``TIDINGS_PUSH_MAX_ATTEMPTS``;
 - anything else → row deleted, ``failed`` logged.
 
 Before sending, a notification the user has read (or archived) meanwhile is dropped as

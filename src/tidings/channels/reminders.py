@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.channels import profiles
@@ -49,7 +49,8 @@ from tidings.channels._sql import upsert
 from tidings.channels.clock import as_utc
 from tidings.channels.tables import scheduled_reminders
 from tidings.domain.notifications import Audience, NewNotification, format_time
-from tidings.errors import NotFound, PayloadTooLarge, ValidationFailed
+from tidings.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from tidings.store.tables import tenants
 
 if TYPE_CHECKING:
     from tidings.service import Tidings
@@ -142,8 +143,15 @@ async def schedule(
     link: str | None = None,
     data: dict[str, Any] | None = None,
     audience: Audience | dict[str, Any] | None = None,
+    max_pending: int | None = None,
 ) -> Reminder:
-    """Arm (or re-arm) the reminder ``key``; a reminder already sent stays as it is."""
+    """Arm (or re-arm) the reminder ``key``; a reminder already sent stays as it is.
+
+    With ``max_pending``, raise ``Conflict`` (``too_many_reminders``; the caller's transaction
+    rolls back, so nothing is stored) when this leaves the tenant with more pending reminders.
+    The count is taken after the upsert, under the tenant's row lock, so concurrent requests
+    cannot both take the last place (locks stay in the order reminder → tenant).
+    """
     check_key(key)
     new = notification(title=title, body=body, link=link, data=data, audience=audience)
     payload = new.model_dump(mode="json", exclude={"type"}, exclude_none=True)
@@ -169,9 +177,31 @@ async def schedule(
         where=scheduled_reminders.c.state != "done",
     )
     await conn.execute(stmt)
+    if max_pending is not None:
+        await _check_pending(conn, tenant, max_pending)
     found = await get(conn, tenant, key)
     assert found is not None
     return found
+
+
+async def _check_pending(conn: AsyncConnection, tenant: str, limit: int) -> None:
+    # FOR NO KEY UPDATE: the lock a publish's seq increment takes; unlike FOR UPDATE it does
+    # not wait for the key-share locks the reminder row's foreign key holds on the tenant.
+    lock = select(tenants.c.id).where(tenants.c.id == tenant).with_for_update(key_share=True)
+    await conn.execute(lock)
+    pending = (
+        await conn.execute(
+            select(func.count())
+            .select_from(scheduled_reminders)
+            .where(_R.tenant_id == tenant, _R.state == "pending")
+        )
+    ).scalar_one()
+    if pending > limit:
+        raise Conflict(
+            f"This tenant has {limit} pending reminders already; cancel one or wait until "
+            "some are sent.",
+            code="too_many_reminders",
+        )
 
 
 async def cancel(conn: AsyncConnection, tenant: str, key: str, *, now: datetime) -> bool:

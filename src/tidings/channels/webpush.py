@@ -4,21 +4,28 @@
 - The VAPID key pair is generated on first start and kept in the store (``kv`` row
   ``channels.vapid``); every instance uses the same pair, so a subscription made through one
   instance is pushed by any. The first instance to insert it wins; the others read it back.
-- Subscriptions are checked before they are stored: an ``https`` endpoint on an allowed host
-  (``TIDINGS_PUSH_ENDPOINT_HOSTS``, so the sender cannot be pointed at internal services), a
-  ``p256dh`` that is a point on P-256, a 16-byte ``auth`` secret.
+- Subscriptions are checked before they are stored: an ``https`` endpoint whose host is a valid
+  RFC 1123 name on the allow-list ``TIDINGS_PUSH_ENDPOINT_HOSTS`` (or an IP address it names
+  exactly), a ``p256dh`` that is a point on P-256, a 16-byte ``auth`` secret.
+- Whatever the allow-list says, the sender connects only to public addresses (or networks in
+  ``TIDINGS_PUSH_ALLOW_NETWORKS``), checked after DNS resolution: :mod:`tidings.channels.egress`.
 - Sending never raises: :meth:`PushSender.send` answers a :class:`PushResult` saying whether the
   push was accepted, the subscription is gone (404/410), or the attempt may be retried.
 
 ``pywebpush`` encrypts (``WebPusher.encode``) and ``py_vapid`` signs; the HTTP request itself
-goes through ``httpx`` (already our client) for async I/O, timeouts and a custom CA bundle.
+goes through ``httpcore`` (the engine under ``httpx``) with the egress-checking network backend,
+async I/O, timeouts and a custom CA bundle.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
+import ipaddress
+import logging
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -27,16 +34,20 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
 from tidings.channels._sql import upsert
+from tidings.channels.egress import AddressPolicy, GuardedBackend, parse_networks
 from tidings.config import Settings
 from tidings.errors import ValidationFailed
 from tidings.store import Store
 from tidings.store.tables import kv
+
+log = logging.getLogger(__name__)
 
 KV_KEY = "channels.vapid"
 MAX_ENDPOINT = 2048
@@ -79,26 +90,67 @@ async def load_or_create_keys(store: Store, now: datetime) -> VapidKeys:
     return VapidKeys(private=value["private"], public=value["public"])
 
 
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_TOP = r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"(?:{_LABEL}\.)*{_TOP}")
+
+
+def is_hostname(host: str) -> bool:
+    """An RFC 1123 host name: ASCII letters, digits and inner hyphens, labels of 1-63, at most
+    253 in all, the last label starting with a letter (so no numeric IPv4 spelling such as
+    ``127.1`` or ``0x7f000001`` passes as a name). IDNs arrive as ``xn--`` labels."""
+    return len(host) <= 253 and HOSTNAME.fullmatch(host) is not None
+
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return None
+
+
 class HostRules:
-    """Which hosts push endpoints may name: exact hosts, ``*.suffix``, or ``*``."""
+    """Which hosts push endpoints may name: exact hosts, ``*.suffix``, or ``*`` (any valid host
+    name). An IP address is accepted only when listed as such: ``*`` never covers one."""
 
     def __init__(self, spec: str) -> None:
         items = [part.strip().lower() for part in spec.split(",") if part.strip()]
         self.any = "*" in items
-        self.exact = {i for i in items if not i.startswith("*")}
+        self.exact = {i for i in items if not i.startswith("*") and ip_literal(i) is None}
+        self.addresses = {a for a in map(ip_literal, items) if a is not None}
         self.suffixes = tuple(i[1:] for i in items if i.startswith("*."))
 
     def allows(self, host: str) -> bool:
+        address = ip_literal(host)
+        if address is not None:
+            return address in self.addresses
         host = host.lower()
+        if not is_hostname(host):
+            return False
         return self.any or host in self.exact or host.endswith(self.suffixes)
 
 
-def check_subscription(endpoint: str, p256dh: str, auth: str, rules: HostRules) -> None:
-    """Raise ``ValidationFailed`` unless this is a subscription a browser could have made."""
-    if len(endpoint) > MAX_ENDPOINT or any(ord(ch) < 0x21 for ch in endpoint):
+def check_endpoint(endpoint: str, rules: HostRules) -> None:
+    """Raise ``ValidationFailed`` unless ``endpoint`` is an https URL on an accepted host.
+
+    Printable ASCII only (a browser sends IDNs as punycode), no backslash (URL parsers disagree
+    on it: ``https://127.0.0.1\\.googleapis.com/`` is loopback to a WHATWG parser), no user
+    info, a valid port, and a host that is a valid name on the allow-list — or an IP address
+    the allow-list names exactly."""
+    if len(endpoint) > MAX_ENDPOINT or not all(0x21 <= ord(ch) <= 0x7E for ch in endpoint):
         raise ValidationFailed("endpoint is not a valid URL.", code="invalid_subscription")
-    parts = urlsplit(endpoint)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+    if "\\" in endpoint:
+        raise ValidationFailed(
+            "endpoint must not contain a backslash.", code="invalid_subscription"
+        )
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as error:
+        raise ValidationFailed(
+            "endpoint is not a valid URL.", code="invalid_subscription"
+        ) from error
+    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc or port == 0:
         raise ValidationFailed(
             "endpoint must be an https:// URL of a push service.", code="invalid_subscription"
         )
@@ -107,6 +159,11 @@ def check_subscription(endpoint: str, p256dh: str, auth: str, rules: HostRules) 
             f"Push endpoints on {parts.hostname!r} are not accepted by this server.",
             code="invalid_subscription",
         )
+
+
+def check_subscription(endpoint: str, p256dh: str, auth: str, rules: HostRules) -> None:
+    """Raise ``ValidationFailed`` unless this is a subscription a browser could have made."""
+    check_endpoint(endpoint, rules)
     try:
         point = unb64url(p256dh)
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
@@ -148,8 +205,21 @@ class PushResult:
     retry_after: float | None = None
 
 
+UNREACHABLE = "endpoint_unreachable"
+RESPONSE_LIMIT = 65_536  # bytes of a push service's answer read (and dropped) at most
+
+
 class PushSender:
-    """Encrypts, signs and posts pushes. One per instance; :meth:`close` on shutdown."""
+    """Encrypts, signs and posts pushes. One per instance; :meth:`close` on shutdown.
+
+    Requests go through an ``httpcore`` pool whose network backend is
+    :class:`~tidings.channels.egress.GuardedBackend`: connections are made only to addresses
+    the egress policy permits, checked after resolution. Every failure to reach the endpoint —
+    refused by that policy, no such host, connection refused, timeout, TLS or protocol error —
+    is the one result ``endpoint_unreachable`` (retried), so the delivery log tells a tenant
+    nothing about which hosts and ports exist behind the server. The cause is logged for the
+    operator.
+    """
 
     def __init__(self, keys: VapidKeys, settings: Settings) -> None:
         from py_vapid import Vapid02
@@ -159,16 +229,22 @@ class PushSender:
         self._vapid: Any = Vapid02.from_raw(keys.private.encode())
         self._subject = settings.vapid_subject
         self._tokens: dict[str, tuple[int, dict[str, str]]] = {}
-        verify: ssl.SSLContext | bool = True
+        self._rules = HostRules(settings.push_endpoint_hosts)
+        self._timeout = settings.push_timeout
+        context = httpx.create_ssl_context()  # httpx's default trust (certifi)
         if settings.push_ca_file:
-            verify = ssl.create_default_context()
-            verify.load_verify_locations(cafile=settings.push_ca_file)
-        self._client = httpx.AsyncClient(
-            timeout=settings.push_timeout, verify=verify, follow_redirects=False
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=settings.push_ca_file)
+        policy = AddressPolicy(parse_networks(settings.push_allow_networks))
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=settings.push_concurrency,
+            keepalive_expiry=60.0,
+            network_backend=GuardedBackend(policy),
         )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._pool.aclose()
 
     def _authorization(self, endpoint: str) -> dict[str, str]:
         """``Authorization: vapid t=<JWT>,k=<key>``; one JWT per push service for ~11 hours."""
@@ -210,10 +286,11 @@ class PushSender:
         if topic:
             headers["Topic"] = topic
         try:
-            response = await self._client.post(endpoint, content=body, headers=headers)
-        except httpx.TransportError as error:
-            return PushResult(False, None, f"network: {error.__class__.__name__}", retry=True)
-        status = response.status_code
+            check_endpoint(endpoint, self._rules)  # stored before the rules tightened?
+            status, answer = await self._post(endpoint, body, headers)
+        except (ValidationFailed, *_UNREACHABLE) as error:
+            log.info("push to %s unreachable: %r", urlsplit(endpoint).netloc, error)
+            return PushResult(False, None, UNREACHABLE, retry=True)
         if status in (200, 201, 202):
             return PushResult(True, status, "accepted")
         if status in (404, 410):
@@ -224,9 +301,44 @@ class PushSender:
                 status,
                 f"push service answered {status}",
                 retry=True,
-                retry_after=_retry_after(response.headers.get("retry-after")),
+                retry_after=_retry_after(answer.get("retry-after")),
             )
         return PushResult(False, status, f"push service refused it ({status})")
+
+    async def _post(
+        self, endpoint: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str]]:
+        """POST, read at most ``RESPONSE_LIMIT`` bytes of the answer; (status, headers)."""
+        limit = self._timeout
+        timeouts = {"connect": limit, "read": limit, "write": limit, "pool": limit}
+        async with asyncio.timeout(limit * 3):  # a trickling answer cannot hold a worker
+            async with self._pool.stream(
+                "POST",
+                endpoint,
+                headers=list(headers.items()),
+                content=body,
+                extensions={"timeout": timeouts},
+            ) as response:
+                read = 0
+                async for chunk in response.aiter_stream():
+                    read += len(chunk)
+                    if read > RESPONSE_LIMIT:
+                        break
+                answer = {
+                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers
+                }
+                return response.status, answer
+
+
+_UNREACHABLE = (
+    httpcore.NetworkError,
+    httpcore.TimeoutException,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    TimeoutError,
+    ssl.SSLError,
+    OSError,
+)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -3,7 +3,8 @@
 Invariants:
 - Per tenant the hub keeps ``last``: every seq up to it has been offered to every subscriber
   registered at that time. An arrival with ``seq <= last`` is a duplicate and dropped; one with
-  ``seq > last + 1`` is a gap, filled from the store *before* the arrival is offered.
+  ``seq > last + 1`` is a gap, filled from the store *before* the arrival is offered; a gap
+  the store no longer holds ends every stream of the tenant (``bye`` ``gap``, then ``reset``).
 - A notification is encoded to SSE bytes once and the same bytes are offered to each matching
   subscriber: no task and no JSON encoding per subscriber per message.
 - ``Subscriber.offer`` never blocks and never grows past ``maxlen``: a subscriber that would
@@ -90,12 +91,13 @@ class Subscriber:
         self.wake.set()
 
     def leave(self, reason: str) -> None:
-        """Ask the stream to end; cancel it outright when it is stuck writing."""
+        """Ask the stream to end; cancel it outright when it is stuck writing (an overflow, or
+        a shutdown that must not wait for a client that stopped reading)."""
         if self.reason is None:
             self.reason = reason
         self.buffer.clear()
         self.wake.set()
-        if self.sending and self.scope is not None and reason == "overflow":
+        if self.sending and self.scope is not None and reason in ("overflow", "shutdown"):
             self.scope.cancel()
 
 
@@ -129,6 +131,7 @@ class Hub:
         self._tenants: dict[str, _Tenant] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self.closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the streams run on
         self.on_change: Callable[[], None] | None = None
         # Cluster-wide caps (delivery/slots.py), set by the app when Redis holds the limits.
         self.slots: RedisSlots | None = None
@@ -169,6 +172,7 @@ class Hub:
         shutting down."""
         if self.closing:
             raise Unavailable("This instance is shutting down.", code="shutting_down")
+        self._loop = asyncio.get_running_loop()
         tenant = principal.tenant
         state = self._tenants.get(tenant)
         if state is None:
@@ -222,10 +226,18 @@ class Hub:
             self._metrics.dropped.labels(reason="overflow").inc()
 
     def shutdown(self) -> None:
-        """Tell every stream to end with a retry hint; refuse new ones."""
+        """Tell every stream to end with a retry hint; refuse new ones. Safe to call from
+        another thread (the streams are then told on their own loop)."""
         self.closing = True
+        loop = self._loop
+        if loop is not None and loop.is_running() and _running_loop() is not loop:
+            loop.call_soon_threadsafe(self._leave_all)
+        else:
+            self._leave_all()
+
+    def _leave_all(self) -> None:
         for state in self._tenants.values():
-            for sub in state.subscribers:
+            for sub in list(state.subscribers):
                 sub.leave("shutdown")
 
     # -- delivery ------------------------------------------------------------------------------
@@ -278,8 +290,12 @@ class Hub:
         while state.last < upto:
             async with self._store.read() as conn:
                 rows = await q.fetch_after(conn, tenant, state.last, upto=upto, limit=self._batch)
+            if not rows or rows[0].seq != state.last + 1:
+                # Committed (seq order is commit order) but no longer in the store (pruned):
+                # no stream may skip them silently. Each ends; resuming, it is answered ``reset``.
+                for sub in state.subscribers:
+                    sub.leave("gap")
             if not rows:
-                # Seqs up to ``upto`` are committed (seq order is commit order) but pruned.
                 state.last = upto
                 break
             self._metrics.catch_up.inc(len(rows))
@@ -317,3 +333,10 @@ class Hub:
 def _audience_of(payload: bytes) -> Audience | None:
     raw = orjson.loads(payload).get("audience")
     return Audience.model_validate(raw) if raw else None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -8,11 +8,18 @@ Order of a stream (invariant 3, nothing lost, nothing twice):
 
 The body sender and a disconnect listener run in one task group; whichever ends first cancels
 the other. Every write has a timeout; cleanup (unsubscribe) is in ``finally``.
+
+A stream cut off on purpose (too slow, its buffer overflowed while stuck in a write, or a
+client that stopped reading when the server shuts down) ends without finishing its response.
+That is an expected event, logged at INFO as ``stream closed … reason=…``; uvicorn's own
+"ASGI callable returned without completing response." ERROR line for it is dropped by
+:class:`UnfinishedStreams` (installed on ``uvicorn.error``), and for nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
@@ -35,6 +42,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Set in the request's own task when a stream ends unfinished on purpose; uvicorn logs its
+# "returned without completing response" in that same task, right after the app returns.
+_cut_short: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tidings_stream_cut_short", default=False
+)
+INCOMPLETE = "ASGI callable returned without completing response."
+
+
+class UnfinishedStreams(logging.Filter):
+    """Drop uvicorn's ERROR for a stream this module cut short on purpose (see the module doc)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == INCOMPLETE and _cut_short.get())
+
 
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -70,6 +92,7 @@ class EventStream(Response):
         self.sent = 0
         self._timer: asyncio.TimerHandle | None = None  # next ping / token expiry wake-up
         self._timer_at = 0.0
+        self._finished = False  # the response's last (more_body=False) message was sent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sub = self.sub
@@ -102,6 +125,8 @@ class EventStream(Response):
                 reason = sub.reason
             if self._timer is not None:
                 self._timer.cancel()
+            if not self._finished:
+                _cut_short.set(True)
             self.service.hub.unsubscribe(sub)
             log.info(
                 "stream closed tenant=%s user=%s conn=%d reason=%s sent=%d",
@@ -258,6 +283,7 @@ class EventStream(Response):
         with anyio.move_on_after(1):
             await send({"type": "http.response.body", "body": retry + frame, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self._finished = True
 
 
 def _frame_type(frame: bytes) -> str | None:

@@ -9,6 +9,7 @@ dashboard's ``/demo`` pages, so the bell registers ``/sw.js`` (``sw-url``) with 
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -18,8 +19,11 @@ from starlette.staticfiles import StaticFiles
 
 from tidings.demo import deliveries, pages, preferences, signin, widget
 from tidings.demo import tables as _tables  # noqa: F401  (registers the demo tables)
+from tidings.demo.cookies import SecureCookies
+from tidings.demo.passwords import dummy_hash
 from tidings.demo.seed import seed
 from tidings.demo.templating import build_templates
+from tidings.demo.throttle import SignInThrottle
 from tidings.ratelimit import RateLimiter
 from tidings.service import Tidings
 
@@ -30,6 +34,8 @@ SERVICE_WORKER = Path(__file__).parent.parent / "web" / "static" / "sw.js"
 def mount(app: FastAPI) -> None:
     app.state.demo_templates = build_templates()
     app.state.demo_limiter = RateLimiter(widget.RATE)
+    app.state.demo_sign_in_throttle = SignInThrottle()
+    app.add_middleware(SecureCookies)
     routers = (
         signin.api,
         signin.router,
@@ -59,5 +65,6 @@ def mount(app: FastAPI) -> None:
 
     async def seed_on_start(service: Tidings, _stack: AsyncExitStack) -> None:
         await seed(service)
+        await asyncio.to_thread(dummy_hash)  # made before the first sign-in, off the loop
 
     app.state.startup_hooks.append(seed_on_start)

@@ -1,12 +1,15 @@
 """Password hashing with the standard library's scrypt (RFC 7914).
 
 Stored form: ``scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>``, so the cost can be raised later
-without invalidating existing hashes. Comparison is constant-time.
+without invalidating existing hashes. Comparison is constant-time, and a sign-in for an e-mail
+that matches nobody verifies against :func:`dummy_hash` (same cost), so how long a sign-in takes
+does not tell which e-mails exist.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -41,3 +44,10 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(derived, base64.b64decode(expected))
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of a random password with the current cost: what an unknown e-mail is checked
+    against. Made once per process (warm it at start-up, off the event loop)."""
+    return hash_password(secrets.token_urlsafe(16))

@@ -97,13 +97,28 @@ def _booking(row: Any) -> BookingRow:
     )
 
 
+def _seeded(tenant: str) -> Any:
+    """True for a tenant the demo seeded: it has demo users. :mod:`tidings.demo.seed` creates a
+    tenant and its demo users in one transaction, and never adds users to a tenant it did not
+    create, so a tenant with demo users is the demo's and no other tenant is."""
+    return select(demo_users.c.id).where(demo_users.c.tenant_id == tenant).exists()
+
+
 async def tenant_name(conn: AsyncConnection, tenant: str) -> str:
+    """The name of a tenant the demo seeded; ``NotFound`` for any other, so that no demo route
+    (the public booking widget above all) ever reaches a real customer's tenant."""
     name = (
-        await conn.execute(select(tenants.c.name).where(tenants.c.id == tenant))
+        await conn.execute(select(tenants.c.name).where(tenants.c.id == tenant, _seeded(tenant)))
     ).scalar_one_or_none()
     if name is None:
         raise NotFound(f"There is no rental business called {tenant!r}.", code="tenant_not_found")
     return str(name)
+
+
+async def demo_tenants(conn: AsyncConnection) -> list[str]:
+    """The ids of the tenants the demo seeded."""
+    rows = await conn.execute(select(demo_users.c.tenant_id).distinct())
+    return sorted(str(r[0]) for r in rows)
 
 
 async def sign_in_choices(conn: AsyncConnection) -> list[tuple[str, str, list[Any]]]:

@@ -1,23 +1,27 @@
 """Demo data: two rental businesses, their staff, customers, bookings and payments.
 
 Idempotent: a tenant whose demo users exist is left alone, so restarting the demo keeps what
-people did in it. The users are created in one write transaction that first checks for them;
-SQLite serializes write transactions, and on PostgreSQL the unique e-mail makes a second
-process starting at the same moment fail its insert and step aside, so only one seeds. Bookings,
-moves and payments go through :mod:`tidings.demo.actions`, so the seeded history has its
-notifications like everything else.
+people did in it. A demo tenant and its users are created in one write transaction that first
+checks for them; SQLite serializes write transactions, and on PostgreSQL the unique tenant id
+makes a second process starting at the same moment fail its insert and step aside, so only one
+seeds. Bookings, moves and payments go through :mod:`tidings.demo.actions`, so the seeded
+history has its notifications like everything else.
+
+Which tenants are the demo's: exactly those with demo users. A tenant id that exists already
+without them belongs to somebody else (the demo turned on over a real store): it is not
+seeded, gets no demo users (whose password is public), and demo routes answer 404 for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.demo import actions
 from tidings.demo.domain import ITEMS, BookingIn, CustomerIn, PaymentIn
@@ -28,6 +32,7 @@ from tidings.domain.principals import Principal
 from tidings.errors import Conflict
 from tidings.service import Tidings
 from tidings.store import notifications as nq
+from tidings.store import tenants as tq
 
 log = logging.getLogger(__name__)
 
@@ -163,17 +168,17 @@ async def seed(service: Tidings, *, today: date | None = None) -> list[str]:
     return seeded
 
 
+async def _count_users(conn: AsyncConnection, tenant: str) -> int:
+    query = select(func.count()).where(demo_users.c.tenant_id == tenant)
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def _has_users(service: Tidings, tenant: str) -> bool:
     async with service.store.read() as conn:
-        count = (
-            await conn.execute(select(func.count()).where(demo_users.c.tenant_id == tenant))
-        ).scalar_one()
-    return bool(count)
+        return bool(await _count_users(conn, tenant))
 
 
 async def _seed_tenant(service: Tidings, tenant: SeedTenant, day: date) -> bool:
-    with suppress(Conflict):
-        await service.create_tenant(tenant.id, tenant.name)
     if await _has_users(service, tenant.id):
         return False
     hashes = await asyncio.gather(
@@ -181,12 +186,21 @@ async def _seed_tenant(service: Tidings, tenant: SeedTenant, day: date) -> bool:
     )
     try:
         async with service.store.write() as conn:
-            existing = (
-                await conn.execute(select(func.count()).where(demo_users.c.tenant_id == tenant.id))
-            ).scalar_one()
-            if existing:
+            if await _count_users(conn, tenant.id):
                 return False
             now = utcnow()
+            # The tenant and its demo users commit together: a tenant with demo users is one
+            # the demo created, which is what keeps demo routes away from everyone else's.
+            try:
+                await tq.create_tenant(conn, tenant.id, tenant.name, now=now)
+            except Conflict:
+                if not await _count_users(conn, tenant.id):  # not a racing seeder: a real one
+                    log.warning(
+                        "demo: tenant %s exists and was not created by the demo; not seeding "
+                        "it, and demo routes will not reach it",
+                        tenant.id,
+                    )
+                return False
             await conn.execute(
                 insert(demo_users),
                 [

@@ -65,7 +65,7 @@ def user_from_row(row: Any, csrf: str = "") -> DemoUser:
 
 
 def _key(service: Tidings) -> str:
-    secret = service.settings.secret.get_secret_value().encode()
+    secret = service.secret.encode()
     return hmac.new(secret, b"tidings-demo-session", hashlib.sha256).hexdigest()
 
 

@@ -12,7 +12,7 @@ from tidings.api.deps import ServiceDep
 from tidings.demo import queries
 from tidings.demo.domain import whole_number
 from tidings.demo.forms import read_form
-from tidings.demo.passwords import verify_password
+from tidings.demo.passwords import dummy_hash, verify_password
 from tidings.demo.sessions import (
     check_csrf,
     check_form_token,
@@ -26,6 +26,7 @@ from tidings.demo.sessions import (
     user_from_row,
 )
 from tidings.demo.templating import DemoRoute, redirect, render
+from tidings.demo.throttle import SignInThrottle
 from tidings.domain.notifications import format_time
 from tidings.service import Tidings
 
@@ -97,12 +98,15 @@ async def login(request: Request, service: ServiceDep) -> Response:
                 )
         else:
             email = form.get("email", "").strip()[:254]
-            row = await queries.user_by_email(conn, email) if email else None
             password = form.get("password", "")[:1024]
-            ok = row is not None and await asyncio.to_thread(
-                verify_password, password, row.password_hash
-            )
-            if not ok:
+            throttle: SignInThrottle = request.app.state.demo_sign_in_throttle
+            await throttle.attempt(request.client.host if request.client else "unknown", email)
+            row = await queries.user_by_email(conn, email) if email else None
+            # One scrypt verification whatever the e-mail: an unknown one is checked against a
+            # dummy hash of the same cost, so the time taken does not reveal who exists.
+            stored = row.password_hash if row is not None else dummy_hash()
+            matches = await asyncio.to_thread(verify_password, password, stored)
+            if row is None or not matches:
                 return await _login_page(
                     request,
                     service,

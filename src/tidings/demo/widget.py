@@ -1,5 +1,9 @@
 """The public booking widget, ``/book/<tenant>``: no sign-in, a double-submit CSRF token, a rate
-limit per client and tenant, and one ``booking_created`` notification per accepted request."""
+limit per client and tenant, and one ``booking_created`` notification per accepted request.
+
+Only the demo's own tenants have a widget (:func:`tidings.demo.queries.tenant_name`): for any
+other tenant every route here answers 404 and changes nothing, so an anonymous visitor cannot
+put a notification into a real customer's feed."""
 
 from __future__ import annotations
 
@@ -63,10 +67,10 @@ async def widget(request: Request, tenant: TenantId, service: ServiceDep) -> Res
 
 @router.post("/{tenant}")
 async def request_booking(request: Request, tenant: TenantId, service: ServiceDep) -> Response:
+    async with service.store.read() as conn:
+        await queries.tenant_name(conn, tenant)  # 404 for anything but a demo business
     form = await read_form(request)
     check_form_token(request, form.get("form_token"))
-    async with service.store.read() as conn:
-        await queries.tenant_name(conn, tenant)  # 404 for an unknown business
     limiter: RateLimiter = request.app.state.demo_limiter
     client = request.client.host if request.client else "unknown"
     try:

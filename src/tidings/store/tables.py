@@ -107,6 +107,30 @@ kv = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Secrets the server generated because none was configured (keyring.py): one row per name,
+# inserted if absent, so instances racing on one database all end with the first row.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Per-tenant HS256 keys for hosts that sign their own stream tokens (JWT header ``kid``).
+# The secret is kept as is: verifying an HMAC needs it (as the VAPID private key in ``kv``).
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_signing_keys_tenant", "tenant_id"),
+)
+
 __all__ = [
     "api_keys",
     "audience_targets",
@@ -115,5 +139,7 @@ __all__ = [
     "notifications",
     "read_state",
     "receipts",
+    "server_secrets",
+    "signing_keys",
     "tenants",
 ]
