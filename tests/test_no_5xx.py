@@ -742,6 +742,20 @@ def test_nul_in_the_url_is_refused(live: Live) -> None:
             _check(r, 400, live)
 
 
+def test_nul_in_channel_bodies_is_refused(live: Live) -> None:
+    """The channels' request models share the text rule (an e-mail's pattern let NUL by)."""
+    user = {"Authorization": f"Bearer {live.user_token}"}
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        for method, path, headers, body in [
+            ("PUT", "/v1/users/ann", live.tenant.auth, {"email": "a\x00b@example.com"}),
+            ("PUT", "/v1/users/ann", live.tenant.auth, {"email": "a\ud800@example.com"}),
+            ("DELETE", "/v1/push/subscriptions", user, {"endpoint": "https://x.example/\x00"}),
+        ]:
+            json_headers = {**headers, "Content-Type": "application/json"}
+            r = client.request(method, path, headers=json_headers, content=encode_json(body))
+            _check(r, 422, live)
+
+
 def test_nul_in_a_demo_form_is_refused(live: Live) -> None:
     cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in live.cookies.items())}
     with httpx.Client(base_url=live.url, timeout=30) as client:
