@@ -184,16 +184,32 @@ def evil_json() -> st.SearchStrategy[Any]:
     )
 
 
+CLEAN_BY_NAME = {  # what a valid client sends in fields whose rules the schema cannot say
+    "link": ["/bookings/7", "https://example.com/a"],
+    "url": ["/bookings/7"],
+    "actionUrl": ["/bookings/7"],
+    "endpoint": ["https://fcm.googleapis.com/fcm/send/abc"],
+    "time_zone": ["Europe/Berlin", "UTC"],
+}
+
+
 def from_schema(
-    schema: dict[str, Any], defs: dict[str, Any], depth: int = 0, *, hostile: bool = True
+    schema: dict[str, Any],
+    defs: dict[str, Any],
+    depth: int = 0,
+    *,
+    hostile: bool = True,
+    name: str = "",
 ) -> Any:
     """A strategy for instances of a JSON schema; ``hostile``: each value sometimes hostile."""
 
-    def sub(inner: dict[str, Any]) -> Any:
-        return from_schema(inner, defs, depth + 1, hostile=hostile)
+    def sub(inner: dict[str, Any], field: str = name) -> Any:
+        return from_schema(inner, defs, depth + 1, hostile=hostile, name=field)
 
     if "$ref" in schema:
-        return from_schema(defs[schema["$ref"].split("/")[-1]], defs, depth, hostile=hostile)
+        return from_schema(
+            defs[schema["$ref"].split("/")[-1]], defs, depth, hostile=hostile, name=name
+        )
     if depth > 6:
         return evil_json() if hostile else st.none()
     for key in ("anyOf", "oneOf", "allOf"):
@@ -209,7 +225,7 @@ def from_schema(
             props = schema.get("properties", {})
             required = set(schema.get("required", ()))
             extra = schema.get("additionalProperties", True)
-            optional = {k: sub(v) for k, v in props.items()}
+            optional = {k: sub(v, k) for k, v in props.items()}
             values: st.SearchStrategy[Any] = sub(extra) if isinstance(extra, dict) else evil_json()
             needed = st.fixed_dictionaries({k: optional[k] for k in props if k in required})
             if hostile:
@@ -217,10 +233,11 @@ def from_schema(
                     {k: optional[k] for k in props if k in required},
                     optional={k: v for k, v in optional.items() if k not in required},
                 )
-            else:  # few optional fields (hypothesis favours the empty set): mostly valid
-                chosen = st.sets(st.sampled_from(sorted(props) or [""])).map(
-                    lambda keys: {k: optional[k] for k in keys if k in optional}
+            else:  # each optional field mostly present (sampled_from favours its first item)
+                keep = st.fixed_dictionaries(
+                    {k: st.sampled_from([True, False]) for k in props if k not in required}
                 )
+                chosen = keep.map(lambda flags: {k: optional[k] for k, on in flags.items() if on})
                 valid = st.tuples(needed, chosen.flatmap(st.fixed_dictionaries)).map(
                     lambda pair: {**pair[1], **pair[0]}
                 )
@@ -230,7 +247,7 @@ def from_schema(
                 ).map(lambda pair: {**pair[1], **pair[0]})
         elif kind == "array":
             items = sub(schema.get("items", {}))
-            least = schema.get("minItems", 0)
+            least = max(schema.get("minItems", 0), 0 if hostile else 1)
             valid = st.lists(
                 items, min_size=least, max_size=max(least, min(schema.get("maxItems", 4), 4))
             )
@@ -239,6 +256,8 @@ def from_schema(
             if schema.get("format") == "date-time":
                 zones = [None, *_zones()] if hostile else _zones()
                 valid = st.datetimes(timezones=st.sampled_from(zones)).map(lambda d: d.isoformat())
+            elif not hostile and name in CLEAN_BY_NAME:
+                valid = st.sampled_from(CLEAN_BY_NAME[name])
             elif pattern:
                 valid = st.from_regex(pattern, fullmatch=True)
             elif hostile:
@@ -256,7 +275,15 @@ def from_schema(
             valid = st.none()
         else:
             valid = evil_json() if hostile else st.none()
-    return st.one_of(valid, valid, valid, evil_json()) if hostile else valid
+    if not hostile:
+        return valid
+    if schema.get("type") == "string":  # a valid string with NUL or a lone surrogate inside
+        taint = st.sampled_from(["\x00", "\ud800", "\x00", "\udfff"])
+        tainted = st.tuples(valid, taint, st.integers(0, 9))
+        return st.one_of(
+            tainted.map(lambda t: t[0][: t[2]] + t[1] + t[0][t[2] :]), valid, evil_json()
+        )
+    return st.one_of(valid, valid, valid, evil_json())
 
 
 def _zones() -> list[Any]:
@@ -265,13 +292,42 @@ def _zones() -> list[Any]:
     return [UTC, timezone(timedelta(hours=14))]
 
 
+def _strings(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(value, str):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
+
+
+@st.composite
+def tainted(draw: st.DrawFn, clean: st.SearchStrategy[Any]) -> Any:
+    """A clean instance with NUL or a lone surrogate inside one of its strings: valid to every
+    rule but the text rule, so it reaches the store if that rule is missing."""
+    value = draw(clean)
+    paths = list(_strings(value))
+    if not paths:
+        return value
+    *parents, last = draw(st.sampled_from(paths))
+    holder = value
+    for step in parents:
+        holder = holder[step]
+    text = holder[last]
+    at = draw(st.integers(0, len(text)))
+    holder[last] = text[:at] + draw(st.sampled_from(["\x00", "\ud800", "\udfff"])) + text[at:]
+    return value
+
+
 def body_strategy(model: type[BaseModel]) -> st.SearchStrategy[Any]:
-    """Half clean instances (to reach what a valid request does), half with hostile values."""
+    """Clean instances (to reach what a valid request does), clean ones with one string
+    tainted, and instances with hostile values anywhere."""
     schema = model.model_json_schema()
     defs = schema.get("$defs", {})
-    return st.one_of(
-        from_schema(schema, defs, hostile=False), from_schema(schema, defs, hostile=True)
-    )
+    clean = from_schema(schema, defs, hostile=False)
+    return st.one_of(clean, tainted(clean), from_schema(schema, defs, hostile=True))
 
 
 def encode_json(value: Any) -> bytes:
