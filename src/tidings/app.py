@@ -23,7 +23,6 @@ from tidings.config import Settings
 from tidings.delivery.broker import Envelope, Signal, from_url
 from tidings.delivery.hub import Hub
 from tidings.delivery.stream import UnfinishedStreams
-from tidings.errors import PayloadTooLarge
 from tidings.logs import RedactCredentials
 from tidings.metrics import Metrics
 from tidings.service import Tidings
@@ -115,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     demo.install(app)  # the Bounce House Rentals demo, when TIDINGS_DEMO is on
     channels.install(app)  # preferences, reminders, web push, e-mail digests
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(TextTarget)
     # Outermost: https and the client's address from trusted proxies only (server.py turns
     # uvicorn's own proxy handling off, so this setting is the one that counts).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
@@ -226,7 +226,13 @@ async def prune_forever(service: Tidings, every: float = 3600.0) -> None:
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with a 413 problem, before anything is parsed."""
+    """Refuse bodies over ``limit`` bytes with a 413 problem, before anything is parsed.
+
+    A declared ``Content-Length`` over the limit is refused at once. A body without one
+    (``Transfer-Encoding: chunked``) is read here first, up to ``limit`` bytes — no more is ever
+    held — and then refused, or handed to the app whole. (Raising from inside the app's
+    ``receive`` instead would reach the framework's body parser, which answers 400.)
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -237,21 +243,36 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, receive, send)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server reads no more than declared
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise PayloadTooLarge(f"The request body exceeds {self.limit} bytes.")
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.problem(
@@ -261,6 +282,31 @@ class BodyLimit:
             f"The request body exceeds {self.limit} bytes.",
         )
         await response(scope, receive, send)
+
+
+class TextTarget:
+    """Refuse a request whose path or query holds NUL (``%00``) with a 400 problem.
+
+    Bodies are text-checked by their models (:class:`tidings.domain.inputs.StrictModel`); the
+    URL is the other place text comes from (headers and cookies cannot carry NUL), and no store
+    can hold NUL, so no route ever needs it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            b"%00" in scope.get("raw_path", b"")
+            or b"%00" in scope.get("query_string", b"")
+            or "\x00" in scope.get("path", "")
+        ):
+            response = problems.problem(
+                400, "bad_request", "Bad request", "The URL must not contain NUL (%00)."
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def install_log_redaction() -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -235,3 +238,157 @@ async def test_numeric_tenant_ids_work_with_the_seed_shape(server: ServerThread)
         )
         assert r.status_code == 200, r.text
         assert r.json()["notification"]["audience"] == {"users": ["3"]}
+
+
+def _nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def _raw(payload: object) -> bytes:
+    """JSON as a careless client may send it: ``NaN``/``Infinity`` literals, ``\\ud800``."""
+    return json.dumps(payload, allow_nan=True).encode()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"data": _nested(300)}, id="data-deeper-than-the-encoder"),
+        pytest.param({"data": {"s": "\ud800"}}, id="data-lone-surrogate"),
+        pytest.param({"data": {"\udc00": 1}}, id="data-lone-surrogate-key"),
+        pytest.param({"data": {"n": math.nan}}, id="data-nan"),
+        pytest.param({"data": {"n": [math.inf]}}, id="data-infinity"),
+        pytest.param({"data": {"s": "a\x00b"}}, id="data-nul"),
+        pytest.param({"data": {"big": 2**64}}, id="data-int-beyond-64-bits"),
+        pytest.param({"title": "a\x00b"}, id="title-nul"),
+        pytest.param({"body": "a\x00b"}, id="body-nul"),
+        pytest.param({"link": "/a\x00b"}, id="link-nul"),
+        pytest.param({"title": "a\ud800b"}, id="title-lone-surrogate"),
+        pytest.param({"body": "\udfff"}, id="body-lone-surrogate"),
+    ],
+)
+async def test_unstorable_input_is_a_422_and_changes_nothing(
+    server: ServerThread, tenant: Tenant, fields: dict[str, object]
+) -> None:
+    """Each class the review found answering 500 (issue 12, item 4), on SQLite and PostgreSQL,
+    single and batch."""
+    headers = {**tenant.auth, "Content-Type": "application/json"}
+    one = {"type": "booking_created", "title": "t", **fields}
+    async with httpx.AsyncClient(timeout=10, base_url=server.url) as client:
+        for path, payload in (
+            ("/v1/notifications", one),
+            ("/v1/notifications/batch", {"notifications": [{"type": "x", "title": "ok"}, one]}),
+        ):
+            r = await client.post(path, content=_raw(payload), headers=headers)
+            assert r.status_code == 422, (path, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["code"] == "validation_failed"
+        assert (await publish(client, tenant, "ok"))["id"] == 1
+
+
+async def test_batch_idempotency_key_fits_the_store_with_its_suffix(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """A batch stores ``<key>#<index>``: its key is refused (422) beyond 197 characters,
+    instead of overflowing the 200-character column (a 500 on PostgreSQL)."""
+    url = f"{server.url}/v1/notifications/batch"
+    items = [{"type": "reminder", "title": f"r{i}"} for i in range(100)]
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(
+            url,
+            json={"notifications": items},
+            headers={**tenant.auth, "Idempotency-Key": "k" * 198},
+        )
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        longest = {**tenant.auth, "Idempotency-Key": "k" * 197}
+        r = await client.post(url, json={"notifications": items}, headers=longest)
+        assert r.status_code == 201, r.text
+        r = await client.post(url, json={"notifications": items}, headers=longest)
+        assert r.status_code == 200, "a retry finds the stored batch"
+        assert [n["id"] for n in r.json()["notifications"]] == list(range(1, 101))
+        r = await client.post(
+            f"{server.url}/v1/notifications",
+            json={"type": "x", "title": "t"},
+            headers={**tenant.auth, "Idempotency-Key": "s" * 200},
+        )
+        assert r.status_code == 201, "a single publish keeps the whole column"
+
+
+@pytest.mark.parametrize(
+    "notification",
+    [
+        pytest.param({"title": "t", "userIds": "12"}, id="userIds-string"),
+        pytest.param({"title": "t", "userIds": 5}, id="userIds-number"),
+        pytest.param({"title": "t", "userIds": [True]}, id="userIds-bool"),
+        pytest.param({"title": "t", "userIds": [1.5]}, id="userIds-float"),
+        pytest.param({"title": "t", "userIds": [{"id": 1}]}, id="userIds-object"),
+        pytest.param({"title": "t", "userId": True}, id="userId-bool"),
+        pytest.param({"title": "t", "userId": [1, 2]}, id="userId-list"),
+        pytest.param({"title": "t", "roles": True}, id="roles-bool"),
+        pytest.param({"title": "t", "roles": "owner"}, id="roles-string"),
+        pytest.param({"title": "t", "roles": [1]}, id="roles-number"),
+        pytest.param({"title": 5}, id="title-number"),
+        pytest.param({"title": "t", "data": [1]}, id="data-list"),
+        pytest.param({"title": "t", "anything": "a\x00b"}, id="extra-nul"),
+    ],
+)
+async def test_compat_broadcast_refuses_mistyped_fields(
+    server: ServerThread, tenant: Tenant, notification: dict[str, object]
+) -> None:
+    """Issue 12, item 3: a mistyped audience is a 422, never split into characters nor a 500."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(
+            f"{server.url}/api/sse/broadcast",
+            json={"tenantId": tenant.id, "notification": notification},
+            headers=tenant.auth,
+        )
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "validation_failed"
+        assert (await publish(client, tenant, "ok"))["id"] == 1, "nothing was stored"
+
+
+async def test_compat_broadcast_audiences(server: ServerThread, tenant: Tenant) -> None:
+    url = f"{server.url}/api/sse/broadcast"
+    cases = [
+        ({"userIds": [12, "ann"]}, {"users": ["12", "ann"]}),
+        ({"userId": 12}, {"users": ["12"]}),
+        ({"userId": "ann", "userIds": []}, {"users": ["ann"]}),
+        ({"roles": ["owner"], "userIds": [3]}, {"users": ["3"], "roles": ["owner"]}),
+        ({"userId": None, "roles": None}, None),
+    ]
+    async with httpx.AsyncClient(timeout=10) as client:
+        for fields, audience in cases:
+            r = await client.post(
+                url,
+                json={"tenantId": tenant.id, "notification": {"title": "t", **fields}},
+                headers=tenant.auth,
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["notification"]["audience"] == audience, fields
+
+
+async def test_chunked_bodies_are_held_to_the_limit(server: ServerThread, tenant: Tenant) -> None:
+    """A body sent without Content-Length (chunked) over TIDINGS_MAX_BODY_BYTES is a 413 like a
+    declared one (issue 12, item 9), and one under it is published."""
+    limit = server.settings.max_body_bytes
+    headers = {**tenant.auth, "Content-Type": "application/json"}
+
+    async def body(size: int) -> AsyncIterator[bytes]:
+        yield b'{"type": "x", "title": "chunked", "body": "'
+        for _ in range(size // 4096):
+            yield b" " * 4096
+        yield b'"}'
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        url = f"{server.url}/v1/notifications"
+        r = await client.post(url, content=body(limit + 8192), headers=headers)
+        assert r.status_code == 413, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "payload_too_large"
+        r = await client.post(url, content=body(1024), headers=headers)
+        assert r.status_code == 201, r.text
+        assert r.json()["id"] == 1, "the refused body stored nothing"

@@ -2,8 +2,10 @@
 
 ``{"tenantId": 6, "notification": {"type", "title", "message", "link", "userId", …}}`` with an
 API key. ``tenantId`` must be the key's tenant (403 otherwise). ``message`` becomes ``body``;
-``link``/``url``/``actionUrl`` the link; ``userId``/``userIds`` an audience; every other field of
-the notification is kept under ``data``.
+``link``/``url``/``actionUrl`` the link; ``userId`` (a number or a string), ``userIds`` (a list
+of them) and ``roles`` (a list of strings) an audience; every other field of the notification is
+kept under ``data``. A field of the wrong type is a 422, never guessed at (``"userIds": "12"`` is
+not users ``1`` and ``2``).
 """
 
 from __future__ import annotations
@@ -11,52 +13,63 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from tidings.api.deps import KeyDep, ServiceDep, require_scope
+from tidings.domain.inputs import StrictModel
 from tidings.domain.notifications import NewNotification
 from tidings.errors import Forbidden, ValidationFailed
 
 router = APIRouter(tags=["compat"])
 
-_MAPPED = {
-    "type",
-    "title",
-    "message",
-    "body",
-    "link",
-    "url",
-    "actionUrl",
-    "userId",
-    "userIds",
-    "roles",
-    "data",
-}
+UserRef = StrictInt | StrictStr
+"""A user id as the booking backend sends it: a number or a string (never a bool)."""
 
 
-class BroadcastIn(BaseModel):
+class CompatNotification(StrictModel):
+    """The notification as the booking backend's hooks send it. Typed fields are checked (a
+    string is not a list of users; ``true`` is not a role); any other field is kept for
+    ``data``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = None
+    title: str | None = None
+    message: str | None = None
+    body: str | None = None
+    link: str | None = None
+    url: str | None = None
+    actionUrl: str | None = None  # the backend's field names, as it sends them
+    userId: UserRef | None = None
+    userIds: list[UserRef] | None = Field(default=None, max_length=1000)
+    roles: list[StrictStr] | None = Field(default=None, max_length=100)
+    data: dict[str, Any] | None = None
+
+    def extra_fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class BroadcastIn(StrictModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    tenant_id: int | str = Field(alias="tenantId")
-    notification: dict[str, Any]
+    tenant_id: StrictInt | StrictStr = Field(alias="tenantId")
+    notification: CompatNotification
 
 
-def to_new(raw: dict[str, Any]) -> NewNotification:
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    extra = {k: v for k, v in raw.items() if k not in _MAPPED}
-    users = raw.get("userIds") or ([raw["userId"]] if raw.get("userId") is not None else [])
-    roles = raw.get("roles") or []
+def to_new(raw: CompatNotification) -> NewNotification:
+    users = raw.userIds or ([raw.userId] if raw.userId is not None else [])
+    roles = raw.roles or []
     audience = None
     if users or roles:
-        audience = {"users": [str(u) for u in users], "roles": [str(r) for r in roles]}
+        audience = {"users": [str(u) for u in users], "roles": list(roles)}
     try:
         return NewNotification.model_validate(
             {
-                "type": raw.get("type") or "system",
-                "title": raw.get("title") or raw.get("message") or "Notification",
-                "body": raw.get("message") or raw.get("body") or "",
-                "data": {**extra, **(data or {})},
-                "link": raw.get("link") or raw.get("url") or raw.get("actionUrl"),
+                "type": raw.type or "system",
+                "title": raw.title or raw.message or "Notification",
+                "body": raw.message or raw.body or "",
+                "data": {**raw.extra_fields(), **(raw.data or {})},
+                "link": raw.link or raw.url or raw.actionUrl,
                 "audience": audience,
             }
         )

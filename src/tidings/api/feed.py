@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from tidings.api.deps import ServiceDep, UserDep
 from tidings.api.schemas import IdsIn, ReadIn
+from tidings.domain.inputs import parse_int
 from tidings.errors import BadRequest, ValidationFailed
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
@@ -23,9 +24,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = raw.partition(":")
-        if prefix != "b" or not value.isdigit():
+        before = parse_int(value)
+        if prefix != "b" or before is None:
             raise ValueError(raw)
-        return int(value)
+        return before
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise BadRequest(
             "The cursor is not one this server issued.", code="invalid_cursor"

@@ -1,4 +1,9 @@
-"""``POST /v1/notifications`` and its batch form (API key with the ``publish`` scope)."""
+"""``POST /v1/notifications`` and its batch form (API key with the ``publish`` scope).
+
+An ``Idempotency-Key`` is stored as is (``notifications.idempotency_key``, 200 characters); a
+batch stores ``<key>#<index>`` per item, so a batch's key is shorter by the longest suffix
+(``#99``): at most 197 characters. Longer keys are refused (422) before anything is stored.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 
 from tidings.api.deps import KeyDep, ServiceDep, require_scope
-from tidings.api.schemas import BatchIn
+from tidings.api.schemas import BATCH_MAX, BatchIn
 from tidings.domain.notifications import NewNotification
 
 router = APIRouter(prefix="/v1/notifications", tags=["publish"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"),
-]
+KEY_COLUMN = 200  # notifications.idempotency_key
+BATCH_KEY_MAX = KEY_COLUMN - len(f"#{BATCH_MAX - 1}")
+
+
+def _key_header(max_length: int) -> Any:
+    return Header(
+        alias="Idempotency-Key", min_length=1, max_length=max_length, pattern=r"^[\x21-\x7e]+$"
+    )
+
+
+IdempotencyKey = Annotated[str | None, _key_header(KEY_COLUMN)]
+BatchIdempotencyKey = Annotated[str | None, _key_header(BATCH_KEY_MAX)]
 
 
 @router.post("", status_code=201)
@@ -40,7 +53,7 @@ async def publish_batch(
     key: KeyDep,
     service: ServiceDep,
     response: Response,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: BatchIdempotencyKey = None,
 ) -> dict[str, Any]:
     """Up to 100 notifications in one transaction: all are stored, or none."""
     require_scope(key, "publish")

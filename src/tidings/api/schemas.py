@@ -6,15 +6,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.domain.inputs import StoreInt, StrictModel
 from tidings.domain.notifications import NewNotification
 
 
-class Strict(BaseModel):
+class Strict(StrictModel):
+    """Request bodies: unknown fields refused, text storable (:class:`StrictModel`)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
+BATCH_MAX = 100
+
+
 class BatchIn(Strict):
-    notifications: list[NewNotification] = Field(min_length=1, max_length=100)
+    notifications: list[NewNotification] = Field(min_length=1, max_length=BATCH_MAX)
 
 
 class IdsIn(Strict):
@@ -24,7 +30,7 @@ class IdsIn(Strict):
 class ReadIn(Strict):
     ids: list[int] | None = Field(default=None, min_length=1, max_length=500)
     all: bool = False
-    up_to: int | None = Field(default=None, ge=0)
+    up_to: StoreInt | None = None
 
 
 class TokenIn(Strict):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query
 
 from tidings.api.deps import ServiceDep, StreamUserDep
 from tidings.delivery.stream import EventStream
+from tidings.domain.inputs import parse_int
 from tidings.errors import BadRequest
 
 router = APIRouter(tags=["stream"])
@@ -18,11 +19,13 @@ def _resume(header: str | None, query: str | None) -> int | None:
     if raw in (None, ""):
         return None
     assert raw is not None
-    if not raw.isdigit() or len(raw) > 18:
+    seq = parse_int(raw)
+    if seq is None:
         raise BadRequest(
-            "Last-Event-ID must be a non-negative integer seq.", code="invalid_event_id"
+            "Last-Event-ID must be a non-negative integer seq (ASCII digits, at most 2^63-1).",
+            code="invalid_event_id",
         )
-    return int(raw)
+    return seq
 
 
 @router.get("/v1/stream")

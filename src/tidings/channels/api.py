@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tidings.api.deps import UserDep
@@ -18,6 +18,7 @@ from tidings.channels import profiles, subscriptions, unsubscribe, webpush
 from tidings.channels.preferences import ChannelSwitches, UserPreferences
 from tidings.channels.runtime import Channels
 from tidings.channels.schemas import EndpointIn, PreferencesIn, SubscriptionIn
+from tidings.domain.inputs import MAX_SERIAL
 from tidings.domain.principals import Principal
 from tidings.errors import NotFound, Unavailable
 from tidings.store import tenants as tq
@@ -147,7 +148,9 @@ async def unsubscribe_endpoint(
 
 @router.delete("/v1/push/subscriptions/{subscription_id}")
 async def unsubscribe_id(
-    subscription_id: int, principal: ChannelUserDep, channels: ChannelsDep
+    subscription_id: Annotated[int, Path(ge=1, le=MAX_SERIAL)],
+    principal: ChannelUserDep,
+    channels: ChannelsDep,
 ) -> dict[str, Any]:
     async with channels.service.store.write() as conn:
         removed = await subscriptions.remove(

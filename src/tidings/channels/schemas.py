@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
 from tidings.channels.preferences import UserPreferences, check_zone
+from tidings.domain.inputs import JsonObject, StrictModel
 from tidings.domain.notifications import Audience
 
 _ROLE = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}$")
 
 
-class _Strict(BaseModel):
+class _Strict(StrictModel):
+    """Unknown fields refused; text storable (no NUL, no lone surrogate)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -75,5 +77,5 @@ class ReminderIn(_Strict):
     title: str = Field(min_length=1, max_length=10_000)
     body: str = Field(default="", max_length=100_000)
     link: str | None = Field(default=None, max_length=2048)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
     audience: Audience | None = None

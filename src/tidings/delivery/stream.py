@@ -23,8 +23,9 @@ import contextvars
 import logging
 import math
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import orjson
@@ -33,12 +34,14 @@ from starlette.types import Receive, Scope, Send
 
 from tidings.delivery import sse
 from tidings.delivery.hub import Subscriber
+from tidings.domain.notifications import Notification
 from tidings.store import notifications as nq
 
 if TYPE_CHECKING:
     from tidings.service import Tidings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Set in the request's own task when a stream ends unfinished on purpose; uvicorn logs its
 # "returned without completing response" in that same task, right after the app returns.
@@ -61,6 +64,17 @@ HEADERS = [
     (b"x-accel-buffering", b"no"),
     (b"connection", b"keep-alive"),
 ]
+
+
+async def _whole(read: Awaitable[T]) -> T:
+    """Await a store read shielded from the stream's cancellation (a disconnect, a slow write,
+    an overflow): a query cancelled midway makes the driver abandon its connection's close,
+    which asyncio then logs as an ERROR ("Task was destroyed but it is pending!"). Reads are
+    short and bounded by the store's timeouts; a cancellation that came meanwhile lands at the
+    next await."""
+    with anyio.CancelScope(shield=True):
+        result = await read
+    return result  # noqa: RET504 - after the scope: a shield scope may swallow the exit
 
 
 class EventStream(Response):
@@ -160,8 +174,8 @@ class EventStream(Response):
         service, sub, settings = self.service, self.sub, self.service.settings
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         await self._write(send, sse.retry(settings.retry_ms))
-        sub.muted = await service.muted(sub.principal)  # types switched off in-app
-        snapshot = await service.snapshot(sub.principal)
+        sub.muted = await _whole(service.muted(sub.principal))  # types switched off in-app
+        snapshot = await _whole(service.snapshot(sub.principal))
         latest: int = snapshot["latest_seq"]
         first = await self._opening(snapshot, latest)
         await self._write(send, first)
@@ -177,22 +191,28 @@ class EventStream(Response):
         if resume > latest or latest - resume > self.service.settings.replay_limit:
             self.sent = latest
             return sse.frame("reset", snapshot, latest)
-        async with self.service.store.read() as conn:
-            oldest = await nq.oldest_seq(conn, self.sub.principal.tenant)
+        oldest = await _whole(self._oldest())
         if oldest is None or resume + 1 < oldest:
             self.sent = latest
             return sse.frame("reset", snapshot, latest)
         self.sent = resume
         return sse.frame("ready", snapshot)
 
+    async def _oldest(self) -> int | None:
+        async with self.service.store.read() as conn:
+            return await nq.oldest_seq(conn, self.sub.principal.tenant)
+
+    async def _page(self, latest: int | None) -> list[Notification]:
+        async with self.service.store.read() as conn:
+            return await nq.fetch_after(
+                conn, self.sub.principal.tenant, self.sent, upto=latest, limit=200
+            )
+
     async def _replay(self, send: Send, latest: int | None) -> None:
         """Send visible notifications with ``sent < seq <= latest`` (no bound: all committed)."""
-        sub, store = self.sub, self.service.store
+        sub = self.sub
         while latest is None or self.sent < latest:
-            async with store.read() as conn:
-                rows = await nq.fetch_after(
-                    conn, sub.principal.tenant, self.sent, upto=latest, limit=200
-                )
+            rows = await _whole(self._page(latest))
             if not rows:
                 break
             chunk = [

@@ -27,6 +27,7 @@ from tidings.demo.domain import (
     parse_reschedule,
     whole_number,
 )
+from tidings.demo.forms import read_form
 from tidings.demo.reminding import clock_of
 from tidings.demo.sessions import DemoUser, check_csrf, current_user
 from tidings.demo.templating import DemoRoute, redirect, render
@@ -56,8 +57,7 @@ UserDep = Annotated[DemoUser, Depends(signed_in)]
 
 async def form_of(request: Request, user: DemoUser) -> dict[str, str]:
     """The posted form as strings, after the CSRF check."""
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await read_form(request)
     check_csrf(user, fields.get("csrf"))
     return fields
 

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from tidings.api.deps import ServiceDep
 from tidings.demo import queries
 from tidings.demo.domain import whole_number
+from tidings.demo.forms import read_form
 from tidings.demo.passwords import dummy_hash, verify_password
 from tidings.demo.sessions import (
     check_csrf,
@@ -77,7 +78,7 @@ async def login_page(
 
 @router.post("/login")
 async def login(request: Request, service: ServiceDep) -> Response:
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    form = await read_form(request)
     check_form_token(request, form.get("form_token"))
     next_url = safe_next(form.get("next", "/demo"))
     async with service.store.read() as conn:
@@ -124,7 +125,7 @@ async def login(request: Request, service: ServiceDep) -> Response:
 @router.post("/logout")
 async def logout(request: Request, service: ServiceDep) -> Response:
     user = await current_user(request, service)
-    form = await request.form()
+    form = await read_form(request)
     check_csrf(user, form.get("csrf"))
     response = redirect("/demo/login", "Signed out.")
     end_session(response)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from tidings.api.deps import ServiceDep
 from tidings.demo import actions, queries
 from tidings.demo.domain import FormErrors, parse_booking
+from tidings.demo.forms import read_form
 from tidings.demo.pages import today
 from tidings.demo.reminding import clock_of
 from tidings.demo.sessions import check_form_token, form_token, set_form_cookie
@@ -68,7 +69,7 @@ async def widget(request: Request, tenant: TenantId, service: ServiceDep) -> Res
 async def request_booking(request: Request, tenant: TenantId, service: ServiceDep) -> Response:
     async with service.store.read() as conn:
         await queries.tenant_name(conn, tenant)  # 404 for anything but a demo business
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    form = await read_form(request)
     check_form_token(request, form.get("form_token"))
     limiter: RateLimiter = request.app.state.demo_limiter
     client = request.client.host if request.client else "unknown"

@@ -16,7 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from tidings.domain.inputs import JsonObject, StrictModel
 
 TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 
@@ -36,7 +38,7 @@ KNOWN_TYPES = (
 _ID_PATTERN = r"^[A-Za-z0-9_.@:+\-]{1,128}$"
 
 
-class Audience(BaseModel):
+class Audience(StrictModel):
     """Who may see a notification: listed users, members of listed roles, or both (union).
 
     ``None`` in place of an audience means the whole tenant.
@@ -73,7 +75,7 @@ class Audience(BaseModel):
         return out
 
 
-class NewNotification(BaseModel):
+class NewNotification(StrictModel):
     """What a publisher sends. Size limits that depend on settings are checked by the service."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -81,7 +83,7 @@ class NewNotification(BaseModel):
     type: str = Field(min_length=1, max_length=64)
     title: str = Field(min_length=1, max_length=10_000)
     body: str = Field(default="", max_length=100_000)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
     link: str | None = Field(default=None, max_length=2048)
     audience: Audience | None = None
 
