@@ -17,8 +17,79 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from tidings.delivery.edge import Edge
+from tidings.delivery.stream import EDGE
 
 log = logging.getLogger(__name__)
+STREAM_PATH = "/v1/stream"
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus the edge (ARCHITECTURE.md, "The edge").
+
+    Every request runs through the ASGI app unchanged. ``GET /v1/stream`` additionally finds
+    the scope extension ``tidings.edge``: once the app has written the stream's head and
+    opening, it calls it with an :class:`~tidings.delivery.edge.Edge`, and this protocol hands
+    the edge its transport: the ASGI call returns (uvicorn is told the client left, so it logs
+    nothing and writes nothing more), and from then on the hub writes the stream's frames to
+    the transport directly, and this protocol routes the transport's flow control
+    (``pause_writing``/``resume_writing``) and ``connection_lost`` to the edge.
+
+    Relies on uvicorn's ``HttpToolsProtocol`` internals (``scope``, ``cycle``, ``flow``,
+    ``transport``; ``RequestResponseCycle.disconnected``/``chunked_encoding``), pinned by
+    ``requirements/lock.txt`` and checked by ``tests/delivery/test_edge.py``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.edge: Edge | None = None
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if self.scope.get("path") == STREAM_PATH and cycle is not None:
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions[EDGE] = lambda edge: self._attach(cycle, edge)
+
+    def _attach(self, cycle: RequestResponseCycle, edge: Edge) -> None:
+        cycle.disconnected = True  # the ASGI call ends here; uvicorn writes nothing more
+        self.edge = edge
+        paused = self.flow.write_paused
+        if self.cycle is cycle:  # drop the request's state: the edge needs none of it
+            self.cycle = None  # type: ignore[assignment]
+            self.scope = None  # type: ignore[assignment]
+            self.headers = None  # type: ignore[assignment]
+        edge.attach(self.transport, chunked=bool(cycle.chunked_encoding), paused=paused)
+
+    def data_received(self, data: bytes) -> None:
+        if self.edge is None:
+            super().data_received(data)
+        # A stream's client has nothing more to say; what it sends is ignored.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.edge is not None:
+            self.edge.lost()
+
+    def pause_writing(self) -> None:
+        if self.edge is None:
+            super().pause_writing()
+        else:
+            self.edge.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.edge is None:
+            super().resume_writing()
+        else:
+            self.edge.resume_writing()
+
+    def shutdown(self) -> None:
+        if self.edge is None:
+            super().shutdown()
+        else:
+            self.edge.sub.leave("shutdown")
 
 
 class Server(uvicorn.Server):
@@ -71,6 +142,7 @@ def serve(
         timeout_graceful_shutdown=15,
         # The app believes X-Forwarded-* from TIDINGS_FORWARDED_ALLOW_IPS only (app.py).
         proxy_headers=False,
+        http=EdgeProtocol,
         **kwargs,
     )
     server = Server(config, app)

@@ -30,6 +30,7 @@ from tidings.domain.principals import Principal
 from tidings.errors import TooManyRequests, Unavailable
 
 if TYPE_CHECKING:
+    from tidings.delivery.edge import Edge, Edges
     from tidings.delivery.slots import RedisSlots
     from tidings.metrics import Metrics
     from tidings.store import Store
@@ -39,11 +40,14 @@ _conn_ids = itertools.count(1)
 
 
 class Subscriber:
-    """One open stream. Owned by its stream task; fed by the hub."""
+    """One open stream, fed by the hub. Owned by its ASGI stream task while that runs (the
+    opening, or the whole stream without the edge protocol); after the opening, on the edge
+    protocol, by its :class:`~tidings.delivery.edge.Edge` (``edge``), which writes directly."""
 
     __slots__ = (
         "buffer",
         "conn",
+        "edge",
         "lagging",
         "maxlen",
         "muted",
@@ -62,7 +66,8 @@ class Subscriber:
         self.roles = principal.roles
         self.maxlen = maxlen
         self.buffer: deque[tuple[int, bytes]] = deque()
-        self.wake = asyncio.Event()
+        self.wake: asyncio.Event | None = None  # the ASGI stream task's wake-up, while it runs
+        self.edge: Edge | None = None
         self.reason: str | None = None  # why the stream must end: overflow, shutdown
         self.scope: anyio.CancelScope | None = None
         self.sending = False
@@ -79,24 +84,33 @@ class Subscriber:
         """
         if self.reason is not None:
             return
+        if self.edge is not None:
+            self.edge.offer(seq, frame)
+            return
         if len(self.buffer) >= self.maxlen:
             if self.sending:
                 self.leave("overflow")
             else:
                 self.lagging = True
                 self.buffer.clear()
-                self.wake.set()
+                if self.wake is not None:
+                    self.wake.set()
             return
         self.buffer.append((seq, frame))
-        self.wake.set()
+        if self.wake is not None:
+            self.wake.set()
 
     def leave(self, reason: str) -> None:
         """Ask the stream to end; cancel it outright when it is stuck writing (an overflow, or
         a shutdown that must not wait for a client that stopped reading)."""
+        if self.edge is not None:
+            self.edge.leave(reason)
+            return
         if self.reason is None:
             self.reason = reason
         self.buffer.clear()
-        self.wake.set()
+        if self.wake is not None:
+            self.wake.set()
         if self.sending and self.scope is not None and reason in ("overflow", "shutdown"):
             self.scope.cancel()
 
@@ -135,6 +149,8 @@ class Hub:
         self.on_change: Callable[[], None] | None = None
         # Cluster-wide caps (delivery/slots.py), set by the app when Redis holds the limits.
         self.slots: RedisSlots | None = None
+        # The streams past their opening on the edge protocol (delivery/edge.py), made on first use.
+        self.edges: Edges | None = None
 
     # -- subscribers ---------------------------------------------------------------------------
 
