@@ -53,7 +53,10 @@ class EdgeProtocol(HttpToolsProtocol):
             extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
             extensions[EDGE] = lambda edge: self._attach(cycle, edge)
 
-    def _attach(self, cycle: RequestResponseCycle, edge: Edge) -> None:
+    def _attach(self, cycle: RequestResponseCycle, edge: Edge) -> bool:
+        """Give ``edge`` the transport; False when the client is gone already."""
+        if cycle.disconnected or self.transport.is_closing():
+            return False
         cycle.disconnected = True  # the ASGI call ends here; uvicorn writes nothing more
         self.edge = edge
         paused = self.flow.write_paused
@@ -62,6 +65,7 @@ class EdgeProtocol(HttpToolsProtocol):
             self.scope = None  # type: ignore[assignment]
             self.headers = None  # type: ignore[assignment]
         edge.attach(self.transport, chunked=bool(cycle.chunked_encoding), paused=paused)
+        return True
 
     def data_received(self, data: bytes) -> None:
         if self.edge is None:

@@ -43,11 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("tidings.delivery.stream")
 T = TypeVar("T")
 
-# Bytes a stream's transport may hold before it counts as a slow reader, per buffered frame
-# the settings allow (TIDINGS_SUBSCRIBER_BUFFER), within [16 KiB, 1 MiB].
+# Bytes a stream's transport may hold (beyond what the kernel took) before it counts as a slow
+# reader: 1 KiB per frame TIDINGS_SUBSCRIBER_BUFFER allows, within [16 KiB, 64 KiB] (64 KiB is
+# the transports' own default high-water mark, where the ASGI path's writes wait).
 FRAME_BYTES = 1024
 MIN_WRITE_LIMIT = 16 * 1024
-MAX_WRITE_LIMIT = 1024 * 1024
+MAX_WRITE_LIMIT = 64 * 1024
 REPLAY_PAGE = 200
 
 
@@ -138,6 +139,7 @@ class Edge:
     """One stream after its opening (see the module docstring). Owned by its protocol."""
 
     __slots__ = (
+        "base",
         "chunked",
         "edges",
         "expires",
@@ -153,7 +155,8 @@ class Edge:
     def __init__(self, edges: Edges, sub: Subscriber, sent: int) -> None:
         self.edges = edges
         self.sub = sub
-        self.sent = sent
+        self.sent = sent  # highest seq written to the transport or pending
+        self.base = sent  # ``sent`` before the first pending frame: where a dropped batch resumes
         self.expires = sub.principal.expires_at.timestamp()
         self.transport: asyncio.WriteTransport | None = None
         self.chunked = True
@@ -198,24 +201,31 @@ class Edge:
             else:
                 sub.buffer.append((seq, frame))
             return
+        pending = self.pending
         if seq:
             if seq <= self.sent:
                 return
+            if pending is None:
+                self.base = self.sent
             self.sent = seq
             if sub.muted and frame_type(frame) in sub.muted:
                 return
-            self.edges.delivered(1)
-        pending = self.pending
         if pending is None:
             self.pending = [frame]
             self.edges.dirty(self)
         elif len(pending) >= sub.maxlen:
             # More frames in one loop iteration than a stream may hold: catch up from the store.
-            self.pending = None
-            sub.lagging = True
+            self._drop_pending()
             self._start_catch_up()
         else:
             pending.append(frame)
+
+    def _drop_pending(self) -> None:
+        """Forget the frames not yet written; the catch-up reads them again from ``base``."""
+        if self.pending is not None:
+            self.pending = None
+            self.sent = self.base
+        self.sub.lagging = True
 
     def flush(self, now: float) -> None:
         pending = self.pending
@@ -223,6 +233,7 @@ class Edge:
             return
         self.pending = None
         if self.sub.reason is None and not self.sub.lagging:
+            self.edges.delivered(len(pending))
             self.write(pending[0] if len(pending) == 1 else b"".join(pending), now)
 
     def write(self, data: bytes, now: float) -> None:
@@ -238,9 +249,8 @@ class Edge:
         """The transport's buffer passed :func:`write_limit`: a slow reader; stop writing."""
         sub = self.sub
         sub.sending = True
-        sub.lagging = True
         sub.buffer.clear()
-        self.pending = None
+        self._drop_pending()
         loop = asyncio.get_running_loop()
         self.paused_at = loop.time()
 
@@ -267,17 +277,18 @@ class Edge:
                     rows = await _whole(self._page())
                     if not rows:
                         break
+                    if sub.sending:  # paused meanwhile: resume_writing starts over
+                        sub.lagging = True
+                        break
                     chunk = [
                         sse.notification_frame(r.seq, r.encode())
                         for r in rows
                         if r.visible_to(sub.user, sub.roles) and r.type not in sub.muted
                     ]
                     self.sent = max(self.sent, rows[-1].seq)
-                    if chunk and not sub.sending:
-                        edges.delivered(len(chunk))
+                    if chunk:
+                        edges.metrics.delivered.inc(len(chunk))
                         self.write(b"".join(chunk), asyncio.get_running_loop().time())
-                    if sub.sending:
-                        sub.lagging = True
         except Exception:  # a store failure: the client resumes by id elsewhere
             log.warning("stream catch-up failed conn=%d", sub.conn, exc_info=True)
             self.task = None

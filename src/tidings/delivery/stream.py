@@ -114,7 +114,7 @@ class EventStream(Response):
         self._timer: asyncio.TimerHandle | None = None  # next ping / token expiry wake-up
         self._timer_at = 0.0
         self._finished = False  # the response's last (more_body=False) message was sent
-        self._attach: Callable[[Edge], None] | None = None  # the edge protocol's, if it runs
+        self._attach: Callable[[Edge], bool] | None = None  # the edge protocol's, if it runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sub = self.sub
@@ -214,8 +214,9 @@ class EventStream(Response):
             await self._replay(send, latest)
         if self._attach is not None and self.sub.reason is None:
             # The edge protocol takes the transport: no task, no await per frame from here.
-            self._attach(Edge(edges_of(service), self.sub, self.sent))
-            return DETACHED
+            if self._attach(Edge(edges_of(service), self.sub, self.sent)):
+                return DETACHED
+            return "disconnect"
         return await self._live(send)
 
     async def _opening(self, snapshot: dict[str, Any], latest: int) -> bytes:
