@@ -4,6 +4,9 @@ Uvicorn waits for open connections before it runs the lifespan shutdown, and an 
 an open connection that never ends by itself. :class:`Server` therefore tells the hub at the
 first exit signal: every stream gets ``event: bye`` with a short retry hint and closes, new
 streams are refused with 503, in-flight publishes finish, then the process exits.
+
+:class:`EdgeProtocol` is the HTTP protocol both ``tidings serve`` and the test server run: it
+hands a stream's transport to the hub once its opening is written (ARCHITECTURE.md, "The edge").
 """
 
 from __future__ import annotations

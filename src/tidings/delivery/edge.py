@@ -233,8 +233,13 @@ class Edge:
             return
         self.pending = None
         if self.sub.reason is None and not self.sub.lagging:
-            self.edges.delivered(len(pending))
-            self.write(pending[0] if len(pending) == 1 else b"".join(pending), now)
+            if len(pending) == 1:
+                data = pending[0]
+                self.edges.delivered(data.startswith(b"id: "))
+            else:
+                data = b"".join(pending)
+                self.edges.delivered(sum(1 for f in pending if f.startswith(b"id: ")))
+            self.write(data, now)
 
     def write(self, data: bytes, now: float) -> None:
         transport = self.transport
