@@ -67,6 +67,10 @@ class EdgeProtocol(HttpToolsProtocol):
             self.cycle = None  # type: ignore[assignment]
             self.scope = None  # type: ignore[assignment]
             self.headers = None  # type: ignore[assignment]
+            # Nor the parser or uvicorn's flow control (its callbacks go to the edge now).
+            self.parser = None  # type: ignore[assignment]
+            self.flow = None  # type: ignore[assignment]
+            self.url = b""
         edge.attach(self.transport, chunked=bool(cycle.chunked_encoding), paused=paused)
         return True
 

@@ -99,6 +99,8 @@ def test_the_uvicorn_internals_the_edge_relies_on() -> None:
     assert "self.disconnected = False" in cycle and "self.chunked_encoding" in cycle
     send = inspect.getsource(RequestResponseCycle.send)
     assert 'b"%x\\r\\n" % len(body)' in send  # the chunk framing the edge writes too
+    lost = inspect.getsource(HttpToolsProtocol.connection_lost)
+    assert "if self.flow is not None" in lost and "if self.cycle" in lost  # both dropped
     headers_complete = inspect.getsource(HttpToolsProtocol.on_headers_complete)
     assert "self.cycle = RequestResponseCycle(" in headers_complete
     assert 'self.scope["path"] = full_path' in headers_complete
