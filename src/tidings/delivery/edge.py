@@ -174,9 +174,7 @@ class Edge:
         self.last_write = loop.time()
         transport.set_write_buffer_limits(high=self.edges.write_limit)
         self.edges.add(self)
-        sub.edge = self
-        sub.wake = None
-        sub.scope = None
+        sub.to_edge(self)
         buffered = list(sub.buffer)
         sub.buffer.clear()
         if paused:

@@ -45,6 +45,7 @@ class Subscriber:
     protocol, by its :class:`~tidings.delivery.edge.Edge` (``edge``), which writes directly."""
 
     __slots__ = (
+        "_wake",
         "buffer",
         "conn",
         "edge",
@@ -57,7 +58,6 @@ class Subscriber:
         "scope",
         "sending",
         "user",
-        "wake",
     )
 
     def __init__(self, principal: Principal, maxlen: int) -> None:
@@ -66,7 +66,7 @@ class Subscriber:
         self.roles = principal.roles
         self.maxlen = maxlen
         self.buffer: deque[tuple[int, bytes]] = deque()
-        self.wake: asyncio.Event | None = None  # the ASGI stream task's wake-up, while it runs
+        self._wake: asyncio.Event | None = None  # made on first use: edge streams need none
         self.edge: Edge | None = None
         self.reason: str | None = None  # why the stream must end: overflow, shutdown
         self.scope: anyio.CancelScope | None = None
@@ -74,6 +74,19 @@ class Subscriber:
         self.lagging = False
         self.conn = next(_conn_ids)
         self.muted: frozenset[str] = frozenset()  # types this user switched off in-app
+
+    @property
+    def wake(self) -> asyncio.Event:
+        """The ASGI stream task's wake-up (made on first use)."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
+    def to_edge(self, edge: Edge) -> None:
+        """From now on ``edge`` writes this stream's frames; the task's state is dropped."""
+        self.edge = edge
+        self._wake = None
+        self.scope = None
 
     def offer(self, seq: int, frame: bytes) -> None:
         """Never blocks, never holds more than ``maxlen`` frames.
@@ -93,12 +106,10 @@ class Subscriber:
             else:
                 self.lagging = True
                 self.buffer.clear()
-                if self.wake is not None:
-                    self.wake.set()
+                self.wake.set()
             return
         self.buffer.append((seq, frame))
-        if self.wake is not None:
-            self.wake.set()
+        self.wake.set()
 
     def leave(self, reason: str) -> None:
         """Ask the stream to end; cancel it outright when it is stuck writing (an overflow, or
@@ -109,8 +120,7 @@ class Subscriber:
         if self.reason is None:
             self.reason = reason
         self.buffer.clear()
-        if self.wake is not None:
-            self.wake.set()
+        self.wake.set()
         if self.sending and self.scope is not None and reason in ("overflow", "shutdown"):
             self.scope.cancel()
 

@@ -128,7 +128,6 @@ class EventStream(Response):
         )
         reason = "disconnect"
         self._attach = scope.get("extensions", {}).get(EDGE)
-        sub.wake = asyncio.Event()
         try:
             async with anyio.create_task_group() as tg:
 
@@ -182,8 +181,7 @@ class EventStream(Response):
 
     def _ring(self) -> None:
         self._timer = None
-        if self.sub.wake is not None:
-            self.sub.wake.set()
+        self.sub.wake.set()
 
     def _stuck(self) -> None:
         """A write outlasted ``send_timeout``: end the stream as too slow."""
@@ -282,7 +280,6 @@ class EventStream(Response):
                 continue
             if not sub.buffer:
                 wake = sub.wake
-                assert wake is not None
                 # One timer wakes the stream for its next ping or its token's expiry; it is
                 # re-armed only once it has fired or must fire sooner, not per message.
                 now = time.monotonic()
