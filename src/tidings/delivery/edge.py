@@ -316,34 +316,46 @@ class Edge:
     # -- ends ----------------------------------------------------------------------------------
 
     def leave(self, reason: str) -> None:
-        """End the stream: ``bye`` (or ``expired``), the final chunk, close. A reader stuck
-        past ``send_timeout`` is aborted: it reads nothing more, its buffer is freed."""
+        """End the stream: ``bye`` (or ``expired``), the final chunk, close; the stream is
+        unregistered at once. A reader stuck past ``send_timeout`` (``slow``) gets its ``bye``
+        queued too, but if it still reads nothing for another ``send_timeout`` the connection
+        is aborted, so what it left unread is freed."""
         sub = self.sub
         if sub.reason is None:
             sub.reason = reason
         sub.buffer.clear()
         self.pending = None
         transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if reason == "slow":
+        if transport is not None and not transport.is_closing():
+            if reason == "expired":
+                last = sse.frame("expired", {"reason": "token_expired"})
+            else:
+                last = sse.frame("bye", {"reason": sub.reason})
+            retry = sse.retry(self.edges.retry_ms if reason != "shutdown" else 500)
+            self.write(retry + last, self.last_write)
+            if self.chunked:
+                transport.write(b"0\r\n\r\n")
+            transport.close()
+            if reason == "slow":
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.edges.send_timeout, self._abort, transport)
+        self._end()
+
+    def _abort(self, transport: asyncio.WriteTransport) -> None:
+        if self.transport is transport:
             transport.abort()
-            return
-        if reason == "expired":
-            last = sse.frame("expired", {"reason": "token_expired"})
-        else:
-            last = sse.frame("bye", {"reason": sub.reason})
-        retry = sse.retry(self.edges.retry_ms if reason != "shutdown" else 500)
-        self.write(retry + last, self.last_write)
-        if self.chunked:
-            transport.write(b"0\r\n\r\n")
-        transport.close()
 
     def lost(self) -> None:
         """The connection is gone (closed by us or by the client)."""
+        self.transport = None
+        self._end()
+
+    def _end(self) -> None:
+        """Unregister the stream and log its end, once."""
+        if self not in self.edges.live:
+            return
         sub = self.sub
         self.edges.discard(self)
-        self.transport = None
         if self.task is not None:
             self.task.cancel()
             self.task = None

@@ -319,7 +319,7 @@ class Hub:
             if not rows or rows[0].seq != state.last + 1:
                 # Committed (seq order is commit order) but no longer in the store (pruned):
                 # no stream may skip them silently. Each ends; resuming, it is answered ``reset``.
-                for sub in state.subscribers:
+                for sub in list(state.subscribers):  # an edge stream unregisters as it leaves
                     sub.leave("gap")
             if not rows:
                 state.last = upto
