@@ -262,7 +262,7 @@ class Hub:
             self._leave_all()
 
     def _leave_all(self) -> None:
-        for state in self._tenants.values():
+        for state in list(self._tenants.values()):  # edge streams unregister as they leave
             for sub in list(state.subscribers):
                 sub.leave("shutdown")
 
