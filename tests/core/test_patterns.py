@@ -8,6 +8,7 @@ with a newline (which would reach logs, SSE ``id:`` lines and the store) is refu
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -53,9 +54,10 @@ def test_notification_models_refuse_a_final_newline() -> None:
 
 def test_minted_tokens_refuse_a_final_newline() -> None:
     secret = "s" * 40
-    for kwargs in ({"user": "ann\n"}, {"user": "ann", "roles": ["owner\n"]}):
+    cases: list[dict[str, Any]] = [{"user": "ann\n"}, {"user": "ann", "roles": ["owner\n"]}]
+    for kwargs in cases:
         with pytest.raises(ValidationFailed):
-            auth.mint(secret, tenant="jump-joy", ttl=60, **kwargs)  # type: ignore[arg-type]
+            auth.mint(secret, tenant="jump-joy", ttl=60, **kwargs)
     with pytest.raises(ValidationFailed):
         auth.mint(secret, tenant="jump-joy", user="ann", ttl=60, email="ann@example.com\n")
     with pytest.raises(ValidationFailed):
