@@ -81,6 +81,7 @@ async def test_unsubscribe_forgets_users_and_tenants(service: Tidings) -> None:
     assert not hub.has_stream("t2", "a")
     assert set(hub.subscribers_of("t1", "a")) == {a1, a2}
     assert hub.subscribers_of("t2", "a") == []
+    assert hub.subscribers_of("t1", "z") == []
     assert sorted(p.user for p in hub.present()) == ["a", "b"]
     assert sample(service, "tidings_streams_open") == 3
     hub.unsubscribe(a1)
@@ -174,7 +175,8 @@ async def test_ephemeral_events_reach_only_that_users_streams(service: Tidings) 
     theirs = await hub.subscribe(principal("t1", "b"))
     elsewhere = await hub.subscribe(principal("t2", "a"))
     hub.deliver_ephemeral("t1", "a", "read", b'{"ids":[1]}')
-    hub.deliver_ephemeral("t9", "a", "read", b"{}")
+    hub.deliver_ephemeral("t9", "a", "read", b"{}")  # a tenant nobody here follows
+    hub.deliver_ephemeral("t1", "z", "read", b"{}")  # a user with no stream here
     for sub in mine:
         assert list(sub.buffer) == [(0, b'event: read\ndata: {"ids":[1]}\n\n')]
     assert list(theirs.buffer) == list(elsewhere.buffer) == []

@@ -92,6 +92,7 @@ async def test_publish_reaches_hub_and_broker_after_commit(service: Tidings) -> 
     assert orjson.loads(envelope.payload) == stored.public()
     assert sample(service, "tidings_published_total") == 1
     assert sample(service, "tidings_publish_seconds_count") == 1
+    assert 0 < sample(service, "tidings_publish_seconds_sum") < 30
 
 
 async def test_a_rolled_back_transaction_announces_nothing(service: Tidings) -> None:
@@ -125,6 +126,7 @@ async def test_publish_many_keys_each_item_and_retries_return_them(service: Tidi
     assert [seq for seq, _ in frames(sub)] == [1, 2, 3, 4, 5, 6]  # retries announce nothing
     assert sample(service, "tidings_published_total") == 6
     assert sample(service, "tidings_publish_seconds_count") == 5
+    assert 0 < sample(service, "tidings_publish_seconds_sum") < 30
 
 
 async def test_a_broker_or_hook_failure_never_fails_a_publish(
