@@ -124,23 +124,27 @@ async def test_broker_arrivals_with_and_without_payload(service: Tidings) -> Non
     hub = service.hub
     bob = await hub.subscribe(principal("t1", "bob"))
     amy = await hub.subscribe(principal("t1", "amy"))
-    async with service.transaction() as tx:  # committed, but not offered to the hub
+    async with service.transaction() as tx:  # committed, but not offered to this hub
         service.hub = Hub(
             service.store, service.metrics, buffer=1, max_per_user=1, max_per_tenant=1
         )
-        stored, _ = await tx.publish("t1", new("for bob", audience=Audience(users=("bob",))))
-        plain, _ = await tx.publish("t1", new("for all"))
+        first, _ = await tx.publish("t1", new("for all"))
+        second, _ = await tx.publish("t1", new("for bob", audience=Audience(users=("bob",))))
+        third, _ = await tx.publish("t1", new("big"))
+        fourth, _ = await tx.publish("t1", new("last"))
     service.hub = hub
-    await hub.deliver_raw("t1", 1, stored.encode())  # the audience travels in the payload
-    assert (seqs(bob), seqs(amy)) == ([1], [])
-    await hub.deliver_raw("t1", 2, b"")  # too big for the broker: read from the store
+    await hub.deliver_raw("t1", 2, second.encode())  # a gap of one: seq 1 comes first
+    assert (seqs(bob), seqs(amy)) == ([1, 2], [1])  # the audience travels in the payload
+    await hub.deliver_raw("t1", 3, b"")  # too big for the broker: read from the store
     [(seq, frame)] = list(amy.buffer)
-    assert seq == 2
-    assert orjson.loads(frame.partition(b"\ndata: ")[2])["title"] == "for all"
-    await hub.deliver_raw("t1", 2, plain.encode())  # a duplicate
-    await hub.deliver_raw("t9", 1, plain.encode())  # a tenant nobody here follows
-    assert (seqs(bob), seqs(amy)) == ([2], [2])
-    assert hub.last_seen("t1") == 2
+    assert seq == 3
+    assert orjson.loads(frame.partition(b"\ndata: ")[2])["title"] == "big"
+    await hub.deliver_raw("t1", 3, third.encode())  # a duplicate
+    await hub.deliver_raw("t9", 1, first.encode())  # a tenant nobody here follows
+    assert (seqs(bob), seqs(amy)) == ([3], [3])
+    await hub.deliver(fourth)  # committed by this process
+    assert (seqs(bob), seqs(amy)) == ([4], [4])
+    assert hub.last_seen("t1") == 4
 
 
 async def test_catch_up_fills_every_followed_tenant(service: Tidings) -> None:
