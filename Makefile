@@ -54,7 +54,8 @@ mutants: $(VENV)/.dev
 	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
 	@$(BIN)/mutmut results --all true | awk -F': ' '{ m = $$1; sub(/^ +/, "", m); \
 	  sub(/\.x(ǁ|_).*/, "", m); n[m "\t" $$2]++ } END { for (k in n) print k "\t" n[k] }' \
-	  | sort | awk -F'\t' 'BEGIN { print "module\tstatus\tmutants" } { print }' | column -t -s "$$(printf '\t')"
+	  | sort | awk -F'\t' 'BEGIN { printf "%-34s %-12s %s\n", "module", "status", "mutants" } \
+	  { printf "%-34s %-12s %s\n", $$1, $$2, $$3 }'
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/load.py --streams 1000
