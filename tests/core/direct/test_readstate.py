@@ -101,6 +101,8 @@ async def test_role_targeted_rows_reach_only_the_role(service: Tidings) -> None:
     assert (await service.unread(ALICE)).count == 1
     no_roles = principal("t1", "bob")
     assert await seqs_of(service, no_roles) == [3, 2]
+    assert (await service.unread(no_roles)).count == 2
+    assert [i["id"] for i in (await service.snapshot(no_roles))["latest"]] == [3, 2]
     async with service.store.read() as conn:
         assert await rq.visible_seqs(conn, "t1", "olga", ["owner"], [1, 2, 3]) == {1, 3}
         assert await rq.visible_seqs(conn, "t1", "bob", [], [1, 2, 3]) == {2, 3}
