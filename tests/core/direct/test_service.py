@@ -3,6 +3,7 @@ survived the HTTP-level suite (docs/testing.md, "Mutation testing")."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tidings import auth
 from tidings.delivery.broker import Envelope, Signal
 from tidings.delivery.hub import Subscriber
 from tidings.domain.notifications import Audience
+from tidings.domain.principals import KeyPrincipal
 from tidings.errors import NotFound, PayloadTooLarge, ValidationFailed
 from tidings.service import Tidings
 
@@ -285,3 +287,16 @@ async def test_keys_and_tenants(service: Tidings) -> None:
         await service.revoke_key(key.id, tenant_id="t2")  # another tenant's key
     revoked = await service.revoke_key(key.id, tenant_id="t1")
     assert revoked.revoked_at is not None
+
+
+async def test_publish_rate_uses_the_shared_limits_it_is_given(
+    store_template: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A service told to share its limits through Redis asks Redis (here: a real client to a
+    port where nothing listens, so it says so and falls back to the per-instance window)."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    async with service_on(store_template, tmp_path, limits_url=dead) as svc:
+        key = KeyPrincipal(tenant="t1", key_id="k1", scopes=frozenset({"publish"}))
+        with caplog.at_level(logging.WARNING, logger="tidings.ratelimit"):
+            await svc.rate_limit(key)
+        assert "shared rate limit storage unavailable" in caplog.text
