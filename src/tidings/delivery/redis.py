@@ -10,6 +10,14 @@ Invariants:
 - Bounded: messages are read from the socket one at a time as the hub takes them; a listener
   that falls too far behind is cut off by Redis (``client-output-buffer-limit pubsub``), which is
   a disconnect like any other. Reconnect attempts back off up to ``max_backoff`` seconds.
+- A publish never waits more than ``publish_budget`` (:data:`PUBLISH_BUDGET`, 250 ms) for Redis:
+  it runs through a circuit breaker (:mod:`tidings.breaker`) that cancels it at the budget (it
+  then raises and the service logs it and counts it in ``tidings_broker_errors_total``). While
+  the breaker is open, publishes skip Redis at once (the first one after opening is logged by
+  the breaker). The notification is committed already: the local hub has it, and other
+  instances find it in the store (gap catch-up on the next message, the periodic sweep, the
+  catch-up after their own listener reconnects). After ``cooldown`` seconds one publish probes
+  Redis again.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tidings.breaker import Breaker, CircuitOpen
 from tidings.delivery.broker import Signal
 
 if TYPE_CHECKING:
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL = "tidings"
+PUBLISH_BUDGET = 0.25  # seconds a publish may wait for Redis before the store is left to do it
 
 
 def split_channel(url: str, default: str = DEFAULT_CHANNEL) -> tuple[str, str]:
@@ -42,9 +52,18 @@ def split_channel(url: str, default: str = DEFAULT_CHANNEL) -> tuple[str, str]:
 
 
 class RedisBroker:
-    def __init__(self, url: str, *, max_backoff: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_backoff: float = 2.0,
+        publish_budget: float = PUBLISH_BUDGET,
+        cooldown: float = 5.0,
+    ) -> None:
         self.url, self.channel = split_channel(url)
         self.max_backoff = max_backoff
+        self.breaker = Breaker("redis-broker-publish", budget=publish_budget, cooldown=cooldown)
+        self.skipped = 0  # publishes not sent because the breaker was open
         self._publisher: Redis | None = None
         self._listener: Redis | None = None
         self._closed = asyncio.Event()
@@ -90,9 +109,13 @@ class RedisBroker:
         self._publisher = self._listener = None
 
     async def publish(self, message: bytes) -> None:
-        if self._publisher is None:
+        publisher = self._publisher
+        if publisher is None:
             raise RuntimeError("RedisBroker used outside 'async with'")
-        await self._publisher.publish(self.channel, message)
+        try:
+            await self.breaker.call(lambda: publisher.publish(self.channel, message))
+        except CircuitOpen:
+            self.skipped += 1  # the store has it; the other hubs catch up from there
 
     async def listen(self) -> AsyncIterator[bytes | Signal]:
         from redis.exceptions import RedisError
