@@ -54,6 +54,7 @@ class Server(uvicorn.Server):
             aborter.cancel()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.state.exit_requested = True  # ends a start-up wait for the store
         service = getattr(self._app.state, "tidings", None)
         if service is not None and not service.hub.closing:
             log.info("exit signal %s: closing %d streams", sig, service.hub.stream_count)
