@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -28,6 +30,7 @@ def _growth() -> ModuleType:
     return module
 
 
+@pytest.mark.timeout(300)
 def test_a_minute_of_churn_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     cmd = [

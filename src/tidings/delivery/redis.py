@@ -11,13 +11,12 @@ Invariants:
   that falls too far behind is cut off by Redis (``client-output-buffer-limit pubsub``), which is
   a disconnect like any other. Reconnect attempts back off up to ``max_backoff`` seconds.
 - A publish never waits more than ``publish_budget`` (:data:`PUBLISH_BUDGET`, 250 ms) for Redis:
-  it runs through a circuit breaker (:mod:`tidings.breaker`) that cancels it at the budget (it
-  then raises and the service logs it and counts it in ``tidings_broker_errors_total``). While
-  the breaker is open, publishes skip Redis at once (the first one after opening is logged by
-  the breaker). The notification is committed already: the local hub has it, and other
-  instances find it in the store (gap catch-up on the next message, the periodic sweep, the
-  catch-up after their own listener reconnects). After ``cooldown`` seconds one publish probes
-  Redis again.
+  it runs through a circuit breaker (:mod:`tidings.breaker`) that cancels it at the budget and
+  then, for ``cooldown`` seconds, refuses publishes at once (``CircuitOpen``, a
+  ``ConnectionError``) before one publish probes Redis again. Either way publish raises, the
+  service logs and counts it, and nothing is lost: the notification is committed, the local hub
+  has it, and other instances find it in the store (gap catch-up on the next message, the
+  periodic sweep, the catch-up after their own listener reconnects).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tidings.breaker import Breaker, CircuitOpen
+from tidings.breaker import Breaker
 from tidings.delivery.broker import Signal
 
 if TYPE_CHECKING:
@@ -63,7 +62,6 @@ class RedisBroker:
         self.url, self.channel = split_channel(url)
         self.max_backoff = max_backoff
         self.breaker = Breaker("redis-broker-publish", budget=publish_budget, cooldown=cooldown)
-        self.skipped = 0  # publishes not sent because the breaker was open
         self._publisher: Redis | None = None
         self._listener: Redis | None = None
         self._closed = asyncio.Event()
@@ -112,10 +110,7 @@ class RedisBroker:
         publisher = self._publisher
         if publisher is None:
             raise RuntimeError("RedisBroker used outside 'async with'")
-        try:
-            await self.breaker.call(lambda: publisher.publish(self.channel, message))
-        except CircuitOpen:
-            self.skipped += 1  # the store has it; the other hubs catch up from there
+        await self.breaker.call(lambda: publisher.publish(self.channel, message))
 
     async def listen(self) -> AsyncIterator[bytes | Signal]:
         from redis.exceptions import RedisError
