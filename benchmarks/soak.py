@@ -25,7 +25,8 @@ Verdict (exit status 1 when any fails):
   ``--min-judged`` seconds);
 - the single variant's SIGTERM ends the process with status 0.
 
-A JSON summary goes to ``--out`` (default benchmarks/results/soak-<variant>-<time>.json).
+A JSON summary goes to ``--out`` (default benchmarks/results/soak-<variant>-<time>.json);
+``soak.py --report FILE.json`` prints one as the markdown of docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -293,11 +294,63 @@ def parse() -> argparse.Namespace:
     p.add_argument("--min-judged", type=float, default=Limits.min_window)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=None, help="Where the JSON summary goes.")
+    p.add_argument("--report", type=Path, default=None, help="Print a summary as markdown.")
     return p.parse_args()
+
+
+def report(summary: dict[str, Any]) -> str:
+    """The markdown of docs/reliability.md for one summary."""
+    growth = summary["growth"]
+    out = [
+        f"`{summary['command']}`: **{summary['verdict']}** {summary['problems'] or ''}",
+        "",
+        f"- {summary['duration_s']:.0f} s, {summary['published']} notifications published "
+        f"({summary['publish_attempts'] - summary['published']} retries), "
+        f"{summary['deliveries_timed']} live deliveries timed",
+        f"- {summary['clients_total']} clients, {summary['connects']} stream opens, "
+        f"{summary['leaves']} leaves, {summary['token_expiries']} token expiries mid-stream, "
+        f"{summary['reads']} mark-read calls, {summary['byes']} `bye`, "
+        f"{summary['broken_connections']} connections broken or refused (restart, kill), "
+        f"{summary['resets']} `reset`",
+        f"- fault at {summary['fault'].get('at_s')} s: {summary['fault']}",
+        f"- **lost {summary['lost']}, duplicated {summary['duplicated']}, "
+        f"out of order {summary['out_of_order']}**; p99 over the run {summary['p99_ms']} ms",
+        "",
+        f"Growth over the judged window (last {growth['window_s']:.0f} s):",
+        "",
+        "| process | pid | RSS first → last (MiB) | RSS slope (MiB/h) | fds first → last "
+        "| fd slope (/h) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in growth["processes"]:
+        rss = (
+            p["rss_mib_per_hour"]
+            if p["rss_mib_per_hour"] is not None
+            else "not judged (ended before the window)"
+        )
+        fds = p["fds_per_hour"] if p["fds_per_hour"] is not None else "-"
+        out.append(
+            f"| {p['name']} | {p['pid']} | {p['rss_mib_first']} → {p['rss_mib_last']} | {rss} "
+            f"| {p['fds_first']} → {p['fds_last']} | {fds} |"
+        )
+    out += [
+        "",
+        "| minute from | deliveries | p50 (ms) | p99 (ms) | max (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for w in summary["windows"]:
+        out.append(
+            f"| {w['from_s']:.0f} s | {w['deliveries']} | {w['p50_ms']} | {w['p99_ms']} "
+            f"| {w['max_ms']} |"
+        )
+    return "\n".join(out)
 
 
 def main() -> int:
     args = parse()
+    if args.report is not None:
+        print(report(json.loads(args.report.read_text())))
+        return 0
     variant = "cluster" if args.cluster else "single"
     out = args.out or HERE / "results" / f"soak-{variant}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
