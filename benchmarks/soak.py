@@ -269,6 +269,10 @@ def summarize(
         "windows": windows,
         "fault": fault,
         "growth": growth,
+        "samples": {  # per process: [seconds, RSS MiB, fds] every --sample-every seconds
+            f"{s.name}/{s.pid}": [[round(t, 1), round(r / 2**20, 1), f] for t, r, f in s.samples]
+            for s in sampler.series.values()
+        },
         "problems": problems,
         "verdict": "fail" if problems else "pass",
     }
@@ -358,7 +362,8 @@ def main() -> int:
         summary = asyncio.run(run(args, target))
     summary["command"] = " ".join(sys.argv)
     out.write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: v for k, v in summary.items() if k != "windows"}, indent=2))
+    brief = {k: v for k, v in summary.items() if k not in ("windows", "samples")}
+    print(json.dumps(brief, indent=2))
     for w in summary["windows"]:
         print(f"  window {w['from_s']:>6.0f}s  n={w['deliveries']:>6}  p99={w['p99_ms']} ms")
     print(f"verdict: {summary['verdict']} {summary['problems']}  ({out})")
