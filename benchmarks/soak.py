@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -115,6 +116,7 @@ def cluster(args: argparse.Namespace) -> Iterator[Target]:
     finally:
         redis.cleanup()
         pg.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def percentile(values: list[float], q: float) -> float:
