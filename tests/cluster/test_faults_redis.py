@@ -21,10 +21,10 @@ from tests.support import ServerThread, Stream, create_tenant, make_settings, pu
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
 
-def redis_keys(redis: RedisServer, pattern: str) -> list[bytes]:
+def redis_keys(redis: RedisServer, pattern: str) -> list[bytes | str]:
     from redis.asyncio import Redis
 
-    async def keys() -> list[bytes]:
+    async def keys() -> list[bytes | str]:
         client = Redis.from_url(redis.url)
         try:
             return list(await client.keys(pattern))
