@@ -266,3 +266,46 @@ async def test_without_the_edge_protocol_streams_run_on_the_asgi_path(tmp_path: 
     finally:
         srv.stop()
     assert EdgeProtocol is not HttpToolsProtocol
+
+
+async def test_a_reader_stuck_past_the_send_timeout_is_cut_off_with_bye(tmp_path: Path) -> None:
+    """Its ``bye`` is queued behind what it left unread (the documented ``overflow`` reason),
+    then the stream ends; the others are unharmed and the hub forgets it at once."""
+    settings = make_settings(str(tmp_path), subscriber_buffer=4, send_timeout=2)
+    srv = ServerThread(settings).start()
+    try:
+        tenant = create_tenant(srv.url, "jump-joy")
+        stalled = await RawStream.open(srv.port, tenant.token("ann"), rcvbuf=4096)
+        await stalled.until(b"ready")
+        blob = "x" * 6000
+        total = 0
+        async with (
+            Stream(srv.url, tenant.token("sam")) as healthy,
+            httpx.AsyncClient(timeout=30) as client,
+        ):
+            await healthy.next_event("ready")
+            async with asyncio.timeout(60):
+                while srv.service.hub.stream_count == 2:
+                    items = [
+                        {"type": "system", "title": f"n{total + i}", "data": {"blob": blob}}
+                        for i in range(50)
+                    ]
+                    r = await client.post(
+                        f"{srv.url}/v1/notifications/batch",
+                        json={"notifications": items},
+                        headers=tenant.auth,
+                    )
+                    assert r.status_code == 201
+                    total += 50
+                    await asyncio.sleep(0.1)
+            got = await healthy.notifications(total, timeout=60)
+            assert [f.id for f in got] == list(range(1, total + 1))
+        # It reads again, in time: what it was sent, then bye, then the end of the response.
+        chunks = await stalled.until(b"bye", timeout=30)
+        seen = [i for c in chunks for i in ids(c)]
+        assert seen == list(range(1, len(seen) + 1))
+        assert b'event: bye\ndata: {"reason":"overflow"}' in chunks[-1]
+        assert await stalled.chunk() == b""
+        stalled.close()
+    finally:
+        srv.stop()

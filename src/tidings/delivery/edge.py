@@ -329,8 +329,9 @@ class Edge:
         if transport is not None and not transport.is_closing():
             if reason == "expired":
                 last = sse.frame("expired", {"reason": "token_expired"})
-            else:
-                last = sse.frame("bye", {"reason": sub.reason})
+            else:  # on the wire, a reader cut off for falling behind is told "overflow"
+                wire = "overflow" if sub.reason in ("slow", "error") else sub.reason
+                last = sse.frame("bye", {"reason": wire})
             retry = sse.retry(self.edges.retry_ms if reason != "shutdown" else 500)
             self.write(retry + last, self.last_write)
             if self.chunked:
