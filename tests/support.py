@@ -28,7 +28,7 @@ from tidings.config import Settings
 from tidings.delivery.hub import Hub
 from tidings.delivery.memory import MemoryBroker
 from tidings.metrics import Metrics
-from tidings.server import Server
+from tidings.server import EdgeProtocol, Server
 from tidings.service import Tidings
 from tidings.store import Store
 
@@ -85,6 +85,7 @@ class ServerThread:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=5,
+            http=EdgeProtocol,  # as `tidings serve`: streams on the edge after their opening
         )
         self.server = Server(config, self.app)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

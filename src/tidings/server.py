@@ -5,6 +5,9 @@ an open connection that never ends by itself. :class:`Server` therefore tells th
 first exit signal: every stream gets ``event: bye`` with a short retry hint and closes, new
 streams are refused with 503, in-flight publishes finish, then the process exits.
 
+:class:`EdgeProtocol` is the HTTP protocol both ``tidings serve`` and the test server run: it
+hands a stream's transport to the hub once its opening is written (ARCHITECTURE.md, "The edge").
+
 A SIGTERM that ends in a graceful shutdown exits with status 0 (an orchestrator's ordinary stop
 is not a failure); uvicorn would re-raise the signal and so end with -15 / 143. SIGINT keeps
 uvicorn's behaviour, and a forced exit (a second signal) is not graceful.
@@ -24,8 +27,87 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from tidings.delivery.edge import Edge
+from tidings.delivery.stream import EDGE
 
 log = logging.getLogger(__name__)
+STREAM_PATH = "/v1/stream"
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus the edge (ARCHITECTURE.md, "The edge").
+
+    Every request runs through the ASGI app unchanged. ``GET /v1/stream`` additionally finds
+    the scope extension ``tidings.edge``: once the app has written the stream's head and
+    opening, it calls it with an :class:`~tidings.delivery.edge.Edge`, and this protocol hands
+    the edge its transport: the ASGI call returns (uvicorn is told the client left, so it logs
+    nothing and writes nothing more), and from then on the hub writes the stream's frames to
+    the transport directly, and this protocol routes the transport's flow control
+    (``pause_writing``/``resume_writing``) and ``connection_lost`` to the edge.
+
+    Relies on uvicorn's ``HttpToolsProtocol`` internals (``scope``, ``cycle``, ``flow``,
+    ``transport``; ``RequestResponseCycle.disconnected``/``chunked_encoding``), pinned by
+    ``requirements/lock.txt`` and checked by ``tests/delivery/test_edge.py``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.edge: Edge | None = None
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if self.scope.get("path") == STREAM_PATH and cycle is not None:
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions[EDGE] = lambda edge: self._attach(cycle, edge)
+
+    def _attach(self, cycle: RequestResponseCycle, edge: Edge) -> bool:
+        """Give ``edge`` the transport; False when the client is gone already."""
+        if cycle.disconnected or self.transport.is_closing():
+            return False
+        cycle.disconnected = True  # the ASGI call ends here; uvicorn writes nothing more
+        self.edge = edge
+        paused = self.flow.write_paused
+        if self.cycle is cycle:  # drop the request's state: the edge needs none of it
+            self.cycle = None  # type: ignore[assignment]
+            self.scope = None  # type: ignore[assignment]
+            self.headers = None  # type: ignore[assignment]
+            # Nor the parser or uvicorn's flow control (its callbacks go to the edge now).
+            self.parser = None  # type: ignore[assignment]
+            self.flow = None  # type: ignore[assignment]
+            self.url = b""
+        edge.attach(self.transport, chunked=bool(cycle.chunked_encoding), paused=paused)
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        if self.edge is None:
+            super().data_received(data)
+        # A stream's client has nothing more to say; what it sends is ignored.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.edge is not None:
+            self.edge.lost()
+
+    def pause_writing(self) -> None:
+        if self.edge is None:
+            super().pause_writing()
+        else:
+            self.edge.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.edge is None:
+            super().resume_writing()
+        else:
+            self.edge.resume_writing()
+
+    def shutdown(self) -> None:
+        if self.edge is None:
+            super().shutdown()
+        else:
+            self.edge.sub.leave("shutdown")
 
 
 class Server(uvicorn.Server):
@@ -89,6 +171,7 @@ def serve(
         timeout_graceful_shutdown=15,
         # The app believes X-Forwarded-* from TIDINGS_FORWARDED_ALLOW_IPS only (app.py).
         proxy_headers=False,
+        http=EdgeProtocol,
         **kwargs,
     )
     server = Server(config, app)

@@ -30,6 +30,7 @@ from tidings.domain.principals import Principal
 from tidings.errors import TooManyRequests, Unavailable
 
 if TYPE_CHECKING:
+    from tidings.delivery.edge import Edge, Edges
     from tidings.delivery.slots import RedisSlots
     from tidings.metrics import Metrics
     from tidings.store import Store
@@ -39,11 +40,15 @@ _conn_ids = itertools.count(1)
 
 
 class Subscriber:
-    """One open stream. Owned by its stream task; fed by the hub."""
+    """One open stream, fed by the hub. Owned by its ASGI stream task while that runs (the
+    opening, or the whole stream without the edge protocol); after the opening, on the edge
+    protocol, by its :class:`~tidings.delivery.edge.Edge` (``edge``), which writes directly."""
 
     __slots__ = (
+        "_wake",
         "buffer",
         "conn",
+        "edge",
         "lagging",
         "maxlen",
         "muted",
@@ -53,7 +58,6 @@ class Subscriber:
         "scope",
         "sending",
         "user",
-        "wake",
     )
 
     def __init__(self, principal: Principal, maxlen: int) -> None:
@@ -62,13 +66,27 @@ class Subscriber:
         self.roles = principal.roles
         self.maxlen = maxlen
         self.buffer: deque[tuple[int, bytes]] = deque()
-        self.wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None  # made on first use: edge streams need none
+        self.edge: Edge | None = None
         self.reason: str | None = None  # why the stream must end: overflow, shutdown
         self.scope: anyio.CancelScope | None = None
         self.sending = False
         self.lagging = False
         self.conn = next(_conn_ids)
         self.muted: frozenset[str] = frozenset()  # types this user switched off in-app
+
+    @property
+    def wake(self) -> asyncio.Event:
+        """The ASGI stream task's wake-up (made on first use)."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
+    def to_edge(self, edge: Edge) -> None:
+        """From now on ``edge`` writes this stream's frames; the task's state is dropped."""
+        self.edge = edge
+        self._wake = None
+        self.scope = None
 
     def offer(self, seq: int, frame: bytes) -> None:
         """Never blocks, never holds more than ``maxlen`` frames.
@@ -78,6 +96,9 @@ class Subscriber:
         (``lagging``), so memory stays bounded either way.
         """
         if self.reason is not None:
+            return
+        if self.edge is not None:
+            self.edge.offer(seq, frame)
             return
         if len(self.buffer) >= self.maxlen:
             if self.sending:
@@ -93,6 +114,9 @@ class Subscriber:
     def leave(self, reason: str) -> None:
         """Ask the stream to end; cancel it outright when it is stuck writing (an overflow, or
         a shutdown that must not wait for a client that stopped reading)."""
+        if self.edge is not None:
+            self.edge.leave(reason)
+            return
         if self.reason is None:
             self.reason = reason
         self.buffer.clear()
@@ -135,6 +159,8 @@ class Hub:
         self.on_change: Callable[[], None] | None = None
         # Cluster-wide caps (delivery/slots.py), set by the app when Redis holds the limits.
         self.slots: RedisSlots | None = None
+        # The streams past their opening on the edge protocol (delivery/edge.py), made on first use.
+        self.edges: Edges | None = None
 
     # -- subscribers ---------------------------------------------------------------------------
 
@@ -236,7 +262,7 @@ class Hub:
             self._leave_all()
 
     def _leave_all(self) -> None:
-        for state in self._tenants.values():
+        for state in list(self._tenants.values()):  # edge streams unregister as they leave
             for sub in list(state.subscribers):
                 sub.leave("shutdown")
 
@@ -293,7 +319,7 @@ class Hub:
             if not rows or rows[0].seq != state.last + 1:
                 # Committed (seq order is commit order) but no longer in the store (pruned):
                 # no stream may skip them silently. Each ends; resuming, it is answered ``reset``.
-                for sub in state.subscribers:
+                for sub in list(state.subscribers):  # an edge stream unregisters as it leaves
                     sub.leave("gap")
             if not rows:
                 state.last = upto

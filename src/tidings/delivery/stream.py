@@ -23,16 +23,16 @@ import contextvars
 import logging
 import math
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tidings.delivery import sse
+from tidings.delivery.edge import Edge, Edges, frame_type
 from tidings.delivery.hub import Subscriber
 from tidings.domain.notifications import Notification
 from tidings.store import notifications as nq
@@ -49,6 +49,27 @@ _cut_short: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "tidings_stream_cut_short", default=False
 )
 INCOMPLETE = "ASGI callable returned without completing response."
+# The ASGI scope extension by which the edge protocol (tidings.server.EdgeProtocol) offers to
+# take a stream's transport after its opening; absent under a plain uvicorn run.
+EDGE = "tidings.edge"
+DETACHED = "detached"
+
+
+def edges_of(service: Tidings) -> Edges:
+    """The hub's edge streams, made on first use with the service's settings."""
+    hub = service.hub
+    if hub.edges is None:
+        settings = service.settings
+        hub.edges = Edges(
+            hub,
+            service.store,
+            service.metrics,
+            keepalive=settings.keepalive,
+            send_timeout=settings.send_timeout,
+            retry_ms=settings.retry_ms,
+            buffer=settings.subscriber_buffer,
+        )
+    return hub.edges
 
 
 class UnfinishedStreams(logging.Filter):
@@ -93,6 +114,7 @@ class EventStream(Response):
         self._timer: asyncio.TimerHandle | None = None  # next ping / token expiry wake-up
         self._timer_at = 0.0
         self._finished = False  # the response's last (more_body=False) message was sent
+        self._attach: Callable[[Edge], bool] | None = None  # the edge protocol's, if it runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sub = self.sub
@@ -105,6 +127,7 @@ class EventStream(Response):
             self.resume,
         )
         reason = "disconnect"
+        self._attach = scope.get("extensions", {}).get(EDGE)
         try:
             async with anyio.create_task_group() as tg:
 
@@ -121,21 +144,27 @@ class EventStream(Response):
         except OSError:
             reason = "write-error"
         finally:
-            if sub.reason in ("overflow", "slow"):
-                reason = sub.reason
-            if self._timer is not None:
-                self._timer.cancel()
-            if not self._finished:
-                _cut_short.set(True)
-            self.service.hub.unsubscribe(sub)
-            log.info(
-                "stream closed tenant=%s user=%s conn=%d reason=%s sent=%d",
-                p.tenant,
-                p.user,
-                sub.conn,
-                reason,
-                self.sent,
-            )
+            if reason != DETACHED:  # else the edge owns the stream now (and logs its close)
+                self._close(reason)
+
+    def _close(self, reason: str) -> None:
+        sub = self.sub
+        p = sub.principal
+        if sub.reason in ("overflow", "slow"):
+            reason = sub.reason
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self._finished:
+            _cut_short.set(True)
+        self.service.hub.unsubscribe(sub)
+        log.info(
+            "stream closed tenant=%s user=%s conn=%d reason=%s sent=%d",
+            p.tenant,
+            p.user,
+            sub.conn,
+            reason,
+            self.sent,
+        )
 
     async def _write(self, send: Send, body: bytes) -> None:
         # A plain loop timer bounds the write instead of anyio.fail_after: the same limit for
@@ -181,6 +210,11 @@ class EventStream(Response):
         await self._write(send, first)
         if self.resume is not None and self.sent < latest:
             await self._replay(send, latest)
+        if self._attach is not None and self.sub.reason is None:
+            # The edge protocol takes the transport: no task, no await per frame from here.
+            if self._attach(Edge(edges_of(service), self.sub, self.sent)):
+                return DETACHED
+            return "disconnect"
         return await self._live(send)
 
     async def _opening(self, snapshot: dict[str, Any], latest: int) -> bytes:
@@ -245,7 +279,7 @@ class EventStream(Response):
                 await self._replay(send, None)
                 continue
             if not sub.buffer:
-                sub.wake.clear()
+                wake = sub.wake
                 # One timer wakes the stream for its next ping or its token's expiry; it is
                 # re-armed only once it has fired or must fire sooner, not per message.
                 now = time.monotonic()
@@ -256,7 +290,8 @@ class EventStream(Response):
                         self._timer.cancel()
                     self._timer = asyncio.get_running_loop().call_later(due - now, self._ring)
                     self._timer_at = due
-                await sub.wake.wait()
+                wake.clear()
+                await wake.wait()
                 if not sub.buffer and sub.reason is None and time.monotonic() >= next_ping:
                     await self._write(send, sse.PING)
                     next_ping = time.monotonic() + settings.keepalive
@@ -269,7 +304,7 @@ class EventStream(Response):
                     if seq <= self.sent:
                         continue
                     self.sent = seq
-                    if sub.muted and _frame_type(frame) in sub.muted:
+                    if sub.muted and frame_type(frame) in sub.muted:
                         continue
                     delivered += 1
                 frames.append(frame)
@@ -284,13 +319,3 @@ class EventStream(Response):
             await send({"type": "http.response.body", "body": retry + frame, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self._finished = True
-
-
-def _frame_type(frame: bytes) -> str | None:
-    """The ``type`` of a notification frame (only parsed for users with muted types)."""
-    _, _, data = frame.partition(b"\ndata: ")
-    try:
-        value = orjson.loads(data.strip()).get("type")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None

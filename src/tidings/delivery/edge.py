@@ -1,0 +1,389 @@
+"""The edge: a stream after its opening is a registered transport the hub writes to.
+
+Once ``GET /v1/stream`` has written its head and opening (``retry``, ``ready``/``reset`` and
+the replay, :mod:`tidings.delivery.stream`), the HTTP protocol (:mod:`tidings.server`) hands
+the connection's transport to an :class:`Edge`. From then on there is no task, no Event and no
+await per stream: the hub's fan-out calls :meth:`Edge.offer`, which appends the already-encoded
+frame to the stream's pending list; one ``loop.call_soon`` per fan-out batch (:class:`Edges`)
+writes each dirty stream's pending frames in ONE ``transport.write``.
+
+Invariants:
+- Exactly once, in order: ``sent`` is the highest seq written (or replayed); a frame with
+  ``seq <= sent`` is dropped, as on the ASGI path.
+- Bounded memory: a stream holds at most ``subscriber_buffer`` pending frames and the
+  transport's own buffer, whose high-water mark is :func:`write_limit` bytes. Past either, the
+  stream is *lagging*: it holds nothing, writes nothing, and once the transport drains
+  (``resume_writing``) it catches up from the store (one short-lived task, only then). A
+  stream whose transport stays paused past ``send_timeout`` is cut off (``slow``).
+- One clock: :class:`Edges` sweeps every stream every ``tick`` seconds for keep-alive pings
+  (only streams idle for ``keepalive``), token expiry (``expired``, close) and stuck readers.
+- Every end goes through :meth:`Edge.leave` (the last frames, the final chunk, close) and,
+  once the connection is gone, :meth:`Edge.lost` (unsubscribe, the ``stream closed`` log line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+import orjson
+
+from tidings.delivery import sse
+
+if TYPE_CHECKING:
+    from tidings.delivery.hub import Hub, Subscriber
+    from tidings.domain.notifications import Notification
+    from tidings.metrics import Metrics
+    from tidings.store import Store
+
+log = logging.getLogger("tidings.delivery.stream")
+T = TypeVar("T")
+
+# Bytes a stream's transport may hold (beyond what the kernel took) before it counts as a slow
+# reader: 1 KiB per frame TIDINGS_SUBSCRIBER_BUFFER allows, within [16 KiB, 64 KiB] (64 KiB is
+# the transports' own default high-water mark, where the ASGI path's writes wait).
+FRAME_BYTES = 1024
+MIN_WRITE_LIMIT = 16 * 1024
+MAX_WRITE_LIMIT = 64 * 1024
+REPLAY_PAGE = 200
+
+
+def write_limit(subscriber_buffer: int) -> int:
+    """The high-water mark of a stream's transport buffer (bytes): past it, the stream lags."""
+    return max(MIN_WRITE_LIMIT, min(MAX_WRITE_LIMIT, subscriber_buffer * FRAME_BYTES))
+
+
+class Edges:
+    """Every edge stream of one hub: the coalescing flush and the one clock."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        store: Store,
+        metrics: Metrics,
+        *,
+        keepalive: float,
+        send_timeout: float,
+        retry_ms: int,
+        buffer: int,
+    ) -> None:
+        self.hub = hub
+        self.store = store
+        self.metrics = metrics
+        self.keepalive = keepalive
+        self.send_timeout = send_timeout
+        self.retry_ms = retry_ms
+        self.buffer = buffer
+        self.write_limit = write_limit(buffer)
+        self.tick = min(1.0, keepalive / 2, send_timeout / 2)
+        self.live: set[Edge] = set()
+        self._dirty: list[Edge] = []
+        self._delivered = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: asyncio.TimerHandle | None = None
+
+    def add(self, edge: Edge) -> None:
+        self.live.add(edge)
+        if self._clock is None:
+            self._loop = asyncio.get_running_loop()
+            self._clock = self._loop.call_later(self.tick, self._sweep)
+
+    def discard(self, edge: Edge) -> None:
+        self.live.discard(edge)
+
+    def dirty(self, edge: Edge) -> None:
+        if not self._dirty:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+        self._dirty.append(edge)
+
+    def delivered(self, count: int) -> None:
+        self._delivered += count
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        now = self._loop.time() if self._loop is not None else 0.0
+        for edge in dirty:
+            edge.flush(now)
+        if self._delivered:
+            self.metrics.delivered.inc(self._delivered)
+            self._delivered = 0
+
+    def _sweep(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        epoch = time.time()
+        idle_before = now - self.keepalive
+        stuck_before = now - self.send_timeout
+        for edge in list(self.live):
+            sub = edge.sub
+            if sub.reason is not None:
+                continue
+            if edge.expires <= epoch:
+                edge.leave("expired")
+            elif sub.sending:
+                if edge.paused_at <= stuck_before:
+                    self.metrics.dropped.labels(reason="slow").inc()
+                    edge.leave("slow")
+            elif edge.last_write <= idle_before and edge.task is None:
+                edge.write(sse.PING, now)
+        self._clock = loop.call_later(self.tick, self._sweep) if self.live else None
+
+
+class Edge:
+    """One stream after its opening (see the module docstring). Owned by its protocol."""
+
+    __slots__ = (
+        "base",
+        "chunked",
+        "edges",
+        "expires",
+        "last_write",
+        "paused_at",
+        "pending",
+        "sent",
+        "sub",
+        "task",
+        "transport",
+    )
+
+    def __init__(self, edges: Edges, sub: Subscriber, sent: int) -> None:
+        self.edges = edges
+        self.sub = sub
+        self.sent = sent  # highest seq written to the transport or pending
+        self.base = sent  # ``sent`` before the first pending frame: where a dropped batch resumes
+        self.expires = sub.principal.expires_at.timestamp()
+        self.transport: asyncio.WriteTransport | None = None
+        self.chunked = True
+        self.pending: list[bytes] | None = None
+        self.last_write = 0.0
+        self.paused_at = 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    def attach(self, transport: asyncio.WriteTransport, *, chunked: bool, paused: bool) -> None:
+        """Take over the transport: frames buffered during the opening go out, then live."""
+        sub = self.sub
+        self.transport = transport
+        self.chunked = chunked
+        loop = asyncio.get_running_loop()
+        self.last_write = loop.time()
+        transport.set_write_buffer_limits(high=self.edges.write_limit)
+        self.edges.add(self)
+        sub.to_edge(self)
+        buffered = list(sub.buffer)
+        sub.buffer.clear()
+        if paused:
+            self.pause_writing()
+        elif sub.lagging:
+            self._start_catch_up()
+        else:
+            for seq, frame in buffered:
+                self.offer(seq, frame)
+
+    # -- fan-out -------------------------------------------------------------------------------
+
+    def offer(self, seq: int, frame: bytes) -> None:
+        """Called by the hub for every frame meant for this stream. Never blocks."""
+        sub = self.sub
+        if sub.lagging:
+            return  # the catch-up reads it from the store
+        if self.task is not None:  # catching up: buffer (bounded), drained when it ends
+            if len(sub.buffer) >= sub.maxlen:
+                sub.lagging = True
+                sub.buffer.clear()
+            else:
+                sub.buffer.append((seq, frame))
+            return
+        pending = self.pending
+        if seq:
+            if seq <= self.sent:
+                return
+            if pending is None:
+                self.base = self.sent
+            self.sent = seq
+            if sub.muted and frame_type(frame) in sub.muted:
+                return
+        if pending is None:
+            self.pending = [frame]
+            self.edges.dirty(self)
+        elif len(pending) >= sub.maxlen:
+            # More frames in one loop iteration than a stream may hold: catch up from the store.
+            self._drop_pending()
+            self._start_catch_up()
+        else:
+            pending.append(frame)
+
+    def _drop_pending(self) -> None:
+        """Forget the frames not yet written; the catch-up reads them again from ``base``."""
+        if self.pending is not None:
+            self.pending = None
+            self.sent = self.base
+        self.sub.lagging = True
+
+    def flush(self, now: float) -> None:
+        pending = self.pending
+        if pending is None:
+            return
+        self.pending = None
+        if self.sub.reason is None and not self.sub.lagging:
+            if len(pending) == 1:
+                data = pending[0]
+                self.edges.delivered(data.startswith(b"id: "))
+            else:
+                data = b"".join(pending)
+                self.edges.delivered(sum(1 for f in pending if f.startswith(b"id: ")))
+            self.write(data, now)
+
+    def write(self, data: bytes, now: float) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self.last_write = now
+        transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
+
+    # -- flow control (called by the protocol) -------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The transport's buffer passed :func:`write_limit`: a slow reader; stop writing."""
+        sub = self.sub
+        sub.sending = True
+        sub.buffer.clear()
+        self._drop_pending()
+        loop = asyncio.get_running_loop()
+        self.paused_at = loop.time()
+
+    def resume_writing(self) -> None:
+        sub = self.sub
+        sub.sending = False
+        if sub.reason is None and sub.lagging:
+            self._start_catch_up()
+
+    # -- catch-up ------------------------------------------------------------------------------
+
+    def _start_catch_up(self) -> None:
+        if self.task is None and not self.sub.sending and self.sub.reason is None:
+            self.task = asyncio.get_running_loop().create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """Replay ``sent < seq`` from the store until nothing is left, then go live again."""
+        sub, edges = self.sub, self.edges
+        try:
+            while sub.lagging and not sub.sending and sub.reason is None:
+                sub.lagging = False
+                edges.metrics.catch_up.inc()
+                while not sub.lagging and sub.reason is None:
+                    rows = await _whole(self._page())
+                    if not rows:
+                        break
+                    if sub.sending:  # paused meanwhile: resume_writing starts over
+                        sub.lagging = True
+                        break
+                    chunk = [
+                        sse.notification_frame(r.seq, r.encode())
+                        for r in rows
+                        if r.visible_to(sub.user, sub.roles) and r.type not in sub.muted
+                    ]
+                    self.sent = max(self.sent, rows[-1].seq)
+                    if chunk:
+                        edges.metrics.delivered.inc(len(chunk))
+                        self.write(b"".join(chunk), asyncio.get_running_loop().time())
+        except Exception:  # a store failure: the client resumes by id elsewhere
+            log.warning("stream catch-up failed conn=%d", sub.conn, exc_info=True)
+            self.task = None
+            self.leave("error")
+            return
+        self.task = None
+        if sub.reason is not None or sub.lagging:
+            return
+        buffered = list(sub.buffer)
+        sub.buffer.clear()
+        for seq, frame in buffered:
+            self.offer(seq, frame)
+
+    async def _page(self) -> list[Notification]:
+        from tidings.store import notifications as nq
+
+        async with self.edges.store.read() as conn:
+            return await nq.fetch_after(
+                conn, self.sub.principal.tenant, self.sent, upto=None, limit=REPLAY_PAGE
+            )
+
+    # -- ends ----------------------------------------------------------------------------------
+
+    def leave(self, reason: str) -> None:
+        """End the stream: ``bye`` (or ``expired``), the final chunk, close; the stream is
+        unregistered at once. A reader stuck past ``send_timeout`` (``slow``) gets its ``bye``
+        queued too, but if it still reads nothing for another ``send_timeout`` the connection
+        is aborted, so what it left unread is freed."""
+        sub = self.sub
+        if sub.reason is None:
+            sub.reason = reason
+        sub.buffer.clear()
+        self.pending = None
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            if reason == "expired":
+                last = sse.frame("expired", {"reason": "token_expired"})
+            else:  # on the wire, a reader cut off for falling behind is told "overflow"
+                wire = "overflow" if sub.reason in ("slow", "error") else sub.reason
+                last = sse.frame("bye", {"reason": wire})
+            retry = sse.retry(self.edges.retry_ms if reason != "shutdown" else 500)
+            self.write(retry + last, self.last_write)
+            if self.chunked:
+                transport.write(b"0\r\n\r\n")
+            transport.close()
+            if reason == "slow":
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.edges.send_timeout, self._abort, transport)
+        self._end()
+
+    def _abort(self, transport: asyncio.WriteTransport) -> None:
+        if self.transport is transport:
+            transport.abort()
+
+    def lost(self) -> None:
+        """The connection is gone (closed by us or by the client)."""
+        self.transport = None
+        self._end()
+
+    def _end(self) -> None:
+        """Unregister the stream and log its end, once."""
+        if self not in self.edges.live:
+            return
+        sub = self.sub
+        self.edges.discard(self)
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        self.edges.hub.unsubscribe(sub)
+        p = sub.principal
+        log.info(
+            "stream closed tenant=%s user=%s conn=%d reason=%s sent=%d",
+            p.tenant,
+            p.user,
+            sub.conn,
+            sub.reason or "disconnect",
+            self.sent,
+        )
+
+
+def frame_type(frame: bytes) -> str | None:
+    """The ``type`` of a notification frame (only parsed for users with muted types)."""
+    _, _, data = frame.partition(b"\ndata: ")
+    try:
+        value = orjson.loads(data.strip()).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def _whole(read: Awaitable[T]) -> T:
+    """A store read shielded from cancellation (see :func:`tidings.delivery.stream._whole`)."""
+    with anyio.CancelScope(shield=True):
+        result = await read
+    return result  # noqa: RET504 - after the scope: a shield scope may swallow the exit
