@@ -1,0 +1,214 @@
+"""Durable publish throughput: concurrent ``POST /v1/notifications`` against ``tidings serve``.
+
+    python benchmarks/publish.py --store sqlite --seconds 10
+    python benchmarks/publish.py --store postgres --modes single,mixed --seconds 10
+
+For each ``--store`` a fresh ``tidings serve`` is spawned (``_server.py``: its own SQLite file,
+the memory broker, the publish rate limit out of the way, explicit secrets); for ``postgres`` a
+throw-away cluster is started first with ``initdb``/``pg_ctl`` in a temp dir (as the
+``postgres`` user when run as root) with the server's defaults for durability (``fsync`` and
+``synchronous_commit`` on). Then each mode runs ``--concurrency`` publishers for ``--seconds``
+over keep-alive connections (httpx), each sending its next request as soon as the last one is
+answered:
+
+- ``single``: one notification per ``POST /v1/notifications``, one tenant, no audience.
+- ``batch``: ``POST /v1/notifications/batch`` with ``--batch`` notifications each.
+- ``mixed``: single publishes spread over 5 tenants (one key each), a third to the whole
+  tenant, a third to 3 listed users, a third to 2 roles.
+
+Printed per mode: notifications/s (committed: each answer is 2xx only after the commit),
+requests/s, and the p50/p99 latency of a request. Any non-2xx answer is counted and fails the
+run (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _server import SpawnedServer, create_tenant, free_port
+
+MODES = ("single", "batch", "mixed")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--store", default="sqlite", help="sqlite, postgres or both (sqlite,postgres)")
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {MODES}")
+    p.add_argument("--seconds", type=float, default=10.0, help="duration of each mode")
+    p.add_argument("--concurrency", type=int, default=32, help="publishers in flight")
+    p.add_argument("--batch", type=int, default=100, help="notifications per batch request")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds run before measuring")
+    return p.parse_args(argv)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    path = str(found[0]) if found else shutil.which(name)
+    if path is None:
+        raise SystemExit(f"{name} not found (install PostgreSQL server binaries)")
+    return path
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    """A throw-away cluster on a free loopback port; yields its asyncpg URL."""
+    root = Path(tempfile.mkdtemp(prefix="tidings-bench-pg-"))
+    as_root = os.geteuid() == 0
+    port = free_port()
+
+    def run(*args: str) -> None:
+        cmd = ["runuser", "-u", "postgres", "--", *args] if as_root else list(args)
+        done = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{args[0]} failed: {done.stderr.decode(errors='replace')[-800:]}")
+
+    data, sock = root / "data", root / "sock"
+    sock.mkdir(parents=True)
+    if as_root:
+        pg = pwd.getpwnam("postgres")
+        for path in (root, sock):
+            os.chown(path, pg.pw_uid, pg.pw_gid)
+    run(_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--locale=C")
+    options = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    run(
+        _pg_bin("pg_ctl"), "-D", str(data), "-l", str(root / "pg.log"), "-o", options, "-w", "start"
+    )
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+def _notification(i: int, mixed: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "booking_created",
+        "title": f"Booking #{i}",
+        "body": "Castle bounce house, Saturday 10:00",
+        "data": {"booking_id": i},
+        "link": f"/bookings/{i}",
+    }
+    if mixed and i % 3 == 1:
+        body["audience"] = {"users": [f"u{i % 50}", f"u{(i + 1) % 50}", f"u{(i + 2) % 50}"]}
+    elif mixed and i % 3 == 2:
+        body["audience"] = {"roles": ["owner", "staff"]}
+    return body
+
+
+async def run_mode(url: str, keys: list[str], mode: str, args: argparse.Namespace) -> bool:
+    limits = httpx.Limits(
+        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+    )
+    latencies: list[float] = []
+    counted = {"notifications": 0, "requests": 0, "errors": 0}
+    measuring = False
+    stop = False
+    per_request = args.batch if mode == "batch" else 1
+    path = "/v1/notifications/batch" if mode == "batch" else "/v1/notifications"
+
+    async def publisher(client: httpx.AsyncClient, worker: int) -> None:
+        i = worker
+        headers = {"Authorization": f"Bearer {keys[worker % len(keys)]}"}
+        while not stop:
+            if mode == "batch":
+                payload: dict[str, Any] = {
+                    "notifications": [_notification(i + j, False) for j in range(args.batch)]
+                }
+            else:
+                payload = _notification(i, mode == "mixed")
+            i += args.concurrency
+            started = time.perf_counter()
+            r = await client.post(path, json=payload, headers=headers)
+            took = time.perf_counter() - started
+            if not measuring:
+                continue
+            if r.status_code not in (200, 201):
+                counted["errors"] += 1
+                if counted["errors"] <= 3:
+                    print(f"  {r.status_code} {r.text[:200]}", file=sys.stderr)
+                continue
+            latencies.append(took)
+            counted["requests"] += 1
+            counted["notifications"] += per_request
+
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        tasks = [asyncio.create_task(publisher(client, w)) for w in range(args.concurrency)]
+        await asyncio.sleep(args.warmup)
+        measuring = True
+        began = time.perf_counter()
+        await asyncio.sleep(args.seconds)
+        measuring = False
+        elapsed = time.perf_counter() - began
+        stop = True
+        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+    if latencies:
+        print(
+            f"  {mode:<7} {counted['notifications'] / elapsed:9.0f} notifications/s "
+            f"{counted['requests'] / elapsed:8.0f} requests/s  "
+            f"p50 {pct(0.50):7.1f} ms  p99 {pct(0.99):7.1f} ms  errors {counted['errors']}"
+        )
+    else:
+        print(f"  {mode:<7} no request answered 2xx (errors {counted['errors']})")
+    return counted["errors"] == 0 and bool(latencies)
+
+
+async def run_store(store: str, modes: list[str], args: argparse.Namespace) -> bool:
+    with contextlib.ExitStack() as stack:
+        env: dict[str, str] = {}
+        if store == "postgres":
+            env["TIDINGS_DATABASE_URL"] = stack.enter_context(postgres())
+        server = SpawnedServer(streams=0, extra_env=env).start(timeout=60)
+        stack.callback(server.stop)
+        ok = True
+        for n, mode in enumerate(modes):
+            tenants = [f"bench-{n}-{t}" for t in range(5 if mode == "mixed" else 1)]
+            keys = [await create_tenant(server.url, server.operator_key, t) for t in tenants]
+            ok = await run_mode(server.url, keys, mode, args) and ok
+        return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    for mode in modes:
+        if mode not in MODES:
+            raise SystemExit(f"unknown mode {mode!r} (one of {MODES})")
+    ok = True
+    for store in args.store.split(","):
+        if store not in ("sqlite", "postgres"):
+            raise SystemExit(f"unknown store {store!r}")
+        load = os.getloadavg()
+        print(
+            f"{store}: {args.concurrency} concurrent publishers, {args.seconds:g} s per mode, "
+            f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        )
+        ok = asyncio.run(run_store(store, modes, args)) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
