@@ -17,6 +17,9 @@ answered:
 - ``batch``: ``POST /v1/notifications/batch`` with ``--batch`` notifications each.
 - ``mixed``: single publishes spread over 5 tenants (one key each), a third to the whole
   tenant, a third to 3 listed users, a third to 2 roles.
+- ``inprocess``: no HTTP — ``Tidings.publish`` called by ``--concurrency`` tasks in this
+  process (``create_app`` and its lifespan, the same settings as the spawned server), to show
+  what the commit path takes apart from the HTTP and API-key work of a request.
 
 Printed per mode: notifications/s (committed: each answer is 2xx only after the commit),
 requests/s, and the p50/p99 latency of a request. Any non-2xx answer is counted and fails the
@@ -45,7 +48,7 @@ import psutil
 import uvloop
 from _server import SpawnedServer, create_tenant, free_port
 
-MODES = ("single", "batch", "mixed")
+MODES = ("single", "batch", "mixed", "inprocess")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -218,21 +221,89 @@ async def run_mode(
     finally:
         for conn in conns:
             conn.close()
+    _report(
+        mode,
+        latencies,
+        counted["notifications"] / elapsed,
+        counted["requests"] / elapsed,
+        counted["errors"],
+        server_cpu,
+        client_cpu,
+    )
+    return counted["errors"] == 0 and bool(latencies)
+
+
+async def run_in_process(database_url: str, env: dict[str, str], args: argparse.Namespace) -> bool:
+    """``Tidings.publish`` from ``--concurrency`` tasks of this process, for ``--seconds``."""
+    from tidings.app import create_app
+    from tidings.config import Settings
+    from tidings.domain.notifications import NewNotification
+
+    values: dict[str, Any] = {
+        "env": "development",
+        "database_url": database_url,
+        "broker_url": "memory://",
+        "secret": "benchmark-secret-" + "x" * 32,
+        "operator_key": "benchmark-operator-" + "x" * 32,
+        "publish_rate": "1000000/second",
+        "log_level": "WARNING",
+    }
+    values.update({k.removeprefix("TIDINGS_").lower(): v for k, v in env.items()})
+    app = create_app(Settings(**values))
+    latencies: list[float] = []
+    measuring = stop = False
+    async with app.router.lifespan_context(app):
+        service = app.state.tidings
+        await service.create_tenant("bench-inprocess", "benchmark")
+
+        async def publisher(worker: int) -> None:
+            i = worker
+            while not stop:
+                new = NewNotification(**_notification(i, False))
+                i += args.concurrency
+                started = time.perf_counter()
+                await service.publish("bench-inprocess", new)
+                if measuring:
+                    latencies.append(time.perf_counter() - started)
+
+        tasks = [asyncio.create_task(publisher(w)) for w in range(args.concurrency)]
+        await asyncio.sleep(args.warmup)
+        measuring = True
+        began, cpu = time.perf_counter(), time.process_time()
+        await asyncio.sleep(args.seconds)
+        measuring = False
+        elapsed = time.perf_counter() - began
+        used = (time.process_time() - cpu) / elapsed
+        stop = True
+        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    _report(
+        "inprocess", latencies, len(latencies) / elapsed, len(latencies) / elapsed, 0, used, 0.0
+    )
+    return bool(latencies)
+
+
+def _report(
+    mode: str,
+    latencies: list[float],
+    notifications: float,
+    requests: float,
+    errors: int,
+    server_cpu: float,
+    client_cpu: float,
+) -> None:
+    if not latencies:
+        print(f"  {mode:<9} no request answered 2xx (errors {errors})")
+        return
     latencies.sort()
 
     def pct(p: float) -> float:
         return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
-    if latencies:
-        print(
-            f"  {mode:<7} {counted['notifications'] / elapsed:9.0f} notifications/s "
-            f"{counted['requests'] / elapsed:8.0f} requests/s  "
-            f"p50 {pct(0.50):7.1f} ms  p99 {pct(0.99):7.1f} ms  errors {counted['errors']}  "
-            f"cpu server {server_cpu:4.0%} client {client_cpu:4.0%}"
-        )
-    else:
-        print(f"  {mode:<7} no request answered 2xx (errors {counted['errors']})")
-    return counted["errors"] == 0 and bool(latencies)
+    print(
+        f"  {mode:<9} {notifications:9.0f} notifications/s {requests:8.0f} requests/s  "
+        f"p50 {pct(0.50):7.1f} ms  p99 {pct(0.99):7.1f} ms  errors {errors}  "
+        f"cpu server {server_cpu:4.0%} client {client_cpu:4.0%}"
+    )
 
 
 async def run_store(store: str, modes: list[str], args: argparse.Namespace) -> bool:
@@ -240,12 +311,20 @@ async def run_store(store: str, modes: list[str], args: argparse.Namespace) -> b
         env = dict(item.split("=", 1) for item in args.server_env)
         if store == "postgres":
             env["TIDINGS_DATABASE_URL"] = stack.enter_context(postgres())
+        if modes == ["inprocess"]:
+            url = env.get("TIDINGS_DATABASE_URL")
+            if url is None:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tidings-bench-"))
+                url = f"sqlite+aiosqlite:///{tmp}/tidings.db"
+            return await run_in_process(url, env, args)
         server = SpawnedServer(streams=0, extra_env=env, profile=args.profile_server).start(
             timeout=60
         )
         stack.callback(server.stop)
         ok = True
         for n, mode in enumerate(modes):
+            if mode == "inprocess":
+                continue  # its own run (see main): not beside a server
             tenants = [f"bench-{n}-{t}" for t in range(5 if mode == "mixed" else 1)]
             keys = [await create_tenant(server.url, server.operator_key, t) for t in tenants]
             ok = await run_mode(server, keys, mode, args) and ok
@@ -267,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{store}: {args.concurrency} concurrent publishers, {args.seconds:g} s per mode, "
             f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
         )
-        ok = uvloop.run(run_store(store, modes, args)) and ok
+        http = [m for m in modes if m != "inprocess"]
+        if http:
+            ok = uvloop.run(run_store(store, http, args)) and ok
+        if "inprocess" in modes:
+            ok = uvloop.run(run_store(store, ["inprocess"], args)) and ok
     return 0 if ok else 1
 
 
