@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.support import ServerThread, Tenant, create_tenant
@@ -22,7 +23,7 @@ from tidings.app import create_app
 from tidings.config import Settings
 from tidings.domain.notifications import Audience, NewNotification
 from tidings.errors import NotFound, ValidationFailed
-from tidings.store import groupcommit
+from tidings.store import Store, groupcommit
 from tidings.store import notifications as nq
 
 pytestmark = pytest.mark.anyio
@@ -207,3 +208,23 @@ async def test_a_lone_publish_commits_at_once(settings: Settings, tmp_path: Path
         assert (stored.seq, created) == (1, True)
         assert list(service.committer.group_sizes) == [1]
         assert timers == [], "the group committer set a timer for a lone publish"
+
+
+async def test_a_burst_of_transactions_reuses_pooled_connections(settings: Settings) -> None:
+    """32 concurrent transactions, twice: the second burst opens no connection (the pool keeps
+    what it opened; an overflow connection used to be opened and closed per transaction)."""
+    store = Store(settings.database_url)
+    opened: list[object] = []
+    event.listen(store.engine.sync_engine, "connect", lambda conn, _record: opened.append(conn))
+    try:
+
+        async def one() -> None:
+            async with store.read() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(32))), 30)
+        first = len(opened)
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(32))), 30)
+        assert first > 0 and len(opened) == first, f"{len(opened) - first} opened again"
+    finally:
+        await store.close()

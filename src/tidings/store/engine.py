@@ -49,7 +49,7 @@ class Store:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
             if ":memory:" not in url:
-                kwargs.update(pool_size=pooled, max_overflow=0, pool_reset_on_return=None)
+                kwargs.update(pool_size=pooled, max_overflow=0)
         else:
             kwargs.update(pool_size=pooled, max_overflow=0, pool_pre_ping=True, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
