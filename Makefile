@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test check fmt serve bench bench-anchor clean screenshots
+.PHONY: demo test check fmt serve bench bench-anchor clean screenshots mutants
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -43,6 +43,25 @@ check: $(VENV)/.dev
 fmt: $(VENV)/.dev
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+# Mutation testing (docs/testing.md): mutmut over delivery/, store/, auth.py, service.py and the
+# API guards, with the fast tests of [tool.mutmut] in pyproject.toml. Not part of `make test`.
+# MUTANTS_BUDGET: wall-clock cap in seconds (the run is interrupted and keeps what it finished;
+# run again with MUTANTS empty to continue). MUTANTS: mutant-name globs, e.g.
+# 'tidings.store.readstate.*' (named mutants are always rerun). Per-mutant timeout: pyproject.
+MUTANTS_BUDGET   ?= 3600
+MUTANTS_CHILDREN ?= 1
+MUTANTS_NICE     ?= 10
+MUTANTS          ?=
+mutants: $(VENV)/.dev
+	@nice -n $(MUTANTS_NICE) timeout -s INT -k 60 $(MUTANTS_BUDGET) \
+	  $(BIN)/mutmut run --max-children $(MUTANTS_CHILDREN) $(MUTANTS); rc=$$?; \
+	  if [ $$rc -eq 124 ]; then echo "mutants: MUTANTS_BUDGET=$(MUTANTS_BUDGET)s reached; results so far kept"; \
+	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	@$(BIN)/mutmut results --all true | awk -F': ' '{ m = $$1; sub(/^ +/, "", m); \
+	  sub(/\.x(ǁ|_).*/, "", m); n[m "\t" $$2]++ } END { for (k in n) print k "\t" n[k] }' \
+	  | sort | awk -F'\t' 'BEGIN { printf "%-34s %-12s %s\n", "module", "status", "mutants" } \
+	  { printf "%-34s %-12s %s\n", $$1, $$2, $$3 }'
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/load.py --streams 1000

@@ -49,6 +49,7 @@ class SpawnedServer:
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. TIDINGS_CHANNELS_WORKERS
     port: int = field(default_factory=free_port)
     operator_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     proc: subprocess.Popen[bytes] | None = None
     tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -63,13 +64,18 @@ class SpawnedServer:
 
     def start(self, timeout: float = 30.0) -> SpawnedServer:
         self.tmp = tempfile.TemporaryDirectory(prefix="tidings-bench-")
+        return self.spawn(timeout)
+
+    def spawn(self, timeout: float = 30.0) -> SpawnedServer:
+        """Start the process on the temp dir and port it has (again, after ``terminate``)."""
+        assert self.tmp is not None, "start() first"
         cap = str(self.streams + 1000)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
         env.update(
             TIDINGS_ENV="development",
             TIDINGS_DATABASE_URL=f"sqlite+aiosqlite:///{self.tmp.name}/tidings.db",
             TIDINGS_BROKER_URL="memory://",
-            TIDINGS_SECRET=secrets.token_urlsafe(32),
+            TIDINGS_SECRET=self.secret,
             TIDINGS_OPERATOR_KEY=self.operator_key,
             TIDINGS_MAX_STREAMS_PER_TENANT=cap,
             TIDINGS_MAX_STREAMS_PER_USER=cap,
@@ -95,6 +101,17 @@ class SpawnedServer:
                 self.stop()
                 raise SystemExit("tidings serve did not answer /healthz in time")
             time.sleep(0.1)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, as an orchestrator stops it; its exit status. The data stays (``spawn``)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            return -signal.SIGKILL
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc is not None and self.proc.poll() is None:

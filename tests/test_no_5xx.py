@@ -98,6 +98,7 @@ def app_routes() -> list[Route]:
     routes: list[Route] = []
     for context in iter_route_contexts(app.routes):
         original, path = context.original_route, context.path
+        assert path is not None
         if isinstance(original, Mount):
             routes.append(Route("GET", path, path_params=("path",), mount=True))
             continue
@@ -548,7 +549,7 @@ def _value(draw: st.DrawFn, live: Live, name: str) -> str:
 
 def _credential(draw: st.DrawFn, live: Live, route: Route) -> str | None:
     if "operator" in route.calls:
-        right: str | None = live.server.settings.operator_key.get_secret_value()
+        right: str | None = live.server.service.secrets.operator.value
     elif "key_principal" in route.calls:
         right = live.tenant.key
     elif route.calls & {"user_principal", "stream_principal"}:
@@ -660,7 +661,10 @@ def send(client: httpx.Client, live: Live, route: Route, request: Request) -> No
     """Send ``request``; fail on a 5xx, a non-problem 4xx of the API, or a logged error."""
     client.cookies.clear()  # only the cookies the request names
     with client.stream(
-        request.method, request.url, headers=request.headers, content=request.content
+        request.method,
+        request.url,
+        headers=[(k.encode(), v) for k, v in request.headers.items()],
+        content=request.content,
     ) as response:
         status, kind = response.status_code, response.headers.get("content-type", "")
         if not kind.startswith("text/event-stream"):
@@ -746,7 +750,11 @@ def test_resume_points_are_ascii_and_bounded(live: Live, raw: str) -> None:
         if (
             b"?" not in header and raw == raw.strip()
         ):  # latin-1 has ², ³, ¹ — what a header can carry
-            r = client.get("/v1/stream", headers={**bearer, "Last-Event-ID": header})  # type: ignore[dict-item]
+            both = [
+                (b"Authorization", bearer["Authorization"].encode()),
+                (b"Last-Event-ID", header),
+            ]
+            r = client.get("/v1/stream", headers=both)
             _check(r, 400, live)
 
 
@@ -785,7 +793,7 @@ def test_integers_beyond_the_store_are_refused(live: Live, number: int) -> None:
 
 def test_nul_in_the_url_is_refused(live: Live) -> None:
     """NUL cannot be stored (PostgreSQL): a path or query holding ``%00`` is a 400 problem."""
-    operator = {"Authorization": f"Bearer {live.server.settings.operator_key.get_secret_value()}"}
+    operator = {"Authorization": f"Bearer {live.server.service.secrets.operator.value}"}
     cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in live.cookies.items())}
     with httpx.Client(base_url=live.url, timeout=30) as client:
         for path, headers in [

@@ -42,6 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             store = Store(settings.database_url)
             stack.push_async_callback(store.close)
+            # PostgreSQL down at start: wait for it (the port opens only once it answers).
+            await store.wait_reachable(
+                max_delay=settings.store_retry_max_delay,
+                timeout=settings.store_wait_timeout,
+                should_stop=lambda: getattr(app.state, "exit_requested", False),
+            )
             if settings.is_sqlite or settings.auto_migrate:
                 await store.migrate()
             metrics = Metrics()

@@ -29,7 +29,7 @@ from tidings.store.tenants import TENANT_ID
 ISSUER = "tidings"
 LEEWAY = 60  # seconds of clock skew allowed between a host that signs tokens and tidings
 _USER = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}\Z")  # \Z: "$" would admit a final newline
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}\Z")
 
 
 def mint(

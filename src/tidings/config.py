@@ -242,6 +242,20 @@ class Settings(BaseSettings):
         "with TIDINGS_ENV=production.",
     )
 
+    # -- start-up (docs/reliability.md) ------------------------------------------------------------
+    store_retry_max_delay: float = Field(
+        10.0,
+        gt=0,
+        description="A PostgreSQL store that is down at start is retried with backoff (0.5 s, "
+        "doubling) up to this many seconds between attempts; the port opens once it answers.",
+    )
+    store_wait_timeout: float = Field(
+        0.0,
+        ge=0,
+        description="Give up (exit) when the store has not answered after this many seconds at "
+        "start; 0: wait for as long as it takes.",
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -3,8 +3,13 @@
 Storage is per instance (``async+memory://``) unless a Redis URL is given
 (:attr:`Settings.shared_limits_url`): then every instance counts in the same Redis and the limit
 holds across the cluster. When that Redis cannot be reached the limit falls back to this
-instance's own counters (a limiter outage must not stop publishing), and goes back to Redis on
-the next call that reaches it.
+instance's own counters (a limiter outage must not stop publishing).
+
+A Redis that hangs instead of refusing (a black hole: TCP accepted, nothing answered) costs a
+publish at most :data:`BUDGET` (250 ms): the shared check runs through a circuit breaker
+(:mod:`tidings.breaker`) that cancels it at the budget and then sends every call straight to the
+local counters for ``cooldown`` seconds; after that one call probes Redis again and, if it
+answers within the budget, counting is shared again.
 """
 
 from __future__ import annotations
@@ -13,18 +18,29 @@ import logging
 import math
 import time
 
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
+from limits.util import WindowStats
 
+from tidings.breaker import Breaker, CircuitOpen
 from tidings.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
+BUDGET = 0.25  # seconds a publish may wait for the shared limiter before counting locally
+
 
 class RateLimiter:
-    def __init__(self, rate: str, redis_url: str | None = None) -> None:
+    def __init__(
+        self,
+        rate: str,
+        redis_url: str | None = None,
+        *,
+        budget: float = BUDGET,
+        cooldown: float = 5.0,
+    ) -> None:
         self.item = parse(rate)
         self.local = MovingWindowRateLimiter(storage_from_string("async+memory://"))
         self.shared: MovingWindowRateLimiter | None = None
@@ -38,21 +54,25 @@ class RateLimiter:
                 socket_connect_timeout=1.0,
             )
             self.shared = MovingWindowRateLimiter(storage)
+        self.breaker = Breaker("rate-limits", budget=budget, cooldown=cooldown)
         self._warned = False
 
     async def hit(self, namespace: str, key: str, cost: int = 1) -> None:
-        strategy = self.shared or self.local
-        try:
-            allowed = await strategy.hit(self.item, namespace, key, cost=cost)
-            stats = None if allowed else await strategy.get_window_stats(self.item, namespace, key)
-            self._warned = False
-        except StorageError as error:
-            if not self._warned:
-                log.warning("shared rate limit storage unavailable (%r); per instance", error)
-                self._warned = True
-            strategy = self.local
-            allowed = await strategy.hit(self.item, namespace, key, cost=cost)
-            stats = None if allowed else await strategy.get_window_stats(self.item, namespace, key)
+        stats: WindowStats | None
+        shared = self.shared
+        if shared is None:
+            stats = await _hit(self.local, self.item, namespace, key, cost)
+        else:
+            try:
+                stats = await self.breaker.call(
+                    lambda: _hit(shared, self.item, namespace, key, cost)
+                )
+                self._warned = False
+            except (StorageError, TimeoutError, CircuitOpen, OSError) as error:
+                if not self._warned:
+                    log.warning("shared rate limit storage unavailable (%r); per instance", error)
+                    self._warned = True
+                stats = await _hit(self.local, self.item, namespace, key, cost)
         if stats is None:
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
@@ -61,3 +81,12 @@ class RateLimiter:
             code="rate_limited",
             retry_after=retry_after,
         )
+
+
+async def _hit(
+    strategy: MovingWindowRateLimiter, item: RateLimitItem, namespace: str, key: str, cost: int
+) -> WindowStats | None:
+    """Charge ``cost``; ``None`` when allowed, else the window (for ``Retry-After``)."""
+    if await strategy.hit(item, namespace, key, cost=cost):
+        return None
+    return await strategy.get_window_stats(item, namespace, key)

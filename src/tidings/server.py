@@ -4,14 +4,21 @@ Uvicorn waits for open connections before it runs the lifespan shutdown, and an 
 an open connection that never ends by itself. :class:`Server` therefore tells the hub at the
 first exit signal: every stream gets ``event: bye`` with a short retry hint and closes, new
 streams are refused with 503, in-flight publishes finish, then the process exits.
+
+A SIGTERM that ends in a graceful shutdown exits with status 0 (an orchestrator's ordinary stop
+is not a failure); uvicorn would re-raise the signal and so end with -15 / 143. SIGINT keeps
+uvicorn's behaviour, and a forced exit (a second signal) is not graceful.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import signal
 import socket
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -47,11 +54,22 @@ class Server(uvicorn.Server):
             aborter.cancel()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._app.state.exit_requested = True  # ends a start-up wait for the store
         service = getattr(self._app.state, "tidings", None)
         if service is not None and not service.hub.closing:
             log.info("exit signal %s: closing %d streams", sig, service.hub.stream_count)
             service.hub.shutdown()
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                if not self.force_exit:  # graceful: SIGTERM is not re-raised, exit status 0
+                    captured = self._captured_signals
+                    captured[:] = [s for s in captured if s != signal.SIGTERM]
 
 
 def serve(

@@ -280,9 +280,16 @@ class Recording(httpcore.AnyIOBackend):
     def __init__(self) -> None:
         self.hosts: list[str] = []
 
-    async def connect_tcp(self, host: str, port: int, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
         self.hosts.append(host)
-        return await super().connect_tcp(host, port, **kwargs)
+        return await super().connect_tcp(host, port, timeout, local_address, socket_options)
 
 
 @pytest.mark.anyio

@@ -464,7 +464,10 @@ def _lag(clients: list[SseStream], log: PublishLog) -> dict[str, float]:
     )
     if not lags:
         return {}
-    pick = lambda q: round(lags[min(len(lags) - 1, int(q * len(lags)))], 3)  # noqa: E731
+
+    def pick(q: float) -> float:
+        return round(lags[min(len(lags) - 1, int(q * len(lags)))], 3)
+
     return {"p50": pick(0.5), "p99": pick(0.99), "max": round(lags[-1], 3)}
 
 

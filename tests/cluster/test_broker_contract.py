@@ -85,9 +85,11 @@ async def instances(url: str, count: int = 2) -> AsyncIterator[list[tuple[Broker
     """``count`` "instances": separate brokers on one backend (memory: one shared broker)."""
     async with contextlib.AsyncExitStack() as stack:
         shared = await stack.enter_async_context(from_url(url)) if url == "memory://" else None
-        out = []
+        out: list[tuple[Broker, Listening]] = []
         for _ in range(count):
-            broker = shared or await stack.enter_async_context(from_url(url))
+            broker = (
+                shared if shared is not None else await stack.enter_async_context(from_url(url))
+            )
             listening = Listening(broker)
             stack.push_async_callback(listening.stop)
             await listening.signal(Signal.CONNECTED)

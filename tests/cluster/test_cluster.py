@@ -95,8 +95,7 @@ async def test_sigterm_under_load_loses_nothing_and_streams_resume(
     print(json.dumps({"run": "redis broker, SIGTERM", **result.figures(), "exit": exits}))
     result.assert_perfect()  # every 2xx publish is in the store and reached every stream
     (code, took), *_ = exits
-    # uvicorn re-raises the signal after its graceful shutdown, so the status may say SIGTERM.
-    assert code in (0, -signal.SIGTERM), log[-3000:]
+    assert code == 0, log[-3000:]  # a graceful stop is not a failure (src/tidings/server.py)
     assert took < 20, f"graceful exit took {took:.1f}s"
     assert "exit signal" in log and "closing" in log  # the streams were told first
     assert "reason=shutdown" in log  # ... each got `bye` and closed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -110,7 +112,7 @@ async def test_bad_feed_input_changes_nothing(
         await publish(client, tenant, "mine")
         await publish(client, tenant, "bob's", audience={"users": ["bob"]})
         theirs = await publish(client, other_tenant, "theirs")
-        cases = [
+        cases: list[tuple[str, str, dict[str, Any], int, str]] = [
             ("get", "/v1/feed", {"params": {"cursor": "not-a-cursor!"}}, 400, "invalid_cursor"),
             ("get", "/v1/feed", {"params": {"status": "weird"}}, 422, "validation_failed"),
             ("get", "/v1/feed", {"params": {"limit": 0}}, 422, "validation_failed"),

@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -68,8 +69,8 @@ async def test_concurrent_publishers_get_gap_free_ordered_seqs(
     results = await asyncio.gather(*[one_client(n) for n in range(12)])
     ids = sorted(i for r in results for i in r)
     assert ids == list(range(1, 301))
-    for r in results:
-        assert r == sorted(r), "each client's own publishes are ordered"
+    for own in results:
+        assert own == sorted(own), "each client's own publishes are ordered"
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.get(
             f"{server.url}/v1/feed",
@@ -353,7 +354,7 @@ async def test_compat_broadcast_refuses_mistyped_fields(
 
 async def test_compat_broadcast_audiences(server: ServerThread, tenant: Tenant) -> None:
     url = f"{server.url}/api/sse/broadcast"
-    cases = [
+    cases: list[tuple[dict[str, Any], dict[str, list[str]] | None]] = [
         ({"userIds": [12, "ann"]}, {"users": ["12", "ann"]}),
         ({"userId": 12}, {"users": ["12"]}),
         ({"userId": "ann", "userIds": []}, {"users": ["ann"]}),

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import jwt
@@ -184,11 +185,11 @@ def test_first_start_logs_one_line_without_the_value(
 def test_published_defaults_are_refused_in_every_environment() -> None:
     for env in ("development", "test", "production"):
         with pytest.raises(InsecureSettings, match="TIDINGS_SECRET is a published default"):
-            Settings(env=env, secret=OLD_SECRET).check_secrets()  # type: ignore[arg-type]
+            Settings(env=env, secret=OLD_SECRET).check_secrets()
         with pytest.raises(InsecureSettings, match="TIDINGS_OPERATOR_KEY is a published"):
-            Settings(env=env, operator_key=OLD_OPERATOR_KEY).check_secrets()  # type: ignore[arg-type]
+            Settings(env=env, operator_key=OLD_OPERATOR_KEY).check_secrets()
         with pytest.raises(InsecureSettings):
-            create_app(Settings(env=env, secret=OLD_SECRET))  # type: ignore[arg-type]
+            create_app(Settings(env=env, secret=OLD_SECRET))
 
 
 def test_production_minimum_lengths_apply_to_explicit_secrets_only() -> None:
@@ -203,7 +204,7 @@ def test_production_minimum_lengths_apply_to_explicit_secrets_only() -> None:
 
 
 def _cli(
-    tmp_path: Path, *args: str, cwd: Path | None = None, **env: str
+    tmp_path: Path, *args: str, cwd: Path | None = None, **env: Any
 ) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
@@ -236,7 +237,7 @@ def _cli(
     ],
 )
 def test_serve_refuses_in_one_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
-    r = _cli(tmp_path, "serve", "--port", "1", **env)
+    r = _cli(tmp_path, "serve", "--port", "1", **cast("dict[str, Any]", env))
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and message in r.stderr
     assert "Traceback" not in r.stderr
@@ -258,10 +259,10 @@ def test_cli_reads_the_secrets_from_the_store(tmp_path: Path) -> None:
     server = ServerThread(settings).start()
     try:
         assert server.service.secrets.operator.value == printed["operator_key"]
-        r = httpx.get(
+        feed = httpx.get(
             f"{server.url}/v1/feed", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
-        assert r.status_code == 200, "the CLI's token verifies on the server"
+        assert feed.status_code == 200, "the CLI's token verifies on the server"
     finally:
         server.stop()
 

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,180}$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,180}\Z")
 _R = scheduled_reminders.c
 
 

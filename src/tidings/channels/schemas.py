@@ -10,7 +10,7 @@ from tidings.channels.preferences import UserPreferences, check_zone
 from tidings.domain.inputs import JsonObject, StrictModel
 from tidings.domain.notifications import Audience
 
-_ROLE = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}$")
+_ROLE = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}\Z")
 
 
 class _Strict(StrictModel):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Self
 from tidings.delivery.broker import Envelope, Signal
 
 if TYPE_CHECKING:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = logging.getLogger(__name__)

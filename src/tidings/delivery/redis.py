@@ -10,6 +10,13 @@ Invariants:
 - Bounded: messages are read from the socket one at a time as the hub takes them; a listener
   that falls too far behind is cut off by Redis (``client-output-buffer-limit pubsub``), which is
   a disconnect like any other. Reconnect attempts back off up to ``max_backoff`` seconds.
+- A publish never waits more than ``publish_budget`` (:data:`PUBLISH_BUDGET`, 250 ms) for Redis:
+  it runs through a circuit breaker (:mod:`tidings.breaker`) that cancels it at the budget and
+  then, for ``cooldown`` seconds, refuses publishes at once (``CircuitOpen``, a
+  ``ConnectionError``) before one publish probes Redis again. Either way publish raises, the
+  service logs and counts it, and nothing is lost: the notification is committed, the local hub
+  has it, and other instances find it in the store (gap catch-up on the next message, the
+  periodic sweep, the catch-up after their own listener reconnects).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tidings.breaker import Breaker
 from tidings.delivery.broker import Signal
 
 if TYPE_CHECKING:
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL = "tidings"
+PUBLISH_BUDGET = 0.25  # seconds a publish may wait for Redis before the store is left to do it
 
 
 def split_channel(url: str, default: str = DEFAULT_CHANNEL) -> tuple[str, str]:
@@ -42,9 +51,17 @@ def split_channel(url: str, default: str = DEFAULT_CHANNEL) -> tuple[str, str]:
 
 
 class RedisBroker:
-    def __init__(self, url: str, *, max_backoff: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_backoff: float = 2.0,
+        publish_budget: float = PUBLISH_BUDGET,
+        cooldown: float = 5.0,
+    ) -> None:
         self.url, self.channel = split_channel(url)
         self.max_backoff = max_backoff
+        self.breaker = Breaker("redis-broker-publish", budget=publish_budget, cooldown=cooldown)
         self._publisher: Redis | None = None
         self._listener: Redis | None = None
         self._closed = asyncio.Event()
@@ -90,9 +107,10 @@ class RedisBroker:
         self._publisher = self._listener = None
 
     async def publish(self, message: bytes) -> None:
-        if self._publisher is None:
+        publisher = self._publisher
+        if publisher is None:
             raise RuntimeError("RedisBroker used outside 'async with'")
-        await self._publisher.publish(self.channel, message)
+        await self.breaker.call(lambda: publisher.publish(self.channel, message))
 
     async def listen(self) -> AsyncIterator[bytes | Signal]:
         from redis.exceptions import RedisError

@@ -12,6 +12,10 @@ tenant, one per user) scored by when it expires. Invariants:
 - Redis down: the per-instance caps of the hub still hold, acquiring fails open (a limiter
   outage must not close the service), and the heartbeat re-registers every live stream when
   Redis is back (a restarted Redis starts empty).
+- Redis hanging (a black hole): acquiring runs through a circuit breaker
+  (:mod:`tidings.breaker`) with a budget of :data:`BUDGET` (250 ms): a stream open waits at most
+  that long for Redis; once the breaker is open, opens go straight to the per-instance caps
+  until a half-open probe gets an answer in time.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from tidings.breaker import Breaker, CircuitOpen
 from tidings.errors import TooManyRequests
 
 if TYPE_CHECKING:
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from tidings.delivery.hub import Subscriber
 
 log = logging.getLogger(__name__)
+
+BUDGET = 0.25  # seconds a stream open may wait for the cluster-wide caps
 
 _ACQUIRE = """
 local now, expiry, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -61,6 +68,8 @@ class RedisSlots:
         max_per_tenant: int,
         ttl: float = 30.0,
         prefix: str = "tidings:streams",
+        budget: float = BUDGET,
+        cooldown: float = 5.0,
     ) -> None:
         self.url = url
         self.instance = instance
@@ -73,6 +82,7 @@ class RedisSlots:
         self._wake = asyncio.Event()
         self._redis: Redis | None = None
         self._task: asyncio.Task[None] | None = None
+        self.breaker = Breaker("stream-caps", budget=budget, cooldown=cooldown)
 
     async def __aenter__(self) -> Self:
         from redis.asyncio import Redis
@@ -109,21 +119,26 @@ class RedisSlots:
         from redis.exceptions import RedisError
 
         member, keys = self._keys(sub)
-        assert self._redis is not None, "RedisSlots used outside 'async with'"
+        redis = self._redis
+        assert redis is not None, "RedisSlots used outside 'async with'"
         now = time.time()
         try:
-            refused = await self._redis.eval(
-                _ACQUIRE,
-                2,
-                *keys,
-                now,
-                now + self.ttl,
-                member,
-                self.max_per_tenant,
-                self.max_per_user,
-                int(self.ttl * 2) + 1,
+            refused = await self.breaker.call(
+                lambda: redis.eval(
+                    _ACQUIRE,
+                    2,
+                    *keys,
+                    now,
+                    now + self.ttl,
+                    member,
+                    self.max_per_tenant,
+                    self.max_per_user,
+                    int(self.ttl * 2) + 1,
+                )
             )
-        except (RedisError, OSError) as error:
+        except CircuitOpen:
+            refused = 0  # logged when it opened
+        except (RedisError, OSError, TimeoutError) as error:
             log.warning("stream caps: redis unavailable (%r); per-instance caps only", error)
             refused = 0
         if refused == 1:

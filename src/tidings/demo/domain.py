@@ -145,9 +145,9 @@ class FormErrors(ValidationFailed):
         self.fields = fields
 
 
-_EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
-_PHONE = re.compile(r"^[0-9 +().\-]{0,40}$")
-_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}\Z")
+_PHONE = re.compile(r"^[0-9 +().\-]{0,40}\Z")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\Z")
 MAX_AHEAD_DAYS: Final = 366
 OPENING: Final = time(7, 0)
 CLOSING: Final = time(21, 0)

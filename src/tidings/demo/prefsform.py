@@ -58,7 +58,7 @@ LABELS: Final = {
 }
 CHANNEL_LABELS: Final = {"in_app": "In the app", "push": "Push", "email": "E-mail digest"}
 CADENCES: Final = ("off", "hourly", "daily")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d\Z")
 ON = "on"
 
 

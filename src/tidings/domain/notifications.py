@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from tidings.domain.inputs import JsonObject, StrictModel
 
-TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}\Z")
 
 KNOWN_TYPES = (
     "booking_created",
@@ -35,7 +35,7 @@ KNOWN_TYPES = (
     "system",
 )
 
-_ID_PATTERN = r"^[A-Za-z0-9_.@:+\-]{1,128}$"
+_ID_PATTERN = r"^[A-Za-z0-9_.@:+\-]{1,128}\Z"
 
 
 class Audience(StrictModel):

@@ -5,13 +5,18 @@ Invariants:
   so the per-tenant seq increment never meets ``database is locked`` half-way; other processes
   wait on ``busy_timeout``.
 - A store that cannot be reached raises :class:`tidings.errors.Unavailable` (503), never a 500.
+- At start, :meth:`Store.wait_reachable` waits for a PostgreSQL server that is down or starting
+  up (backoff from 0.5 s, doubling, at most ``max_delay`` between attempts, one log line per
+  attempt) instead of failing; errors that waiting cannot cure (a wrong password, a missing
+  database) are raised at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -102,6 +107,53 @@ class Store:
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.execute(text("SELECT 1"))
+
+    async def wait_reachable(
+        self,
+        *,
+        max_delay: float = 10.0,
+        timeout: float = 0.0,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Return once the store answers ``SELECT 1``; retry while it is unreachable.
+
+        ``timeout`` > 0 gives up after that many seconds (:class:`Unavailable`); ``should_stop``
+        (an exit signal arrived) ends the wait with :class:`Unavailable` at the next attempt.
+        SQLite is local: it is not waited for.
+        """
+        if self.is_sqlite:
+            return
+        started = time.monotonic()
+        delay, attempt = 0.5, 0
+        while True:
+            attempt += 1
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            except exc.DBAPIError as error:
+                state = _sqlstate(error)
+                if state.startswith(("28", "3D")) or not (
+                    _is_disconnect(error) or isinstance(error, _UNAVAILABLE_ERRORS)
+                ):
+                    raise  # a wrong password or database name: waiting will not help
+                reason = _sqlstate(error) or type(error.orig).__name__
+            except _UNAVAILABLE_ERRORS as error:
+                reason = type(error).__name__
+            else:
+                if attempt > 1:
+                    log.warning("store reachable after %d attempts", attempt)
+                return
+            waited = time.monotonic() - started
+            if should_stop() or (timeout and waited + delay > timeout):
+                raise Unavailable(f"The store did not answer within {waited:.0f}s at start.")
+            log.warning(
+                "store unreachable at start (attempt %d, %s); retrying in %.1fs",
+                attempt,
+                reason,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
 
     async def migrate(self) -> None:
         """Apply every Alembic migration up to head."""

@@ -20,7 +20,7 @@ from tidings.errors import NotFound
 from tidings.store.tables import signing_keys
 from tidings.store.tenants import get_tenant
 
-KID = re.compile(r"^tsk_[0-9a-f]{16}$")
+KID = re.compile(r"^tsk_[0-9a-f]{16}\Z")
 
 
 @dataclass(frozen=True, slots=True)

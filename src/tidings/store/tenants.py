@@ -24,9 +24,9 @@ from tidings.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from tidings.store.tables import api_keys, tenants
 
 SCOPES = frozenset({"publish", "tokens", "admin"})
-TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-KEY_ID = re.compile(r"^[A-Za-z0-9]{12}$")
-KEY_FORMAT = re.compile(r"^tdg_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{20,64})$")
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
+KEY_ID = re.compile(r"^[A-Za-z0-9]{12}\Z")
+KEY_FORMAT = re.compile(r"^tdg_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{20,64})\Z")
 
 
 @dataclass(frozen=True, slots=True)
