@@ -197,7 +197,7 @@ async def test_a_lone_publish_commits_at_once(settings: Settings, tmp_path: Path
                 timers.append(f"{callback!r} from {callers[-1]}")
             return call_at(when, callback, *args, **kwargs)
 
-        loop.call_at = spy  # type: ignore[method-assign]
+        loop.call_at = spy  # type: ignore[method-assign,assignment]
         try:
             publish = asyncio.ensure_future(service.publish("solo", note("alone")))
             done, _ = await asyncio.wait({publish}, timeout=20)
