@@ -36,6 +36,7 @@ from tidings.store import notifications as nq
 from tidings.store import readstate as rq
 from tidings.store import signingkeys as kq
 from tidings.store import tenants as tq
+from tidings.store.groupcommit import GroupCommitter
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class Tidings:
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
         self._secrets: keyring.ServerSecrets | None = None
+        self.committer = GroupCommitter(
+            store, in_transaction=self._announce_in_transaction, announce=self._deliver
+        )
 
     async def load_secrets(self) -> keyring.ServerSecrets:
         """Resolve the token secret and operator key (settings, else generated in the store).
@@ -192,32 +196,42 @@ class Tidings:
     async def publish(
         self, tenant: str, new: NewNotification, *, idempotency_key: str | None = None
     ) -> tuple[Notification, bool]:
+        """Store and announce one notification; publishes arriving together commit together
+        (:mod:`tidings.store.groupcommit`). Answered after the commit."""
+        self.check_limits(new)
         started = time.perf_counter()
-        async with self.transaction() as tx:
-            result = await tx.publish(tenant, new, idempotency_key=idempotency_key)
+        results = await self.committer.publish(tenant, [new], [idempotency_key])
         self.metrics.publish_seconds.observe(time.perf_counter() - started)
-        return result
+        await self._after_publish(results)
+        return results[0]
 
     async def publish_many(
         self, tenant: str, items: Sequence[NewNotification], *, idempotency_key: str | None = None
     ) -> list[tuple[Notification, bool]]:
+        """Store and announce up to a batch of notifications: all of them, or none."""
         for item in items:
             self.check_limits(item)
         self.check_targets(items)
+        keys = [f"{idempotency_key}#{i}" if idempotency_key else None for i in range(len(items))]
         started = time.perf_counter()
-        async with self.transaction() as tx:
-            results = [
-                await tx.publish(
-                    tenant,
-                    item,
-                    idempotency_key=f"{idempotency_key}#{i}" if idempotency_key else None,
-                )
-                for i, item in enumerate(items)
-            ]
+        results = await self.committer.publish(tenant, items, keys)
         self.metrics.publish_seconds.observe(time.perf_counter() - started)
+        await self._after_publish(results)
         return results
 
+    async def _after_publish(self, results: list[tuple[Notification, bool]]) -> None:
+        published = [item for item, created in results if created]
+        if published:
+            await self._run_hooks(published)
+
     async def _announce(self, published: list[Notification], *, broadcast: bool = True) -> None:
+        if published:
+            await self._deliver(published, broadcast)
+            await self._run_hooks(published)
+
+    async def _deliver(self, published: list[Notification], broadcast: bool) -> None:
+        """Offer committed notifications to the local hub and, unless a transactional broker
+        announced them at commit, to the broker; in the order given (seq order per tenant)."""
         if not published:
             return
         self.metrics.published.inc(len(published))
@@ -232,6 +246,8 @@ class Tidings:
                 log.warning(
                     "broker publish failed tenant=%s seq=%d: %r", item.tenant, item.seq, error
                 )
+
+    async def _run_hooks(self, published: list[Notification]) -> None:
         for hook in self.after_publish:
             try:
                 await hook(published)

@@ -3,6 +3,9 @@
 An ``Idempotency-Key`` is stored as is (``notifications.idempotency_key``, 200 characters); a
 batch stores ``<key>#<index>`` per item, so a batch's key is shorter by the longest suffix
 (``#99``): at most 197 characters. Longer keys are refused (422) before anything is stored.
+
+The answer is the notification's one-line JSON, the same bytes the hub sends to streams
+(``Notification.encode``, computed once per notification), not a second encoding per request.
 """
 
 from __future__ import annotations
@@ -31,35 +34,36 @@ IdempotencyKey = Annotated[str | None, _key_header(KEY_COLUMN)]
 BatchIdempotencyKey = Annotated[str | None, _key_header(BATCH_KEY_MAX)]
 
 
-@router.post("", status_code=201)
+def _json(content: bytes, created: bool) -> Response:
+    return Response(content, status_code=201 if created else 200, media_type="application/json")
+
+
+@router.post("", status_code=201, response_model=None)
 async def publish(
     body: NewNotification,
     key: KeyDep,
     service: ServiceDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+) -> Response:
     """Store and deliver one notification. 201 when new, 200 for a repeated Idempotency-Key."""
     require_scope(key, "publish")
     await service.rate_limit(key, items=[body])
     stored, created = await service.publish(key.tenant, body, idempotency_key=idempotency_key)
-    response.status_code = 201 if created else 200
-    return stored.public()
+    return _json(stored.encode(), created)
 
 
-@router.post("/batch", status_code=201)
+@router.post("/batch", status_code=201, response_model=None)
 async def publish_batch(
     body: BatchIn,
     key: KeyDep,
     service: ServiceDep,
-    response: Response,
     idempotency_key: BatchIdempotencyKey = None,
-) -> dict[str, Any]:
+) -> Response:
     """Up to 100 notifications in one transaction: all are stored, or none."""
     require_scope(key, "publish")
     await service.rate_limit(key, items=body.notifications)
     results = await service.publish_many(
         key.tenant, body.notifications, idempotency_key=idempotency_key
     )
-    response.status_code = 201 if any(created for _, created in results) else 200
-    return {"notifications": [n.public() for n, _ in results]}
+    items = b",".join(n.encode() for n, _ in results)
+    return _json(b'{"notifications":[' + items + b"]}", any(created for _, created in results))

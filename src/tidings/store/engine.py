@@ -47,12 +47,16 @@ class Store:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
+        # Every connection the pool may open is kept once opened (no overflow): a burst of
+        # concurrent requests would otherwise open and close a connection per transaction (on
+        # SQLite a thread and four PRAGMAs each, on PostgreSQL a server backend).
+        pooled = pool_size * 3
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
+            if ":memory:" not in url:
+                kwargs.update(pool_size=pooled, max_overflow=0)
         else:
-            kwargs.update(
-                pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, pool_timeout=10
-            )
+            kwargs.update(pool_size=pooled, max_overflow=0, pool_pre_ping=True, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:

@@ -1,29 +1,124 @@
 """Notification queries.
 
-Invariant: :func:`insert` assigns the tenant's next seq with ``UPDATE tenants SET last_seq =
-last_seq + 1 … RETURNING`` inside the caller's write transaction. The row lock (PostgreSQL) or
-the database write lock (SQLite) is held until commit, so seq order is commit order and a
-rolled-back publish leaves no gap.
+Invariants:
+- Each notification gets its tenant's next seq while the caller's write transaction holds the
+  tenant's lock — the row lock (PostgreSQL) or the database write lock (SQLite, ``BEGIN
+  IMMEDIATE``) — until commit, so seq order is commit order and a rolled-back publish leaves no
+  gap. :func:`insert` takes the lock with ``UPDATE tenants … RETURNING``; :func:`insert_group`
+  locks every tenant of a group at once, in tenant id order (``SELECT … ORDER BY id FOR
+  UPDATE``), so groups from several instances never deadlock, and writes ``last_seq`` back
+  before the commit.
+- An idempotency key is looked up only while the tenant is locked, so an earlier holder of the
+  key has committed; a key replayed with the same request returns the stored notification and
+  burns no seq, with a different request it is refused (``idempotency_key_mismatch``).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, false, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, false, func, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from tidings.domain.notifications import Audience, NewNotification, Notification
-from tidings.errors import NotFound, ValidationFailed
+from tidings.errors import NotFound, TidingsError, ValidationFailed
 from tidings.store.tables import audience_targets, notifications, tenants
 
 _N = notifications.c
+
+# Statements built once (SQLAlchemy caches their compiled form per dialect too).
+_NEXT_SEQ = (
+    update(tenants)
+    .where(tenants.c.id == bindparam("tid"))
+    .values(last_seq=tenants.c.last_seq + 1)
+    .returning(tenants.c.last_seq)
+)
+_GIVE_BACK_SEQ = (
+    update(tenants).where(tenants.c.id == bindparam("tid")).values(last_seq=tenants.c.last_seq - 1)
+)
+_LOCK_TENANTS = (
+    select(tenants.c.id, tenants.c.last_seq)
+    .where(tenants.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(tenants.c.id)
+    .with_for_update()
+)
+_SET_LAST_SEQ = (
+    update(tenants).where(tenants.c.id == bindparam("tid")).values(last_seq=bindparam("top"))
+)
+_BY_KEY = select(notifications).where(
+    _N.tenant_id == bindparam("tid"), _N.idempotency_key == bindparam("key")
+)
+_BY_KEYS = select(notifications).where(
+    _N.tenant_id == bindparam("tid"), _N.idempotency_key.in_(bindparam("keys", expanding=True))
+)
+_INSERT_NOTIFICATION = sa_insert(notifications)
+_INSERT_TARGETS = sa_insert(audience_targets)
+
+
+def _mismatch() -> ValidationFailed:
+    return ValidationFailed(
+        "This Idempotency-Key was used for a different notification.",
+        code="idempotency_key_mismatch",
+    )
+
+
+def _unknown_tenant(tenant: str) -> NotFound:
+    return NotFound(f"Tenant {tenant!r} does not exist.", code="tenant_not_found")
+
+
+def _stage(
+    tenant: str,
+    seq: int,
+    new: NewNotification,
+    key: str | None,
+    fingerprint: bytes,
+    now: datetime,
+    rows: list[dict[str, Any]],
+    targets: list[dict[str, Any]],
+) -> Notification:
+    """The notification ``new`` becomes at ``seq``; its row and target rows are appended."""
+    audience = new.audience
+    rows.append(
+        {
+            "tenant_id": tenant,
+            "seq": seq,
+            "type": new.type,
+            "title": new.title,
+            "body": new.body,
+            "data": new.data,
+            "link": new.link,
+            "audience": audience.public() if audience else None,
+            "targeted": audience is not None,
+            "idempotency_key": key,
+            "fingerprint": fingerprint,
+            "created_at": now,
+        }
+    )
+    if audience is not None:
+        targets.extend(
+            {"tenant_id": tenant, "seq": seq, "kind": "u", "value": u} for u in audience.users
+        )
+        targets.extend(
+            {"tenant_id": tenant, "seq": seq, "kind": "r", "value": r} for r in audience.roles
+        )
+    return Notification(
+        tenant=tenant,
+        seq=seq,
+        type=new.type,
+        title=new.title,
+        body=new.body,
+        data=dict(new.data),
+        link=new.link,
+        audience=audience,
+        created_at=now,
+    )
 
 
 async def insert(
@@ -39,75 +134,114 @@ async def insert(
     With an ``idempotency_key`` seen before, returns the earlier notification (``False``), or
     raises ``ValidationFailed(idempotency_key_mismatch)`` when the request differs.
     """
-    seq = (
-        await conn.execute(
-            update(tenants)
-            .where(tenants.c.id == tenant)
-            .values(last_seq=tenants.c.last_seq + 1)
-            .returning(tenants.c.last_seq)
-        )
-    ).scalar_one_or_none()
+    seq = (await conn.execute(_NEXT_SEQ, {"tid": tenant})).scalar_one_or_none()
     if seq is None:
-        raise NotFound(f"Tenant {tenant!r} does not exist.", code="tenant_not_found")
+        raise _unknown_tenant(tenant)
     fingerprint = hashlib.sha256(new.fingerprint()).digest()
     if idempotency_key is not None:
         # The tenant row is locked now, so an earlier holder of this key has committed.
-        row = (
-            await conn.execute(
-                select(notifications).where(
-                    _N.tenant_id == tenant, _N.idempotency_key == idempotency_key
-                )
-            )
-        ).first()
+        row = (await conn.execute(_BY_KEY, {"tid": tenant, "key": idempotency_key})).first()
         if row is not None:
-            await conn.execute(
-                update(tenants)
-                .where(tenants.c.id == tenant)
-                .values(last_seq=tenants.c.last_seq - 1)
-            )
+            await conn.execute(_GIVE_BACK_SEQ, {"tid": tenant})
             if row.fingerprint != fingerprint:
-                raise ValidationFailed(
-                    "This Idempotency-Key was used for a different notification.",
-                    code="idempotency_key_mismatch",
-                )
+                raise _mismatch()
             return _from_row(row), False
-    audience = new.audience
-    await conn.execute(
-        sa_insert(notifications).values(
-            tenant_id=tenant,
-            seq=seq,
-            type=new.type,
-            title=new.title,
-            body=new.body,
-            data=new.data,
-            link=new.link,
-            audience=audience.public() if audience else None,
-            targeted=audience is not None,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            created_at=now,
-        )
-    )
-    if audience is not None:
-        targets = [
-            {"tenant_id": tenant, "seq": seq, "kind": "u", "value": u} for u in audience.users
-        ]
-        targets += [
-            {"tenant_id": tenant, "seq": seq, "kind": "r", "value": r} for r in audience.roles
-        ]
-        await conn.execute(sa_insert(audience_targets), targets)
-    stored = Notification(
-        tenant=tenant,
-        seq=seq,
-        type=new.type,
-        title=new.title,
-        body=new.body,
-        data=dict(new.data),
-        link=new.link,
-        audience=audience,
-        created_at=now,
-    )
+    rows: list[dict[str, Any]] = []
+    targets: list[dict[str, Any]] = []
+    stored = _stage(tenant, seq, new, idempotency_key, fingerprint, now, rows, targets)
+    await conn.execute(_INSERT_NOTIFICATION, rows[0])
+    if targets:
+        await conn.execute(_INSERT_TARGETS, targets)
     return stored, True
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One publish request of a group: all of its notifications are stored, or none."""
+
+    tenant: str
+    items: Sequence[NewNotification]
+    keys: Sequence[str | None]
+
+
+Outcome = list[tuple[Notification, bool]] | TidingsError
+"""A request's result in a group: (notification, created) per item, or why it was refused."""
+
+
+async def insert_group(
+    conn: AsyncConnection, requests: Sequence[Request], *, now: datetime
+) -> tuple[list[Outcome], list[Notification]]:
+    """Store several publish requests in the caller's write transaction, in order.
+
+    Returns one outcome per request and the new notifications (in seq order per tenant). A
+    request for an unknown tenant or with a mismatched idempotency key is refused alone
+    (nothing of it is written); the others proceed. A key repeated within the group is a
+    replay of its first use. Statements: one lock of the group's tenants, one key lookup per
+    tenant with keys, one multi-row insert of notifications and one of audience targets, one
+    ``last_seq`` write per tenant.
+    """
+    tenant_ids = sorted({r.tenant for r in requests})
+    last = {
+        str(tid): int(seq) for tid, seq in await conn.execute(_LOCK_TENANTS, {"ids": tenant_ids})
+    }
+    wanted: dict[str, set[str]] = {}
+    for request in requests:
+        if request.tenant in last:
+            wanted.setdefault(request.tenant, set()).update(k for k in request.keys if k)
+    known: dict[tuple[str, str], tuple[Notification, bytes]] = {}
+    for tid, keys in wanted.items():
+        if keys:
+            found = await conn.execute(_BY_KEYS, {"tid": tid, "keys": sorted(keys)})
+            for row in found:
+                known[(tid, row.idempotency_key)] = (_from_row(row), row.fingerprint)
+    top = dict(last)
+    outcomes: list[Outcome] = []
+    rows: list[dict[str, Any]] = []
+    targets: list[dict[str, Any]] = []
+    published: list[Notification] = []
+    for request in requests:
+        tenant = request.tenant
+        if tenant not in top:
+            outcomes.append(_unknown_tenant(tenant))
+            continue
+        seq = top[tenant]
+        results: list[tuple[Notification, bool]] = []
+        staged: dict[tuple[str, str], tuple[Notification, bytes]] = {}
+        my_rows: list[dict[str, Any]] = []
+        my_targets: list[dict[str, Any]] = []
+        refused: TidingsError | None = None
+        for new, key in zip(request.items, request.keys, strict=True):
+            fingerprint = hashlib.sha256(new.fingerprint()).digest()
+            if key is not None:
+                earlier = staged.get((tenant, key)) or known.get((tenant, key))
+                if earlier is not None:
+                    if earlier[1] != fingerprint:
+                        refused = _mismatch()
+                        break
+                    results.append((earlier[0], False))
+                    continue
+            seq += 1
+            stored = _stage(tenant, seq, new, key, fingerprint, now, my_rows, my_targets)
+            results.append((stored, True))
+            if key is not None:
+                staged[(tenant, key)] = (stored, fingerprint)
+        if refused is not None:
+            outcomes.append(refused)
+            continue
+        top[tenant] = seq
+        known.update(staged)
+        rows += my_rows
+        targets += my_targets
+        published += [n for n, created in results if created]
+        outcomes.append(results)
+    if rows:
+        await conn.execute(_INSERT_NOTIFICATION, rows)
+    if targets:
+        await conn.execute(_INSERT_TARGETS, targets)
+    moved = [{"tid": tid, "top": seq} for tid, seq in top.items() if seq != last[tid]]
+    if moved:
+        await conn.execute(_SET_LAST_SEQ, moved)
+    return outcomes, published
 
 
 async def latest_seq(conn: AsyncConnection, tenant: str) -> int:

@@ -1,0 +1,230 @@
+"""Group commit: publishes that arrive together share one transaction (store/groupcommit.py).
+
+Each test runs on SQLite and on PostgreSQL (the ``settings``/``server`` fixtures). Concurrent
+in-process publishes are started on the server's own loop in one go, so they are queued before
+the writer task runs and form one group by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
+
+from tests.support import ServerThread, Tenant, create_tenant
+from tidings.app import create_app
+from tidings.config import Settings
+from tidings.domain.notifications import Audience, NewNotification
+from tidings.errors import NotFound, ValidationFailed
+from tidings.store import Store, groupcommit
+from tidings.store import notifications as nq
+
+pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
+
+
+async def on_server(server: ServerThread, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make()`` on the server's event loop (where its store and committer live)."""
+    loop = server.server.servers[0].get_loop()
+    future = asyncio.run_coroutine_threadsafe(make(), loop)
+    return await asyncio.wait_for(asyncio.wrap_future(future), 30)
+
+
+async def stored_seqs(server: ServerThread, tenant: str) -> list[int]:
+    async def read() -> list[int]:
+        async with server.service.store.read() as conn:
+            rows = await nq.fetch_after(conn, tenant, 0, limit=10_000)
+        return [n.seq for n in rows]
+
+    return await on_server(server, read)
+
+
+def note(title: str, **extra: Any) -> NewNotification:
+    return NewNotification(type="booking_created", title=title, **extra)
+
+
+async def test_publishes_arriving_together_share_one_commit(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    service = server.service
+
+    async def publish_32() -> list[tuple[Any, bool]]:
+        return list(
+            await asyncio.gather(*(service.publish(tenant.id, note(f"n{i}")) for i in range(32)))
+        )
+
+    results = await on_server(server, publish_32)
+    assert [n.seq for n, created in results] == list(range(1, 33))
+    assert all(created for _, created in results)
+    assert list(service.committer.group_sizes)[-1:] == [32], "32 publishes, one transaction"
+    assert await stored_seqs(server, tenant.id) == list(range(1, 33))
+
+
+async def test_32_concurrent_http_publishers_with_keys_replayed_mid_batch(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    url = f"{server.url}/v1/notifications"
+    workers, per_worker = 32, 6
+
+    def body(key: str) -> dict[str, Any]:
+        return {"type": "booking_created", "title": f"booking {key}", "data": {"key": key}}
+
+    def plan(w: int) -> list[str]:
+        own = [f"w{w}-{i}" for i in range(per_worker)]
+        # Mid-batch: a replay of its own first key and a key another worker also sends.
+        return [*own[:3], own[0], f"w{(w + 1) % workers}-2", *own[3:]]
+
+    answers: list[tuple[str, int, int]] = []
+    limits = httpx.Limits(max_connections=workers)
+    async with httpx.AsyncClient(timeout=20, limits=limits) as client:
+
+        async def worker(w: int) -> None:
+            for key in plan(w):
+                headers = {**tenant.auth, "Idempotency-Key": key}
+                r = await client.post(url, json=body(key), headers=headers)
+                assert r.status_code in (200, 201), r.text
+                answers.append((key, r.status_code, r.json()["id"]))
+
+        await asyncio.gather(*(worker(w) for w in range(workers)))
+        after = await client.post(url, json=body("after"), headers=tenant.auth)
+
+    total = workers * per_worker
+    assert len(answers) == workers * (per_worker + 2), "every publish answered exactly once"
+    ids: dict[str, set[int]] = {}
+    created: dict[str, int] = {}
+    for key, status, seq in answers:
+        ids.setdefault(key, set()).add(seq)
+        created[key] = created.get(key, 0) + (status == 201)
+    assert len(ids) == total
+    assert all(len(seqs) == 1 for seqs in ids.values()), "a replay returns the same notification"
+    assert set(created.values()) == {1}, "exactly one 201 per key, the replays answer 200"
+    assert sorted(seq for (seq,) in ids.values()) == list(range(1, total + 1))
+    assert after.status_code == 201 and after.json()["id"] == total + 1, "no seq burned"
+    assert await stored_seqs(server, tenant.id) == list(range(1, total + 2)), "nothing doubled"
+    assert max(server.service.committer.group_sizes) > 1, "concurrent publishes were grouped"
+
+
+async def test_a_publish_refused_inside_a_group_fails_alone(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    service = server.service
+    first, _ = await on_server(
+        server, lambda: service.publish(tenant.id, note("original"), idempotency_key="k")
+    )
+
+    async def group() -> list[Any]:
+        calls: list[Awaitable[Any]] = [
+            service.publish(tenant.id, note("a")),
+            service.publish("no-such-tenant", note("lost")),
+            service.publish(tenant.id, note("different"), idempotency_key="k"),
+            service.publish(tenant.id, note("original"), idempotency_key="k"),
+            service.publish_many(tenant.id, [note("b1"), note("b2")], idempotency_key="b"),
+            service.publish(tenant.id, note("c"), idempotency_key="c"),
+            service.publish(tenant.id, note("c"), idempotency_key="c"),
+        ]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    a, lost, mismatch, replay, batch, c, c_again = await on_server(server, group)
+    assert list(service.committer.group_sizes)[-1] == 7, "all seven went through one group"
+    assert isinstance(lost, NotFound) and lost.code == "tenant_not_found"
+    assert isinstance(mismatch, ValidationFailed) and mismatch.code == "idempotency_key_mismatch"
+    assert (replay[0].seq, replay[0].title, replay[1]) == (first.seq, "original", False)
+    assert (a[0].seq, a[1]) == (2, True)
+    assert [(n.seq, created) for n, created in batch] == [(3, True), (4, True)]
+    assert (c[0].seq, c[1]) == (5, True)
+    assert c_again == (c[0], False), "a key replayed within the group returns the same one"
+    assert await stored_seqs(server, tenant.id) == [1, 2, 3, 4, 5]
+
+
+async def test_a_constraint_error_inside_a_group_fails_alone(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    service = server.service
+    other = create_tenant(server.url, "bounce-bros")
+    # Validation would drop the repeated user; built around it, the row breaks a primary key.
+    broken = NewNotification.model_construct(
+        type="booking_created",
+        title="broken",
+        body="",
+        data={},
+        link=None,
+        audience=Audience.model_construct(users=("dup", "dup"), roles=()),
+    )
+
+    async def group() -> list[Any]:
+        calls = [
+            service.publish(tenant.id, note("before")),
+            service.publish(other.id, note("elsewhere")),
+            service.publish(tenant.id, broken),
+            service.publish_many(tenant.id, [note("x"), note("y")]),
+        ]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    before, elsewhere, failed, batch = await on_server(server, group)
+    assert isinstance(failed, IntegrityError)
+    assert before[0].seq == 1 and elsewhere[0].seq == 1
+    assert [n.seq for n, _ in batch] == [2, 3]
+    assert await stored_seqs(server, tenant.id) == [1, 2, 3], "no gap where it failed"
+    assert await stored_seqs(server, other.id) == [1]
+
+
+async def test_a_lone_publish_commits_at_once(settings: Settings, tmp_path: Path) -> None:
+    """Nothing in the committer waits for company: no timer is set by its code while a lone
+    publish goes through, and it commits in a group of one."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        service = app.state.tidings
+        await service.create_tenant("solo", "Solo")
+        loop = asyncio.get_running_loop()
+        timers: list[str] = []
+        call_at = loop.call_at
+
+        def spy(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            callers = [
+                frame.filename
+                for frame in traceback.extract_stack()[:-1]
+                if "/asyncio/" not in frame.filename
+            ]
+            if callers and callers[-1] == groupcommit.__file__:
+                timers.append(f"{callback!r} from {callers[-1]}")
+            return call_at(when, callback, *args, **kwargs)
+
+        loop.call_at = spy  # type: ignore[method-assign,assignment]
+        try:
+            publish = asyncio.ensure_future(service.publish("solo", note("alone")))
+            done, _ = await asyncio.wait({publish}, timeout=20)
+        finally:
+            del loop.call_at
+        assert publish in done
+        stored, created = publish.result()
+        assert (stored.seq, created) == (1, True)
+        assert list(service.committer.group_sizes) == [1]
+        assert timers == [], "the group committer set a timer for a lone publish"
+
+
+async def test_a_burst_of_transactions_reuses_pooled_connections(settings: Settings) -> None:
+    """32 concurrent transactions, twice: the second burst opens no connection (the pool keeps
+    what it opened; an overflow connection used to be opened and closed per transaction)."""
+    store = Store(settings.database_url)
+    opened: list[object] = []
+    event.listen(store.engine.sync_engine, "connect", lambda conn, _record: opened.append(conn))
+    try:
+
+        async def one() -> None:
+            async with store.read() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(32))), 30)
+        first = len(opened)
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(32))), 30)
+        assert first > 0 and len(opened) == first, f"{len(opened) - first} opened again"
+    finally:
+        await store.close()
