@@ -317,6 +317,20 @@ async def publish(client: httpx.AsyncClient, tenant: Tenant, title: str, **field
     return r.json()
 
 
+async def publish_blobs(
+    client: httpx.AsyncClient, tenant: Tenant, start: int, *, count: int = 100, blob: str
+) -> None:
+    """One batch of ``count`` notifications titled ``n<start>``… each carrying ``blob`` in its
+    data: the quickest way to fill a stalled reader's socket."""
+    items = [
+        {"type": "system", "title": f"n{start + i}", "data": {"blob": blob}} for i in range(count)
+    ]
+    r = await client.post(
+        f"{tenant.url}/v1/notifications/batch", json={"notifications": items}, headers=tenant.auth
+    )
+    assert r.status_code == 201, r.text
+
+
 async def mark(tenant: Tenant, title: str = "marker", **fields: Any) -> str:
     """Publish a marker (after whatever must not arrive) and return its title, for
     :meth:`Stream.until`: what has not come before the marker is not coming."""

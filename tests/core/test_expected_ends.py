@@ -14,7 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ServerThread, Stream, Tenant, create_tenant, make_settings
+from tests.support import (
+    ServerThread,
+    Stream,
+    Tenant,
+    create_tenant,
+    make_settings,
+    publish_blobs,
+)
 
 pytestmark = pytest.mark.anyio
 LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "tidings")
@@ -133,16 +140,7 @@ async def test_shutdown_with_a_stalled_and_a_healthy_stream_logs_no_error(tmp_pa
                 blob = "x" * 6000
                 async with httpx.AsyncClient(timeout=30) as client:
                     for start in range(0, 600, 100):
-                        items = [
-                            {"type": "system", "title": f"n{start + i}", "data": {"blob": blob}}
-                            for i in range(100)
-                        ]
-                        r = await client.post(
-                            f"{srv.url}/v1/notifications/batch",
-                            json={"notifications": items},
-                            headers=tenant.auth,
-                        )
-                        assert r.status_code == 201
+                        await publish_blobs(client, tenant, start, blob=blob)
                 await healthy.notifications(600, timeout=60)
                 async with asyncio.timeout(10):  # the stalled stream is stuck in a write
                     while not any(s.sending for s in subscribers(srv)):

@@ -9,7 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ServerThread, Stream, create_tenant, free_port, make_settings
+from tests.support import (
+    ServerThread,
+    Stream,
+    create_tenant,
+    free_port,
+    make_settings,
+    publish_blobs,
+)
 from tidings.client import Publisher, subscribe
 
 pytestmark = pytest.mark.anyio
@@ -37,16 +44,7 @@ async def test_stalled_reader_is_cut_off_and_others_are_unharmed(tmp_path: Path)
             blob = "x" * 6000
             total = 1500
             for start in range(0, total, 100):
-                items = [
-                    {"type": "system", "title": f"n{start + i}", "data": {"blob": blob}}
-                    for i in range(100)
-                ]
-                r = await client.post(
-                    f"{srv.url}/v1/notifications/batch",
-                    json={"notifications": items},
-                    headers=tenant.auth,
-                )
-                assert r.status_code == 201
+                await publish_blobs(client, tenant, start, blob=blob)
             got = await healthy.notifications(total, timeout=60)
             assert [f.id for f in got] == list(range(1, total + 1))
             async with asyncio.timeout(10):

@@ -16,7 +16,14 @@ import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from tests.support import ServerThread, Stream, Tenant, create_tenant, make_settings
+from tests.support import (
+    ServerThread,
+    Stream,
+    Tenant,
+    create_tenant,
+    make_settings,
+    publish_blobs,
+)
 from tidings.delivery.edge import write_limit
 from tidings.server import EdgeProtocol
 
@@ -209,16 +216,7 @@ async def test_a_reader_that_stops_reading_is_bounded_and_catches_up(tmp_path: P
             total = 0
             async with asyncio.timeout(60):  # until the kernel's buffers are full too
                 while not edge.sub.sending:
-                    items = [
-                        {"type": "system", "title": f"n{total + i}", "data": {"blob": blob}}
-                        for i in range(100)
-                    ]
-                    r = await client.post(
-                        f"{srv.url}/v1/notifications/batch",
-                        json={"notifications": items},
-                        headers=tenant.auth,
-                    )
-                    assert r.status_code == 201
+                    await publish_blobs(client, tenant, total, blob=blob)
                     total += 100
                     got = await healthy.notifications(100, timeout=30)
                     assert [f.id for f in got] == list(range(total - 99, total + 1))
@@ -286,16 +284,7 @@ async def test_a_reader_stuck_past_the_send_timeout_is_cut_off_with_bye(tmp_path
             await healthy.next_event("ready")
             async with asyncio.timeout(60):
                 while srv.service.hub.stream_count == 2:
-                    items = [
-                        {"type": "system", "title": f"n{total + i}", "data": {"blob": blob}}
-                        for i in range(50)
-                    ]
-                    r = await client.post(
-                        f"{srv.url}/v1/notifications/batch",
-                        json={"notifications": items},
-                        headers=tenant.auth,
-                    )
-                    assert r.status_code == 201
+                    await publish_blobs(client, tenant, total, count=50, blob=blob)
                     total += 50
                     await asyncio.sleep(0.1)
             got = await healthy.notifications(total, timeout=60)
