@@ -40,11 +40,6 @@ def server(tmp_path: Path) -> Iterator[ServerThread]:
         srv.stop()
 
 
-@pytest.fixture
-def tenant(server: ServerThread) -> Tenant:
-    return create_tenant(server.url, "jump-joy")
-
-
 def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert r.status_code == status, r.text[:300]
     assert r.headers["content-type"] == "application/problem+json"

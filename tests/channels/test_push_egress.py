@@ -24,7 +24,7 @@ from tests.channels.conftest import (
     token,
     wait_until,
 )
-from tests.support import ServerThread, Tenant, create_tenant, free_port, publish
+from tests.support import ServerThread, Tenant, free_port, publish
 
 pytestmark = pytest.mark.anyio
 
@@ -45,11 +45,6 @@ def server(tmp_path: Path, push_service: PushService) -> Iterator[ServerThread]:
         yield srv
     finally:
         srv.stop()
-
-
-@pytest.fixture
-def tenant(server: ServerThread) -> Tenant:
-    return create_tenant(server.url, "jump-joy")
 
 
 REFUSED = [
