@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from tests.support import free_port
 
@@ -25,7 +26,11 @@ class DroppingProxy:
         self.server.close()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:  # nothing listens there: the client sees its connection closed
+            client_w.close()
+            return
         drop = self.drops > 0
         if drop:
             self.drops -= 1
@@ -43,3 +48,35 @@ class DroppingProxy:
         await asyncio.gather(
             pipe(client_r, up_w, False), pipe(up_r, client_w, drop), return_exceptions=True
         )
+
+
+class ProxyThread:
+    """A :class:`DroppingProxy` served by its own event loop in a thread, for blocking tests."""
+
+    def __init__(self, target_port: int, drops: int) -> None:
+        self.proxy = DroppingProxy(target_port, drops)
+        self.url = f"http://127.0.0.1:{self.proxy.port}"
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ProxyThread:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.__aenter__(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    async def _shutdown(self) -> None:
+        await self.proxy.__aexit__()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def drops(self) -> int:
+        return self.proxy.drops
