@@ -114,6 +114,17 @@ def test_a_given_token_ends_the_iteration_when_it_expires(
     assert names == ["ready", "expired"]
 
 
+@pytest.mark.anyio
+async def test_async_given_token_ends_the_iteration_when_it_expires(
+    live: ServerThread, fresh: Tenant
+) -> None:
+    async with AsyncClient(live.url, api_key=fresh.key) as client, asyncio.timeout(LIMIT):
+        token = await client.mint_token("ann", ttl=1)
+        async with client.subscribe(token=token.token) as events:
+            names = [e.event async for e in events]
+    assert names == ["ready", "expired"]
+
+
 def test_a_refused_token_is_an_api_error(live: ServerThread, fresh: Tenant) -> None:
     with Client(live.url, api_key=fresh.key) as client:
         with pytest.raises(ApiError) as refused:

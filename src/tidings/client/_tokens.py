@@ -1,9 +1,9 @@
 """Stream tokens the SDK mints for users, and the cache that reuses them until near expiry.
 
 A cached token is used only while more than ``margin`` of its life is left (a fifth of it, at
-most a minute), so a request never carries a token that expires on its way. The deadline is
-kept on the local monotonic clock from the lifetime the server granted, so the local wall
-clock's skew does not matter beyond the request's own latency.
+least half a second, at most a minute), so a request never carries a token that expires on its
+way. The deadline is kept on the local monotonic clock from the lifetime the server granted, so
+the local wall clock's skew does not matter beyond the request's own latency.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["StreamToken", "TokenCache", "UserRef"]
+
+MIN_MARGIN = 0.5  # seconds: a token is never handed out with less life left
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ class TokenCache:
 
     def put(self, ref: UserRef, token: StreamToken) -> None:
         life = (token.expires_at - datetime.now(UTC)).total_seconds()
-        margin = min(60.0, life / 5)
+        margin = min(60.0, max(MIN_MARGIN, life / 5))
         if life - margin > 0:
             self._tokens[ref] = (token, time.monotonic() + life - margin)
 
