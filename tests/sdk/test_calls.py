@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from tests.sdk.both import Clients
 from tests.support import ServerThread, Tenant
 from tidings.client import ApiError, StreamToken
+from tidings.client._tokens import UserRef
 
 
 def test_publish_single_and_batch_and_idempotency(
@@ -192,3 +194,14 @@ def test_a_call_without_its_credential_fails_before_any_request(make: Clients) -
         client.mark_read("ann")
     with pytest.raises(TypeError, match="roles"):
         client.feed("ann", roles="owner")
+
+
+def test_a_refused_cached_token_is_minted_again_once(
+    live: ServerThread, fresh: Tenant, make: Clients
+) -> None:
+    client = make(live.url, api_key=fresh.key)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    stale = StreamToken("not-a-valid-token", later, fresh.id, "ann")
+    client.tokens.put(UserRef.of("ann"), stale)
+    assert client.unread_count("ann") == {"count": 0, "more": False}
+    assert client.tokens.get(UserRef.of("ann")) != stale, "the refused token was replaced"

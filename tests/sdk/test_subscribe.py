@@ -7,13 +7,15 @@ import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import uvicorn
 
 from tests.support import ServerThread, Tenant, create_tenant, make_settings
-from tidings.client import ApiError, AsyncClient, Client, Event
+from tidings.client import ApiError, AsyncClient, Client, Event, StreamToken
+from tidings.client._tokens import UserRef
 from tidings.server import EdgeProtocol, Server
 
 LIMIT = 10.0
@@ -212,3 +214,18 @@ def test_sync_subscribe_resumes_after_the_server_restarts(tmp_path: Path) -> Non
         reader.join(timeout=LIMIT)
         client.close()
     assert not reader.is_alive()
+
+
+@pytest.mark.anyio
+async def test_a_refused_cached_token_is_renewed_by_the_subscription(
+    live: ServerThread, fresh: Tenant
+) -> None:
+    stale = StreamToken("not-a-valid-token", datetime.now(UTC) + timedelta(hours=1), "x", "ann")
+    with Client(live.url, api_key=fresh.key) as client:
+        client.tokens.put(UserRef.of("ann"), stale)
+        with client.subscribe("ann", read_timeout=LIMIT) as events:
+            assert next(events).event == "ready"
+    async with AsyncClient(live.url, api_key=fresh.key) as aclient, asyncio.timeout(LIMIT):
+        aclient.tokens.put(UserRef.of("ann"), stale)
+        async with aclient.subscribe("ann") as aevents:
+            assert (await anext(aevents)).event == "ready"
