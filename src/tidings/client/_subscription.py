@@ -81,15 +81,15 @@ class Subscription:
         refused: Exception | None = None
         base = 0.5
         while self._max_attempts is None or resume.failures < self._max_attempts:
-            token = self._token(renew)
-            if token is None:  # the given token expired or was refused: nothing renews it
-                if refused is not None:
-                    raise refused
-                return
-            fresh, renew = renew, False
             resume.failures += 1
             delay: float | None = None
             try:
+                token = self._token(renew)  # a user's: minted (retried) when due
+                if token is None:  # the given token expired or was refused: nothing renews it
+                    if refused is not None:
+                        raise refused
+                    return
+                fresh, renew = renew, False
                 with self._http.stream(
                     "GET", "/v1/stream", headers=resume.headers(token), timeout=self._timeout
                 ) as response:
