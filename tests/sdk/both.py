@@ -4,6 +4,7 @@ completion on a private event loop (every call bounded by ``LIMIT`` seconds)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 from tidings.client import AsyncClient, Client
@@ -24,7 +25,7 @@ class Driven:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.client, name)
-        if not asyncio.iscoroutinefunction(attr):
+        if not inspect.iscoroutinefunction(attr):
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
