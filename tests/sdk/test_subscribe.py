@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from tests.support import ServerThread, Tenant, create_tenant, make_settings
-from tidings.client import ApiError, AsyncClient, Client, Event, StreamToken
+from tidings.client import ApiError, AsyncClient, Client, Event, StreamToken, subscribe
 from tidings.client._tokens import UserRef
 from tidings.server import EdgeProtocol, Server
 
@@ -229,3 +229,13 @@ async def test_a_refused_cached_token_is_renewed_by_the_subscription(
         aclient.tokens.put(UserRef.of("ann"), stale)
         async with aclient.subscribe("ann") as aevents:
             assert (await anext(aevents)).event == "ready"
+
+
+@pytest.mark.anyio
+async def test_the_older_subscribe_without_a_token_raises_the_401(live: ServerThread) -> None:
+    async with asyncio.timeout(LIMIT):
+        events = subscribe(live.url)
+        with pytest.raises(ApiError) as refused:
+            await anext(events)
+        await events.aclose()
+    assert (refused.value.status, refused.value.code) == (401, "missing_credentials")

@@ -140,7 +140,7 @@ def subscribe(
             state["token"] = await get_token()
         elif fresh:
             return None
-        return state["token"]
+        return state["token"] or ""  # none: the server answers 401, raised as ApiError
 
     http = httpx.AsyncClient(
         base_url=url.rstrip("/"), transport=transport, headers={"User-Agent": user_agent()}
