@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+import tidings
 from tidings import channels, demo
 from tidings.api import admin, compat, feed, health, problems, publish, stream, tokens
 from tidings.config import Settings
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs = settings.docs if settings.docs is not None else settings.env != "production"
     app = FastAPI(
         title="tidings",
-        version="0.1.0",
+        version=tidings.__version__,
         summary="Real-time in-app notifications for multi-tenant SaaS",
         lifespan=lifespan,
         docs_url="/docs" if docs else None,

@@ -338,7 +338,7 @@ def publish(
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a notification through a running server (retries, idempotent)."""
-    from tidings.client import ApiError, Publisher
+    from tidings.client import ApiError, Notification, Publisher
 
     if not key:
         typer.echo("error: --key or TIDINGS_API_KEY is required", err=True)
@@ -347,7 +347,7 @@ def publish(
     if user or role:
         audience = {"users": user or [], "roles": role or []}
 
-    async def run() -> dict[str, Any]:
+    async def run() -> Notification:
         async with Publisher(url, key) as pub:
             return await pub.publish(
                 type=type_, title=title, body=body, link=link, audience=audience
