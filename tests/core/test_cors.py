@@ -7,6 +7,9 @@ and the stream's head has them both on the edge protocol and on a plain uvicorn 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +264,28 @@ def test_stream_head_carries_cors(tmp_path: Path, edge: bool, path: str) -> None
         assert "access-control-allow-origin" not in headers
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TIDINGS_CORS_ORIGINS": "*", "TIDINGS_CORS_CREDENTIALS": "true"}, "refused with"),
+        ({"TIDINGS_CORS_ORIGINS": "example.com"}, "is not an origin"),
+    ],
+)
+def test_serve_refuses_a_bad_cors_setting_in_one_line(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "tidings", "serve", "--port", "1"],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: ")
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
