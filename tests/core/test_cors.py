@@ -289,3 +289,15 @@ def test_serve_refuses_a_bad_cors_setting_in_one_line(
     assert run.stderr.startswith("error: ")
     assert message in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_readme_quick_start_is_the_tested_one() -> None:
+    """README's browser quick start is docs/embedding.md's, which the browser test runs."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    docs = (root / "docs" / "embedding.md").read_text()
+    section = readme.split("## In the browser\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    for line in block.splitlines():
+        assert line.split("    #", 1)[0].rstrip() in docs, line
+    assert "TIDINGS_CORS_ORIGINS=http://127.0.0.1:3000" in block
