@@ -47,7 +47,7 @@ def legacy_frames(block: bytes) -> bytes:
     return b"".join(legacy_frame(f + b"\n\n") for f in block.split(b"\n\n") if f)
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def legacy_frame(frame: bytes) -> bytes:
     """One frame. Pure, so cached: the hub offers the same bytes to every stream."""
     event_id: bytes | None = None
