@@ -284,3 +284,16 @@ async def test_frames_are_rewritten_one_by_one() -> None:
         legacy_frames(sse.frame("reset", {"unread": 0}, 9))
         == b'id: 9\ndata: {"type":"connected"}\n\n'
     )
+
+
+async def test_a_resume_it_cannot_honour_is_connected_at_the_latest_id(
+    compat_server: ServerThread, jump: Tenant
+) -> None:
+    sent = await broadcast(jump, type="system", title="one")
+    ahead = {"Last-Event-ID": "999"}  # a wiped database: /v1/stream says reset
+    async with legacy(compat_server.url, jump.token("ann"), ahead) as stream:
+        first = await stream.next()
+        assert first.data == {"type": "connected"}
+        assert first.id == str(sent["id"])
+        await broadcast(jump, type="system", title="live")
+        assert (await stream.notification()).data["title"] == "live"

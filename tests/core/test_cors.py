@@ -166,6 +166,10 @@ def test_feed_calls_carry_cors_for_the_allowed_origin_only(
     r = httpx.get(f"{url}/v1/feed?limit=0", headers={**auth, "Origin": HOST})
     assert r.status_code == 422
     assert r.headers["access-control-allow-origin"] == HOST
+    # So is a 401: the bell refreshes its token on it.
+    r = httpx.get(f"{url}/v1/feed", headers={"Authorization": "Bearer x.y.z", "Origin": HOST})
+    assert r.status_code == 401
+    assert r.headers["access-control-allow-origin"] == HOST
     # Another origin: served (the request is not the server's to refuse) but unreadable.
     r = httpx.get(f"{url}/v1/feed", headers={**auth, "Origin": EVIL})
     assert r.status_code == 200
