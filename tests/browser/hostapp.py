@@ -2,7 +2,8 @@
 
 :func:`docs_host_app` extracts the ``# host.py`` block from docs/embedding.md (so the test runs
 exactly what the docs say) and imports it with ``TIDINGS_URL``/``TIDINGS_API_KEY`` set;
-:class:`HostServer` serves it under uvicorn in a thread (another origin than tidings).
+:class:`HostServer` serves it under uvicorn in a thread (another origin than tidings);
+:class:`PortServer` is tidings on a fixed port, to restart it in place.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 
 import uvicorn
 
-from tests.support import free_port
+from tests.support import ServerThread, free_port
+from tidings.config import Settings
+from tidings.server import EdgeProtocol, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDING = ROOT / "docs" / "embedding.md"
@@ -73,3 +76,23 @@ class HostServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         assert not self.thread.is_alive(), "the host app did not stop"
+
+
+class PortServer(ServerThread):
+    """tidings (edge protocol, as ``tidings serve``) on a given port, to restart in place."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        super().__init__(settings)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            http=EdgeProtocol,
+        )
+        self.server = Server(config, self.app)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)

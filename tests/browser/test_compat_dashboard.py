@@ -10,22 +10,18 @@ browser's own reconnect (``Last-Event-ID``) delivers what was missed, once.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.responses import HTMLResponse
 from playwright.sync_api import BrowserContext, Page
 
-from tests.browser.hostapp import EMBEDDING, HostServer, docs_host_app
+from tests.browser.hostapp import EMBEDDING, HostServer, PortServer, docs_host_app
 from tests.demo.helpers import publish_offline
-from tests.support import ServerThread, Tenant, create_tenant, free_port, make_settings
-from tidings.config import Settings
-from tidings.server import EdgeProtocol, Server
+from tests.support import Tenant, create_tenant, free_port, make_settings
 
 pytestmark = pytest.mark.browser
 
@@ -53,26 +49,6 @@ window.eventSource = eventSource;
 eventSource.addEventListener('message', (e) => window.messages.push(JSON.parse(e.data)));
 </script>
 """
-
-
-class PortServer(ServerThread):
-    """tidings (edge protocol, as ``tidings serve``) on a given port, to restart in place."""
-
-    def __init__(self, settings: Settings, port: int) -> None:
-        super().__init__(settings)
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-            http=EdgeProtocol,
-        )
-        self.server = Server(config, self.app)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
 
 class Setup:
