@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from tidings.config import InsecureSettings, Settings
 from tidings.logs import configure as configure_logs
@@ -39,8 +40,16 @@ def _out(data: Any, as_json: bool, human: str) -> None:
 
 
 def _settings(**overrides: Any) -> Settings:
-    """The settings, or one line ``error: …`` and exit 2 if a secret must not be used."""
-    settings = Settings(**overrides)
+    """The settings, or one line ``error: …`` and exit 2 if a secret must not be used (or a
+    setting is invalid, e.g. ``TIDINGS_CORS_ORIGINS``)."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "_".join(str(p) for p in first["loc"]).upper()
+        prefix = f"TIDINGS_{where}: " if where else ""
+        typer.echo(f"error: {prefix}{first['msg']}", err=True)
+        raise typer.Exit(2) from None
     try:
         settings.check_secrets()
     except InsecureSettings as error:
