@@ -14,13 +14,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from tests.support import SECRET, make_settings, open_service
 from tidings.cli import app
+from tidings.config import Settings
 from tidings.domain.notifications import Audience, NewNotification, utcnow
 from tidings.domain.principals import Principal
+from tidings.errors import NotFound
 from tidings.service import Tidings
 
 
@@ -173,3 +176,34 @@ def test_cli_removals(tmp_path: Path) -> None:
     assert {k: v for k, v in now[kept].items() if k != "presence"} == kept_before
     r = cli(tmp_path, "tenant", "delete", doomed, "--yes")
     assert r.returncode == 2 and "tenant_not_found" in r.stderr
+
+
+@pytest.mark.anyio
+async def test_delete_tenant_racing_publishes(settings: Settings) -> None:
+    """Publishes racing with the deletion either committed before it (and are gone with the
+    rest) or are refused ``tenant_not_found``: no row of the tenant survives."""
+    from tidings import erasure
+
+    async with open_service(settings) as service:
+        await service.create_tenant("doomed", "Doomed")
+        await service.create_tenant("kept", "Kept")
+
+        async def one(tenant: str, i: int) -> str:
+            await asyncio.sleep(i * 0.002)  # spread over the deletion
+            try:
+                await service.publish(tenant, NewNotification(type="system", title=f"n{i}"))
+            except NotFound as error:
+                return error.code
+            return "published"
+
+        racing = [asyncio.create_task(one("doomed", i)) for i in range(20)]
+        kept = [asyncio.create_task(one("kept", i)) for i in range(5)]
+        await asyncio.sleep(0.01)
+        removal = await asyncio.wait_for(erasure.delete_tenant(service, "doomed"), 20)
+        outcomes = await asyncio.wait_for(asyncio.gather(*racing, *kept), 20)
+        assert set(outcomes[:20]) <= {"published", "tenant_not_found"}
+        assert outcomes[20:] == ["published"] * 5
+        published = outcomes[:20].count("published")
+        assert removal.removed.get("notifications", 0) == published
+        rows = await rows_by_tenant(service)
+        assert "doomed" not in rows and rows["kept"]["notifications"] == 5
