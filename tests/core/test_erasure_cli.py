@@ -191,7 +191,10 @@ async def test_delete_tenant_racing_publishes(settings: Settings) -> None:
         async def one(tenant: str, i: int) -> str:
             await asyncio.sleep(i * 0.002)  # spread over the deletion
             try:
-                await service.publish(tenant, NewNotification(type="system", title=f"n{i}"))
+                new = NewNotification(
+                    type="system", title=f"n{i}", audience=Audience(users=("ann",))
+                )
+                await service.publish(tenant, new)
             except NotFound as error:
                 return error.code
             return "published"
@@ -207,3 +210,40 @@ async def test_delete_tenant_racing_publishes(settings: Settings) -> None:
         assert removal.removed.get("notifications", 0) == published
         rows = await rows_by_tenant(service)
         assert "doomed" not in rows and rows["kept"]["notifications"] == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_delete_tenant_waits_for_a_publishing_transaction(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """PostgreSQL: a deletion that meets a publishing transaction still open waits for it (the
+    tenant row is locked first) and then removes what it committed — its audience rows too,
+    which no foreign key would take with the tenant."""
+    from tidings import erasure
+
+    async def lock_waiters(service: Tidings) -> int:
+        async with service.store.read() as conn:
+            query = text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return int((await conn.execute(query)).scalar_one())
+
+    settings = make_settings(str(tmp_path), database_url=postgres_url)
+    async with open_service(settings) as service:
+        await service.create_tenant("doomed", "Doomed")
+        async with service.transaction() as tx:
+            new = NewNotification(type="system", title="late", audience=Audience(users=("ann",)))
+            await tx.publish("doomed", new)
+            deleting = asyncio.create_task(erasure.delete_tenant(service, "doomed"))
+            for _ in range(400):  # until the deletion waits on the tenant's row lock (≤ 20 s)
+                if await lock_waiters(service):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the deletion never waited for the publishing transaction")
+        removal = await asyncio.wait_for(deleting, 20)
+        assert removal.removed["notifications"] == 1
+        assert removal.removed["audience_targets"] == 1
+        assert "doomed" not in await rows_by_tenant(service)
