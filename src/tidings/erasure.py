@@ -51,7 +51,7 @@ class Removal:
     def describe(self) -> str:
         """One line for people: what went, kinds with nothing to remove left out."""
         parts = [
-            f"{count} {kind.replace('_', ' ')}" for kind, count in self.removed.items() if count
+            f"{kind.replace('_', ' ')}: {count}" for kind, count in self.removed.items() if count
         ]
         what = f"user {self.user} of tenant {self.tenant}" if self.user else f"tenant {self.tenant}"
         verb = "erased" if self.user else "deleted"
