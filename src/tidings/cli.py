@@ -27,6 +27,8 @@ signing_key_app = typer.Typer(
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(signing_key_app, name="signing-key")
+user_app = typer.Typer(help="Users of a tenant (GDPR erasure).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -266,6 +268,68 @@ def key_revoke(key_id: str, as_json: JsonOpt = False) -> None:
     """Revoke an API key at once."""
     revoked = _with_service(lambda s: s.revoke_key(key_id))
     _out(revoked.public(), as_json, f"revoked {revoked.id}")
+
+
+@key_app.command("list")
+def key_list(tenant_id: str, as_json: JsonOpt = False) -> None:
+    """List a tenant's API keys (never their secrets), revoked ones included."""
+    keys = _with_service(lambda s: s.list_keys(tenant_id))
+    _out(
+        [k.public() for k in keys],
+        as_json,
+        "\n".join(
+            f"{k.id}\t{k.name}\t{','.join(k.scopes)}\t"
+            + (f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active")
+            for k in keys
+        ),
+    )
+
+
+def _all_tables() -> None:
+    """Register the extensions' tables on the shared metadata, so a deletion covers them."""
+    import tidings.channels.tables
+    import tidings.demo.tables  # noqa: F401
+
+
+@tenant_app.command("delete")
+def tenant_delete(
+    tenant_id: str,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Really delete: this is irreversible.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a tenant and everything of it, in one transaction: notifications, read state,
+    API and signing keys, push subscriptions, preferences, digests, reminders, delivery log,
+    demo rows. Streams open on running servers end when their tokens expire (the operator API,
+    DELETE /v1/admin/tenants/TENANT, ends them at once on the instance it reaches)."""
+    from tidings import erasure
+
+    if not yes:
+        typer.echo(
+            f"error: this deletes tenant {tenant_id!r} and all of its data for good; "
+            "run again with --yes",
+            err=True,
+        )
+        raise typer.Exit(2)
+    _all_tables()
+    removal = _with_service(lambda s: erasure.delete_tenant(s, tenant_id))
+    _out(removal.public(), as_json, removal.describe())
+
+
+@user_app.command("erase")
+def user_erase(tenant_id: str, user: str, as_json: JsonOpt = False) -> None:
+    """Erase what tidings holds about a user (GDPR): read state, receipts, notifications
+    addressed only to the user (from others' audiences the user is taken out), preferences,
+    push subscriptions, digest state, reminders addressed only to the user. Broadcasts and
+    role audiences stay. Prints what was removed."""
+    from tidings import erasure
+    from tidings.channels import erasure as channels_erasure
+
+    removal = _with_service(
+        lambda s: erasure.erase_user(s, tenant_id, user, also=[channels_erasure.erase_user])
+    )
+    _out(removal.public(), as_json, removal.describe())
 
 
 @signing_key_app.command("create")
