@@ -23,6 +23,7 @@ from tidings.api import admin, compat, feed, health, problems, publish, stream, 
 from tidings.api.compat_stream import router as compat_stream_router
 from tidings.api.cors import CORS
 from tidings.config import Settings
+from tidings.delivery import sse
 from tidings.delivery.broker import Envelope, Signal, from_url
 from tidings.delivery.hub import Hub
 from tidings.delivery.stream import UnfinishedStreams
@@ -213,7 +214,7 @@ async def _dispatch(service: Tidings, raw: bytes) -> None:
         return  # delivered locally when it was published
     if envelope.kind == "n":
         await service.hub.deliver_raw(envelope.tenant, envelope.seq, envelope.payload)
-    elif envelope.kind == "e" and envelope.event in ("read", "archived"):
+    elif envelope.kind == "e" and envelope.event in sse.EPHEMERAL:
         service.hub.deliver_ephemeral(
             envelope.tenant, envelope.user, envelope.event, envelope.payload
         )

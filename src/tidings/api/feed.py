@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from tidings.api.deps import ServiceDep, UserDep
-from tidings.api.schemas import IdsIn, ReadIn
+from tidings.api.schemas import IdsIn, ReadIn, SnoozeIn
 from tidings.domain.inputs import parse_int
 from tidings.errors import BadRequest, ValidationFailed
 
@@ -38,12 +38,12 @@ def decode_cursor(cursor: str) -> int:
 async def feed(
     principal: UserDep,
     service: ServiceDep,
-    status: Literal["unread", "read", "archived", "all"] = "all",
+    status: Literal["unread", "read", "archived", "snoozed", "all"] = "all",
     type: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    """Newest first. ``all`` is everything not archived."""
+    """Newest first. ``all`` is everything neither archived nor snoozed."""
     before = decode_cursor(cursor) if cursor else None
     items, next_before = await service.feed(
         principal, status=status, type_=type, before=before, limit=limit
@@ -77,6 +77,31 @@ async def mark_read(body: ReadIn, principal: UserDep, service: ServiceDep) -> di
 async def archive(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
     _check_ids(body.ids)
     count = await service.archive(principal, sorted(set(body.ids)))
+    return {"unread": count.public()}
+
+
+@router.post("/unread")
+async def mark_unread(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    """Unread again, whatever the watermark (a snooze on them ends). Event ``unread``."""
+    _check_ids(body.ids)
+    count = await service.mark_unread(principal, sorted(set(body.ids)))
+    return {"unread": count.public()}
+
+
+@router.post("/unarchive")
+async def unarchive(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    """Back in the inbox (read, as archiving left them). Event ``unarchived``."""
+    _check_ids(body.ids)
+    count = await service.unarchive(principal, sorted(set(body.ids)))
+    return {"unread": count.public()}
+
+
+@router.post("/snooze")
+async def snooze(body: SnoozeIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    """Out of the inbox and the count until ``until``; then back, unread (event
+    ``unsnoozed``, a push if the user has no live stream). Event ``snoozed`` now."""
+    _check_ids(body.ids)
+    count = await service.snooze(principal, sorted(set(body.ids)), body.until)
     return {"unread": count.public()}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tidings.domain.inputs import StoreInt, StrictModel
 from tidings.domain.notifications import NewNotification
@@ -25,6 +25,13 @@ class BatchIn(Strict):
 
 class IdsIn(Strict):
     ids: list[int] = Field(min_length=1, max_length=500)
+
+
+class SnoozeIn(Strict):
+    """``until``: an ISO 8601 time with a zone, in the future (issue 10)."""
+
+    ids: list[int] = Field(min_length=1, max_length=500)
+    until: AwareDatetime
 
 
 class ReadIn(Strict):
