@@ -374,13 +374,21 @@ async def claim_due_snoozes(conn: AsyncConnection, now: datetime, *, limit: int)
             .with_for_update(skip_locked=True)
         )
     ).all()
-    woken = [Woken(str(t), str(u), int(s)) for t, u, s in rows]
-    for item in woken:
-        await conn.execute(
+    woken: list[Woken] = []
+    for tenant, user, seq in rows:
+        done = await conn.execute(
             update(receipts)
-            .where(_R.tenant_id == item.tenant, _R.user_id == item.user, _R.seq == item.seq)
+            .where(
+                _R.tenant_id == tenant,
+                _R.user_id == user,
+                _R.seq == seq,
+                _R.snoozed_until.is_not(None),  # a second guard: ended by nobody else
+                _R.snoozed_until <= now,
+            )
             .values(snoozed_until=None, read_at=None, unread_at=now)
         )
+        if done.rowcount == 1:
+            woken.append(Woken(str(tenant), str(user), int(seq)))
     return woken
 
 
