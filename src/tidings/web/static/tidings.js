@@ -21,6 +21,10 @@ import {
   applyArchived,
   applyNotification,
   applyRead,
+  applyRestored,
+  applySnoozed,
+  applyUnread,
+  isOwn,
   apiBaseFor,
   backoffDelay,
   buildStreamUrl,
@@ -29,7 +33,19 @@ import {
   toSeq,
 } from './tidings-core.js';
 
-export const STREAM_EVENTS = Object.freeze(['ready', 'notification', 'read', 'archived', 'reset', 'expired', 'bye']);
+export const STREAM_EVENTS = Object.freeze([
+  'ready',
+  'notification',
+  'read',
+  'archived',
+  'unread',
+  'unarchived',
+  'snoozed',
+  'unsnoozed',
+  'reset',
+  'expired',
+  'bye',
+]);
 
 /** A Feed API call failed; `problem` is the server's application/problem+json body, if any. */
 export class TidingsError extends Error {
@@ -182,6 +198,22 @@ export function archive(ids, opts = {}) {
   return call('POST', '/v1/feed/archive', { keepalive: true, ...opts }, { ids: idList(ids) });
 }
 
+/** POST /v1/feed/unread: unread again (a snooze on them ends). Resolves to {unread}. */
+export function markUnread(ids, opts = {}) {
+  return call('POST', '/v1/feed/unread', { keepalive: true, ...opts }, { ids: idList(ids) });
+}
+
+/** POST /v1/feed/unarchive: back in the inbox. Resolves to {unread}. */
+export function unarchive(ids, opts = {}) {
+  return call('POST', '/v1/feed/unarchive', { keepalive: true, ...opts }, { ids: idList(ids) });
+}
+
+/** POST /v1/feed/snooze until `until` (a Date or an ISO string with a zone). Resolves to {unread}. */
+export function snooze(ids, until, opts = {}) {
+  const when = until instanceof Date ? until.toISOString() : String(until);
+  return call('POST', '/v1/feed/snooze', { keepalive: true, ...opts }, { ids: idList(ids), until: when });
+}
+
 /** GET /v1/feed/unread-count. Resolves to {count, more}. */
 export function unreadCount(opts = {}) {
   return call('GET', '/v1/feed/unread-count', opts);
@@ -281,6 +313,7 @@ export function connect(options = {}) {
         if (id === null || (lastId !== null && id <= lastId)) return; // seen already
         lastId = id;
         out = { ...data, id };
+        if (view && isOwn(out, view.user)) out.read = true; // the user's own action: read
         let live = meta.live;
         if (view) {
           const next = applyNotification(view, out);
@@ -310,6 +343,16 @@ export function connect(options = {}) {
         break;
       case 'archived':
         if (view) view = applyArchived(view, data ?? {});
+        break;
+      case 'unread':
+        if (view) view = applyUnread(view, data ?? {});
+        break;
+      case 'snoozed':
+        if (view) view = applySnoozed(view, data ?? {});
+        break;
+      case 'unarchived':
+      case 'unsnoozed':
+        if (view) view = applyRestored(view, data ?? {});
         break;
       default:
         break;
@@ -556,7 +599,10 @@ export function connect(options = {}) {
     get apiBase() {
       return apiBase;
     },
-    /** Subscribes to 'notification' | 'read' | 'archived' | 'state' | 'ready' | 'reset' | 'expired'. */
+    /**
+     * Subscribes to 'notification' | 'read' | 'archived' | 'unread' | 'unarchived' | 'snoozed' |
+     * 'unsnoozed' | 'state' | 'ready' | 'reset' | 'expired'.
+     */
     on(type, fn) {
       if (typeof fn !== 'function') throw new TypeError('tidings: on() needs a function');
       if (!listeners.has(type)) listeners.set(type, new Set());
@@ -577,6 +623,15 @@ export function connect(options = {}) {
     },
     archive(ids, opts = {}) {
       return archive(ids, { ...rest, ...opts });
+    },
+    markUnread(ids, opts = {}) {
+      return markUnread(ids, { ...rest, ...opts });
+    },
+    unarchive(ids, opts = {}) {
+      return unarchive(ids, { ...rest, ...opts });
+    },
+    snooze(ids, until, opts = {}) {
+      return snooze(ids, until, { ...rest, ...opts });
     },
     unreadCount(opts = {}) {
       return unreadCount({ ...rest, ...opts });
