@@ -247,3 +247,18 @@ async def test_compat_actor_fields_are_checked(server: ServerThread, tenant: Ten
         assert r.status_code == 422
         latest = (await c.get("/v1/feed", headers=bearer(tenant.token("ann")))).json()
         assert latest["items"] == []
+
+
+async def test_erasing_the_actor_unnames_them(server: ServerThread, tenant: Tenant) -> None:
+    from tests.support import OPERATOR
+
+    async with httpx.AsyncClient(timeout=10, base_url=server.url) as c:
+        sent = await publish(c, tenant, "Ann cancelled #4", actor=ANN)
+        r = await c.delete(
+            f"/v1/admin/tenants/{tenant.id}/users/ann",
+            headers={"Authorization": f"Bearer {OPERATOR}"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["removed"]["actors"] == 1
+        [item] = (await c.get("/v1/feed", headers=bearer(tenant.token("bob")))).json()["items"]
+        assert item["id"] == sent["id"] and item["actor"] is None

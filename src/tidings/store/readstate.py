@@ -161,21 +161,37 @@ async def unread_count(
     where = [visible(tenant, user, roles), _status_clause("unread", mark, user)]
     if exclude_types:
         where.append(_N.type.not_in(sorted(exclude_types)))
-    counted = 0
-    for part in (_N.seq > mark, and_(_N.seq <= mark, _R.unread_at.is_not(None))):
-        inner = (
-            select(_N.seq)
-            .select_from(_receipt_join())
-            .where(*where, part)
+    above = (
+        select(_N.seq)
+        .select_from(_receipt_join())
+        .where(*where, _N.seq > mark)
+        .limit(UNREAD_DISPLAY_CAP + 1)
+        .subquery()
+    )
+    counted = int(
+        (
+            await conn.execute(select(func.count()).select_from(above), {"feed_user": user})
+        ).scalar_one()
+    )
+    if counted <= UNREAD_DISPLAY_CAP:
+        # At or below the watermark only what the user marked unread counts: driven from
+        # their receipts (primary key prefix), not from the tenant's history.
+        mine = receipts.join(notifications, and_(_N.tenant_id == _R.tenant_id, _N.seq == _R.seq))
+        below = (
+            select(_R.seq)
+            .select_from(mine)
+            .where(
+                _R.tenant_id == tenant,
+                _R.user_id == user,
+                _R.seq <= mark,
+                _R.unread_at.is_not(None),
+                *where,
+            )
             .limit(UNREAD_DISPLAY_CAP + 1 - counted)
             .subquery()
         )
-        counted += (
-            await conn.execute(select(func.count()).select_from(inner), {"feed_user": user})
-        ).scalar_one()
-        if counted > UNREAD_DISPLAY_CAP:
-            break
-    return UnreadCount.from_probe(int(counted))
+        counted += int((await conn.execute(select(func.count()).select_from(below))).scalar_one())
+    return UnreadCount.from_probe(counted)
 
 
 async def visible_seqs(
@@ -426,12 +442,20 @@ async def items(
 
 
 async def readers(conn: AsyncConnection, tenant: str, seq: int) -> list[str]:
-    """Who has read notification ``seq``: receipts plus watermarks at or above it."""
+    """Who has read notification ``seq``: receipts, plus watermarks at or above it and its actor
+    (unless they marked it unread)."""
     by_receipt = select(_R.user_id).where(
         _R.tenant_id == tenant, _R.seq == seq, _R.read_at.is_not(None)
     )
     by_mark = select(read_state.c.user_id).where(
         read_state.c.tenant_id == tenant, read_state.c.watermark >= seq
     )
-    rows = await conn.execute(by_receipt.union(by_mark))
-    return sorted(str(u) for (u,) in rows)
+    by_actor = select(_N.actor_id).where(
+        _N.tenant_id == tenant, _N.seq == seq, _N.actor_id.is_not(None)
+    )
+    unmarked = select(_R.user_id).where(
+        _R.tenant_id == tenant, _R.seq == seq, _R.unread_at.is_not(None)
+    )
+    rows = await conn.execute(by_receipt.union(by_mark, by_actor))
+    undone = {str(u) for (u,) in await conn.execute(unmarked)}
+    return sorted(str(u) for (u,) in rows if str(u) not in undone)
