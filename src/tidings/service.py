@@ -367,13 +367,9 @@ class Tidings:
         return count
 
     async def mark_unread(self, principal: Principal, ids: Sequence[int]) -> UnreadCount:
-        """Unread again (a snooze on them ends); event ``unread`` to the user's streams."""
-        roles = sorted(principal.roles)
-        async with self.store.write() as conn:
-            await rq.mark_unread(conn, principal.tenant, principal.user, roles, ids, now=utcnow())
-        count = await self.unread(principal)
-        await self._ephemeral(principal, "unread", {"ids": list(ids), "unread": count.public()})
-        return count
+        """Unread again (a snooze on them ends); event ``unread`` carries the items (the newest
+        five), so a client puts back one it had taken out as snoozed."""
+        return await self._restore(principal, ids, "unread", rq.mark_unread)
 
     async def unarchive(self, principal: Principal, ids: Sequence[int]) -> UnreadCount:
         """Back in the inbox; event ``unarchived`` carries the items (the newest five)."""

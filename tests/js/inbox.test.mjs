@@ -52,6 +52,13 @@ describe('inbox state reducers', () => {
     assert.deepEqual(optimistic.unread, count(3));
   });
 
+  test('unread with items puts a snoozed item back', () => {
+    const gone = applySnoozed(base, { ids: [3], unread: count(0) });
+    const back = applyUnread(gone, { ids: [3], items: [n(3, { read: false })], unread: count(1) });
+    assert.deepEqual(back.latest.map((x) => [x.id, x.read]), [[3, false], [2, true], [1, true]]);
+    assert.deepEqual(back.unread, count(1));
+  });
+
   test('snoozed: items leave the list', () => {
     const next = applySnoozed(base, { ids: [3], until: '2026-11-27T09:00:00Z', unread: count(0) });
     assert.deepEqual(next.latest.map((x) => x.id), [2, 1]);

@@ -322,8 +322,12 @@ function withCount(unread, delta) {
   return { count: Math.max(0, count), more: unread.more };
 }
 
-/** An `unread` event ({ids, unread}): the items turn unread; the server's `unread` wins. */
+/**
+ * An `unread` event ({ids, items?, unread}): the items turn unread (with `items`, they are put
+ * back in the list, e.g. from a snooze); the server's `unread` wins.
+ */
 export function applyUnread(view, data) {
+  if (Array.isArray(data?.items) && data?.unread) return applyRestored(view, data);
   const ids = idSet(data?.ids);
   let changed = 0;
   const latest = view.latest.map((n) => {
