@@ -1,0 +1,194 @@
+"""The API contract (issue 9 item 2): ``/openapi.json`` is what clients are generated from.
+
+- ``docs/openapi.json`` is exactly what the server serves (regenerate: ``make openapi``);
+- schemathesis, against a live uvicorn server, sends every operation of the document generated
+  requests with valid credentials and checks each answer against it: no 5xx, a documented
+  status, the documented content type (``application/problem+json`` for problems), a body that
+  validates against the documented schema (for problems: the route's ``code`` enum);
+- the document's shape: security per route, problem responses, the event stream.
+
+``TIDINGS_CONTRACT_EXAMPLES`` sets schemathesis' examples per operation (default 12). A stream
+case uses a token that expires in a second, so the stream ends by itself with ``expired``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode, checks
+
+from tests.support import OPERATOR, ServerThread, Tenant, create_tenant, make_settings
+from tidings.errors import Code
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "openapi.json"
+EXAMPLES = int(os.environ.get("TIDINGS_CONTRACT_EXAMPLES", "12"))
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+]
+
+
+@dataclass
+class Live:
+    server: ServerThread
+    tenant: Tenant
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def credential(self, scheme: str) -> str:
+        if scheme == "apiKey":
+            return self.tenant.key
+        if scheme == "operatorKey":
+            return OPERATOR
+        return self.tenant.token("contract-user", ["staff"])
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    server = ServerThread(make_settings(str(tmp_path_factory.mktemp("contract")))).start()
+    try:
+        yield Live(server, create_tenant(server.url, "contract"))
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def served(live: Live) -> dict[str, Any]:
+    response = httpx.get(f"{live.url}/openapi.json", timeout=10)
+    assert response.status_code == 200
+    spec: dict[str, Any] = response.json()
+    return spec
+
+
+@pytest.fixture(scope="module")
+def credentials(live: Live) -> dict[str, str]:
+    return {s: live.credential(s) for s in ("apiKey", "operatorKey", "streamToken")}
+
+
+SCHEMA = schemathesis.openapi.from_path(DOC)  # equal to the served one (test below)
+OPERATIONS = [cast(Any, result).ok() for result in SCHEMA.get_all_operations()]  # Err raises
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
+def test_every_operation_keeps_the_contract(
+    operation: Any, live: Live, credentials: dict[str, str]
+) -> None:
+    """Valid and invalid requests (schemathesis' positive and negative modes)."""
+    security = operation.definition.raw.get("security") or [{}]
+    scheme = next(iter(security[0]), None)
+    cases = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+
+    @given(case=cases)
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def check(case: Any) -> None:
+        headers = {}
+        if scheme is not None:
+            token = credentials[scheme]
+            if operation.path == "/v1/stream":  # ends by itself: `expired` after a second
+                token = live.tenant.token("contract-user", ["staff"], ttl=1)
+            headers["Authorization"] = f"Bearer {token}"
+        case.call_and_validate(base_url=live.url, headers=headers, checks=CHECKS, timeout=20)
+
+    check()
+
+
+def test_committed_document_is_what_the_server_serves(served: dict[str, Any]) -> None:
+    """Regenerate with ``make openapi`` (``tidings openapi --output docs/openapi.json``)."""
+    assert json.loads(DOC.read_text()) == served, "docs/openapi.json is stale: run make openapi"
+
+
+def test_cli_prints_the_document(tmp_path: Path) -> None:
+    out = tmp_path / "openapi.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tidings", "openapi", "--output", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text()) == json.loads(DOC.read_text())
+
+
+def _operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def test_every_operation_declares_its_credential(served: dict[str, Any]) -> None:
+    schemes = served["components"]["securitySchemes"]
+    assert {"apiKey", "streamToken", "operatorKey"} <= set(schemes)
+    public = {"/healthz", "/readyz", "/metrics", "/v1/push/key", "/v1/unsubscribe"}
+    for path, method, operation in _operations(served):
+        if path in public:
+            assert "security" not in operation, (method, path)
+            continue
+        names = {name for requirement in operation["security"] for name in requirement}
+        assert names <= set(schemes) and names, (method, path)
+        expected = (
+            "operatorKey"
+            if path.startswith("/v1/admin/")
+            else "streamToken"
+            if path.startswith(("/v1/feed", "/v1/stream", "/v1/preferences", "/v1/push/"))
+            else "apiKey"
+        )
+        assert expected in names, (method, path, names)
+
+
+def test_every_error_is_a_problem_with_its_codes(served: dict[str, Any]) -> None:
+    assert served["components"]["schemas"]["Code"]["enum"] == [str(c) for c in Code]
+    for path, method, operation in _operations(served):
+        for status, response in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            assert list(response["content"]) == ["application/problem+json"], (method, path)
+            schema_ = response["content"]["application/problem+json"]["schema"]
+            codes = schema_["allOf"][1]["properties"]["code"]["enum"]
+            assert codes and all(Code(c).status == int(status) for c in codes), (path, status)
+        if operation.get("security"):
+            assert "401" in operation["responses"], (method, path)
+        assert "200" in operation["responses"] or "201" in operation["responses"]
+    assert "HTTPValidationError" not in served["components"]["schemas"]
+
+
+def test_stream_is_documented_as_server_sent_events(served: dict[str, Any]) -> None:
+    ok = served["paths"]["/v1/stream"]["get"]["responses"]["200"]
+    assert list(ok["content"]) == ["text/event-stream"]
+    events = ok["content"]["text/event-stream"]["x-events"]
+    assert set(events) == {"ready", "reset", "notification", "read", "archived", "expired", "bye"}
+    names = served["paths"]["/v1/stream"]["get"]["security"]
+    assert {"streamTokenQuery": []} in names
+
+
+def test_demo_pages_are_not_in_the_document(served: dict[str, Any]) -> None:
+    assert not [p for p in served["paths"] if p.startswith(("/demo", "/book", "/static"))]
+    assert "/" not in served["paths"] and "/sw.js" not in served["paths"]
