@@ -10,7 +10,8 @@ cannot see, derived from the routes themselves so a new route is documented with
   the common ones (credentials, URL, body, validation) from the route's dependencies and
   parameters, the route's own from :func:`raises` in its decorator;
 - **the event stream**: ``/v1/stream`` as ``text/event-stream`` with its event names
-  (``docs/protocol.md``).
+  (``docs/protocol.md``); any other route that takes a stream token as ``?access_token=``
+  (``stream_principal``) is an event stream too.
 
 Invariant: a status or code a route answers that is not in its operation here is a bug in the
 route or in this contract; ``tests/test_contract.py`` (schemathesis against a live server)
@@ -220,6 +221,11 @@ def _complete(route: RouteContext, operation: dict[str, Any]) -> None:
         }
     if route.path_format == "/v1/stream":
         _event_stream(responses)
+    elif deps.stream_principal in set(_calls(route.dependant)):  # another event stream
+        responses["200"] = {
+            "description": "Server-sent events.",
+            "content": {EVENT_STREAM: {"itemSchema": _ANY_EVENT}},
+        }
 
 
 def _by_status(codes: Iterable[Code]) -> Iterator[tuple[int, list[Code]]]:
@@ -262,6 +268,18 @@ def _event_schemas(schemas: dict[str, Any]) -> None:
     )
     for name, schema in defs.get("$defs", {}).items():
         schemas.setdefault(name, schema)
+
+
+_ANY_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
 
 
 def _event_stream(responses: dict[str, Any]) -> None:

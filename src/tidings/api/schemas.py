@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from tidings.domain.inputs import StoreInt, StrictModel
 from tidings.domain.notifications import NewNotification
@@ -33,21 +34,36 @@ class ReadIn(Strict):
     up_to: StoreInt | None = None
 
 
+_ID: JsonDict = {"pattern": r"^[A-Za-z0-9_.@:+\-]+$"}
+"""Documents (in /openapi.json) the id rule the service checks: 1-128 of A-Z a-z 0-9 _ . @ : + -"""
+
+
 class TokenIn(Strict):
-    user: str = Field(min_length=1, max_length=128)
-    roles: list[str] = Field(default_factory=list, max_length=50)
+    user: str = Field(min_length=1, max_length=128, json_schema_extra=_ID)
+    roles: list[str] = Field(
+        default_factory=list, max_length=50, json_schema_extra={"items": {"type": "string", **_ID}}
+    )
     email: str | None = Field(default=None, max_length=320)
     ttl: int | None = Field(default=None, ge=1)
 
 
 class TenantIn(Strict):
-    id: str = Field(min_length=1, max_length=63)
+    id: str = Field(
+        min_length=1, max_length=63, json_schema_extra={"pattern": "^[a-z0-9][a-z0-9-]*$"}
+    )
     name: str = Field(min_length=1, max_length=200)
 
 
 class KeyIn(Strict):
     name: str = Field(default="default", min_length=1, max_length=200)
-    scopes: list[str] = Field(default_factory=lambda: ["publish", "tokens"], max_length=10)
+    scopes: list[str] = Field(
+        default_factory=lambda: ["publish", "tokens"],
+        max_length=10,
+        json_schema_extra={
+            "minItems": 1,
+            "items": {"type": "string", "enum": ["publish", "tokens", "admin"]},
+        },
+    )
 
 
 class SigningKeyIn(Strict):
