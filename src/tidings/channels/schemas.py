@@ -152,7 +152,7 @@ class DeliveryOut(BaseModel):
     user: str | None
     target: str | None
     reason: str | None
-    detail: str | None
+    detail: dict[str, Any] | None = Field(description="Channel-specific facts (JSON).")
     at: str
 
 
