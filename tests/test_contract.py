@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode, checks
 
-from tests.support import OPERATOR, ServerThread, Tenant, create_tenant, make_settings
+from tests.support import (
+    OPERATOR,
+    SECRET,
+    ServerThread,
+    Tenant,
+    create_tenant,
+    free_port,
+    make_settings,
+)
+from tidings.channels.unsubscribe import make_token
 from tidings.errors import Code
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,12 +68,15 @@ class Live:
             return self.tenant.key
         if scheme == "operatorKey":
             return OPERATOR
-        return self.tenant.token("contract-user", ["staff"])
+        return self.tenant.token(USER, ["staff"])
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = ServerThread(make_settings(str(tmp_path_factory.mktemp("contract")))).start()
+    # An SMTP host (nothing listens there) so e-mail deliveries are planned and logged.
+    tmp = str(tmp_path_factory.mktemp("contract"))
+    settings = make_settings(tmp, smtp_host="127.0.0.1", smtp_port=free_port())
+    server = ServerThread(settings).start()
     try:
         yield Live(server, create_tenant(server.url, "contract"))
     finally:
@@ -118,6 +131,120 @@ def test_every_operation_keeps_the_contract(
         case.call_and_validate(base_url=live.url, headers=headers, checks=CHECKS, timeout=20)
 
     check()
+
+
+USER = "contract-user"
+LATER = "2099-01-01T09:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def seeded(live: Live, credentials: dict[str, str]) -> dict[str, Any]:
+    """State for the happy paths: a user with channel data, notifications (with delivery log
+    entries), a reminder, a spare API key and signing key to revoke."""
+    key = {"Authorization": f"Bearer {live.tenant.key}"}
+    op = {"Authorization": f"Bearer {OPERATOR}"}
+
+    def post(path: str, body: Any, headers: dict[str, str], method: str = "POST") -> Any:
+        r = httpx.request(method, f"{live.url}{path}", json=body, headers=headers, timeout=10)
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    post(f"/v1/users/{USER}", {"email": "c@example.com", "time_zone": "UTC"}, key, "PUT")
+    audience = {"users": [USER]}
+    ids = [
+        post(
+            "/v1/notifications", {"type": "booking_created", "title": t, "audience": audience}, key
+        )["id"]
+        for t in ("one", "two", "three")
+    ]
+    deadline = time.monotonic() + 10  # the channels plan deliveries after the publish
+    while not httpx.get(f"{live.url}/v1/notifications/{ids[2]}/deliveries", headers=key).json()[
+        "entries"
+    ]:
+        assert time.monotonic() < deadline, "no delivery was planned"
+        time.sleep(0.05)
+    post("/v1/reminders", {"key": "r1", "due_at": LATER, "title": "soon"}, key)
+    spare = post(f"/v1/admin/tenants/{live.tenant.id}/keys", {"name": "spare"}, op)["id"]
+    kid = post(f"/v1/admin/tenants/{live.tenant.id}/signing-keys", {"name": "spare"}, op)["kid"]
+    return {"key_id": spare, "kid": kid, "ids": ids}
+
+
+def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any], int]]:
+    one = {"type": "booking_created", "title": "hi"}
+    return [
+        ("POST /v1/notifications", {"body": one}, 201),
+        ("POST /v1/notifications/batch", {"body": {"notifications": [one, one]}}, 201),
+        ("GET /v1/stream", {}, 200),
+        ("GET /v1/feed", {"query": {"limit": 2}}, 200),
+        ("GET /v1/feed/unread-count", {}, 200),
+        ("POST /v1/feed/read", {"body": {"ids": seeded["ids"][:1]}}, 200),
+        ("POST /v1/feed/archive", {"body": {"ids": seeded["ids"][1:2]}}, 200),
+        ("POST /v1/tokens", {"body": {"user": "u1", "roles": ["staff"]}}, 201),
+        ("GET /v1/admin/tenants", {}, 200),
+        ("POST /v1/admin/tenants", {"body": {"id": "contract-two", "name": "Two"}}, 201),
+        ("POST /v1/admin/tenants/{tenant_id}/keys", {"body": {"name": "k"}}, 201),
+        ("GET /v1/admin/tenants/{tenant_id}/keys", {}, 200),
+        ("DELETE /v1/admin/keys/{key_id}", {"path_parameters": {"key_id": seeded["key_id"]}}, 200),
+        ("POST /v1/admin/tenants/{tenant_id}/signing-keys", {"body": {"name": "s"}}, 201),
+        ("GET /v1/admin/tenants/{tenant_id}/signing-keys", {}, 200),
+        ("DELETE /v1/admin/signing-keys/{kid}", {"path_parameters": {"kid": seeded["kid"]}}, 200),
+        ("POST /v1/admin/tenants/{tenant_id}/tokens", {"body": {"user": "u1"}}, 201),
+        (
+            "POST /api/sse/broadcast",
+            {"body": {"tenantId": tenant, "notification": {"type": "x", "message": "m"}}},
+            200,
+        ),
+        ("GET /healthz", {}, 200),
+        ("GET /readyz", {}, 200),
+        ("GET /metrics", {}, 200),
+        ("GET /v1/preferences", {}, 200),
+        ("PUT /v1/preferences", {"body": {"time_zone": "Europe/Berlin"}}, 200),
+        ("GET /v1/push/subscriptions", {}, 200),
+        ("DELETE /v1/push/subscriptions/{subscription_id}", {}, 404),
+        ("GET /v1/unsubscribe", {"query": {"token": make_token(SECRET, tenant, USER)}}, 200),
+        ("POST /v1/unsubscribe", {"query": {"token": make_token(SECRET, tenant, USER)}}, 200),
+        ("GET /v1/tenant/preferences", {}, 200),
+        ("PUT /v1/tenant/preferences", {"body": {"time_zone": "UTC"}}, 200),
+        ("GET /v1/users/{user}", {"path_parameters": {"user": USER}}, 200),
+        ("PUT /v1/users/{user}", {"path_parameters": {"user": USER}, "body": {}}, 200),
+        ("POST /v1/reminders", {"body": {"key": "r2", "due_at": LATER, "title": "t"}}, 201),
+        ("GET /v1/reminders/{reminder_key}", {"path_parameters": {"reminder_key": "r1"}}, 200),
+        ("DELETE /v1/reminders/{reminder_key}", {"path_parameters": {"reminder_key": "r1"}}, 200),
+        (
+            "GET /v1/notifications/{notification_id}/deliveries",
+            {"path_parameters": {"notification_id": seeded["ids"][2]}},
+            200,
+        ),
+    ]
+
+
+def test_answers_with_content_keep_the_contract(
+    live: Live, credentials: dict[str, str], seeded: dict[str, Any]
+) -> None:
+    """A valid request to each operation, on seeded state, so lists and objects are not empty:
+    the answer has the expected status and matches its documented model."""
+    tenant = live.tenant.id
+    for label, parts, status in _happy(seeded, tenant):
+        operation = SCHEMA.find_operation_by_label(label)
+        assert operation is not None, label
+        parts.setdefault("path_parameters", {})
+        if "{tenant_id}" in operation.path:
+            parts["path_parameters"]["tenant_id"] = tenant
+        if "{subscription_id}" in operation.path:
+            parts["path_parameters"]["subscription_id"] = 1
+        security = operation.definition.raw.get("security") or [{}]
+        scheme = next(iter(security[0]), None)
+        headers = {}
+        if scheme is not None:
+            token = credentials[scheme]
+            if {"streamTokenQuery": []} in security:
+                token = live.tenant.token(USER, ["staff"], ttl=1)
+            headers["Authorization"] = f"Bearer {token}"
+        case = operation.Case(**parts)
+        response = case.call_and_validate(
+            base_url=live.url, headers=headers, checks=CHECKS, timeout=20
+        )
+        assert response.status_code == status, (label, response.text)
 
 
 def test_committed_document_is_what_the_server_serves(served: dict[str, Any]) -> None:
