@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode, checks
 
+from tests.channels.conftest import Device
 from tests.support import (
     OPERATOR,
     SECRET,
@@ -73,9 +74,12 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    # An SMTP host (nothing listens there) so e-mail deliveries are planned and logged.
+    # An SMTP host (nothing listens there) so e-mail deliveries are planned and logged; push
+    # endpoints on loopback are accepted (and never reached: the sender refuses loopback).
     tmp = str(tmp_path_factory.mktemp("contract"))
-    settings = make_settings(tmp, smtp_host="127.0.0.1", smtp_port=free_port())
+    settings = make_settings(
+        tmp, smtp_host="127.0.0.1", smtp_port=free_port(), push_endpoint_hosts="127.0.0.1"
+    )
     server = ServerThread(settings).start()
     try:
         yield Live(server, create_tenant(server.url, "contract"))
@@ -126,7 +130,7 @@ def test_every_operation_keeps_the_contract(
         if scheme is not None:
             token = credentials[scheme]
             if streams:  # an event stream ends by itself: `expired` after a second
-                token = live.tenant.token("contract-user", ["staff"], ttl=1)
+                token = live.tenant.token(USER, ["staff"], ttl=1)
             headers["Authorization"] = f"Bearer {token}"
         case.call_and_validate(base_url=live.url, headers=headers, checks=CHECKS, timeout=20)
 
@@ -134,6 +138,7 @@ def test_every_operation_keeps_the_contract(
 
 
 USER = "contract-user"
+PUSH = "https://127.0.0.1:9/push"
 LATER = "2099-01-01T09:00:00Z"
 
 
@@ -166,7 +171,9 @@ def seeded(live: Live, credentials: dict[str, str]) -> dict[str, Any]:
     post("/v1/reminders", {"key": "r1", "due_at": LATER, "title": "soon"}, key)
     spare = post(f"/v1/admin/tenants/{live.tenant.id}/keys", {"name": "spare"}, op)["id"]
     kid = post(f"/v1/admin/tenants/{live.tenant.id}/signing-keys", {"name": "spare"}, op)["kid"]
-    return {"key_id": spare, "kid": kid, "ids": ids}
+    user = {"Authorization": f"Bearer {credentials['streamToken']}"}
+    device = post("/v1/push/subscriptions", Device("d", f"{PUSH}/d").subscription(), user)
+    return {"key_id": spare, "kid": kid, "ids": ids, "device": device["id"]}
 
 
 def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any], int]]:
@@ -200,7 +207,13 @@ def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any
         ("GET /v1/preferences", {}, 200),
         ("PUT /v1/preferences", {"body": {"time_zone": "Europe/Berlin"}}, 200),
         ("GET /v1/push/subscriptions", {}, 200),
-        ("DELETE /v1/push/subscriptions/{subscription_id}", {}, 404),
+        ("POST /v1/push/subscriptions", {"body": Device("e", f"{PUSH}/e").subscription()}, 201),
+        ("DELETE /v1/push/subscriptions", {"body": {"endpoint": f"{PUSH}/e"}}, 200),
+        (
+            "DELETE /v1/push/subscriptions/{subscription_id}",
+            {"path_parameters": {"subscription_id": seeded["device"]}},
+            200,
+        ),
         ("GET /v1/unsubscribe", {"query": {"token": make_token(SECRET, tenant, USER)}}, 200),
         ("POST /v1/unsubscribe", {"query": {"token": make_token(SECRET, tenant, USER)}}, 200),
         ("GET /v1/tenant/preferences", {}, 200),
@@ -230,15 +243,13 @@ def test_answers_with_content_keep_the_contract(
         parts.setdefault("path_parameters", {})
         if "{tenant_id}" in operation.path:
             parts["path_parameters"]["tenant_id"] = tenant
-        if "{subscription_id}" in operation.path:
-            parts["path_parameters"]["subscription_id"] = 1
         security = operation.definition.raw.get("security") or [{}]
         scheme = next(iter(security[0]), None)
         headers = {}
         if scheme is not None:
             token = credentials[scheme]
-            if {"streamTokenQuery": []} in security:
-                token = live.tenant.token(USER, ["staff"], ttl=1)
+            if {"streamTokenQuery": []} in security:  # the stream ends when it expires
+                token = live.tenant.token(USER, ["staff"], ttl=3)
             headers["Authorization"] = f"Bearer {token}"
         case = operation.Case(**parts)
         response = case.call_and_validate(
