@@ -25,7 +25,7 @@ export interface TokenRequest {
   user: string;
   roles?: string[];
   email?: string | null;
-  /** Seconds; the server caps it. */
+  /** Seconds, 1 to TIDINGS_TOKEN_MAX_TTL (3600 by default); default TIDINGS_TOKEN_DEFAULT_TTL (900). */
   ttl?: number;
 }
 

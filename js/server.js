@@ -56,6 +56,7 @@ export function parseRetryAfter(value, now = Date.now()) {
   if (value === null || value === undefined) return null;
   const text = String(value).trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  if (!/^[A-Za-z]{3},? .* GMT$/.test(text)) return null; // an HTTP date, not whatever Date.parse takes
   const at = Date.parse(text);
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
