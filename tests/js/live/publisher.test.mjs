@@ -55,6 +55,11 @@ async function proxy(mode) {
       res.socket.destroy();
       return;
     }
+    if (mangle && mode === 'slow') {
+      seen.at(-1).status = answer.status; // committed; the answer comes after the client gave up
+      await new Promise((resolve) => res.on('close', resolve));
+      return;
+    }
     res.writeHead(answer.status, { 'Content-Type': answer.headers.get('content-type') ?? 'application/json' });
     res.end(body);
   });
@@ -182,13 +187,16 @@ describe('bad input changes nothing', () => {
 
 describe('retries', () => {
   let lost;
+  let slow;
   let unavailable;
   before(async () => {
     lost = await proxy('lost');
+    slow = await proxy('slow');
     unavailable = await proxy('503');
   });
   after(async () => {
     await lost.close();
+    await slow.close();
     await unavailable.close();
   });
 
@@ -203,6 +211,18 @@ describe('retries', () => {
     assert.equal(retries.length, 1);
     assert.equal(retries[0].code, 'network_error');
     assert.equal((await feedItems()).filter((item) => item.title === 'Lost answer').length, 1);
+    assert.equal(await nextSeq(), n.id + 1);
+  });
+
+  test('a committed publish whose answer came too late (timeoutMs) is retried with the same key', async () => {
+    const retries = [];
+    const viaProxy = createPublisher({ url: slow.url, apiKey, ...fast, timeoutMs: 1500, onRetry: (info) => retries.push(info) });
+    const n = await viaProxy.publish({ type: 'booking_confirmed', title: 'Slow answer' });
+    assert.equal(slow.seen.length, 2);
+    assert.equal(slow.seen[0].status, 201);
+    assert.equal(slow.seen[1].key, slow.seen[0].key);
+    assert.deepEqual(retries.map((r) => [r.status, r.code]), [[0, 'timeout']]);
+    assert.equal((await feedItems()).filter((item) => item.title === 'Slow answer').length, 1);
     assert.equal(await nextSeq(), n.id + 1);
   });
 
