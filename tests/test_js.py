@@ -145,6 +145,38 @@ def test_npm_pack_file_list() -> None:
     assert targets <= files, targets - files
 
 
+def test_packed_tarball_installs_and_imports(tmp_path: Path) -> None:
+    """What docs/node.md tells a host app to do: `npm pack` here, `npm install` the tarball
+    there (offline: the package has no dependencies), then import it by name."""
+    npm = require_binary("npm")
+    node = require_binary("node", "nodejs")
+    quiet = ["--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+
+    def run(*args: str, cwd: Path) -> str:
+        result = subprocess.run(
+            list(args), cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        return result.stdout
+
+    run(npm, "pack", "--pack-destination", str(tmp_path), *quiet, cwd=ROOT)
+    [tarball] = tmp_path.glob("tidings-*.tgz")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "package.json").write_text('{"name": "host-app", "private": true, "type": "module"}\n')
+    run(npm, "install", "--offline", str(tarball), *quiet, cwd=app)
+    installed = app / "node_modules" / "tidings"
+    assert not installed.is_symlink()
+    assert {str(p.relative_to(installed)) for p in installed.rglob("*") if p.is_file()} == PACKED
+    script = (
+        "const [main, core, server] = await Promise.all("
+        "['tidings', 'tidings/core', 'tidings/server'].map((name) => import(name)));"
+        "console.log(typeof main.connect, core.badgeText(12), typeof server.createPublisher);"
+    )
+    out = run(node, "--input-type=module", "-e", script, cwd=app)
+    assert out.split() == ["function", "9+", "function"]
+
+
 @pytest.fixture
 def limited(tmp_path: Path) -> Iterator[Tenant]:
     """A second tidings whose publish limit is 2 per 2 seconds, to meet a real 429."""
