@@ -34,11 +34,12 @@ export interface TidingsBellProps {
   noPush?: boolean;
 }
 
-/** The element's `tidings-*` events, re-emitted without the prefix as (detail, event). */
+/** The element's `tidings-*` events, re-emitted without the prefix as (detail, event); `tidings-click` is `itemClick`. */
 export type TidingsBellEmits = {
   notification: (detail: TidingsNotificationDetail, event: CustomEvent<TidingsNotificationDetail>) => void;
   state: (detail: TidingsStateDetail, event: CustomEvent<TidingsStateDetail>) => void;
-  click: (detail: TidingsClickDetail, event: CustomEvent<TidingsClickDetail>) => void;
+  /** `tidings-click`: call `event.preventDefault()` to keep the page. */
+  itemClick: (detail: TidingsClickDetail, event: CustomEvent<TidingsClickDetail>) => void;
   open: (detail: null, event: CustomEvent<null>) => void;
   close: (detail: null, event: CustomEvent<null>) => void;
   push: (detail: TidingsPushDetail, event: CustomEvent<TidingsPushDetail>) => void;

@@ -9,7 +9,8 @@
  * - render touches no DOM, so server rendering emits a plain `<tidings-bell …>` tag; the element's
  *   module is imported on mount (browser only) and upgrades the tag in place;
  * - props map to the element's attributes one to one (camelCase → kebab-case); the element's
- *   `tidings-*` events are re-emitted without the prefix with `(detail, event)`;
+ *   `tidings-*` events are re-emitted without the prefix with `(detail, event)`, except
+ *   `tidings-click`, which is `itemClick` (`@item-click`: a `click` would hide the native one);
  * - `useTidings` owns one `connect()` client for the component's life and closes it on unmount.
  */
 
@@ -39,7 +40,7 @@ const BOOLEAN = new Set(['noToasts', 'noPush']);
 const EVENTS = {
   notification: 'tidings-notification',
   state: 'tidings-state',
-  click: 'tidings-click',
+  itemClick: 'tidings-click', // not `click`: that would swallow the native click listener
   open: 'tidings-open',
   close: 'tidings-close',
   push: 'tidings-push',

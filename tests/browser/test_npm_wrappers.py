@@ -80,7 +80,7 @@ PAGES = {
   import { createApp, h } from 'vue';
   import { TidingsBell, useTidings } from '/app/js/vue.js';
   const config = window.__config;
-  window.__got = [];
+  window.__got = []; window.__clicked = [];
   createApp({
     setup() {
       const live = useTidings({ url: config.streamUrl, token: config.token, shared: false });
@@ -88,7 +88,9 @@ PAGES = {
         h('output', { id: 'unread' }, String(live.unread.value?.count ?? '')),
         h(TidingsBell, { token: config.token, streamUrl: config.streamUrl, apiBase: config.apiBase,
           shared: false, noToasts: true,
-          onNotification: (detail) => window.__got.push(detail.notification.title) }),
+          onNotification: (detail) => window.__got.push(detail.notification.title),
+          onItemClick: (detail, event) => {
+            event.preventDefault(); window.__clicked.push(detail.notification.title); } }),
       ]);
     },
   }).mount('#root');
@@ -104,14 +106,16 @@ PAGES = {
   import { createRoot } from 'react-dom/client';
   import { TidingsBell, useTidings } from '/app/js/react.js';
   const config = window.__config;
-  window.__got = [];
+  window.__got = []; window.__clicked = [];
   function App() {
     const live = useTidings({ url: config.streamUrl, token: config.token, shared: false });
     return h('div', null,
       h('output', { id: 'unread' }, String(live.unread?.count ?? '')),
       h(TidingsBell, { token: config.token, streamUrl: config.streamUrl, apiBase: config.apiBase,
         shared: false, noToasts: true,
-        onNotification: (detail) => window.__got.push(detail.notification.title) }));
+        onNotification: (detail) => window.__got.push(detail.notification.title),
+        onItemClick: (detail, event) => {
+          event.preventDefault(); window.__clicked.push(detail.notification.title); } }));
   }
   createRoot(document.getElementById('root')).render(h(App));
 </script>
@@ -171,3 +175,11 @@ def test_wrapper_renders_the_live_bell_and_forwards_its_events(
     assert page.evaluate("window.__got") == ["First booking", "Second booking"]
     page.wait_for_function("document.getElementById('unread').textContent === '2'")
     assert page.evaluate("document.querySelector('tidings-bell').unread") == 2
+    # An item click reaches the framework's handler, whose preventDefault keeps the page; the
+    # bell marks the item read and the server's `read` event lowers the hook's count too.
+    page.locator("tidings-bell [part=button]").click()
+    page.locator("tidings-bell [part=item]").first.click()
+    page.wait_for_function("window.__clicked.length === 1")
+    assert page.evaluate("window.__clicked") == ["Second booking"]
+    page.wait_for_function("document.getElementById('unread').textContent === '1'")
+    assert page.url == f"{tenant.url}/app/index.html"

@@ -37,5 +37,6 @@ export function vueHeader() {
     tokenUrl: '/api/tidings-token',
     noToasts: true,
     onNotification: (detail: { notification: { title: string } }) => console.log(detail.notification.title),
+    onItemClick: (_detail: unknown, event: CustomEvent) => event.preventDefault(),
   });
 }
