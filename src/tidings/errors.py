@@ -64,6 +64,7 @@ class Code(StrEnum):
     WRONG_TENANT = "wrong_tenant", 403, "Wrong tenant"
     CSRF_FAILED = "csrf_failed", 403, "CSRF check failed"
     OWNER_ONLY = "owner_only", 403, "Owners only"
+    CORS_ORIGIN_NOT_ALLOWED = "cors_origin_not_allowed", 403, "Origin not allowed"
     # 404
     NOT_FOUND = "not_found", 404, "Not found"
     TENANT_NOT_FOUND = "tenant_not_found", 404, "Tenant not found"

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from tidings import erasure
 from tidings.api.contract import raises
 from tidings.api.deps import OperatorDep, ServiceDep
 from tidings.api.schemas import (
@@ -15,6 +16,7 @@ from tidings.api.schemas import (
     KeysOut,
     NewKeyOut,
     NewSigningKeyOut,
+    RemovalOut,
     SigningKeyIn,
     SigningKeyOut,
     SigningKeysOut,
@@ -23,6 +25,7 @@ from tidings.api.schemas import (
     TenantsOut,
     TokenIn,
     TokenOut,
+    UserRemovalOut,
 )
 from tidings.errors import Code
 from tidings.store import tenants as tq
@@ -43,6 +46,35 @@ async def create_tenant(body: TenantIn, _: OperatorDep, service: ServiceDep) -> 
 @router.get("/tenants", response_model=TenantsOut)
 async def list_tenants(_: OperatorDep, service: ServiceDep) -> dict[str, Any]:
     return {"tenants": [t.public() for t in await service.list_tenants()]}
+
+
+@router.delete(
+    "/tenants/{tenant_id}",
+    response_model=RemovalOut,
+    openapi_extra=raises(Code.TENANT_NOT_FOUND),
+)
+async def delete_tenant(tenant_id: str, _: OperatorDep, service: ServiceDep) -> dict[str, Any]:
+    """Delete the tenant and everything of it in one transaction: notifications, read state,
+    API and signing keys, the channels' rows (push subscriptions, preferences, digests,
+    reminders, delivery log), the demo's rows. ``removed``: rows per table. This instance's
+    open streams of the tenant end (``streams_closed``). Irreversible."""
+    return (await erasure.delete_tenant(service, tenant_id)).public()
+
+
+@router.delete(
+    "/tenants/{tenant_id}/users/{user}",
+    response_model=UserRemovalOut,
+    openapi_extra=raises(Code.TENANT_NOT_FOUND),
+)
+async def erase_user(
+    tenant_id: str, user: str, request: Request, _: OperatorDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Erase what tidings holds about a user (GDPR): read state, receipts, notifications
+    addressed only to the user (others: the user leaves their audience), preferences, push
+    subscriptions, digest state, reminders addressed only to the user. Broadcasts and role
+    audiences stay. ``removed``: rows per kind; an unknown user is not an error (all 0)."""
+    also = tuple(getattr(request.app.state, "user_erasers", ()))
+    return (await erasure.erase_user(service, tenant_id, user, also=also)).public()
 
 
 @router.post(

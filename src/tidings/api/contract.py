@@ -43,6 +43,7 @@ from tidings.errors import Code
 PROBLEM = "application/problem+json"
 EVENT_STREAM = "text/event-stream"
 _CODES = "x-problem-codes"
+_STREAM = "x-event-stream"
 
 
 class Problem(BaseModel):
@@ -62,6 +63,12 @@ def raises(*codes: Code) -> dict[str, Any]:
     """``openapi_extra`` for a route decorator: the problem codes its handler (or what it calls)
     answers besides the common ones this module derives."""
     return {_CODES: [str(code) for code in codes]}
+
+
+def event_stream(*codes: Code) -> dict[str, Any]:
+    """``openapi_extra`` for an event stream whose credential dependency calls
+    ``stream_principal`` itself (not through ``Depends``): documented like one that does."""
+    return {**raises(*codes), _STREAM: True}
 
 
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -198,7 +205,10 @@ def _all(dependant: Dependant) -> Iterator[Dependant]:
 
 def _complete(route: RouteContext, operation: dict[str, Any]) -> None:
     codes: list[Code] = [Code.BAD_REQUEST]  # a NUL in the URL, on every route (app.TextTarget)
-    for call in _calls(route.dependant):
+    calls = list(_calls(route.dependant))
+    if operation.pop(_STREAM, False):
+        calls.append(deps.stream_principal)
+    for call in calls:
         if call in _CREDENTIALS:
             security, checked = _CREDENTIALS[call]
             operation["security"] = security
@@ -221,7 +231,7 @@ def _complete(route: RouteContext, operation: dict[str, Any]) -> None:
         }
     if route.path_format == "/v1/stream":
         _event_stream(responses)
-    elif deps.stream_principal in set(_calls(route.dependant)):  # another event stream
+    elif deps.stream_principal in calls:  # another event stream
         responses["200"] = {
             "description": "Server-sent events.",
             "content": {EVENT_STREAM: {"itemSchema": _ANY_EVENT}},

@@ -173,6 +173,23 @@ class SigningKeysOut(Out):
     signing_keys: list[SigningKeyOut]
 
 
+class RemovalOut(Out):
+    """``DELETE /v1/admin/tenants/{id}``: rows removed per table, streams ended here."""
+
+    tenant: str
+    removed: dict[str, int]
+    streams_closed: int
+
+
+class UserRemovalOut(Out):
+    """``DELETE /v1/admin/tenants/{id}/users/{user}``: rows removed per kind."""
+
+    tenant: str
+    user: str
+    removed: dict[str, int]
+    streams_closed: int
+
+
 class HealthOut(Out):
     status: Literal["ok"]
 
