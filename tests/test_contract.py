@@ -104,6 +104,7 @@ SCHEMA = schemathesis.openapi.from_path(DOC)  # equal to the served one (test be
 OPERATIONS = [cast(Any, result).ok() for result in SCHEMA.get_all_operations()]  # Err raises
 
 
+@pytest.mark.timeout(90)  # a stream operation: up to 12 streams that each last a second
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
 def test_every_operation_keeps_the_contract(
     operation: Any, live: Live, credentials: dict[str, str]
@@ -243,6 +244,7 @@ def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any
     ]
 
 
+@pytest.mark.timeout(90)  # ~10 s on a quiet machine: 40 requests, two streams of 3 s
 def test_answers_with_content_keep_the_contract(
     live: Live, credentials: dict[str, str], seeded: dict[str, Any]
 ) -> None:
