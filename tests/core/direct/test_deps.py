@@ -44,7 +44,7 @@ def refused(
 
 
 async def test_service_comes_from_the_app(service: Tidings) -> None:
-    assert deps.get_service(request(service)) is service
+    assert await deps.get_service(request(service)) is service
 
 
 async def test_bearer_parsing(service: Tidings) -> None:
