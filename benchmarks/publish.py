@@ -22,8 +22,10 @@ answered:
   what the commit path takes apart from the HTTP and API-key work of a request.
 
 Printed per mode: notifications/s (committed: each answer is 2xx only after the commit),
-requests/s, and the p50/p99 latency of a request. Any non-2xx answer is counted and fails the
-run (exit status 1).
+requests/s, the p50/p99 latency of a request, the server's CPU (user + system, share of one
+core) and that CPU per committed notification: on a shared machine, where the server gets
+only part of a core, the CPU per notification is the figure that does not depend on the
+neighbours. Any non-2xx answer is counted and fails the run (exit status 1).
 """
 
 from __future__ import annotations
@@ -302,7 +304,8 @@ def _report(
     print(
         f"  {mode:<9} {notifications:9.0f} notifications/s {requests:8.0f} requests/s  "
         f"p50 {pct(0.50):7.1f} ms  p99 {pct(0.99):7.1f} ms  errors {errors}  "
-        f"cpu server {server_cpu:4.0%} client {client_cpu:4.0%}"
+        f"cpu server {server_cpu:4.0%} client {client_cpu:4.0%}  "
+        f"server cpu/notification {1e6 * server_cpu / notifications:6.0f} µs"
     )
 
 
