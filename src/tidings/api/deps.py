@@ -68,15 +68,17 @@ UserDep = Annotated[Principal, Depends(user_principal)]
 StreamUserDep = Annotated[Principal, Depends(stream_principal)]
 
 
-async def key_principal(request: Request, service: ServiceDep) -> KeyPrincipal:
+async def key_principal(request: Request) -> KeyPrincipal:
     """An API key from ``Authorization: Bearer``, checked through the instance's key cache
     (:mod:`tidings.apikeys`): a key revoked through this instance fails at once, one revoked
-    elsewhere within ``TIDINGS_API_KEY_CACHE`` seconds."""
+    elsewhere within ``TIDINGS_API_KEY_CACHE`` seconds. The service comes from the app, not
+    from a sub-dependency: FastAPI solves each dependency level per request."""
     token = _bearer(request)
     if not token:
         raise Unauthorized(
             "An API key is required (Authorization: Bearer tdg_…).", code="missing_credentials"
         )
+    service: Tidings = request.app.state.tidings
     return await service.api_keys.authenticate(token)
 
 

@@ -12,9 +12,10 @@ notifications published by other instances are found by polling ``tenants.last_s
 every second. Cost follows the work there is:
 
 - Woken by local publishes, the planner plans just their tenants (no query for pending ones),
-  and at most once per ``MIN_GAP`` seconds under continuous publishing (publishes that arrive
-  meanwhile are planned together; an idle planner starts at once): one planning transaction per
-  tenant per pass, not per publish group.
+  and under continuous publishing it rests ``MIN_GAP`` seconds between the end of a pass and
+  the start of the next (publishes that arrive meanwhile are planned together; a planner idle
+  for longer starts at once): one planning transaction per tenant per pass, not per publish
+  group, so it does not take the SQLite write lock turn about with the group committer.
 - Only users who can receive something are read: those with a push subscription, and, when
   e-mail is configured, those with an address. A tenant with none of them (no channel for
   anyone) has its cursor moved to its last seq without reading a notification.
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH = 100
-MIN_GAP = 0.05  # seconds between planning passes woken by publishes
+MIN_GAP = 0.05  # seconds from the end of a pass to the next one woken by publishes
 _C = channel_cursors.c
 _S = push_subscriptions.c
 
@@ -84,19 +85,19 @@ class Planner:
         tenants: list[str] | None = None  # None: every pending tenant (start, and each poll)
         polled = loop.time()
         while True:
-            started = loop.time()
             if tenants is None:
-                polled = started
+                polled = loop.time()
             try:
                 await self.run_once(tenants)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("channel fan-out failed (will retry): %r", error)
+            ended = loop.time()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
             if self._wake.is_set():
-                rest = MIN_GAP - (loop.time() - started)
+                rest = MIN_GAP - (loop.time() - ended)
                 if rest > 0:  # publishing continuously: let the next ones join this pass
                     await asyncio.sleep(rest)
                 self._wake.clear()
