@@ -156,6 +156,9 @@ async def test_the_cache_is_bounded_and_can_be_turned_off(settings: Settings) ->
             await cache.authenticate(keys[0])  # was dropped: read again
         assert len(reads) == 1
 
+        cache.forget_tenant("jump-joy")  # e.g. its keys deleted through this instance
+        assert len(cache._valid) == 0
+
         cache.ttl = 0  # TIDINGS_API_KEY_CACHE=0: the store on every request
         cache._valid.clear()
         with key_reads(service.store) as reads:
