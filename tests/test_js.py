@@ -109,6 +109,18 @@ PACKED = {
     "js/vue.d.ts",
     "js/vue.js",
     "src/tidings/web/static/sw.js",
+    # The bell's and the client's helper modules (no types of their own: internal).
+    *(
+        f"src/tidings/web/static/{name}.js"
+        for name in (
+            "tidings-feed",
+            "tidings-source",
+            "tidings-tabs",
+            "tidings-dom",
+            "tidings-toasts",
+            "tidings-bell-styles",
+        )
+    ),
     *(
         f"src/tidings/web/static/{name}.{ext}"
         for name in ("tidings", "tidings-core", "tidings-bell", "tidings-push")

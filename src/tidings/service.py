@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings import auth, keyring
+from tidings.apikeys import ApiKeys
 from tidings.config import Settings
 from tidings.delivery.broker import Broker, Envelope
 from tidings.delivery.hub import Hub
@@ -86,6 +87,7 @@ class Tidings:
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
+        self.api_keys = ApiKeys(store, ttl=settings.api_key_cache)
         self._secrets: keyring.ServerSecrets | None = None
         self.committer = GroupCommitter(
             store, in_transaction=self._announce_in_transaction, announce=self._deliver
@@ -381,7 +383,9 @@ class Tidings:
 
     async def revoke_key(self, key_id: str, *, tenant_id: str | None = None) -> tq.ApiKey:
         async with self.store.write() as conn:
-            return await tq.revoke_key(conn, key_id, now=utcnow(), tenant_id=tenant_id)
+            revoked = await tq.revoke_key(conn, key_id, now=utcnow(), tenant_id=tenant_id)
+        self.api_keys.forget(key_id)  # at once here; elsewhere within api_key_cache seconds
+        return revoked
 
     def mint_token(
         self,

@@ -13,7 +13,12 @@ const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8'));
 /** Names a module exports at run time, read from its source (`export function|class|const`). */
 function jsExports(path) {
   const source = readFileSync(new URL(path, root), 'utf8');
-  return [...source.matchAll(/^export (?:async )?(?:function|class|const|let) (\w+)/gm)].map((m) => m[1]).sort();
+  const declared = [...source.matchAll(/^export (?:async )?(?:function|class|const|let) (\w+)/gm)].map((m) => m[1]);
+  // Re-exports: `export { a, b as c } from './x.js';` (values only: `export type {…}` is a type).
+  const reexported = [...source.matchAll(/^export \{([^}]*)\} from /gm)].flatMap((m) =>
+    m[1].split(',').map((name) => name.trim().split(/\s+as\s+/).pop()).filter(Boolean),
+  );
+  return [...declared, ...reexported].sort();
 }
 
 /** Values (not types) a .d.ts declares. */

@@ -39,10 +39,32 @@ export interface TidingsPushEventDetail {
   error?: unknown;
 }
 
+export interface PushToggleOptions {
+  /** The push options to use on each toggle (read at the time). */
+  options: () => PushOptions;
+  /** False hides the control's function (e.g. no service worker URL): state 'unsupported'. */
+  available?: () => boolean;
+  /** Called after every state change (the host element mirrors it). */
+  onShow?: (state: PushButtonState) => void;
+  state?: PushButtonState;
+}
+
+/** The one push control behind the bell's button and `<tidings-push-button>`: drives a button
+ * element and dispatches `tidings-push` on its host when the state changes or an attempt fails. */
+export class PushToggle {
+  constructor(host: HTMLElement, button: HTMLButtonElement, options: PushToggleOptions);
+  readonly host: HTMLElement;
+  readonly button: HTMLButtonElement;
+  state: PushButtonState | undefined;
+  sync(): Promise<void>;
+  show(state: PushButtonState, error?: unknown): void;
+  toggle(): Promise<void>;
+}
+
 /** Attributes: api-base, token | token-url, sw-url, scope. */
 export class TidingsPushButton extends HTMLElement {
   static readonly observedAttributes: string[];
-  state: PushButtonState;
+  readonly state: PushButtonState;
   button: HTMLButtonElement;
   options(): PushOptions;
   show(state: PushButtonState, error?: unknown): void;

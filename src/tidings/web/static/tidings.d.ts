@@ -84,6 +84,8 @@ export function markRead(ids: number | readonly number[] | 'all', options?: Mark
 export function archive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
 /** GET /v1/feed/unread-count. */
 export function unreadCount(options?: RequestOptions): Promise<Unread>;
+/** Fetches a stream token from the host's token URL (rejects with a TidingsError carrying the status). */
+export function fetchToken(tokenUrl: string): Promise<string>;
 
 export interface ConnectOptions {
   /** The stream URL; default '/v1/stream'. Cross-origin: 'https://tidings.example.com/v1/stream'. */
@@ -137,6 +139,8 @@ export interface ClientEvents {
   /** The server is going away; the client reconnects after the hint. */
   bye: (event: { reason?: string; retry?: number; retry_ms?: number }, meta: EventMeta) => void;
   state: (state: ConnectionState, previous: ConnectionState) => void;
+  /** The client's view changed (emitted before the event that caused it); `cause` names it. */
+  view: (view: View, meta: { cause: string }) => void;
 }
 
 export interface TidingsClient {
@@ -159,6 +163,8 @@ export interface TidingsClient {
   markRead(ids: number | readonly number[] | 'all', options?: MarkReadOptions): Promise<{ unread: Unread }>;
   archive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
   unreadCount(options?: RequestOptions): Promise<Unread>;
+  /** Re-reads the latest items (and, with `unread`, the count) from the Feed API; the last call wins. */
+  refresh(options?: { unread?: boolean }): Promise<View | null>;
 }
 
 /** Opens the stream and returns the client. */
