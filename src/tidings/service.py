@@ -29,7 +29,7 @@ from tidings.delivery.hub import Hub
 from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
-from tidings.errors import PayloadTooLarge, Unauthorized, ValidationFailed
+from tidings.errors import Code, PayloadTooLarge, Unauthorized, ValidationFailed
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
@@ -146,7 +146,7 @@ class Tidings:
             raise PayloadTooLarge(
                 f"These notifications name {total} audience targets together; at most {cap} "
                 "are accepted in one request.",
-                code="too_many_targets",
+                code=Code.TOO_MANY_TARGETS,
             )
 
     def check_audience(self, new: NewNotification) -> None:
@@ -155,7 +155,7 @@ class Tidings:
         if count > cap:
             raise PayloadTooLarge(
                 f"The audience names {count} users and roles; at most {cap} are accepted.",
-                code="too_many_targets",
+                code=Code.TOO_MANY_TARGETS,
             )
 
     def check_limits(self, new: NewNotification) -> None:
@@ -418,7 +418,7 @@ class Tidings:
         found = await self.signing_keys.lookup(kid)
         if found is None:
             raise Unauthorized(
-                "The token's signing key is unknown or revoked.", code="invalid_credentials"
+                "The token's signing key is unknown or revoked.", code=Code.INVALID_CREDENTIALS
             )
         tenant, secret = found
         return auth.verify(secret, token, max_ttl=max_ttl, tenant=tenant)
