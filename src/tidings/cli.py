@@ -480,6 +480,28 @@ def demo(
     run_demo(host, port)
 
 
+# -- the API contract (docs/openapi.json) -----------------------------------------------------
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+) -> None:
+    """Print the OpenAPI document the server serves at /openapi.json (`make openapi` writes
+    docs/openapi.json). Reads no store and opens no port."""
+    from tidings.app import create_app
+
+    app_ = create_app(_settings(docs=True, demo=False))
+    text = json.dumps(app_.openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(text)
+
+
 def main() -> None:
     app()
 

@@ -86,6 +86,14 @@ class Settings(BaseSettings):
         "key revoked through another instance stops verifying here within this time (0: look "
         "up on every token).",
     )
+    # -- API-key cache (issue 8, the publish path: tidings.apikeys) ------------------------------
+    api_key_cache: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds an instance may trust an API key it checked (and remember a "
+        "refused one); a key revoked through another instance or the CLI stops working here "
+        "within this time, through this instance at once (0: check the store on every request).",
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted (413 beyond)."
     )

@@ -89,6 +89,7 @@ async def delete_tenant(service: Tidings, tenant_id: str) -> Removal:
         removed = await eq.delete_tenant(conn, tenant_id)
     for kid in kids:
         service.signing_keys.forget(kid)
+    service.api_keys.forget_tenant(tenant_id)  # its keys are refused here at once
     closed |= end_streams(service.hub, tenant_id, None, "tenant_deleted")
     return Removal(tenant_id, None, removed, len(closed))
 

@@ -27,7 +27,7 @@ import orjson
 from tidings.delivery import sse
 from tidings.domain.notifications import Audience, Notification
 from tidings.domain.principals import Principal
-from tidings.errors import TooManyRequests, Unavailable
+from tidings.errors import Code, TooManyRequests, Unavailable
 
 if TYPE_CHECKING:
     from tidings.delivery.edge import Edge, Edges
@@ -201,7 +201,7 @@ class Hub:
         """Register a stream. Raises ``TooManyRequests`` past the caps, ``Unavailable`` while
         shutting down."""
         if self.closing:
-            raise Unavailable("This instance is shutting down.", code="shutting_down")
+            raise Unavailable("This instance is shutting down.", code=Code.SHUTTING_DOWN)
         self._loop = asyncio.get_running_loop()
         tenant = principal.tenant
         state = self._tenants.get(tenant)
@@ -219,14 +219,14 @@ class Hub:
         if len(state.subscribers) >= self._max_per_tenant:
             raise TooManyRequests(
                 f"This tenant has {self._max_per_tenant} open streams already.",
-                code="too_many_streams",
+                code=Code.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         mine = state.by_user.setdefault(principal.user, set())
         if len(mine) >= self._max_per_user:
             raise TooManyRequests(
                 f"This user has {self._max_per_user} open streams already; close one.",
-                code="too_many_streams",
+                code=Code.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         sub = Subscriber(principal, self._buffer)
