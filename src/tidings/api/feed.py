@@ -81,9 +81,7 @@ async def archive(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[
     return {"unread": count.public()}
 
 
-@router.post(
-    "/unread", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND)
-)
+@router.post("/unread", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND))
 async def mark_unread(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
     """Unread again, whatever the watermark (a snooze on them ends). Event ``unread``."""
     _check_ids(body.ids)
@@ -101,9 +99,7 @@ async def unarchive(body: IdsIn, principal: UserDep, service: ServiceDep) -> dic
     return {"unread": count.public()}
 
 
-@router.post(
-    "/snooze", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND)
-)
+@router.post("/snooze", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND))
 async def snooze(body: SnoozeIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
     """Out of the inbox and the count until ``until``; then back, unread (event
     ``unsnoozed``, a push if the user has no live stream). Event ``snoozed`` now."""

@@ -98,6 +98,11 @@ class UnreadOut(Out):
     more: bool = Field(description="True when 100 or more are unread (count is then 99).")
 
 
+class ActorOut(Out):
+    id: str
+    name: str | None
+
+
 class NotificationOut(Out):
     """A stored notification; ``id`` is its per-tenant seq (the SSE ``id:``)."""
 
@@ -111,11 +116,13 @@ class NotificationOut(Out):
         description="null: the whole tenant."
     )
     created_at: str
+    actor: ActorOut | None = Field(description="Who caused it (read for them); null: nobody.")
 
 
 class FeedItemOut(NotificationOut):
     read: bool
     archived: bool
+    snoozed_until: str | None = Field(description="RFC 3339, UTC, while snoozed; else null.")
 
 
 class FeedOut(Out):
@@ -215,6 +222,7 @@ class SnapshotEvent(Out):
     unread: UnreadOut
     latest_seq: int
     latest: list[FeedItemOut] = Field(description="Up to 5, newest first.")
+    user: str = Field(description="Whose stream: notifications with this actor arrive read.")
 
 
 class ReadEvent(Out):
@@ -229,6 +237,27 @@ class ReadEvent(Out):
 class ArchivedEvent(Out):
     ids: list[int]
     unread: UnreadOut
+
+
+class RestoredEvent(Out):
+    """``unread`` and ``unarchived``: ``ids`` back in the inbox, ``items`` (up to 5) to show."""
+
+    ids: list[int]
+    items: list[FeedItemOut]
+    unread: UnreadOut
+
+
+class SnoozedEvent(Out):
+    ids: list[int]
+    until: str = Field(description="RFC 3339, UTC.")
+    unread: UnreadOut
+
+
+class UnsnoozedEvent(Out):
+    """A snooze ended: ``ids`` are unread again (the client adds them to its count)."""
+
+    ids: list[int]
+    items: list[FeedItemOut]
 
 
 class EndEvent(Out):
