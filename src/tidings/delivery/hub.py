@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class _Tenant:
     subscribers: set[Subscriber] = field(default_factory=set)
     by_user: dict[str, set[Subscriber]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    idle_since: float | None = None  # the last stream left then; kept for a reconnect storm
 
 
 class Hub:
@@ -232,6 +234,7 @@ class Hub:
                 code="too_many_streams",
                 retry_after=5,
             )
+        state.idle_since = None
         mine = state.by_user.setdefault(principal.user, set())
         if len(mine) >= self._max_per_user:
             raise TooManyRequests(
@@ -275,8 +278,12 @@ class Hub:
             mine.discard(sub)
             if not mine:
                 del state.by_user[sub.user]
-        if not state.subscribers and not state.lock.locked():
-            del self._tenants[sub.principal.tenant]
+        if not state.subscribers:
+            # Kept (served: fed and caught up) for ``view_ttl`` s, so the streams of a
+            # reconnect storm find the ring and views still here; dropped by ``catch_up``.
+            state.idle_since = time.monotonic()
+            if self._view_ttl <= 0 and not state.lock.locked():
+                del self._tenants[sub.principal.tenant]
         self._metrics.streams_open.dec()
         if sub.reason == "overflow":
             self._metrics.dropped.labels(reason="overflow").inc()
@@ -327,6 +334,8 @@ class Hub:
         """Fill every tenant (or one) from the store up to its latest committed seq."""
         from tidings.store import notifications as q
 
+        if tenant is None:
+            self._drop_idle()
         names = [tenant] if tenant else list(self._tenants)
         latest: dict[str, int] = {}
         for start in range(0, len(names), self._batch):  # one query per batch of tenants
@@ -359,6 +368,14 @@ class Hub:
             self._metrics.catch_up.inc(len(rows))
             for row in rows:
                 self._dispatch(state, row.seq, row.type, row.audience, row.encode())
+
+    def _drop_idle(self) -> None:
+        """Forget the tenants without a stream for longer than ``view_ttl`` s."""
+        before = time.monotonic() - self._view_ttl
+        for name, state in list(self._tenants.items()):
+            idle = state.idle_since
+            if idle is not None and idle <= before and not state.lock.locked():
+                del self._tenants[name]
 
     def _dispatch(
         self, state: _Tenant, seq: int, type_: str, audience: Audience | None, payload: bytes

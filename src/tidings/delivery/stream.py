@@ -130,6 +130,13 @@ class EventStream(Response):
         reason = "disconnect"
         self._attach = scope.get("extensions", {}).get(EDGE)
         try:
+            if self._attach is not None:
+                # On the edge the opening is all this task does, and it is short: no listener
+                # task. A client gone meanwhile makes the writes no-ops and the hand-over fail.
+                with anyio.CancelScope() as body_scope:
+                    sub.scope = body_scope
+                    reason = await self._run(send)
+                return
             async with anyio.create_task_group() as tg:
 
                 async def listen() -> None:
