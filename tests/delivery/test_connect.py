@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from tests.support import make_settings, open_service
+from tests.support import ServerThread, Stream, create_tenant, make_settings, open_service, publish
 from tidings.auth import TokenCache
 from tidings.delivery.hub import Hub
 from tidings.delivery.opening import Opening, from_memory, from_store
@@ -243,3 +244,41 @@ async def test_a_read_elsewhere_drops_the_kept_view(tmp_path: Path) -> None:
         opening = await from_memory(hub, service.store, watcher, None, replay_limit=100)
         assert opening is not None and _ready(opening)[1]["unread"]["count"] == 1
         hub.unsubscribe(watcher)
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_read_on_another_instance_reaches_the_count_this_one_keeps(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Two instances, one store, the Redis broker: ann's view is kept on A; she reads and
+    archives through B; once B's events reach A, a new stream on A counts right."""
+    settings = make_settings(str(tmp_path), broker_url=redis_url)
+    a, b = ServerThread(settings).start(), ServerThread(settings).start()
+    try:
+        tenant = create_tenant(a.url, "jump-joy")
+        token = tenant.token("ann")
+        auth = {"Authorization": f"Bearer {token}"}
+        async with Stream(a.url, token) as first, httpx.AsyncClient(timeout=10) as client:
+            assert (await first.next_event("ready")).data["unread"]["count"] == 0
+            for i in range(4):
+                await publish(client, tenant, f"n{i}")
+            await first.notifications(4)
+            steps = [
+                ("read", {"ids": [1]}, 4, [4, 3, 2, 1]),
+                ("archive", {"ids": [2]}, 3, [4, 3, 1]),
+                ("read", {"all": True}, 2, [4, 3, 1]),
+            ]
+            for path, body, before, latest in steps:
+                async with Stream(a.url, token) as probe:  # opened on A: the view is kept there
+                    assert (await probe.next_event("ready")).data["unread"]["count"] == before
+                r = await client.post(f"{b.url}/v1/feed/{path}", json=body, headers=auth)
+                assert r.status_code == 200, r.text
+                await first.next_event("read" if path == "read" else "archived")  # via Redis
+                async with Stream(a.url, token) as after:
+                    ready = (await after.next_event("ready")).data
+                assert ready["unread"] == r.json()["unread"]
+                assert [item["id"] for item in ready["latest"]] == latest
+    finally:
+        a.stop()
+        b.stop()
