@@ -132,7 +132,7 @@ class Settings(BaseSettings):
         "them is replayed from memory, beyond them from the store.",
     )
     stream_views: int = Field(
-        10_000,
+        25_000,
         ge=0,
         description="Users per tenant whose unread count and latest five the hub keeps for "
         "the next connect (least recently used out first; 0: none).",
@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         "event announces (retention, a preference changed on another instance).",
     )
     token_cache: int = Field(
-        10_000,
+        25_000,
         ge=0,
         description="Verified stream tokens kept until their expiry (least recently used out "
         "first; 0: verify every time). A revoked signing key is still honoured.",

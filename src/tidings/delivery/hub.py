@@ -154,7 +154,7 @@ class Hub:
         max_per_tenant: int,
         batch: int = 500,
         ring: int = 256,
-        views: int = 10_000,
+        views: int = 25_000,
         view_ttl: float = 60.0,
     ) -> None:
         self._store = store

@@ -45,7 +45,7 @@ _PROBE_CAP = UNREAD_DISPLAY_CAP + 1  # counts are kept as the store's probe: at 
 class Entry:
     """One notification as the ring keeps it: what filtering and the opening need."""
 
-    __slots__ = ("audience", "frame", "payload", "seq", "type")
+    __slots__ = ("_item", "audience", "frame", "payload", "seq", "type")
 
     def __init__(
         self, seq: int, type_: str, audience: Audience | None, payload: bytes, frame: bytes
@@ -55,6 +55,14 @@ class Entry:
         self.audience = audience
         self.payload = payload  # the notification's one-line JSON
         self.frame = frame  # its SSE frame, as the fan-out wrote it
+        self._item: bytes | None = None
+
+    @property
+    def item(self) -> bytes:
+        """Its inbox item, unread: made once, shared by every view that shows it."""
+        if self._item is None:
+            self._item = item_json(self.payload, read=False)
+        return self._item
 
     def visible(self, user: str, roles: frozenset[str], muted: frozenset[str]) -> bool:
         audience = self.audience
@@ -138,7 +146,7 @@ class View:
         fresh = [e for e in ring.since(self.as_of) if e.visible(user, self.roles, self.muted)]
         if fresh:
             self.counted = min(_PROBE_CAP, self.counted + len(fresh))
-            newest = [item_json(e.payload, read=False) for e in fresh[-SNAPSHOT_SIZE:]]
+            newest = [e.item for e in fresh[-SNAPSHOT_SIZE:]]
             newest.reverse()
             self.latest = (newest + self.latest)[:SNAPSHOT_SIZE]
         self.as_of = last
