@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test check fmt serve bench bench-anchor clean screenshots mutants
+.PHONY: demo test check fmt serve bench bench-anchor clean screenshots mutants openapi
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -26,8 +26,16 @@ demo: $(VENV)/.runtime
 serve: $(VENV)/.runtime
 	$(BIN)/tidings serve
 
+# The npm package's dev tools (TypeScript, React, Vue: tests/test_js.py) from package-lock.json.
+# Without npm the tests that need them skip, except under CI=true, where this step fails.
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; \
+	elif [ -n "$$CI" ] && [ "$$CI" != "false" ] && [ "$$CI" != "0" ]; then \
+	  echo "npm is required (apt-get install nodejs npm; .ci/run does)"; exit 1; \
+	else echo "npm not found: the npm package's tests will skip"; fi
+
 # --durations=15: the slowest tests, printed at the end of every run (CI included).
-test: $(VENV)/.dev
+test: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The README's pictures (docs/img/*.png), from the real demo in headless Chromium. The test
@@ -74,6 +82,11 @@ bench-anchor: $(VENV)/.dev
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends nginx libnginx-mod-nchan; }
 	$(BIN)/python benchmarks/anchor.py $(BENCH_ARGS)
+
+# The API contract: docs/openapi.json is what the server serves at /openapi.json (a test
+# compares them). Run after changing a route, a schema or a problem code.
+openapi: $(VENV)/.runtime
+	$(BIN)/tidings openapi --output docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -22,13 +22,14 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings import auth, keyring
+from tidings.apikeys import ApiKeys
 from tidings.config import Settings
 from tidings.delivery.broker import Broker, Envelope
 from tidings.delivery.hub import Hub
 from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
-from tidings.errors import PayloadTooLarge, Unauthorized, ValidationFailed
+from tidings.errors import Code, PayloadTooLarge, Unauthorized, ValidationFailed
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
@@ -86,6 +87,7 @@ class Tidings:
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
+        self.api_keys = ApiKeys(store, ttl=settings.api_key_cache)
         self.tokens = auth.TokenCache(settings.token_cache)  # verified stream tokens (issue 8)
         self._secrets: keyring.ServerSecrets | None = None
         self.committer = GroupCommitter(
@@ -145,7 +147,7 @@ class Tidings:
             raise PayloadTooLarge(
                 f"These notifications name {total} audience targets together; at most {cap} "
                 "are accepted in one request.",
-                code="too_many_targets",
+                code=Code.TOO_MANY_TARGETS,
             )
 
     def check_audience(self, new: NewNotification) -> None:
@@ -154,7 +156,7 @@ class Tidings:
         if count > cap:
             raise PayloadTooLarge(
                 f"The audience names {count} users and roles; at most {cap} are accepted.",
-                code="too_many_targets",
+                code=Code.TOO_MANY_TARGETS,
             )
 
     def check_limits(self, new: NewNotification) -> None:
@@ -382,7 +384,9 @@ class Tidings:
 
     async def revoke_key(self, key_id: str, *, tenant_id: str | None = None) -> tq.ApiKey:
         async with self.store.write() as conn:
-            return await tq.revoke_key(conn, key_id, now=utcnow(), tenant_id=tenant_id)
+            revoked = await tq.revoke_key(conn, key_id, now=utcnow(), tenant_id=tenant_id)
+        self.api_keys.forget(key_id)  # at once here; elsewhere within api_key_cache seconds
+        return revoked
 
     def mint_token(
         self,
@@ -414,7 +418,7 @@ class Tidings:
         if kid is not None and found is None:
             self.tokens.forget(token)
             raise Unauthorized(
-                "The token's signing key is unknown or revoked.", code="invalid_credentials"
+                "The token's signing key is unknown or revoked.", code=Code.INVALID_CREDENTIALS
             )
         if hit is not None:
             return hit[0]

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 
 
 def install(app: FastAPI) -> None:
-    from tidings.channels import admin, api
+    from tidings.channels import admin, api, erasure
     from tidings.channels.runtime import Channels
 
     app.include_router(api.router)
     app.include_router(admin.router)
+    # The channels' part of the operator's user erasure (DELETE /v1/admin/tenants/{t}/users/{u}).
+    app.state.user_erasers = [*getattr(app.state, "user_erasers", ()), erasure.erase_user]
 
     async def start(service: Tidings, stack: AsyncExitStack) -> None:
         channels = Channels(service, getattr(app.state, "channels_clock", None))

@@ -32,7 +32,7 @@ from tidings.delivery import sse
 from tidings.delivery.recent import Entry, Ring, Views
 from tidings.domain.notifications import Audience, Notification
 from tidings.domain.principals import Principal
-from tidings.errors import TooManyRequests, Unavailable
+from tidings.errors import Code, TooManyRequests, Unavailable
 
 if TYPE_CHECKING:
     from tidings.delivery.edge import Edge, Edges
@@ -54,6 +54,7 @@ class Subscriber:
         "buffer",
         "conn",
         "edge",
+        "encode",
         "lagging",
         "maxlen",
         "muted",
@@ -79,6 +80,9 @@ class Subscriber:
         self.lagging = False
         self.conn = next(_conn_ids)
         self.muted: frozenset[str] = frozenset()  # types this user switched off in-app
+        # Frame encoder hook: rewrites the bytes about to be written (whole SSE frames; b"" to
+        # write nothing). None, as for /v1/stream: written as they are. (api/compat_stream.py)
+        self.encode: Callable[[bytes], bytes] | None = None
 
     @property
     def wake(self) -> asyncio.Event:
@@ -213,7 +217,7 @@ class Hub:
         """Register a stream. Raises ``TooManyRequests`` past the caps, ``Unavailable`` while
         shutting down."""
         if self.closing:
-            raise Unavailable("This instance is shutting down.", code="shutting_down")
+            raise Unavailable("This instance is shutting down.", code=Code.SHUTTING_DOWN)
         self._loop = asyncio.get_running_loop()
         tenant = principal.tenant
         state = self._tenants.get(tenant)
@@ -231,7 +235,7 @@ class Hub:
         if len(state.subscribers) >= self._max_per_tenant:
             raise TooManyRequests(
                 f"This tenant has {self._max_per_tenant} open streams already.",
-                code="too_many_streams",
+                code=Code.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         state.idle_since = None
@@ -239,7 +243,7 @@ class Hub:
         if len(mine) >= self._max_per_user:
             raise TooManyRequests(
                 f"This user has {self._max_per_user} open streams already; close one.",
-                code="too_many_streams",
+                code=Code.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         sub = Subscriber(principal, self._buffer)

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from tidings.domain.notifications import Notification
 from tidings.domain.readstate import UNREAD_DISPLAY_CAP, UnreadCount
-from tidings.errors import NotFound
+from tidings.errors import Code, NotFound
 from tidings.store.notifications import from_row, visible
 from tidings.store.tables import audience_targets, notifications, read_state, receipts
 
@@ -162,7 +162,7 @@ async def _require_visible(
     if missing:
         raise NotFound(
             f"No notification with id {', '.join(map(str, missing[:20]))} for this user.",
-            code="notification_not_found",
+            code=Code.NOTIFICATION_NOT_FOUND,
             extra={"ids": missing[:100]},
         )
 
