@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 buffer=settings.subscriber_buffer,
                 max_per_user=settings.max_streams_per_user,
                 max_per_tenant=settings.max_streams_per_tenant,
+                ring=settings.stream_ring,
+                views=settings.stream_views,
+                view_ttl=settings.stream_view_ttl,
             )
             service = Tidings(settings, store, broker, hub, metrics)
             await service.load_secrets()  # settings, else generated once in the store
@@ -175,6 +178,7 @@ async def listen(service: Tidings) -> None:
         try:
             async for item in service.broker.listen():
                 if item is Signal.CONNECTED:
+                    hub.broker_changed(connected=True)  # read events may have been lost
                     stop_polling()
                     if connected_once:
                         log.info("broker reconnected; catching up from the store")
@@ -185,6 +189,7 @@ async def listen(service: Tidings) -> None:
                         log.warning("catch-up failed (%r); retrying every second", error)
                         start_polling(until_whole=True)
                 elif item is Signal.DISCONNECTED:
+                    hub.broker_changed(connected=False)
                     log.warning("broker disconnected; polling the store until it is back")
                     start_polling(until_whole=False)
                 elif isinstance(item, bytes):
@@ -199,6 +204,7 @@ async def listen(service: Tidings) -> None:
             raise
         except Exception as error:
             log.warning("broker listener failed (%r); polling, retry in %.1fs", error, delay)
+            hub.broker_changed(connected=False)
             start_polling(until_whole=False)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

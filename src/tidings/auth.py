@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -166,3 +167,41 @@ def _numeric(claims: dict[str, object], name: str) -> int:
 
 def looks_like_jwt(value: str) -> bool:
     return value.count(".") == 2 and not value.startswith("tdg_")
+
+
+class TokenCache:
+    """Tokens verified before, by token string, until their ``exp`` (at most ``size``, least
+    recently used out first). Only tokens that passed :func:`verify` are kept, with the
+    ``kid`` they were checked with: whoever uses a hit must still check that the signing key
+    is active (``Tidings.verify_token`` asks ``keyring.SigningKeys``, which honours a
+    revocation as without this cache). A hit at or past ``exp`` is dropped and answered as
+    expired, exactly as PyJWT would (no leeway)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tokens: OrderedDict[str, tuple[Principal, str | None, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def get(self, token: str, now: float | None = None) -> tuple[Principal, str | None] | None:
+        """``(principal, kid)`` of a token verified before; raises ``Unauthorized``
+        (``token_expired``) for one that has expired since."""
+        hit = self._tokens.get(token)
+        if hit is None:
+            return None
+        if hit[2] <= (time.time() if now is None else now):
+            del self._tokens[token]
+            raise Unauthorized("The stream token has expired.", code=Code.TOKEN_EXPIRED)
+        self._tokens.move_to_end(token)
+        return hit[0], hit[1]
+
+    def put(self, token: str, principal: Principal, kid: str | None) -> None:
+        if self.size <= 0:
+            return
+        self._tokens[token] = (principal, kid, principal.expires_at.timestamp())
+        while len(self._tokens) > self.size:
+            self._tokens.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        self._tokens.pop(token, None)

@@ -89,6 +89,7 @@ class Tidings:
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
         self.api_keys = ApiKeys(store, ttl=settings.api_key_cache)
+        self.tokens = auth.TokenCache(settings.token_cache)  # verified stream tokens (issue 8)
         self._secrets: keyring.ServerSecrets | None = None
         self.committer = GroupCommitter(
             store, in_transaction=self._announce_in_transaction, announce=self._deliver
@@ -500,17 +501,23 @@ class Tidings:
         """The principal of a stream token. A token whose header names a ``kid`` is checked
         only with that tenant signing key and only for its tenant; any other with the server
         secret."""
-        max_ttl = self.settings.token_max_ttl
-        kid = auth.key_id(token)
-        if kid is None:
-            return auth.verify(self.secret, token, max_ttl=max_ttl)
-        found = await self.signing_keys.lookup(kid)
-        if found is None:
+        hit = self.tokens.get(token)  # verified before (until its exp): auth.TokenCache
+        kid = hit[1] if hit is not None else auth.key_id(token)
+        found = None if kid is None else await self.signing_keys.lookup(kid)
+        if kid is not None and found is None:
+            self.tokens.forget(token)
             raise Unauthorized(
                 "The token's signing key is unknown or revoked.", code=Code.INVALID_CREDENTIALS
             )
-        tenant, secret = found
-        return auth.verify(secret, token, max_ttl=max_ttl, tenant=tenant)
+        if hit is not None:
+            return hit[0]
+        max_ttl = self.settings.token_max_ttl
+        if found is None:
+            principal = auth.verify(self.secret, token, max_ttl=max_ttl)
+        else:
+            principal = auth.verify(found[1], token, max_ttl=max_ttl, tenant=found[0])
+        self.tokens.put(token, principal, kid)
+        return principal
 
     async def create_signing_key(self, tenant_id: str, name: str) -> tuple[kq.SigningKey, str]:
         async with self.store.write() as conn:
