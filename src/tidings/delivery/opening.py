@@ -77,7 +77,7 @@ async def from_memory(
     if resume is None or resume == last or last - resume > replay_limit:
         view, at = await _view(hub, store, sub)
         event = "reset" if resume is not None and resume != last else "ready"
-        return Opening(sse.frame(event, view.ready(at), at), at)
+        return Opening(sse.frame(event, view.ready(at, p.user), at), at)
     if not state.ring.covers(resume):
         return None
     view, at = await _view(hub, store, sub)
@@ -88,7 +88,7 @@ async def from_memory(
         for e in state.ring.since(resume)
         if e.seq <= at and e.visible(p.user, p.roles, sub.muted)
     ]
-    return Opening(sse.frame("ready", view.ready(at)) + b"".join(frames), at, len(frames))
+    return Opening(sse.frame("ready", view.ready(at, p.user)) + b"".join(frames), at, len(frames))
 
 
 async def from_store(
@@ -104,7 +104,7 @@ async def from_store(
         )
         replayable = resume is not None and resume < latest <= resume + replay_limit
         oldest = await nq.oldest_seq(conn, p.tenant) if replayable else None
-    data = View.of(latest, p.roles, sub.muted, _probe(count), items).ready(latest)
+    data = View.of(latest, p.roles, sub.muted, _probe(count), items).ready(latest, p.user)
     if resume is None or resume == latest:
         return Opening(sse.frame("ready", data, latest), latest)
     assert resume is not None

@@ -79,13 +79,15 @@ def select_user_param() -> Any:
     return bindparam("feed_user")
 
 
-def is_read(mark: int, user: str) -> ColumnElement[bool]:
+def is_read(mark: int | ColumnElement[int], user: str | ColumnElement[str]) -> ColumnElement[bool]:
     """SQL: the joined notification is read by ``user`` (watermark ``mark``)."""
     implicit = or_(_N.seq <= mark, and_(_N.actor_id.is_not(None), _N.actor_id == user))
     return or_(_R.read_at.is_not(None), and_(_R.unread_at.is_(None), implicit))
 
 
-def _status_clause(status: Status, mark: int, user: str) -> ColumnElement[bool]:
+def _status_clause(
+    status: Status, mark: int | ColumnElement[int], user: str | ColumnElement[str]
+) -> ColumnElement[bool]:
     read = is_read(mark, user)
     inbox = and_(_R.archived_at.is_(None), _R.snoozed_until.is_(None))
     if status == "unread":
@@ -487,17 +489,43 @@ _VISIBLE = and_(
 _MINE = notifications.outerjoin(
     receipts, and_(_R.tenant_id == _N.tenant_id, _R.seq == _N.seq, _R.user_id == bindparam("uid"))
 )
-_SNAPSHOT_COUNT = select(func.count()).select_from(
+_UNREAD = _status_clause("unread", _MARK, bindparam("uid"))  # the read rule of this module
+_ABOVE = (
     select(_N.seq)
     .select_from(_MINE)
-    .where(_VISIBLE, _N.seq > _MARK, _R.read_at.is_(None), _R.archived_at.is_(None))
+    .where(_VISIBLE, _N.seq > _MARK, _UNREAD)
     .limit(UNREAD_DISPLAY_CAP + 1)
     .subquery()
 )
+_BELOW = (  # at or below the line only what a receipt marks unread: driven from the receipts
+    select(_R.seq)
+    .select_from(receipts.join(notifications, and_(_N.tenant_id == _R.tenant_id, _N.seq == _R.seq)))
+    .where(
+        _R.tenant_id == bindparam("tid"),
+        _R.user_id == bindparam("uid"),
+        _R.seq <= _MARK,
+        _R.unread_at.is_not(None),
+        _VISIBLE,
+        _UNREAD,
+    )
+    .limit(UNREAD_DISPLAY_CAP + 1)
+    .subquery()
+)
+_SNAPSHOT_COUNT = select(
+    select(func.count()).select_from(_ABOVE).scalar_subquery()
+    + select(func.count()).select_from(_BELOW).scalar_subquery()
+)
 _SNAPSHOT_LATEST = (
-    select(notifications, _R.read_at, _R.archived_at, _MARK.label("mark"))
+    select(
+        notifications,
+        _R.read_at,
+        _R.archived_at,
+        _R.unread_at,
+        _R.snoozed_until,
+        _MARK.label("mark"),
+    )
     .select_from(_MINE)
-    .where(_VISIBLE, _R.archived_at.is_(None))
+    .where(_VISIBLE, _status_clause("all", _MARK, bindparam("uid")))  # the inbox
     .order_by(_N.seq.desc())
     .limit(bindparam("size"))
 )
@@ -514,7 +542,9 @@ async def snapshot(
     size: int,
 ) -> tuple[UnreadCount, list[FeedItem]]:
     """The unread count and the latest ``size`` inbox items of ``user`` among ``seq <= upto``,
-    muted types left out: two statements (built once), for the caller's one read transaction.
+    muted types left out, by the read rule of :func:`is_read` (unread marks below the line
+    count, the user's own notifications are read, snoozed ones are out): two statements (built
+    once), for the caller's one read transaction.
     Bounded by ``upto`` so the result is exact as of that seq whatever the isolation level."""
     params = {
         "tid": tenant,
@@ -529,7 +559,7 @@ async def snapshot(
     items = [
         FeedItem(
             notification=from_row(row),
-            read=int(row.seq) <= int(row.mark) or row.read_at is not None,
+            read=_read_now(row, int(row.mark), user),
             archived=False,
         )
         for row in rows
