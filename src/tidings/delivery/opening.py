@@ -3,7 +3,7 @@
 :func:`from_memory` answers the common connect from what the hub keeps
 (:mod:`tidings.delivery.recent`): the tenant's latest seq and ring, and the user's view; a view
 not in memory is read from the store in ONE read transaction of two statements built once
-(:func:`tidings.store.readstate.snapshot`). It gives up (``None``) when only the store can
+(:func:`tidings.store.snapshot.snapshot`). It gives up (``None``) when only the store can
 answer: a resume beyond the ring, or ahead of what this instance has seen (committed
 elsewhere, not yet announced here). :func:`from_store` is then the answer, as before the hub
 kept anything: one read transaction for the latest seq, the snapshot and the oldest retained
@@ -23,7 +23,7 @@ from tidings.delivery import sse
 from tidings.delivery.recent import SNAPSHOT_SIZE, View
 from tidings.domain.readstate import UnreadCount
 from tidings.store import notifications as nq
-from tidings.store import readstate as rq
+from tidings.store import snapshot as sq
 
 if TYPE_CHECKING:
     from tidings.delivery.hub import Hub, Subscriber
@@ -54,7 +54,7 @@ async def _view(hub: Hub, store: Store, sub: Subscriber) -> tuple[View, int]:
             return view, state.last
     begun, upto = views.epoch, state.last
     async with store.read() as conn:
-        count, items = await rq.snapshot(
+        count, items = await sq.snapshot(
             conn, p.tenant, p.user, p.roles, sub.muted, upto=upto, size=SNAPSHOT_SIZE
         )
     view = View.of(upto, p.roles, sub.muted, _probe(count), items)
@@ -99,7 +99,7 @@ async def from_store(
     p = sub.principal
     async with store.read() as conn:
         latest = await nq.latest_seq(conn, p.tenant)
-        count, items = await rq.snapshot(
+        count, items = await sq.snapshot(
             conn, p.tenant, p.user, p.roles, sub.muted, upto=latest, size=SNAPSHOT_SIZE
         )
         replayable = resume is not None and resume < latest <= resume + replay_limit

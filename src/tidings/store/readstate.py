@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, exists, func, not_, or_, select, update
+from sqlalchemy import and_, bindparam, func, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -28,7 +28,7 @@ from tidings.domain.notifications import Notification, format_time
 from tidings.domain.readstate import UNREAD_DISPLAY_CAP, UnreadCount
 from tidings.errors import Code, NotFound
 from tidings.store.notifications import from_row, visible
-from tidings.store.tables import audience_targets, notifications, read_state, receipts
+from tidings.store.tables import notifications, read_state, receipts
 
 Status = Literal["unread", "read", "archived", "snoozed", "all"]
 _N = notifications.c
@@ -74,7 +74,6 @@ def _receipt_join() -> Any:
 
 
 def select_user_param() -> Any:
-    from sqlalchemy import bindparam
 
     return bindparam("feed_user")
 
@@ -85,7 +84,7 @@ def is_read(mark: int | ColumnElement[int], user: str | ColumnElement[str]) -> C
     return or_(_R.read_at.is_not(None), and_(_R.unread_at.is_(None), implicit))
 
 
-def _status_clause(
+def status_clause(
     status: Status, mark: int | ColumnElement[int], user: str | ColumnElement[str]
 ) -> ColumnElement[bool]:
     read = is_read(mark, user)
@@ -101,7 +100,7 @@ def _status_clause(
     return inbox
 
 
-def _read_now(row: Any, mark: int, user: str) -> bool:
+def read_now(row: Any, mark: int, user: str) -> bool:
     """:func:`is_read` for a fetched row."""
     if row.read_at is not None:
         return True
@@ -126,7 +125,7 @@ async def feed(
     query = (
         select(notifications, _R.read_at, _R.archived_at, _R.unread_at, _R.snoozed_until)
         .select_from(_receipt_join())
-        .where(visible(tenant, user, roles), _status_clause(status, mark, user))
+        .where(visible(tenant, user, roles), status_clause(status, mark, user))
     )
     if type_ is not None:
         query = query.where(_N.type == type_)
@@ -139,7 +138,7 @@ async def feed(
     items = [
         FeedItem(
             notification=from_row(row),
-            read=_read_now(row, mark, user),
+            read=read_now(row, mark, user),
             archived=row.archived_at is not None,
             snoozed_until=row.snoozed_until,
         )
@@ -160,7 +159,7 @@ async def unread_count(
     watermark, and those at or below it that a receipt marks unread (found by the receipts'
     primary key, so the scan stays bounded by the user's own unread marks)."""
     mark = await watermark(conn, tenant, user)
-    where = [visible(tenant, user, roles), _status_clause("unread", mark, user)]
+    where = [visible(tenant, user, roles), status_clause("unread", mark, user)]
     if exclude_types:
         where.append(_N.type.not_in(sorted(exclude_types)))
     above = (
@@ -435,7 +434,7 @@ async def items(
     return [
         FeedItem(
             notification=from_row(row),
-            read=_read_now(row, mark, user),
+            read=read_now(row, mark, user),
             archived=row.archived_at is not None,
             snoozed_until=row.snoozed_until,
         )
@@ -461,107 +460,3 @@ async def readers(conn: AsyncConnection, tenant: str, seq: int) -> list[str]:
     rows = await conn.execute(by_receipt.union(by_mark, by_actor))
     undone = {str(u) for (u,) in await conn.execute(unmarked)}
     return sorted(str(u) for (u,) in rows if str(u) not in undone)
-
-
-# -- the stream's opening snapshot (delivery/recent.py): statements built once ------------------
-_T = audience_targets.c
-_MARK = (
-    select(func.coalesce(func.max(read_state.c.watermark), 0))
-    .where(read_state.c.tenant_id == bindparam("tid"), read_state.c.user_id == bindparam("uid"))
-    .scalar_subquery()
-)
-_VISIBLE = and_(
-    _N.tenant_id == bindparam("tid"),
-    _N.seq <= bindparam("upto"),
-    _N.type.not_in(bindparam("muted", expanding=True)),
-    or_(
-        _N.targeted.is_(False),
-        exists().where(
-            _T.tenant_id == _N.tenant_id,
-            _T.seq == _N.seq,
-            or_(
-                and_(_T.kind == "u", _T.value == bindparam("uid")),
-                and_(_T.kind == "r", _T.value.in_(bindparam("roles", expanding=True))),
-            ),
-        ),
-    ),
-)
-_MINE = notifications.outerjoin(
-    receipts, and_(_R.tenant_id == _N.tenant_id, _R.seq == _N.seq, _R.user_id == bindparam("uid"))
-)
-_UNREAD = _status_clause("unread", _MARK, bindparam("uid"))  # the read rule of this module
-_ABOVE = (
-    select(_N.seq)
-    .select_from(_MINE)
-    .where(_VISIBLE, _N.seq > _MARK, _UNREAD)
-    .limit(UNREAD_DISPLAY_CAP + 1)
-    .subquery()
-)
-_BELOW = (  # at or below the line only what a receipt marks unread: driven from the receipts
-    select(_R.seq)
-    .select_from(receipts.join(notifications, and_(_N.tenant_id == _R.tenant_id, _N.seq == _R.seq)))
-    .where(
-        _R.tenant_id == bindparam("tid"),
-        _R.user_id == bindparam("uid"),
-        _R.seq <= _MARK,
-        _R.unread_at.is_not(None),
-        _VISIBLE,
-        _UNREAD,
-    )
-    .limit(UNREAD_DISPLAY_CAP + 1)
-    .subquery()
-)
-_SNAPSHOT_COUNT = select(
-    select(func.count()).select_from(_ABOVE).scalar_subquery()
-    + select(func.count()).select_from(_BELOW).scalar_subquery()
-)
-_SNAPSHOT_LATEST = (
-    select(
-        notifications,
-        _R.read_at,
-        _R.archived_at,
-        _R.unread_at,
-        _R.snoozed_until,
-        _MARK.label("mark"),
-    )
-    .select_from(_MINE)
-    .where(_VISIBLE, _status_clause("all", _MARK, bindparam("uid")))  # the inbox
-    .order_by(_N.seq.desc())
-    .limit(bindparam("size"))
-)
-
-
-async def snapshot(
-    conn: AsyncConnection,
-    tenant: str,
-    user: str,
-    roles: Collection[str],
-    muted: Collection[str],
-    *,
-    upto: int,
-    size: int,
-) -> tuple[UnreadCount, list[FeedItem]]:
-    """The unread count and the latest ``size`` inbox items of ``user`` among ``seq <= upto``,
-    muted types left out, by the read rule of :func:`is_read` (unread marks below the line
-    count, the user's own notifications are read, snoozed ones are out): two statements (built
-    once), for the caller's one read transaction.
-    Bounded by ``upto`` so the result is exact as of that seq whatever the isolation level."""
-    params = {
-        "tid": tenant,
-        "uid": user,
-        "roles": sorted(roles),
-        "muted": sorted(muted),
-        "upto": upto,
-        "size": size,
-    }
-    counted = (await conn.execute(_SNAPSHOT_COUNT, params)).scalar_one()
-    rows = (await conn.execute(_SNAPSHOT_LATEST, params)).all()
-    items = [
-        FeedItem(
-            notification=from_row(row),
-            read=_read_now(row, int(row.mark), user),
-            archived=False,
-        )
-        for row in rows
-    ]
-    return UnreadCount.from_probe(int(counted)), items
