@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -91,8 +92,11 @@ class OutboxConsumer:
         self.dsn = dsn_of(self.settings.outbox_url)
         self.batch = self.settings.outbox_batch
         self.poll_interval = self.settings.outbox_poll_interval
+        # pg_stat_activity shows which process holds a claim (its advisory locks in pg_locks)
+        self.application_name = f"tidings-outbox pid={os.getpid()}"
         self.lag = 0.0  # seconds: age of the oldest waiting row, as last seen
         self.listening = asyncio.Event()  # set while LISTEN is in place (tests wait on it)
+        self.idle = asyncio.Event()  # set while resting after a round that found nothing to do
         self._wake = asyncio.Event()
         self._pool: asyncpg.Pool | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -150,6 +154,7 @@ class OutboxConsumer:
         return self._pool
 
     def wake(self) -> None:
+        self.idle.clear()
         self._wake.set()
 
     # -- consuming -------------------------------------------------------------------------
@@ -174,7 +179,10 @@ class OutboxConsumer:
                 delay = 0.5  # there may be more: go again at once
             else:
                 delay = 0.5
+                if not self._wake.is_set():
+                    self.idle.set()
                 await self._rest(CONTENDED_RETRY if contended else self.poll_interval)
+                self.idle.clear()
 
     async def _rest(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -299,7 +307,11 @@ class OutboxConsumer:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn, timeout=10)
+                conn = await asyncpg.connect(
+                    self.dsn,
+                    timeout=10,
+                    server_settings={"application_name": f"{self.application_name} listen"},
+                )
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self.listening.set()
                 self.wake()
