@@ -146,7 +146,13 @@ class OutboxConsumer:
             import asyncpg
 
             try:
-                self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=3, timeout=10)
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=3,
+                    timeout=10,
+                    server_settings={"application_name": self.application_name},
+                )
             except (OSError, asyncpg.PostgresError, TimeoutError) as error:
                 raise Unavailable(
                     f"The outbox database is unreachable: {error!r}", code="outbox_unavailable"
