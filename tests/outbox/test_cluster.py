@@ -11,6 +11,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import asyncpg
 import orjson
 import pytest
 
@@ -22,29 +23,39 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 ROWS = 10_000
 TENANTS = ["t0", "t1", "t2", "t3"]
-PER_TRANSACTION = 500
+PER_TRANSACTION = 250
 
-_HOLDERS = """
-SELECT application_name FROM pg_stat_activity
-WHERE application_name LIKE 'tidings-outbox pid=%' AND state = 'idle in transaction'
-  AND backend_xid IS NOT NULL
+_WAITING = """
+SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE NOT l.granted AND l.relation = 'tidings_outbox'::regclass
+  AND a.application_name LIKE 'tidings-outbox pid=%'
 """
+_KEYS = "SELECT idempotency_key AS k FROM notifications WHERE idempotency_key LIKE 'outbox:%'"
+_PRESENT = "SELECT id FROM tidings_outbox WHERE id = ANY($1::bigint[])"
 
 
-async def claim_holder(url: str, cluster: Cluster, timeout: float = 30) -> int:
-    """The OS pid of an instance in the middle of a batch: its claim transaction has locked
-    rows and waits on the instance (which is publishing them)."""
-    deadline = time.monotonic() + timeout
-    pids = {inst.pid for inst in cluster.instances}
-    while time.monotonic() < deadline:
-        for row in await fetch(url, _HOLDERS):
-            name = row["application_name"] or ""
-            if name.startswith("tidings-outbox pid="):
-                pid = int(name.split("=", 1)[1].split()[0])
-                if pid in pids:
-                    return pid
-        await asyncio.sleep(0.005)
-    raise AssertionError("no instance held an outbox claim")
+async def kill_in_crash_window(url: str, store: str, cluster: Cluster) -> tuple[int, int]:
+    """SIGKILL an instance between publishing a batch and deleting its rows.
+
+    The test holds ``LOCK TABLE tidings_outbox IN SHARE MODE`` (claims still work, deletes
+    wait), so the first instance found waiting for that lock has published its batch and not
+    deleted it; it is killed there. Returns its pid and how many outbox rows were then
+    published (their idempotency keys in the store) and not deleted."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE tidings_outbox IN SHARE MODE", timeout=30)
+            deadline = time.monotonic() + 30
+            while not (waiting_ := await conn.fetch(_WAITING, timeout=10)):
+                assert time.monotonic() < deadline, "no instance reached its delete"
+                await asyncio.sleep(0.01)
+            pid = int(waiting_[0]["application_name"].split("=", 1)[1].split()[0])
+            next(i for i in cluster.instances if i.pid == pid).kill()
+            ids = [int(r["k"].split(":")[1]) for r in await fetch(store, _KEYS)]
+            hit = len(await conn.fetch(_PRESENT, ids, timeout=10))
+        return pid, hit
+    finally:
+        await conn.close()
 
 
 @pytest.mark.timeout(180)
@@ -80,23 +91,22 @@ async def test_two_instances_kill_9_mid_batch_10000_rows_exactly_once_in_order(
             async def host_inserts() -> None:
                 for at in range(0, ROWS, PER_TRANSACTION):
                     await insert(url, rows[at : at + PER_TRANSACTION])
-                    if at >= ROWS // 4:
+                    await asyncio.sleep(0.05)  # a host writing over a few seconds
+                    if at >= ROWS // 10:
                         inserted.set()
 
             inserter = asyncio.create_task(host_inserts())
             await asyncio.wait_for(inserted.wait(), timeout=60)
-            victim_pid = await claim_holder(url, cluster)
-            victim = next(i for i in cluster.instances if i.pid == victim_pid)
-            victim.kill()
+            store = postgres_server.url(cluster.database, driver="postgresql")
+            victim_pid, hit = await kill_in_crash_window(url, store, cluster)
             killed_after = time.monotonic() - started
             left_at_kill = await waiting(url)
             await asyncio.wait_for(inserter, timeout=60)
             await drained(url, timeout=120)
             elapsed = time.monotonic() - started
-            survivor = next(i for i in cluster.instances if i is not victim)
+            survivor = next(i for i in cluster.instances if i.pid != victim_pid)
             assert survivor.proc is not None and survivor.proc.poll() is None
 
-            store = postgres_server.url(cluster.database, driver="postgresql")
             found = await fetch(
                 store,
                 "SELECT tenant_id, seq, data::text AS data FROM notifications "
@@ -108,11 +118,13 @@ async def test_two_instances_kill_9_mid_batch_10000_rows_exactly_once_in_order(
             for tenant in TENANTS:
                 assert by_tenant[tenant] == list(range(counters[tenant])), tenant
             assert len(found) == ROWS
+            assert hit > 0  # the victim had published rows it never deleted
             dead = await fetch(url, "SELECT count(*) AS n FROM tidings_outbox_dead")
             assert dead[0]["n"] == 0
             print(
-                f"outbox: {ROWS} rows through 2 instances in {elapsed:.1f}s (one killed "
-                f"holding a claim after {killed_after:.1f}s, {left_at_kill} rows waiting then)"
+                f"outbox: {ROWS} rows through 2 instances in {elapsed:.1f}s; one killed after "
+                f"{killed_after:.1f}s between publish and delete ({hit} rows published, not "
+                f"deleted; {left_at_kill} waiting)"
             )
     finally:
         postgres_server.drop_database(host)
