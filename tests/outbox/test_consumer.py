@@ -182,3 +182,46 @@ async def test_the_outbox_database_down_at_start_is_retried(
                 "acme", NewNotification.model_validate(orjson.loads(note("acme", "direct")[1]))
             )
             assert stored_one.seq == 1
+
+
+async def test_store_failures_mid_stream_keep_order_and_exactly_once(
+    tmp_path: Path, outbox_url: str, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tidings store (PostgreSQL here) loses its connections again and again while the
+    consumer works: a tenant whose publish failed stops for the round and its later rows wait
+    behind it, so every row still goes out once, in order."""
+    store_db = postgres_url.rsplit("/", 1)[1]
+    admin_url = outbox_url.rsplit("/", 1)[0] + "/postgres"
+    rows, counters = [], {"a": 0, "b": 0}
+    for i in range(3000):
+        tenant = "ab"[i % 3 == 0]
+        n = counters[tenant]
+        rows.append(note(tenant, f"{tenant}{n}", data={"n": n}, audience={"users": ["u"]}))
+        counters[tenant] += 1
+    settings = make_settings(
+        str(tmp_path),
+        database_url=postgres_url,
+        outbox_url=outbox_url,
+        max_request_targets=10,  # a tenant's rows go in several requests (chunks of 10)
+    )
+    async with open_service(settings) as service:
+        for tenant in counters:
+            await service.create_tenant(tenant, tenant)
+        seen = published_hook(service)
+        async with OutboxConsumer(service, settings, batch=100):
+            await insert(outbox_url, rows)
+            await asyncio.wait_for(seen.get(), timeout=10)  # it is under way
+            for _ in range(15):  # cut the store's connections while it publishes
+                await fetch(
+                    admin_url,
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    store_db,
+                )
+                await asyncio.sleep(0.03)
+            await drained(outbox_url, timeout=60)
+        for tenant, count in counters.items():
+            got = [n.data["n"] for n in await stored(service, tenant)]
+            assert got == list(range(count)), tenant
+    assert await fetch(outbox_url, "SELECT id FROM tidings_outbox_dead") == []
+    assert any("its rows wait" in r.getMessage() for r in caplog.records)

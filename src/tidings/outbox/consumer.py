@@ -84,13 +84,15 @@ def _describe(error: BaseException) -> str:
 class OutboxConsumer:
     """Publishes ``tidings_outbox`` rows of the database at ``settings.outbox_url``."""
 
-    def __init__(self, service: Tidings, settings: Settings | None = None) -> None:
+    def __init__(
+        self, service: Tidings, settings: Settings | None = None, *, batch: int | None = None
+    ) -> None:
         self.service = service
         self.settings = settings or service.settings
         if not self.settings.outbox_url:
             raise ValueError("TIDINGS_OUTBOX_URL is not set")
         self.dsn = dsn_of(self.settings.outbox_url)
-        self.batch = self.settings.outbox_batch
+        self.batch = batch or self.settings.outbox_batch
         self.poll_interval = self.settings.outbox_poll_interval
         # pg_stat_activity shows which process holds a claim (its advisory locks in pg_locks)
         self.application_name = f"tidings-outbox pid={os.getpid()}"

@@ -15,6 +15,10 @@ insert (id) order:
    locked by someone else (the host itself, say): the tenant's claim is cut at the first such
    row, so no later row of it overtakes an earlier one.
 
+The cut in step 3 is what guarantees the order (tests/outbox/test_cluster.py fails without it
+and the lock); the tenant lock is what spreads tenants over instances, so that they do not
+claim interleaved rows of one tenant and cut each other's claims.
+
 Published rows are deleted, bad ones moved to ``tidings_outbox_dead``, in the same transaction.
 """
 
