@@ -19,7 +19,7 @@ from tests.outbox.conftest import drained, fetch, host_database
 from tests.services import PostgresServer
 from tests.support import make_settings, open_service
 from tidings.domain.notifications import NewNotification
-from tidings.outbox import OutboxConsumer
+from tidings.outbox import OutboxConsumer, rows
 from tidings.store import notifications as nq
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -125,5 +125,41 @@ async def test_the_python_example_queues_a_notification_tidings_publishes(
         assert published.data == {"booking_id": 1}
         assert published.audience is not None and published.audience.roles == ("staff",)
         assert orjson.loads(row["payload"])["type"] == published.type
+    finally:
+        postgres_server.drop_database(name)
+
+
+async def test_the_documented_grants_are_enough_for_tidings(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """tidings connected as a role with only the privileges the page lists: rows are
+    published and deleted, a bad row is moved aside, and the operator's retry works."""
+    grants = re.findall(r"^```sql\n(.*?)^```", DOC.read_text(), re.S | re.M)[1]
+    assert grants.startswith("GRANT")
+    name, url = host_database(postgres_server)
+    try:
+        postgres_server.sql(
+            "DO $$ BEGIN CREATE ROLE tidings LOGIN; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        postgres_server.sql(grants, database=name)
+        as_tidings = url.replace("postgres@", "tidings@")
+        await fetch(
+            url,
+            "INSERT INTO tidings_outbox (tenant, payload) VALUES "
+            """('acme', '{"type": "system", "title": "granted"}'), ('acme', '{}')""",
+        )
+        settings = make_settings(str(tmp_path), outbox_url=as_tidings)
+        async with open_service(settings) as service:
+            await service.create_tenant("acme", "acme")
+            async with OutboxConsumer(service) as consumer:
+                await drained(url)
+                (dead,) = await fetch(url, "SELECT id FROM tidings_outbox_dead")
+                pool = await consumer.pool()
+                async with pool.acquire() as conn:
+                    assert await rows.retry_dead(conn, dead["id"])
+                    assert await rows.discard_dead(conn, dead["id"]) is False
+            async with service.store.read() as store:
+                assert [n.title for n in await nq.fetch_after(store, "acme", 0)] == ["granted"]
     finally:
         postgres_server.drop_database(name)
