@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import tidings
-from tidings import channels, demo
+from tidings import channels, demo, outbox
 from tidings.api import admin, compat, feed, health, problems, publish, stream, tokens
 from tidings.api.compat_stream import router as compat_stream_router
 from tidings.api.cors import CORS
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # -- extensions: each adds its routers / startup hooks in one line here -------------------
     demo.install(app)  # the Bounce House Rentals demo, when TIDINGS_DEMO is on
     channels.install(app)  # preferences, reminders, web push, e-mail digests
+    outbox.install(app)  # the outbox consumer (TIDINGS_OUTBOX_URL) and its operator routes
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(TextTarget)
     # Cross-origin pages (TIDINGS_CORS_ORIGINS): browser-facing routes only (api/cors.py).

@@ -502,6 +502,21 @@ def openapi(
             file.write(text)
 
 
+# -- the outbox (docs/outbox.md) -----------------------------------------------------------------
+outbox_app = typer.Typer(
+    help="The outbox a host inserts into (docs/outbox.md).", no_args_is_help=True
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("sql")
+def outbox_sql() -> None:
+    """Print the DDL of tidings_outbox, tidings_outbox_dead and the NOTIFY trigger (for psql)."""
+    from tidings.outbox.schema import SQL
+
+    typer.echo(SQL, nl=False)
+
+
 def main() -> None:
     app()
 

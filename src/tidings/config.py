@@ -330,6 +330,22 @@ class Settings(BaseSettings):
         "start; 0: wait for as long as it takes.",
     )
 
+    # -- outbox consumer (tidings.outbox, docs/outbox.md) ------------------------------------------
+    outbox_url: str = Field(
+        "",
+        description="PostgreSQL URL of the host's database that holds tidings_outbox "
+        "(postgresql://user:password@host/db). Empty: no outbox consumer.",
+    )
+    outbox_poll_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between outbox polls when no NOTIFY woke the consumer (bounds the "
+        "delay of a row whose NOTIFY was lost, e.g. while the listening connection was down).",
+    )
+    outbox_batch: int = Field(
+        500, ge=1, le=5000, description="Most outbox rows claimed in one transaction."
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -403,7 +419,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if isinstance(getattr(self, name), SecretStr):
                 out[name] = "**********"
-            elif name in ("database_url", "broker_url"):
+            elif name in ("database_url", "broker_url", "outbox_url"):
                 out[name] = _mask_url(str(value))
             else:
                 out[name] = value

@@ -210,13 +210,22 @@ class Tidings:
         return results[0]
 
     async def publish_many(
-        self, tenant: str, items: Sequence[NewNotification], *, idempotency_key: str | None = None
+        self,
+        tenant: str,
+        items: Sequence[NewNotification],
+        *,
+        idempotency_key: str | None = None,
+        keys: Sequence[str | None] | None = None,
     ) -> list[tuple[Notification, bool]]:
-        """Store and announce up to a batch of notifications: all of them, or none."""
+        """Store and announce up to a batch of notifications: all of them, or none.
+        ``keys``: one idempotency key per item, instead of ``<idempotency_key>#<index>``."""
         for item in items:
             self.check_limits(item)
         self.check_targets(items)
-        keys = [f"{idempotency_key}#{i}" if idempotency_key else None for i in range(len(items))]
+        if keys is None:
+            keys = [
+                f"{idempotency_key}#{i}" if idempotency_key else None for i in range(len(items))
+            ]
         started = time.perf_counter()
         results = await self.committer.publish(tenant, items, keys)
         self.metrics.publish_seconds.observe(time.perf_counter() - started)
