@@ -73,6 +73,8 @@ class Code(StrEnum):
     NOTIFICATION_NOT_FOUND = "notification_not_found", 404, "Notification not found"
     SUBSCRIPTION_NOT_FOUND = "subscription_not_found", 404, "Push subscription not found"
     USER_NOT_FOUND = "user_not_found", 404, "User not found"
+    OUTBOX_DISABLED = "outbox_disabled", 404, "Outbox off"
+    OUTBOX_ROW_NOT_FOUND = "outbox_row_not_found", 404, "Outbox row not found"
     REMINDER_NOT_FOUND = "reminder_not_found", 404, "Reminder not found"
     BOOKING_NOT_FOUND = "booking_not_found", 404, "Booking not found"
     # 405, 406
@@ -105,6 +107,7 @@ class Code(StrEnum):
     SHUTTING_DOWN = "shutting_down", 503, "Shutting down"
     CHANNELS_OFF = "channels_off", 503, "Channels not running"
     PUSH_UNAVAILABLE = "push_unavailable", 503, "Push unavailable"
+    OUTBOX_UNAVAILABLE = "outbox_unavailable", 503, "Outbox database unavailable"
 
     @classmethod
     def of_status(cls, status: int) -> list[Code]:

@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 
+from tidings.api.contract import raises
 from tidings.api.deps import OperatorDep
-from tidings.errors import NotFound
+from tidings.errors import Code, NotFound
 from tidings.outbox import rows
 
 if TYPE_CHECKING:
@@ -27,17 +29,54 @@ router = APIRouter(prefix="/v1/admin/outbox", tags=["admin"])
 RowId = Annotated[int, Query(ge=0, le=2**63 - 1)]
 
 
+class OutboxStatusOut(BaseModel):
+    """Whether the consumer runs; ``listening`` and ``lag_seconds`` only when it does."""
+
+    enabled: bool
+    listening: bool | None = None
+    lag_seconds: float | None = None
+
+
+class DeadRowOut(BaseModel):
+    """A row moved aside: the host's payload as inserted, and why it was refused."""
+
+    id: int
+    tenant: str
+    payload: Any
+    created_at: str
+    failed_at: str
+    error: str
+
+
+class DeadRowsOut(BaseModel):
+    dead: list[DeadRowOut]
+    next_after: int | None
+
+
+class RetriedOut(BaseModel):
+    id: int
+    retried: bool
+
+
+class DiscardedOut(BaseModel):
+    id: int
+    discarded: bool
+
+
+_MISSING = raises(Code.OUTBOX_DISABLED, Code.OUTBOX_ROW_NOT_FOUND, Code.OUTBOX_UNAVAILABLE)
+
+
 def _consumer(request: Request) -> OutboxConsumer:
     consumer: OutboxConsumer | None = getattr(request.app.state, "outbox", None)
     if consumer is None:
         raise NotFound(
-            "The outbox consumer is off (TIDINGS_OUTBOX_URL is not set).", code="outbox_disabled"
+            "The outbox consumer is off (TIDINGS_OUTBOX_URL is not set).", code=Code.OUTBOX_DISABLED
         )
     return consumer
 
 
 def _no_row(row_id: int) -> NotFound:
-    return NotFound(f"No dead outbox row {row_id}.", code="outbox_row_not_found")
+    return NotFound(f"No dead outbox row {row_id}.", code=Code.OUTBOX_ROW_NOT_FOUND)
 
 
 def _check_id(row_id: int) -> None:
@@ -45,7 +84,7 @@ def _check_id(row_id: int) -> None:
         raise _no_row(row_id)
 
 
-@router.get("")
+@router.get("", response_model=OutboxStatusOut, response_model_exclude_none=True)
 async def status(request: Request, _: OperatorDep) -> dict[str, Any]:
     consumer: OutboxConsumer | None = getattr(request.app.state, "outbox", None)
     if consumer is None:
@@ -57,7 +96,11 @@ async def status(request: Request, _: OperatorDep) -> dict[str, Any]:
     }
 
 
-@router.get("/dead")
+@router.get(
+    "/dead",
+    response_model=DeadRowsOut,
+    openapi_extra=raises(Code.OUTBOX_DISABLED, Code.OUTBOX_UNAVAILABLE),
+)
 async def list_dead(
     request: Request,
     _: OperatorDep,
@@ -75,7 +118,7 @@ async def list_dead(
     }
 
 
-@router.get("/dead/{row_id}")
+@router.get("/dead/{row_id}", response_model=DeadRowOut, openapi_extra=_MISSING)
 async def get_dead(request: Request, row_id: int, _: OperatorDep) -> dict[str, Any]:
     _check_id(row_id)
     pool = await _consumer(request).pool()
@@ -86,7 +129,7 @@ async def get_dead(request: Request, row_id: int, _: OperatorDep) -> dict[str, A
     return found.public()
 
 
-@router.post("/dead/{row_id}/retry")
+@router.post("/dead/{row_id}/retry", response_model=RetriedOut, openapi_extra=_MISSING)
 async def retry_dead(request: Request, row_id: int, _: OperatorDep) -> dict[str, Any]:
     _check_id(row_id)
     consumer = _consumer(request)
@@ -98,7 +141,7 @@ async def retry_dead(request: Request, row_id: int, _: OperatorDep) -> dict[str,
     return {"id": row_id, "retried": True}
 
 
-@router.delete("/dead/{row_id}")
+@router.delete("/dead/{row_id}", response_model=DiscardedOut, openapi_extra=_MISSING)
 async def discard_dead(request: Request, row_id: int, _: OperatorDep) -> dict[str, Any]:
     _check_id(row_id)
     pool = await _consumer(request).pool()

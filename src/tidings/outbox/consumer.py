@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from tidings.config import Settings
 from tidings.delivery.postgres import dsn_of
 from tidings.domain.notifications import NewNotification
-from tidings.errors import TidingsError, Unavailable
+from tidings.errors import Code, TidingsError, Unavailable
 from tidings.outbox import rows
 from tidings.outbox.rows import Row
 from tidings.outbox.schema import CHANNEL
@@ -157,7 +157,7 @@ class OutboxConsumer:
                 )
             except (OSError, asyncpg.PostgresError, TimeoutError) as error:
                 raise Unavailable(
-                    f"The outbox database is unreachable: {error!r}", code="outbox_unavailable"
+                    f"The outbox database is unreachable: {error!r}", code=Code.OUTBOX_UNAVAILABLE
                 ) from error
         return self._pool
 
