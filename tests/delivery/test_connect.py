@@ -277,6 +277,29 @@ async def test_the_opening_statements_on_postgresql(tmp_path: Path, postgres_url
 
 
 @pytest.mark.anyio
+async def test_a_relayed_notification_of_the_users_own_rolls_in_read(tmp_path: Path) -> None:
+    """A notification another instance committed arrives as bytes (``deliver_raw``, through
+    the broker): the ring takes its actor from the payload, so the kept view rolls it in read
+    for its actor and unread for the others, as the store says."""
+    async with open_service(make_settings(str(tmp_path))) as service:
+        await service.create_tenant("jump-joy", "jump-joy")
+        here = Hub(service.store, service.metrics, buffer=100, max_per_user=5, max_per_tenant=5)
+        subs = {u: await here.subscribe(principal("jump-joy", u)) for u in ("ann", "cy")}
+        for sub in subs.values():  # both views kept here, as of seq 0
+            assert await from_memory(here, service.store, sub, None, replay_limit=100)
+        own = NewNotification(type="system", title="mine", actor=Actor(id="ann", name="Ann"))
+        stored, _ = await service.publish("jump-joy", own)  # on "another instance"
+        await here.deliver_raw("jump-joy", stored.seq, stored.encode())
+        for user, unread in (("ann", 0), ("cy", 1)):
+            memory = await from_memory(here, service.store, subs[user], None, replay_limit=100)
+            store = await from_store(service.store, subs[user], None, replay_limit=100)
+            assert memory is not None and _ready(memory) == _ready(store)
+            data = _ready(memory)[1]
+            assert data["unread"]["count"] == unread and data["user"] == user
+            assert data["latest"][0]["read"] is (user == "ann")
+
+
+@pytest.mark.anyio
 async def test_a_read_elsewhere_drops_the_kept_view(tmp_path: Path) -> None:
     """The event alone (as the broker brings it from another instance) makes the next
     opening read the store again: the view is forgotten, not patched."""
