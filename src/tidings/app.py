@@ -49,7 +49,10 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
         logs.install_redaction()
         # A stream cut off on purpose is an expected event, not an ERROR (delivery/stream.py).
         logs.add_filter("uvicorn.error", UnfinishedStreams())
-        should_stop = lambda: getattr(app.state, "exit_requested", False)  # noqa: E731
+
+        def should_stop() -> bool:  # an exit signal arrived while waiting for the store
+            return bool(getattr(app.state, "exit_requested", False))
+
         async with (
             open_service(settings, schema, should_stop=should_stop) as service,
             AsyncExitStack() as stack,
