@@ -26,8 +26,16 @@ demo: $(VENV)/.runtime
 serve: $(VENV)/.runtime
 	$(BIN)/tidings serve
 
+# The npm package's dev tools (TypeScript, React, Vue: tests/test_js.py) from package-lock.json.
+# Without npm the tests that need them skip, except under CI=true, where this step fails.
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error; \
+	elif [ -n "$$CI" ] && [ "$$CI" != "false" ] && [ "$$CI" != "0" ]; then \
+	  echo "npm is required (apt-get install nodejs npm; .ci/run does)"; exit 1; \
+	else echo "npm not found: the npm package's tests will skip"; fi
+
 # --durations=15: the slowest tests, printed at the end of every run (CI included).
-test: $(VENV)/.dev
+test: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The README's pictures (docs/img/*.png), from the real demo in headless Chromium. The test

@@ -20,10 +20,15 @@ answered:
 - ``inprocess``: no HTTP — ``Tidings.publish`` called by ``--concurrency`` tasks in this
   process (``create_app`` and its lifespan, the same settings as the spawned server), to show
   what the commit path takes apart from the HTTP and API-key work of a request.
+- ``asgi``: ``POST /v1/notifications`` called on the ASGI app itself by ``--concurrency``
+  tasks of this process (no socket, no HTTP parsing): the CPU of the application's whole
+  request path (routing, API key, validation, commit, answer) without the network.
 
 Printed per mode: notifications/s (committed: each answer is 2xx only after the commit),
-requests/s, and the p50/p99 latency of a request. Any non-2xx answer is counted and fails the
-run (exit status 1).
+requests/s, the p50/p99 latency of a request, the server's CPU (user + system, share of one
+core) and that CPU per committed notification: on a shared machine, where the server gets
+only part of a core, the CPU per notification is the figure that does not depend on the
+neighbours. Any non-2xx answer is counted and fails the run (exit status 1).
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ import psutil
 import uvloop
 from _server import SpawnedServer, create_tenant, free_port
 
-MODES = ("single", "batch", "mixed", "inprocess")
+MODES = ("single", "batch", "mixed", "inprocess", "asgi")
+DIRECT = ("inprocess", "asgi")  # no server: in a process of their own
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -233,8 +239,11 @@ async def run_mode(
     return counted["errors"] == 0 and bool(latencies)
 
 
-async def run_in_process(database_url: str, env: dict[str, str], args: argparse.Namespace) -> bool:
-    """``Tidings.publish`` from ``--concurrency`` tasks of this process, for ``--seconds``."""
+async def run_in_process(
+    database_url: str, env: dict[str, str], args: argparse.Namespace, mode: str = "inprocess"
+) -> bool:
+    """``Tidings.publish`` (``inprocess``) or the ASGI app (``asgi``) from ``--concurrency``
+    tasks of this process, for ``--seconds``."""
     from tidings.app import create_app
     from tidings.config import Settings
     from tidings.domain.notifications import NewNotification
@@ -257,14 +266,53 @@ async def run_in_process(database_url: str, env: dict[str, str], args: argparse.
     async with app.router.lifespan_context(app):
         service = app.state.tidings
         await service.create_tenant("bench-inprocess", "benchmark")
+        _, key = await service.create_key("bench-inprocess", "benchmark", ["publish"])
+        headers = [(b"host", b"bench"), (b"authorization", f"Bearer {key}".encode())]
+        headers.append((b"content-type", b"application/json"))
+
+        async def over_asgi(i: int) -> None:
+            body = orjson.dumps(_notification(i, False))
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": "/v1/notifications",
+                "raw_path": b"/v1/notifications",
+                "query_string": b"",
+                "root_path": "",
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
+                "client": ("127.0.0.1", 1),
+                "server": ("127.0.0.1", 80),
+            }
+            messages = [{"type": "http.request", "body": body, "more_body": False}]
+            status: list[int] = []
+
+            async def receive() -> dict[str, Any]:
+                if messages:
+                    return messages.pop()
+                await asyncio.Event().wait()  # the client stays: never a disconnect
+                raise AssertionError("unreachable")
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status.append(message["status"])
+
+            await app(scope, receive, send)
+            if status != [201]:
+                raise SystemExit(f"POST /v1/notifications answered {status}")
 
         async def publisher(worker: int) -> None:
             i = worker
             while not stop:
-                new = NewNotification(**_notification(i, False))
-                i += args.concurrency
                 started = time.perf_counter()
-                await service.publish("bench-inprocess", new)
+                if mode == "asgi":
+                    await over_asgi(i)
+                else:
+                    new = NewNotification(**_notification(i, False))
+                    await service.publish("bench-inprocess", new)
+                i += args.concurrency
                 if measuring:
                     latencies.append(time.perf_counter() - started)
 
@@ -278,9 +326,7 @@ async def run_in_process(database_url: str, env: dict[str, str], args: argparse.
         used = (time.process_time() - cpu) / elapsed
         stop = True
         await asyncio.wait_for(asyncio.gather(*tasks), 120)
-    _report(
-        "inprocess", latencies, len(latencies) / elapsed, len(latencies) / elapsed, 0, used, 0.0
-    )
+    _report(mode, latencies, len(latencies) / elapsed, len(latencies) / elapsed, 0, used, 0.0)
     return bool(latencies)
 
 
@@ -304,7 +350,8 @@ def _report(
     print(
         f"  {mode:<9} {notifications:9.0f} notifications/s {requests:8.0f} requests/s  "
         f"p50 {pct(0.50):7.1f} ms  p99 {pct(0.99):7.1f} ms  errors {errors}  "
-        f"cpu server {server_cpu:4.0%} client {client_cpu:4.0%}"
+        f"cpu server {server_cpu:4.0%} client {client_cpu:4.0%}  "
+        f"server cpu/notification {1e6 * server_cpu / notifications:6.0f} µs"
     )
 
 
@@ -313,19 +360,19 @@ async def run_store(store: str, modes: list[str], args: argparse.Namespace) -> b
         env = dict(item.split("=", 1) for item in args.server_env)
         if store == "postgres":
             env["TIDINGS_DATABASE_URL"] = stack.enter_context(postgres())
-        if modes == ["inprocess"]:
+        if len(modes) == 1 and modes[0] in DIRECT:
             url = env.get("TIDINGS_DATABASE_URL")
             if url is None:
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tidings-bench-"))
                 url = f"sqlite+aiosqlite:///{tmp}/tidings.db"
-            return await run_in_process(url, env, args)
+            return await run_in_process(url, env, args, modes[0])
         server = SpawnedServer(streams=0, extra_env=env, profile=args.profile_server).start(
             timeout=60
         )
         stack.callback(server.stop)
         ok = True
         for n, mode in enumerate(modes):
-            if mode == "inprocess":
+            if mode in DIRECT:
                 continue  # its own run (see main): not beside a server
             tenants = [f"bench-{n}-{t}" for t in range(5 if mode == "mixed" else 1)]
             keys = [await create_tenant(server.url, server.operator_key, t) for t in tenants]
@@ -343,9 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     for store in args.store.split(","):
         if store not in ("sqlite", "postgres"):
             raise SystemExit(f"unknown store {store!r}")
-        http = [m for m in modes if m != "inprocess"]
-        direct = modes == ["inprocess"] and args.store == store
-        if http or direct:
+        http = [m for m in modes if m not in DIRECT]
+        direct = [m for m in modes if m in DIRECT]
+        alone = len(modes) == 1 and bool(direct) and args.store == store
+        if http or alone:
             load = os.getloadavg()
             print(
                 f"{store}: {args.concurrency} concurrent publishers, {args.seconds:g} s per mode, "
@@ -353,12 +401,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         if http:
             ok = uvloop.run(run_store(store, http, args)) and ok
-        if direct:
-            ok = uvloop.run(run_store(store, ["inprocess"], args)) and ok
-        elif "inprocess" in modes:
+        if alone:
+            ok = uvloop.run(run_store(store, direct, args)) and ok
+            continue
+        for mode in direct:
             # A process of its own: a second app lifespan in one process (after another
             # store's) hung at shutdown in the channel planner under uvloop.
-            child = [sys.executable, __file__, "--store", store, "--modes", "inprocess"]
+            child = [sys.executable, __file__, "--store", store, "--modes", mode]
             child += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
             child += ["--concurrency", str(args.concurrency)]
             child += [f"--server-env={item}" for item in args.server_env]

@@ -17,8 +17,11 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+import tidings
 from tidings import logs
 from tidings.api import admin, compat, feed, health, problems, publish, stream, tokens
+from tidings.api.compat_stream import router as compat_stream_router
+from tidings.api.cors import CORS
 from tidings.api.guards import BodyLimit, TextTarget
 from tidings.config import Settings
 from tidings.delivery.stream import UnfinishedStreams
@@ -34,6 +37,7 @@ ROUTERS = (
     tokens.router,
     admin.router,
     compat.router,
+    compat_stream_router,  # the booking dashboard's /sse/notifications
     health.router,
 )
 
@@ -67,7 +71,7 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
     docs = settings.docs if settings.docs is not None else settings.env != "production"
     app = FastAPI(
         title="tidings",
-        version="0.1.0",
+        version=tidings.__version__,
         summary="Real-time in-app notifications for multi-tenant SaaS",
         lifespan=lifespan,
         docs_url="/docs" if docs else None,
@@ -85,6 +89,13 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
         ext.configure(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(TextTarget)
+    # Cross-origin pages (TIDINGS_CORS_ORIGINS): browser-facing routes only (api/cors.py).
+    app.add_middleware(
+        CORS,
+        origins=settings.cors_origins,
+        credentials=settings.cors_credentials,
+        max_age=settings.cors_max_age,
+    )
     # Outermost: https and the client's address from trusted proxies only (server.py turns
     # uvicorn's own proxy handling off, so this setting is the one that counts).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)

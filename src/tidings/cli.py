@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from tidings.config import InsecureSettings, Settings
 from tidings.logs import configure as configure_logs
@@ -26,6 +27,8 @@ signing_key_app = typer.Typer(
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(signing_key_app, name="signing-key")
+user_app = typer.Typer(help="Users of a tenant (GDPR erasure).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -39,8 +42,16 @@ def _out(data: Any, as_json: bool, human: str) -> None:
 
 
 def _settings(**overrides: Any) -> Settings:
-    """The settings, or one line ``error: …`` and exit 2 if a secret must not be used."""
-    settings = Settings(**overrides)
+    """The settings, or one line ``error: …`` and exit 2 if a secret must not be used (or a
+    setting is invalid, e.g. ``TIDINGS_CORS_ORIGINS``)."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "_".join(str(p) for p in first["loc"]).upper()
+        prefix = f"TIDINGS_{where}: " if where else ""
+        typer.echo(f"error: {prefix}{first['msg']}", err=True)
+        raise typer.Exit(2) from None
     try:
         settings.check_secrets()
     except InsecureSettings as error:
@@ -252,6 +263,68 @@ def key_revoke(key_id: str, as_json: JsonOpt = False) -> None:
     _out(revoked.public(), as_json, f"revoked {revoked.id}")
 
 
+@key_app.command("list")
+def key_list(tenant_id: str, as_json: JsonOpt = False) -> None:
+    """List a tenant's API keys (never their secrets), revoked ones included."""
+    keys = _with_service(lambda s: s.list_keys(tenant_id))
+    _out(
+        [k.public() for k in keys],
+        as_json,
+        "\n".join(
+            f"{k.id}\t{k.name}\t{','.join(k.scopes)}\t"
+            + (f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active")
+            for k in keys
+        ),
+    )
+
+
+def _all_tables() -> None:
+    """Register the extensions' tables on the shared metadata, so a deletion covers them."""
+    import tidings.channels.tables
+    import tidings.demo.tables  # noqa: F401
+
+
+@tenant_app.command("delete")
+def tenant_delete(
+    tenant_id: str,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Really delete: this is irreversible.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a tenant and everything of it, in one transaction: notifications, read state,
+    API and signing keys, push subscriptions, preferences, digests, reminders, delivery log,
+    demo rows. Streams open on running servers end when their tokens expire (the operator API,
+    DELETE /v1/admin/tenants/TENANT, ends them at once on the instance it reaches)."""
+    from tidings import erasure
+
+    if not yes:
+        typer.echo(
+            f"error: this deletes tenant {tenant_id!r} and all of its data for good; "
+            "run again with --yes",
+            err=True,
+        )
+        raise typer.Exit(2)
+    _all_tables()
+    removal = _with_service(lambda s: erasure.delete_tenant(s, tenant_id))
+    _out(removal.public(), as_json, removal.describe())
+
+
+@user_app.command("erase")
+def user_erase(tenant_id: str, user: str, as_json: JsonOpt = False) -> None:
+    """Erase what tidings holds about a user (GDPR): read state, receipts, notifications
+    addressed only to the user (from others' audiences the user is taken out), preferences,
+    push subscriptions, digest state, reminders addressed only to the user. Broadcasts and
+    role audiences stay. Prints what was removed."""
+    from tidings import erasure
+    from tidings.channels import erasure as channels_erasure
+
+    removal = _with_service(
+        lambda s: erasure.erase_user(s, tenant_id, user, also=[channels_erasure.erase_user])
+    )
+    _out(removal.public(), as_json, removal.describe())
+
+
 @signing_key_app.command("create")
 def signing_key_create(
     tenant_id: str,
@@ -331,7 +404,7 @@ def publish(
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a notification through a running server (retries, idempotent)."""
-    from tidings.client import ApiError, Publisher
+    from tidings.client import ApiError, Notification, Publisher
 
     if not key:
         typer.echo("error: --key or TIDINGS_API_KEY is required", err=True)
@@ -340,7 +413,7 @@ def publish(
     if user or role:
         audience = {"users": user or [], "roles": role or []}
 
-    async def run() -> dict[str, Any]:
+    async def run() -> Notification:
         async with Publisher(url, key) as pub:
             return await pub.publish(
                 type=type_, title=title, body=body, link=link, audience=audience

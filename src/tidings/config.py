@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values that once shipped as defaults (they are in the repository's history): never accepted.
 PUBLISHED_SECRETS = frozenset({"dev-secret-change-me-in-production-0000"})
@@ -84,6 +85,14 @@ class Settings(BaseSettings):
         description="Seconds an instance may keep using a tenant signing key it looked up; a "
         "key revoked through another instance stops verifying here within this time (0: look "
         "up on every token).",
+    )
+    # -- API-key cache (issue 8, the publish path: tidings.apikeys) ------------------------------
+    api_key_cache: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds an instance may trust an API key it checked (and remember a "
+        "refused one); a key revoked through another instance or the CLI stops working here "
+        "within this time, through this instance at once (0: check the store on every request).",
     )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted (413 beyond)."
@@ -242,6 +251,46 @@ class Settings(BaseSettings):
         "with TIDINGS_ENV=production.",
     )
 
+    # -- cross-origin embedding (issue 9 item 1; src/tidings/api/cors.py, docs/embedding.md) ------
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins (scheme://host[:port]) whose pages may load the "
+        "bell and call the browser-facing routes (/static, /v1/stream, /v1/feed*, "
+        "/v1/preferences, /v1/push*, /sse/notifications) cross-origin; '*' allows any origin "
+        "(refused with TIDINGS_CORS_CREDENTIALS). Empty: same-origin only. Never on API-key or "
+        "operator routes.",
+    )
+    cors_credentials: bool = Field(
+        False,
+        description="Send Access-Control-Allow-Credentials: true (cross-origin cookies, e.g. "
+        "connect({withCredentials: true})). Not needed with token-url: the stream token is a "
+        "header or a query parameter, never a cookie.",
+    )
+    cors_max_age: int = Field(
+        600, ge=0, le=86400, description="Seconds a browser may cache a preflight answer."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.replace(" ", ",").split(",") if part]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return [normalize_origin(origin) for origin in value]
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> Settings:
+        if self.cors_credentials and "*" in self.cors_origins:
+            raise ValueError(
+                "TIDINGS_CORS_ORIGINS='*' is refused with TIDINGS_CORS_CREDENTIALS: list the "
+                "origins that may send credentials"
+            )
+        return self
+
     # -- start-up (docs/reliability.md) ------------------------------------------------------------
     store_retry_max_delay: float = Field(
         10.0,
@@ -345,3 +394,35 @@ def _mask_url(url: str) -> str:
     if ":" in creds:
         creds = creds.split(":", 1)[0] + ":****"
     return f"{scheme}://{creds}@{host}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]`` as browsers send it in ``Origin`` (lower case, no default port,
+    no path), or ``*``. Anything else raises ``ValueError`` naming it."""
+    origin = origin.strip()
+    if origin == "*":
+        return origin
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme.lower() not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], or '*')")
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"

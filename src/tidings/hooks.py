@@ -9,6 +9,8 @@ is behind a hook.
   that raises is logged and the publish still succeeds (the store has it).
 * :data:`MutedTypes` — the types a user switched off in-app: left out of their feed, unread
   count, snapshot and stream. Called per request and per stream opening, so it should cache.
+* :data:`~tidings.store.erasure.UserEraser` — the extension's part of the operator's user
+  erasure, run in the same transaction as the core's (:mod:`tidings.erasure`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 from tidings.domain.notifications import Notification
 from tidings.domain.principals import Principal
+from tidings.store.erasure import UserEraser
 
 AfterPublish = Callable[[list[Notification]], Awaitable[None]]
 MutedTypes = Callable[[Principal], Awaitable[frozenset[str]]]
@@ -29,6 +32,7 @@ class Hooks:
 
     after_publish: Sequence[AfterPublish] = ()
     muted_types: MutedTypes | None = None
+    erase_user: Sequence[UserEraser] = ()
 
 
 def muted_by_all(sources: Sequence[MutedTypes]) -> MutedTypes | None:
@@ -45,4 +49,4 @@ def muted_by_all(sources: Sequence[MutedTypes]) -> MutedTypes | None:
     return muted
 
 
-__all__ = ["AfterPublish", "Hooks", "MutedTypes", "muted_by_all"]
+__all__ = ["AfterPublish", "Hooks", "MutedTypes", "UserEraser", "muted_by_all"]

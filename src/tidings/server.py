@@ -34,6 +34,8 @@ from tidings.delivery.stream import EDGE
 
 log = logging.getLogger(__name__)
 STREAM_PATH = "/v1/stream"
+# Streams the edge may take over: /v1/stream and the compatible /sse/notifications.
+STREAM_PATHS = frozenset({STREAM_PATH, "/sse/notifications"})
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -59,7 +61,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         cycle = self.cycle
-        if self.scope.get("path") == STREAM_PATH and cycle is not None:
+        if self.scope.get("path") in STREAM_PATHS and cycle is not None:
             extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
             extensions[EDGE] = lambda edge: self._attach(cycle, edge)
 

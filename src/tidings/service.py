@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings import auth, keyring
+from tidings.apikeys import ApiKeys
 from tidings.config import Settings
 from tidings.delivery.broker import Broker, Envelope
 from tidings.delivery.hub import Hub
@@ -29,7 +30,7 @@ from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
 from tidings.errors import PayloadTooLarge, Unauthorized, ValidationFailed
-from tidings.hooks import AfterPublish, Hooks, MutedTypes, muted_by_all
+from tidings.hooks import AfterPublish, Hooks, MutedTypes, UserEraser, muted_by_all
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
@@ -84,19 +85,22 @@ class Tidings:
         # The extensions' seams (tidings.hooks), set through plug() by the lifespan.
         self.after_publish: list[AfterPublish] = []
         self.muted_types: MutedTypes | None = None
+        self.user_erasers: list[UserEraser] = []
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
+        self.api_keys = ApiKeys(store, ttl=settings.api_key_cache)
         self._secrets: keyring.ServerSecrets | None = None
         self.committer = GroupCommitter(
             store, in_transaction=self._announce_in_transaction, announce=self._deliver
         )
 
     def plug(self, hooks: Sequence[Hooks]) -> None:
-        """Install the extensions' hooks: every ``after_publish`` in order; the muted types of
-        all of them together (:func:`tidings.hooks.muted_by_all`)."""
+        """Install the extensions' hooks: every ``after_publish`` and ``erase_user`` in order;
+        the muted types of all of them together (:func:`tidings.hooks.muted_by_all`)."""
         for plugged in hooks:
             self.after_publish.extend(plugged.after_publish)
+            self.user_erasers.extend(plugged.erase_user)
         self.muted_types = muted_by_all([h.muted_types for h in hooks if h.muted_types])
 
     async def load_secrets(self) -> keyring.ServerSecrets:
@@ -388,7 +392,9 @@ class Tidings:
 
     async def revoke_key(self, key_id: str, *, tenant_id: str | None = None) -> tq.ApiKey:
         async with self.store.write() as conn:
-            return await tq.revoke_key(conn, key_id, now=utcnow(), tenant_id=tenant_id)
+            revoked = await tq.revoke_key(conn, key_id, now=utcnow(), tenant_id=tenant_id)
+        self.api_keys.forget(key_id)  # at once here; elsewhere within api_key_cache seconds
+        return revoked
 
     def mint_token(
         self,

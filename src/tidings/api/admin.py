@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from tidings import erasure
 from tidings.api.deps import OperatorDep, ServiceDep
 from tidings.api.schemas import KeyIn, SigningKeyIn, TenantIn, TokenIn
 from tidings.store import tenants as tq
@@ -22,6 +23,27 @@ async def create_tenant(body: TenantIn, _: OperatorDep, service: ServiceDep) -> 
 @router.get("/tenants")
 async def list_tenants(_: OperatorDep, service: ServiceDep) -> dict[str, Any]:
     return {"tenants": [t.public() for t in await service.list_tenants()]}
+
+
+@router.delete("/tenants/{tenant_id}")
+async def delete_tenant(tenant_id: str, _: OperatorDep, service: ServiceDep) -> dict[str, Any]:
+    """Delete the tenant and everything of it in one transaction: notifications, read state,
+    API and signing keys, the channels' rows (push subscriptions, preferences, digests,
+    reminders, delivery log), the demo's rows. ``removed``: rows per table. This instance's
+    open streams of the tenant end (``streams_closed``). Irreversible."""
+    return (await erasure.delete_tenant(service, tenant_id)).public()
+
+
+@router.delete("/tenants/{tenant_id}/users/{user}")
+async def erase_user(
+    tenant_id: str, user: str, _: OperatorDep, service: ServiceDep
+) -> dict[str, Any]:
+    """Erase what tidings holds about a user (GDPR): read state, receipts, notifications
+    addressed only to the user (others: the user leaves their audience), preferences, push
+    subscriptions, digest state, reminders addressed only to the user. Broadcasts and role
+    audiences stay. ``removed``: rows per kind; an unknown user is not an error (all 0)."""
+    also = tuple(service.user_erasers)  # the extensions' parts (tidings.hooks)
+    return (await erasure.erase_user(service, tenant_id, user, also=also)).public()
 
 
 @router.post("/tenants/{tenant_id}/keys", status_code=201)

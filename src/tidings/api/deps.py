@@ -15,12 +15,13 @@ from tidings import auth
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.errors import Forbidden, Unauthorized
 from tidings.service import Tidings
-from tidings.store import tenants as tq
 
 COOKIE = "tidings_token"
 
 
-def get_service(request: Request) -> Tidings:
+async def get_service(request: Request) -> Tidings:
+    """The app's service. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in a
+    worker thread, a thread hand-off per request for a dictionary lookup."""
     service: Tidings = request.app.state.tidings
     return service
 
@@ -67,16 +68,18 @@ UserDep = Annotated[Principal, Depends(user_principal)]
 StreamUserDep = Annotated[Principal, Depends(stream_principal)]
 
 
-async def key_principal(request: Request, service: ServiceDep) -> KeyPrincipal:
-    """An API key from ``Authorization: Bearer``. Checked against the store on every call, so a
-    revoked key fails at once."""
+async def key_principal(request: Request) -> KeyPrincipal:
+    """An API key from ``Authorization: Bearer``, checked through the instance's key cache
+    (:mod:`tidings.apikeys`): a key revoked through this instance fails at once, one revoked
+    elsewhere within ``TIDINGS_API_KEY_CACHE`` seconds. The service comes from the app, not
+    from a sub-dependency: FastAPI solves each dependency level per request."""
     token = _bearer(request)
     if not token:
         raise Unauthorized(
             "An API key is required (Authorization: Bearer tdg_…).", code="missing_credentials"
         )
-    async with service.store.read() as conn:
-        return await tq.authenticate_key(conn, token)
+    service: Tidings = request.app.state.tidings
+    return await service.api_keys.authenticate(token)
 
 
 KeyDep = Annotated[KeyPrincipal, Depends(key_principal)]

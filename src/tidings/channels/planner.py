@@ -7,8 +7,20 @@ transaction holds the write lock), the next batch after it is planned, and the o
 log rows and the advanced cursor commit together. Seq order is commit order, so a cursor never
 passes a notification that could still commit below it.
 
-The publish path only *wakes* the planner (``after_publish`` hook, no I/O); notifications
-published by other instances are found by polling ``tenants.last_seq > cursor`` every second.
+The publish path only *wakes* the planner (``after_publish`` hook, no I/O, noting the tenants);
+notifications published by other instances are found by polling ``tenants.last_seq > cursor``
+every second. Cost follows the work there is:
+
+- Woken by local publishes, the planner plans just their tenants (no query for pending ones),
+  and under continuous publishing it rests ``MIN_GAP`` seconds between the end of a pass and
+  the start of the next (publishes that arrive meanwhile are planned together; a planner idle
+  for longer starts at once): one planning transaction per tenant per pass, not per publish
+  group, so it does not take the SQLite write lock turn about with the group committer.
+- Only users who can receive something are read: those with a push subscription, and, when
+  e-mail is configured, those with an address. A tenant with none of them (no channel for
+  anyone) has its cursor moved to its last seq without reading a notification.
+- Parsed profiles and tenant defaults are kept while their stored row is unchanged (compared
+  with the row read in the planning transaction, so a change anywhere is seen at once).
 Tenants that existed when migration ``0003_channels`` ran got a cursor at their last seq (no
 history is pushed); tenants created later start at 0. Notifications older than
 ``TIDINGS_PUSH_MAX_AGE`` are never pushed (``skipped: stale``), e.g. after a long outage.
@@ -42,7 +54,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH = 100
+MIN_GAP = 0.05  # seconds from the end of a pass to the next one woken by publishes
 _C = channel_cursors.c
+_S = push_subscriptions.c
 
 
 @dataclass
@@ -57,31 +71,48 @@ class Planner:
     def __init__(self, channels: Channels) -> None:
         self.ch = channels
         self._wake = asyncio.Event()
+        self._woken: set[str] = set()  # tenants published to here since the last pass
+        self.profiles = profiles.ProfileCache()
 
     async def on_publish(self, published: list[Notification]) -> None:
-        """``service.after_publish`` hook: no I/O, just wake the planner up."""
+        """``service.after_publish`` hook: no I/O, just note the tenants and wake the planner."""
         if published:
+            self._woken.update(item.tenant for item in published)
             self._wake.set()
 
     async def run_forever(self, interval: float = 1.0) -> None:
+        loop = asyncio.get_running_loop()
+        tenants: list[str] | None = None  # None: every pending tenant (start, and each poll)
+        polled = loop.time()
         while True:
+            if tenants is None:
+                polled = loop.time()
             try:
-                await self.run_once()
+                await self.run_once(tenants)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("channel fan-out failed (will retry): %r", error)
+            ended = loop.time()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
-            self._wake.clear()
+            if self._wake.is_set():
+                rest = MIN_GAP - (loop.time() - ended)
+                if rest > 0:  # publishing continuously: let the next ones join this pass
+                    await asyncio.sleep(rest)
+                self._wake.clear()
+            # every ``interval`` a full poll (other instances' publishes), else the woken tenants
+            tenants = None if loop.time() - polled >= interval else sorted(self._woken)
+            self._woken.clear()
 
-    async def run_once(self) -> int:
+    async def run_once(self, tenants: list[str] | None = None) -> int:
+        """Plan what is pending for ``tenants`` (default: every tenant with something pending)."""
         planned = 0
-        for tenant in await self._pending_tenants():
-            while (done := await self.plan_batch(tenant)) > 0:
+        for tenant in await self._pending_tenants() if tenants is None else tenants:
+            more = True
+            while more:
+                done, more = await self._plan(tenant)
                 planned += done
-                if done < BATCH:
-                    break
         return planned
 
     async def _pending_tenants(self) -> list[str]:
@@ -107,6 +138,11 @@ class Planner:
 
     async def plan_batch(self, tenant: str) -> int:
         """Plan the next batch of ``tenant``; returns how many notifications it covered."""
+        done, _ = await self._plan(tenant)
+        return done
+
+    async def _plan(self, tenant: str) -> tuple[int, bool]:
+        """(notifications covered, whether more may be pending) for the next batch."""
         ch, now = self.ch, self.ch.clock.now()
         async with ch.service.store.write() as conn:
             cursor = (
@@ -114,19 +150,29 @@ class Planner:
                     select(_C.last_seq).where(_C.tenant_id == tenant).with_for_update()
                 )
             ).scalar_one_or_none()
-            if cursor is None:
-                return 0
+            if cursor is None:  # a tenant created after migration 0003: plan from the start
+                stmt = upsert(conn)(channel_cursors).values(
+                    tenant_id=tenant, last_seq=0, updated_at=now
+                )
+                await conn.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id"]))
+                cursor = 0
+            devices = await self._devices(conn, tenant)
+            emailing = bool(self.ch.settings.smtp_host)
+            if not devices and not (emailing and await profiles.any_email(conn, tenant)):
+                return await self._skip_to_last(conn, tenant, int(cursor), now), False
             batch = await nq.fetch_after(conn, tenant, int(cursor), limit=BATCH)
             if not batch:
-                return 0
-            recipients = await self._recipients(conn, tenant)
-            backlog = (
-                await conn.execute(
-                    select(func.count())
-                    .select_from(push_outbox)
-                    .where(push_outbox.c.tenant_id == tenant)
-                )
-            ).scalar_one()
+                return 0, False
+            recipients = await self._recipients(conn, tenant, devices, emailing)
+            backlog = 0
+            if devices:
+                backlog = (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(push_outbox)
+                        .where(push_outbox.c.tenant_id == tenant)
+                    )
+                ).scalar_one()
             outbox: list[dict[str, Any]] = []
             logs: list[dict[str, Any]] = []
             for item in batch:
@@ -135,27 +181,41 @@ class Planner:
             if outbox:
                 await conn.execute(insert(push_outbox), outbox)
             await deliverylog.write(conn, logs)
-            await conn.execute(
-                update(channel_cursors)
-                .where(_C.tenant_id == tenant)
-                .values(last_seq=batch[-1].seq, updated_at=now)
-            )
+            await self._advance(conn, tenant, batch[-1].seq, now)
         if outbox:
             ch.push_worker.wake()
-        return len(batch)
+        return len(batch), len(batch) == BATCH
 
-    async def _recipients(self, conn: Any, tenant: str) -> list[Recipient]:
-        known = await profiles.all_of(conn, tenant)
-        defaults = await profiles.tenant_prefs(conn, tenant)
-        devices: dict[str, list[int]] = defaultdict(list)
-        rows = await conn.execute(
-            select(push_subscriptions.c.id, push_subscriptions.c.user_id).where(
-                push_subscriptions.c.tenant_id == tenant
-            )
+    async def _skip_to_last(self, conn: Any, tenant: str, cursor: int, now: datetime) -> int:
+        """Nobody of ``tenant`` can be pushed or mailed: move the cursor past everything
+        committed (``tenants.last_seq``: every seq up to it has committed) without reading it."""
+        last = (
+            await conn.execute(select(tenants.c.last_seq).where(tenants.c.id == tenant))
+        ).scalar_one_or_none()
+        if last is None or int(last) <= cursor:
+            return 0
+        await self._advance(conn, tenant, int(last), now)
+        return int(last) - cursor
+
+    async def _advance(self, conn: Any, tenant: str, seq: int, now: datetime) -> None:
+        await conn.execute(
+            update(channel_cursors)
+            .where(_C.tenant_id == tenant)
+            .values(last_seq=seq, updated_at=now)
         )
+
+    async def _devices(self, conn: Any, tenant: str) -> dict[str, list[int]]:
+        devices: dict[str, list[int]] = defaultdict(list)
+        rows = await conn.execute(select(_S.id, _S.user_id).where(_S.tenant_id == tenant))
         for sub_id, user in rows:
             devices[user].append(int(sub_id))
-        emailing = bool(self.ch.settings.smtp_host)
+        return devices
+
+    async def _recipients(
+        self, conn: Any, tenant: str, devices: dict[str, list[int]], emailing: bool
+    ) -> list[Recipient]:
+        known = await profiles.reachable(conn, tenant, bool(devices), emailing, self.profiles)
+        defaults = await self.profiles.tenant_prefs(conn, tenant)
         known = [p for p in known if devices.get(p.user) or (emailing and p.email)]
         live = await self.ch.presence.live(conn, tenant, [p.user for p in known if devices[p.user]])
         return [

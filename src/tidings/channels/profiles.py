@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.channels._sql import KEEP, Keep, upsert
 from tidings.channels.preferences import Effective, TenantPreferences, UserPreferences
-from tidings.channels.tables import channel_tenants, channel_users
+from tidings.channels.tables import channel_tenants, channel_users, push_subscriptions
 from tidings.errors import NotFound
 
 _U = channel_users.c
@@ -71,6 +71,75 @@ async def all_of(conn: AsyncConnection, tenant: str) -> list[Profile]:
         select(channel_users).where(_U.tenant_id == tenant).order_by(_U.user_id)
     )
     return [_profile(r) for r in rows]
+
+
+async def any_email(conn: AsyncConnection, tenant: str) -> bool:
+    """Whether some user of ``tenant`` has an e-mail address (one indexed probe)."""
+    found = await conn.execute(
+        select(_U.user_id).where(_U.tenant_id == tenant, _U.email.is_not(None)).limit(1)
+    )
+    return found.first() is not None
+
+
+class ProfileCache:
+    """Parsed profiles and tenant defaults, reused while their stored row is unchanged.
+
+    The caller reads the rows in its own transaction every time; only the parsing (pydantic
+    validation of the preferences) is saved. An entry is used only when the row read now equals
+    the row it was parsed from, so a change made anywhere counts at once. Bounded: past
+    ``size`` entries the cache starts over.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._users: dict[tuple[str, str], tuple[tuple[Any, ...], Profile]] = {}
+        self._tenants: dict[str, tuple[Any, TenantPreferences]] = {}
+
+    def profile(self, row: Any) -> Profile:
+        raw = (row.email, row.time_zone, row.roles, row.prefs)
+        key = (row.tenant_id, row.user_id)
+        hit = self._users.get(key)
+        if hit is not None and hit[0] == raw:
+            return hit[1]
+        if len(self._users) >= self.size:
+            self._users.clear()
+        found = _profile(row)
+        self._users[key] = (raw, found)
+        return found
+
+    async def tenant_prefs(self, conn: AsyncConnection, tenant: str) -> TenantPreferences:
+        value = (
+            await conn.execute(
+                select(channel_tenants.c.prefs).where(channel_tenants.c.tenant_id == tenant)
+            )
+        ).scalar_one_or_none()
+        hit = self._tenants.get(tenant)
+        if hit is not None and hit[0] == value:
+            return hit[1]
+        if len(self._tenants) >= self.size:
+            self._tenants.clear()
+        prefs = TenantPreferences.model_validate(value or {})
+        self._tenants[tenant] = (value, prefs)
+        return prefs
+
+
+async def reachable(
+    conn: AsyncConnection, tenant: str, devices: bool, emailing: bool, cache: ProfileCache
+) -> list[Profile]:
+    """The users the channel planner may reach: those with a push subscription (``devices``:
+    the tenant has some) and, when ``emailing``, those with an e-mail address."""
+    reach: list[ColumnElement[bool]] = []
+    if devices:
+        subs = push_subscriptions.c
+        reach.append(_U.user_id.in_(select(subs.user_id).where(subs.tenant_id == tenant)))
+    if emailing:
+        reach.append(_U.email.is_not(None))
+    if not reach:
+        return []
+    rows = await conn.execute(
+        select(channel_users).where(_U.tenant_id == tenant, or_(*reach)).order_by(_U.user_id)
+    )
+    return [cache.profile(r) for r in rows]
 
 
 async def with_email(conn: AsyncConnection) -> list[Profile]:

@@ -243,6 +243,10 @@ class Edge:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        if self.sub.encode is not None:  # the per-subscriber frame encoder hook (hub.py)
+            data = self.sub.encode(data)
+            if not data:
+                return
         self.last_write = now
         transport.write(b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data)
 

@@ -49,6 +49,7 @@ class Subscriber:
         "buffer",
         "conn",
         "edge",
+        "encode",
         "lagging",
         "maxlen",
         "muted",
@@ -74,6 +75,9 @@ class Subscriber:
         self.lagging = False
         self.conn = next(_conn_ids)
         self.muted: frozenset[str] = frozenset()  # types this user switched off in-app
+        # Frame encoder hook: rewrites the bytes about to be written (whole SSE frames; b"" to
+        # write nothing). None, as for /v1/stream: written as they are. (api/compat_stream.py)
+        self.encode: Callable[[bytes], bytes] | None = None
 
     @property
     def wake(self) -> asyncio.Event:

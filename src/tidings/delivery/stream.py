@@ -169,6 +169,10 @@ class EventStream(Response):
     async def _write(self, send: Send, body: bytes) -> None:
         # A plain loop timer bounds the write instead of anyio.fail_after: the same limit for
         # a fraction of the cost on the per-delivery path (docs/performance.md).
+        if self.sub.encode is not None:  # the per-subscriber frame encoder hook (hub.py)
+            body = self.sub.encode(body)
+            if not body:
+                return
         self.sub.sending = True
         timer = asyncio.get_running_loop().call_later(
             self.service.settings.send_timeout, self._stuck
@@ -315,7 +319,10 @@ class EventStream(Response):
 
     async def _goodbye(self, send: Send, frame: bytes) -> None:
         retry = sse.retry(self.service.settings.retry_ms if self.sub.reason != "shutdown" else 500)
+        body = retry + frame
+        if self.sub.encode is not None:  # the per-subscriber frame encoder hook (hub.py)
+            body = self.sub.encode(body)
         with anyio.move_on_after(1):
-            await send({"type": "http.response.body", "body": retry + frame, "more_body": True})
+            await send({"type": "http.response.body", "body": body, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self._finished = True

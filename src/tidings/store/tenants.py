@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -153,15 +153,36 @@ async def revoke_key(
     return ApiKey(row.id, row.tenant_id, row.name, tuple(row.scopes), row.created_at, revoked)
 
 
-async def authenticate_key(conn: AsyncConnection, presented: str) -> KeyPrincipal:
-    """Resolve a presented API key, or raise ``Unauthorized`` (invalid or revoked)."""
+async def keys_by_id(conn: AsyncConnection, key_ids: list[str]) -> dict[str, Any]:
+    """The ``api_keys`` rows of ``key_ids`` that exist, by id (one statement)."""
+    if not key_ids:
+        return {}
+    rows = await conn.execute(_KEYS_BY_ID, {"ids": key_ids})
+    return {row.id: row for row in rows}
+
+
+_KEYS_BY_ID = select(api_keys).where(api_keys.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def check_key(row: Any, presented: str) -> KeyPrincipal:
+    """The principal of ``presented`` given its key's row (``None``: no such key), or raise
+    ``Unauthorized`` (malformed, invalid or revoked). The secret is compared in constant time."""
     match = KEY_FORMAT.match(presented)
     if match is None:
         raise Unauthorized("The API key is malformed.", code="invalid_credentials")
     key_id, secret = match.groups()
-    row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
-    if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
+    if row is None or row.id != key_id or not hmac.compare_digest(row.secret_hash, _hash(secret)):
         raise Unauthorized("The API key is not valid.", code="invalid_credentials")
     if row.revoked_at is not None:
         raise Unauthorized("The API key was revoked.", code="key_revoked")
     return KeyPrincipal(tenant=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes))
+
+
+async def authenticate_key(conn: AsyncConnection, presented: str) -> KeyPrincipal:
+    """Resolve a presented API key against the store, or raise ``Unauthorized`` (invalid or
+    revoked). The request path goes through :class:`tidings.apikeys.ApiKeys`, which caches."""
+    match = KEY_FORMAT.match(presented)
+    if match is None:
+        raise Unauthorized("The API key is malformed.", code="invalid_credentials")
+    rows = await keys_by_id(conn, [match.group(1)])
+    return check_key(rows.get(match.group(1)), presented)

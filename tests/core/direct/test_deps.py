@@ -44,7 +44,7 @@ def refused(
 
 
 async def test_service_comes_from_the_app(service: Tidings) -> None:
-    assert deps.get_service(request(service)) is service
+    assert await deps.get_service(request(service)) is service
 
 
 async def test_bearer_parsing(service: Tidings) -> None:
@@ -105,18 +105,16 @@ async def test_stream_principal_prefers_the_query_token(service: Tidings) -> Non
 
 async def test_api_keys_are_checked_against_the_store(service: Tidings) -> None:
     key, secret = await service.create_key("t1", "ci", ["publish"])
-    found = await deps.key_principal(
-        request(service, ("authorization", f"Bearer {secret}")), service
-    )
+    found = await deps.key_principal(request(service, ("authorization", f"Bearer {secret}")))
     assert (found.tenant, found.key_id, found.scopes) == ("t1", key.id, frozenset({"publish"}))
     deps.require_scope(found, "publish")
     with refused("insufficient_scope", "This API key lacks the 'admin' scope.", Forbidden):
         deps.require_scope(found, "admin")
     with refused("missing_credentials", "An API key is required (Authorization: Bearer tdg_…)."):
-        await deps.key_principal(request(service), service)
+        await deps.key_principal(request(service))
     await service.revoke_key(key.id)
     with refused("key_revoked"):
-        await deps.key_principal(request(service, ("authorization", f"Bearer {secret}")), service)
+        await deps.key_principal(request(service, ("authorization", f"Bearer {secret}")))
 
 
 async def test_operator_key(service: Tidings) -> None:

@@ -1,8 +1,9 @@
 // The "View all" page: the full history through the Feed API (filters, mark read, archive,
 // load more), kept live by the bell's stream. Notification text only ever reaches the DOM as
 // text, and a link is followed only when isSafeLink accepts it.
-import { archive, feed, markRead } from '/static/tidings.js';
+import { archive, feed, fetchToken, markRead } from '/static/tidings.js';
 import { isSafeLink, relativeTime } from '/static/tidings-core.js';
+import { typeIcon } from '/static/tidings-dom.js';
 
 const PAGE = 20;
 const root = document.querySelector('[data-feed]');
@@ -15,46 +16,17 @@ const typeFilter = root.querySelector('[data-type-filter]');
 // One token for every Feed API call, renewed through /demo/token when the server says 401.
 let cachedToken = null;
 async function getToken() {
-  const response = await fetch('/demo/token', { credentials: 'same-origin', cache: 'no-store' });
-  if (response.status === 401) {
-    window.location.assign('/demo/login?next=/demo/notifications');
-    throw new Error('signed out');
+  try {
+    cachedToken = await fetchToken('/demo/token');
+  } catch (err) {
+    if (err.status === 401) window.location.assign('/demo/login?next=/demo/notifications');
+    throw err;
   }
-  if (!response.ok) throw new Error(`token endpoint answered ${response.status}`);
-  cachedToken = (await response.json()).token;
   return cachedToken;
 }
 const auth = () => ({ token: cachedToken ?? undefined, getToken });
 
 const state = { status: 'all', type: '', cursor: null, items: new Map(), loading: 0 };
-
-const SVG = 'http://www.w3.org/2000/svg';
-const SHAPES = {
-  calendar: ['M3 6a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2z', 'M16 2v4M8 2v4M3 10h18'],
-  card: ['M2 7a2 2 0 0 1 2-2h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2z', 'M2 10h20M6 15h4'],
-  user: ['M13 7a4 4 0 1 1-8 0 4 4 0 0 1 8 0', 'M2 21v-1a7 7 0 0 1 14 0v1M19 8v6M16 11h6'],
-  alert: ['M10.3 3.9 1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z', 'M12 9v4M12 17h.01'],
-  bell: ['M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9M10.3 21a1.94 1.94 0 0 0 3.4 0'],
-};
-
-function kindOf(type) {
-  if (type === 'payment_failed' || type === 'booking_cancelled' || type === 'booking_no_show') return ['alert', 'bad'];
-  if (typeof type === 'string' && type.startsWith('payment')) return ['card', 'money'];
-  if (type === 'customer_created') return ['user', 'people'];
-  if (typeof type === 'string' && type.startsWith('booking')) return ['calendar', 'booking'];
-  return ['bell', 'other'];
-}
-
-function icon(name) {
-  const svg = document.createElementNS(SVG, 'svg');
-  for (const [k, v] of Object.entries({ viewBox: '0 0 24 24', width: '18', height: '18', fill: 'none', stroke: 'currentColor', 'stroke-width': '2', 'stroke-linecap': 'round', 'stroke-linejoin': 'round', 'aria-hidden': 'true' })) svg.setAttribute(k, v);
-  for (const d of SHAPES[name]) {
-    const path = document.createElementNS(SVG, 'path');
-    path.setAttribute('d', d);
-    svg.append(path);
-  }
-  return svg;
-}
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -75,10 +47,8 @@ function row(n) {
   li.dataset.id = String(n.id);
   li.dataset.type = typeof n.type === 'string' ? n.type : '';
   if (!n.read && !n.archived) li.dataset.unread = 'true';
-  const [shape, kind] = kindOf(n.type);
-  const badge = el('span', 'feed-icon');
-  badge.dataset.kind = kind;
-  badge.append(icon(shape));
+  // The same icon as the bell's for this type (tidings-dom.js), coloured by demo.css.
+  const badge = typeIcon(n.type, 'feed-icon');
 
   const body = el('div', 'feed-body');
   let title;

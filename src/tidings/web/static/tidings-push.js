@@ -20,6 +20,8 @@
  * `tidings-push` events ({ detail: { state, error } }); stable selector: [part=button][data-state].
  */
 
+import { fetchToken } from './tidings-feed.js';
+
 const DEFAULT_API_BASE = new URL('..', import.meta.url).href.replace(/\/$/, '');
 const DEFAULT_SW_URL = new URL('./sw.js', import.meta.url).href;
 /** A browser that cannot reach its push service may never settle subscribe(): give up. */
@@ -178,18 +180,82 @@ const LABELS = {
   busy: 'Enabling…',
   error: 'Push failed — retry',
 };
+const TITLES = {
+  off: 'Get notifications on this device when the dashboard is closed',
+  on: 'Push is on for this device; click to turn it off',
+  denied: 'Notifications are blocked for this site in the browser settings',
+};
 
-async function fetchToken(tokenUrl) {
-  const response = await fetch(tokenUrl, { credentials: 'same-origin', cache: 'no-store' });
-  if (!response.ok) throw new Error(`${tokenUrl} answered ${response.status}`);
-  const body = await response.json();
-  return body.token;
+/**
+ * The one push on/off control, behind <tidings-push-button> and the bell's "Enable push": keeps
+ * `button` (text, title, data-state, disabled) in step with this browser's push state, and
+ * dispatches `tidings-push` ({ detail: { state, error } }) on `host` when the state settles on a
+ * new value or an attempt fails. `options()` gives the PushOptions; `available()` false reads
+ * as 'unsupported' without asking the browser; `onShow(state)` runs after each change.
+ * Only the latest sync or toggle may show its result.
+ */
+export class PushToggle {
+  #seq = 0;
+
+  constructor(host, button, { options, available = () => true, onShow = () => {}, state = undefined }) {
+    Object.assign(this, { host, button, options, available, onShow, state });
+  }
+
+  /** Reads this browser's state (on load, when options change, when the control is shown). */
+  async sync() {
+    const seq = ++this.#seq;
+    let state = 'unsupported';
+    if (this.available()) {
+      try {
+        state = await pushState(this.options());
+      } catch {
+        state = 'off';
+      }
+    }
+    if (seq === this.#seq) this.show(state);
+  }
+
+  show(state, error) {
+    const { button } = this;
+    const changed = state !== this.state;
+    this.state = state;
+    button.dataset.state = state;
+    button.textContent = LABELS[state] ?? state;
+    button.title = TITLES[state] ?? (error?.message ? String(error.message) : '');
+    button.disabled = state === 'busy' || state === 'denied' || state === 'unsupported';
+    this.onShow(state);
+    if (state !== 'busy' && (changed || error)) {
+      this.host.dispatchEvent(new CustomEvent('tidings-push', { detail: { state, error }, bubbles: true, composed: true }));
+    }
+  }
+
+  /** Off → on, on → off; a refused permission shows 'denied', any other failure 'error'. */
+  async toggle() {
+    const before = this.state;
+    if (before === 'busy' || before === 'denied' || before === 'unsupported') return;
+    const seq = ++this.#seq;
+    this.show('busy');
+    if (before === 'on') this.button.textContent = 'Turning off…';
+    let state;
+    let failure;
+    try {
+      if (before === 'on') await disablePush(this.options());
+      else await enablePush(this.options());
+      state = before === 'on' ? 'off' : 'on';
+    } catch (error) {
+      state = error?.stage === 'permission' ? 'denied' : 'error';
+      failure = error;
+    }
+    if (seq === this.#seq) this.show(state, failure);
+  }
 }
 
 export class TidingsPushButton extends HTMLElement {
   static get observedAttributes() {
     return ['api-base', 'token', 'token-url', 'sw-url', 'scope'];
   }
+
+  #toggle;
 
   constructor() {
     super();
@@ -204,11 +270,17 @@ export class TidingsPushButton extends HTMLElement {
     this.button.setAttribute('part', 'button');
     this.button.addEventListener('click', () => this.toggle());
     root.append(style, this.button);
+    this.#toggle = new PushToggle(this, this.button, { options: () => this.options() });
     this.show('off');
   }
 
   connectedCallback() {
-    pushState(this.options()).then((state) => this.show(state), () => this.show('unsupported'));
+    this.#toggle.sync();
+  }
+
+  /** 'unsupported' | 'denied' | 'off' | 'on' | 'busy' | 'error' */
+  get state() {
+    return this.#toggle.state;
   }
 
   options() {
@@ -223,29 +295,11 @@ export class TidingsPushButton extends HTMLElement {
   }
 
   show(state, error) {
-    this.state = state;
-    this.button.dataset.state = state;
-    this.button.textContent = LABELS[state] ?? state;
-    this.button.disabled = state === 'unsupported' || state === 'denied' || state === 'busy';
-    if (state !== 'busy') {
-      this.dispatchEvent(new CustomEvent('tidings-push', { detail: { state, error }, bubbles: true, composed: true }));
-    }
+    this.#toggle.show(state, error);
   }
 
-  async toggle() {
-    const before = this.state;
-    this.show('busy');
-    try {
-      if (before === 'on') {
-        await disablePush(this.options());
-        this.show('off');
-      } else {
-        await enablePush(this.options());
-        this.show('on');
-      }
-    } catch (error) {
-      this.show(error && error.stage === 'permission' ? 'denied' : 'error', error);
-    }
+  toggle() {
+    return this.#toggle.toggle();
   }
 }
 

@@ -1,194 +1,47 @@
 /**
  * tidings.js — the browser client of a tidings server: one resumable SSE stream per browser
- * (shared by its tabs), plus the Feed API.
+ * (shared by its tabs), the view it keeps current, plus the Feed API (./tidings-feed.js).
  *
  *   import { connect } from '/static/tidings.js';
  *   const client = connect({ getToken: () => fetch('/api/tidings-token').then(r => r.json()).then(j => j.token) });
  *   client.on('notification', (n, meta) => console.log(n.title, meta.live));
+ *   client.on('view', (view) => render(view));   // {unread, latest_seq, latest}, after every change
  *
  * Guarantees (see docs/protocol.md):
  * - every notification is emitted at most once per client, in id order (`id <= lastId` is dropped);
- * - after any drop the stream resumes from the last id seen: natively (Last-Event-ID) while the
- *   EventSource says CONNECTING, otherwise with a fresh EventSource and `last_event_id`, after
- *   exponential backoff with full jitter (1 s base, 30 s cap, reset by `ready`);
+ * - after any drop the stream resumes from the last id seen (./tidings-source.js: natively while
+ *   the EventSource says CONNECTING, else a fresh one after backoff with full jitter);
  * - `expired`, or a stream refused before `ready`, fetches a fresh token through `getToken`;
  * - with `shared` (default), tabs elect one leader per stream through the Web Locks API; only the
  *   leader holds an EventSource and re-broadcasts every event on a BroadcastChannel. When the
- *   leader goes, the next tab takes the lock and resumes from the last id it saw.
+ *   leader goes, the next tab takes the lock and resumes from the last id it saw;
+ * - the client owns the view: it alone applies the reducers of tidings-core.js, and emits `view`
+ *   (before the event that caused it) whenever `client.view` changes. UIs render that view.
  */
 
 import {
+  LATEST_LIMIT,
   applyArchived,
   applyNotification,
   applyRead,
   apiBaseFor,
-  backoffDelay,
-  buildStreamUrl,
   leaderKey,
   normalizeSnapshot,
+  normalizeUnread,
   toSeq,
+  withLatest,
 } from './tidings-core.js';
+import { archive, feed, markRead, tokenSource, unreadCount } from './tidings-feed.js';
+import { createSource } from './tidings-source.js';
+import { joinTabs } from './tidings-tabs.js';
 
-export const STREAM_EVENTS = Object.freeze(['ready', 'notification', 'read', 'archived', 'reset', 'expired', 'bye']);
-
-/** A Feed API call failed; `problem` is the server's application/problem+json body, if any. */
-export class TidingsError extends Error {
-  constructor(message, { status = 0, code = 'network_error', problem = null } = {}) {
-    super(message);
-    this.name = 'TidingsError';
-    this.status = status;
-    this.code = code;
-    this.problem = problem;
-  }
-}
+export { TidingsError, archive, feed, fetchToken, markRead, unreadCount } from './tidings-feed.js';
+export { STREAM_EVENTS } from './tidings-source.js';
 
 function report(err) {
   if (typeof globalThis.reportError === 'function') globalThis.reportError(err);
   else setTimeout(() => { throw err; });
 }
-
-// ---------------------------------------------------------------------------------------------
-// Tokens
-
-/** One token cache per client: a static token first, `getToken()` when it is missing or stale. */
-function tokenSource(token, getToken) {
-  let current = token || null;
-  let pending = null;
-  return {
-    get current() {
-      return current;
-    },
-    get canRefresh() {
-      return typeof getToken === 'function';
-    },
-    /** A token another tab fetched: used as a cache, never over a token given to this tab. */
-    adopt(value) {
-      if (typeof value === 'string' && value && !token) current = value;
-    },
-    async get(fresh = false) {
-      if (current && !fresh) return current;
-      if (typeof getToken !== 'function') return current;
-      pending ??= Promise.resolve()
-        .then(() => getToken())
-        .then((value) => {
-          if (typeof value === 'string' && value) current = value;
-          else if (value && typeof value.token === 'string') current = value.token;
-          return current;
-        })
-        .finally(() => {
-          pending = null;
-        });
-      return pending;
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Feed API
-
-function sameOrigin(base) {
-  if (!base) return true;
-  try {
-    return new URL(base, globalThis.location?.href).origin === globalThis.location?.origin;
-  } catch {
-    return false;
-  }
-}
-
-async function call(method, path, opts = {}, body = undefined) {
-  const { apiBase = '', signal } = opts;
-  // keepalive lets a mark-read survive the navigation that follows it; browsers refuse it for
-  // requests that need a CORS preflight, so it is only asked for on our own origin.
-  const keepalive = Boolean(opts.keepalive) && sameOrigin(apiBase);
-  const credentials = opts.withCredentials ? 'include' : 'same-origin';
-  const tokens = opts.tokens ?? tokenSource(opts.token, opts.getToken);
-  const doFetch = opts.fetch ?? globalThis.fetch;
-  const send = async (fresh) => {
-    const token = await tokens.get(fresh);
-    const headers = { Accept: 'application/json' };
-    if (token) headers.Authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    return doFetch(apiBase + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials,
-      cache: 'no-store',
-      keepalive,
-      signal,
-    });
-  };
-  let response;
-  try {
-    response = await send(false);
-    if (response.status === 401 && tokens.canRefresh) response = await send(true);
-  } catch (err) {
-    if (err?.name === 'AbortError') throw err;
-    throw new TidingsError(`tidings: ${method} ${path} failed: ${err?.message ?? err}`);
-  }
-  const text = await response.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  if (!response.ok) {
-    const problem = json && typeof json === 'object' ? json : null;
-    throw new TidingsError(problem?.detail || problem?.title || `tidings: ${method} ${path} answered ${response.status}`, {
-      status: response.status,
-      code: problem?.code || `http_${response.status}`,
-      problem,
-    });
-  }
-  return json;
-}
-
-function idList(ids) {
-  const list = (Array.isArray(ids) ? ids : [ids]).map(toSeq).filter((id) => id !== null);
-  if (list.length === 0) throw new TypeError('tidings: expected one or more notification ids');
-  return list;
-}
-
-/**
- * GET /v1/feed. `opts`: status ('unread'|'read'|'archived'|'all'), type, limit (1–100), cursor,
- * plus the connection options apiBase, token, getToken, signal.
- * Resolves to {items: [...], next_cursor}.
- */
-export function feed(opts = {}) {
-  const q = new URLSearchParams();
-  for (const key of ['status', 'type', 'limit', 'cursor']) {
-    if (opts[key] !== undefined && opts[key] !== null && opts[key] !== '') q.set(key, String(opts[key]));
-  }
-  const qs = q.toString();
-  return call('GET', `/v1/feed${qs ? `?${qs}` : ''}`, opts);
-}
-
-/** POST /v1/feed/read with ids, or 'all' (optionally `opts.upTo`). Resolves to {unread}. */
-export function markRead(ids, opts = {}) {
-  let body;
-  if (ids === 'all') {
-    body = { all: true };
-    const upTo = toSeq(opts.upTo);
-    if (upTo !== null) body.up_to = upTo;
-  } else {
-    body = { ids: idList(ids) };
-  }
-  return call('POST', '/v1/feed/read', { keepalive: true, ...opts }, body);
-}
-
-/** POST /v1/feed/archive. Resolves to {unread}. */
-export function archive(ids, opts = {}) {
-  return call('POST', '/v1/feed/archive', { keepalive: true, ...opts }, { ids: idList(ids) });
-}
-
-/** GET /v1/feed/unread-count. Resolves to {count, more}. */
-export function unreadCount(opts = {}) {
-  return call('GET', '/v1/feed/unread-count', opts);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The stream
 
 function absolute(url) {
   try {
@@ -224,7 +77,6 @@ export function connect(options = {}) {
     byeDelay = 1000,
     maxNativeRetries = 5,
   } = options;
-  const ES = options.EventSource ?? globalThis.EventSource;
   const BC = options.BroadcastChannel ?? globalThis.BroadcastChannel;
   const locks = options.locks ?? globalThis.navigator?.locks;
   const apiBase = options.apiBase ?? apiBaseFor(absolute(url));
@@ -239,6 +91,7 @@ export function connect(options = {}) {
   let closed = false;
   let everOpen = false;
   let leading = false;
+  let refreshSeq = 0;
 
   // -- events ---------------------------------------------------------------------------------
 
@@ -253,9 +106,9 @@ export function connect(options = {}) {
   }
 
   function post(message) {
-    if (!bc || !leading) return;
+    if (!tabs || !leading) return;
     try {
-      bc.postMessage(message);
+      tabs.post(message);
     } catch (err) {
       report(err);
     }
@@ -270,10 +123,18 @@ export function connect(options = {}) {
     emit('state', next, prev);
   }
 
+  /** The one place `view` changes; `cause` is the event (or client call) that changed it. */
+  function setView(next, cause) {
+    if (closed || next === view) return;
+    view = next;
+    emit('view', view, { cause });
+  }
+
   /** Applies one stream event to this client (leader: from its EventSource; follower: relayed). */
   function handle(type, data, meta = {}) {
     if (closed) return;
     let out = data;
+    let next = view;
     const outMeta = { ...meta };
     switch (type) {
       case 'notification': {
@@ -283,9 +144,9 @@ export function connect(options = {}) {
         out = { ...data, id };
         let live = meta.live;
         if (view) {
-          const next = applyNotification(view, out);
-          view = next.view;
-          live ??= next.live;
+          const applied = applyNotification(view, out);
+          next = applied.view;
+          live ??= applied.live;
         }
         outMeta.id = id;
         outMeta.live = live ?? true;
@@ -294,160 +155,60 @@ export function connect(options = {}) {
       case 'ready': {
         const id = toSeq(meta.id);
         if (id !== null && (lastId === null || id > lastId)) lastId = id;
-        view = normalizeSnapshot(data);
-        out = view;
+        next = normalizeSnapshot(data);
+        out = next;
         break;
       }
       case 'reset': {
         lastId = toSeq(meta.id) ?? toSeq(data?.latest_seq) ?? lastId;
-        view = normalizeSnapshot(data);
-        out = view;
+        next = normalizeSnapshot(data);
+        out = next;
         outMeta.id = lastId;
         break;
       }
       case 'read':
-        if (view) view = applyRead(view, data ?? {});
+        if (view) next = applyRead(view, data ?? {});
         break;
       case 'archived':
-        if (view) view = applyArchived(view, data ?? {});
+        if (view) next = applyArchived(view, data ?? {});
         break;
       default:
         break;
     }
     post({ t: 'event', type, data: out, meta: outMeta });
+    setView(next, type);
     emit(type, out, outMeta);
   }
 
-  // -- the leader's EventSource ---------------------------------------------------------------
+  // -- the leader's EventSource (./tidings-source.js) ------------------------------------------
 
-  let es = null;
-  let timer = null;
-  let attempt = 0;
-  let gen = 0;
-  let readyOnThis = false;
-  let nativeErrors = 0;
-  let wantFreshToken = false;
-
-  function drop() {
-    gen += 1;
-    if (es) es.close();
-    es = null;
-    clearTimeout(timer);
-    timer = null;
-  }
-
-  function schedule(delay = backoffDelay(attempt++, { random })) {
-    drop();
-    if (closed || !leading) return;
-    setState(everOpen ? 'reconnecting' : 'connecting');
-    timer = setTimeout(open, delay);
-  }
-
-  async function open() {
-    drop();
-    if (closed || !leading) return;
-    const my = gen;
-    setState(everOpen ? 'reconnecting' : 'connecting');
-    let tok;
-    try {
-      tok = await tokens.get(wantFreshToken);
-    } catch (err) {
-      if (my === gen) schedule();
-      return;
-    }
-    if (my !== gen || closed || !leading) return;
-    if (wantFreshToken && tok) post({ t: 'token', token: tok });
-    wantFreshToken = false;
-    if (typeof ES !== 'function') {
-      report(new Error('tidings: EventSource is not available'));
-      setState('closed');
-      return;
-    }
-    const src = new ES(buildStreamUrl(url, { token: tok, lastEventId: lastId }), { withCredentials });
-    es = src;
-    readyOnThis = false;
-    nativeErrors = 0;
-    for (const name of STREAM_EVENTS) {
-      src.addEventListener(name, (event) => {
-        if (es === src) onFrame(name, event);
-      });
-    }
-    src.addEventListener('error', () => {
-      if (es === src) onError(src);
-    });
-  }
-
-  function onError(src) {
-    const CLOSED = ES.CLOSED ?? 2;
-    if (src.readyState === CLOSED) {
-      // Refused (4xx/5xx, wrong content type): no native retry. A refusal before `ready` is
-      // most likely an expired or revoked token.
-      if (!readyOnThis && tokens.canRefresh) wantFreshToken = true;
-      schedule();
-      return;
-    }
-    // CONNECTING: the browser retries on its own with Last-Event-ID.
-    readyOnThis = false;
-    nativeErrors += 1;
-    setState(everOpen ? 'reconnecting' : 'connecting');
-    if (nativeErrors > maxNativeRetries) schedule();
-  }
-
-  function onFrame(name, event) {
-    let data = {};
-    try {
-      data = event.data ? JSON.parse(event.data) : {};
-    } catch {
-      return; // not ours: the protocol's data is always one line of JSON
-    }
-    const frameId = event.lastEventId === '' ? null : toSeq(event.lastEventId);
-    switch (name) {
-      case 'ready':
-      case 'reset':
-        readyOnThis = true;
-        attempt = 0;
-        nativeErrors = 0;
-        setState('open');
-        handle(name, data, { id: frameId });
-        break;
-      case 'notification':
-        handle(name, data, { id: frameId });
-        break;
-      case 'expired':
-        handle(name, data);
-        wantFreshToken = tokens.canRefresh;
-        schedule();
-        break;
-      case 'bye': {
-        handle(name, data);
-        const hint = Number(data?.retry ?? data?.retry_ms);
-        const wait = Number.isFinite(hint) && hint > 0 ? hint : byeDelay;
-        schedule(wait + Math.floor(random() * wait));
-        break;
-      }
-      default:
-        handle(name, data);
-    }
-  }
+  const source = createSource(
+    { url, ES: options.EventSource ?? globalThis.EventSource, tokens, withCredentials, random, byeDelay, maxNativeRetries },
+    {
+      lastId: () => lastId,
+      state: (next) => setState(next === 'connecting' && everOpen ? 'reconnecting' : next),
+      handle,
+      freshToken: (tok) => post({ t: 'token', token: tok }),
+      report,
+    },
+  );
 
   function lead() {
     if (closed || leading) return;
     leading = true;
-    open();
+    source.start();
   }
 
-  // -- sharing between tabs -------------------------------------------------------------------
+  // -- sharing between tabs (./tidings-tabs.js) -----------------------------------------------
 
-  let bc = null;
-  let releaseLock = null;
-  const lockAbort = typeof AbortController === 'function' ? new AbortController() : null;
   const canShare = shared && typeof BC === 'function' && typeof locks?.request === 'function';
+  let tabs = null;
 
   function onPeer(msg) {
     if (closed || !msg || typeof msg !== 'object') return;
     if (leading) {
       if (msg.t === 'hello') {
-        bc.postMessage({ t: 'snapshot', to: msg.from, view, state, lastId, token: tokens.current });
+        tabs.post({ t: 'snapshot', to: msg.from, view, state, lastId, token: tokens.current });
       }
       return; // a leader takes no orders from followers
     }
@@ -467,7 +228,7 @@ export function connect(options = {}) {
         if (msg.view) {
           const id = toSeq(msg.lastId);
           if (id !== null && (lastId === null || id > lastId)) lastId = id;
-          view = normalizeSnapshot(msg.view);
+          setView(normalizeSnapshot(msg.view), 'ready');
           emit('ready', view, { id: lastId, fromLeader: true });
         }
         if (msg.state) setState(msg.state, { broadcast: false });
@@ -478,54 +239,20 @@ export function connect(options = {}) {
   }
 
   if (canShare) {
-    const key = leaderKey(absolute(url), channel);
-    bc = new BC(`tidings:${key}`);
-    bc.onmessage = (event) => onPeer(event.data);
-    const lockOpts = lockAbort ? { signal: lockAbort.signal } : {};
-    Promise.resolve()
-      .then(() =>
-        locks.request(`tidings-leader:${key}`, lockOpts, () => {
-          if (closed) return undefined;
-          lead();
-          return new Promise((resolve) => {
-            releaseLock = resolve;
-          });
-        }),
-      )
-      .catch((err) => {
-        if (closed || err?.name === 'AbortError') return;
-        report(err);
-        lead(); // locks failed: better one stream per tab than none
-      });
-    bc.postMessage({ t: 'hello', from: tabId });
+    tabs = joinTabs({ BC, locks, key: leaderKey(absolute(url), channel) }, { onLead: lead, onMessage: onPeer, report });
+    tabs.post({ t: 'hello', from: tabId });
   } else {
     Promise.resolve().then(lead);
   }
-
-  // Back online, or back from the back/forward cache with a dead EventSource: connect now
-  // rather than at the end of a backoff.
-  const onOnline = () => {
-    if (leading && timer) open();
-  };
-  const onPageShow = (event) => {
-    if (!event.persisted || !leading || timer) return;
-    if (!es || es.readyState === (ES.CLOSED ?? 2)) open();
-  };
-  globalThis.addEventListener?.('online', onOnline);
-  globalThis.addEventListener?.('pageshow', onPageShow);
 
   // -- the client object ----------------------------------------------------------------------
 
   function close() {
     if (closed) return;
     closed = true;
-    drop();
+    source.close();
     leading = false;
-    releaseLock?.();
-    lockAbort?.abort();
-    bc?.close();
-    globalThis.removeEventListener?.('online', onOnline);
-    globalThis.removeEventListener?.('pageshow', onPageShow);
+    tabs?.close();
     setState('closed', { broadcast: false });
     listeners.clear();
   }
@@ -556,7 +283,7 @@ export function connect(options = {}) {
     get apiBase() {
       return apiBase;
     },
-    /** Subscribes to 'notification' | 'read' | 'archived' | 'state' | 'ready' | 'reset' | 'expired'. */
+    /** Subscribes to 'view' | 'notification' | 'read' | 'archived' | 'state' | 'ready' | 'reset' | 'expired' | 'bye'. */
     on(type, fn) {
       if (typeof fn !== 'function') throw new TypeError('tidings: on() needs a function');
       if (!listeners.has(type)) listeners.set(type, new Set());
@@ -571,15 +298,41 @@ export function connect(options = {}) {
     feed(opts = {}) {
       return feed({ ...rest, ...opts });
     },
+    /**
+     * Marks read on the server, and in this tab's view at once (the stream's `read` event
+     * confirms it); for 'all', the answer's unread count is taken as it comes.
+     */
     markRead(ids, opts = {}) {
-      const upTo = ids === 'all' ? (opts.upTo ?? lastId) : undefined;
-      return markRead(ids, { ...rest, ...opts, upTo });
+      const all = ids === 'all';
+      const upTo = all ? (opts.upTo ?? lastId) : undefined;
+      const request = markRead(ids, { ...rest, ...opts, upTo });
+      if (view) setView(applyRead(view, all ? { all: true, up_to: upTo ?? undefined } : { ids: [].concat(ids) }), 'markRead');
+      if (!all) return request;
+      return request.then((answer) => {
+        if (answer?.unread && view) setView({ ...view, unread: normalizeUnread(answer.unread) }, 'markRead');
+        return answer;
+      });
     },
     archive(ids, opts = {}) {
       return archive(ids, { ...rest, ...opts });
     },
     unreadCount(opts = {}) {
       return unreadCount({ ...rest, ...opts });
+    },
+    /**
+     * Re-reads the latest items from the Feed API into the view (after a `reset`, or when
+     * archiving emptied slots); with `{unread: true}` the unread count too. The last call wins.
+     */
+    async refresh({ unread: withCount = false } = {}) {
+      const seq = ++refreshSeq;
+      const [page, count] = await Promise.all([
+        feed({ ...rest, limit: LATEST_LIMIT }),
+        withCount ? unreadCount(rest) : null,
+      ]);
+      if (seq !== refreshSeq || !view) return view;
+      const next = withLatest(view, page?.items ?? []);
+      setView(count ? { ...next, unread: normalizeUnread(count) } : next, 'refresh');
+      return view;
     },
   };
 }

@@ -1,0 +1,81 @@
+"""The shapes of tidings' answers, as ``TypedDict`` (at run time they are plain dicts)."""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+__all__ = [
+    "ApiKey",
+    "Audience",
+    "FeedItem",
+    "FeedPage",
+    "MarkResult",
+    "Notification",
+    "Tenant",
+    "UnreadCount",
+]
+
+
+class Audience(TypedDict, total=False):
+    """Who may see a notification: listed ``users`` and/or ``roles``; absent = whole tenant."""
+
+    users: list[str]
+    roles: list[str]
+
+
+class Notification(TypedDict):
+    """A stored notification; ``id`` is its per-tenant seq (the SSE ``id:``)."""
+
+    id: int
+    type: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    link: str | None
+    audience: Audience | None
+    created_at: str
+
+
+class FeedItem(Notification):
+    """A notification as one user sees it in the feed."""
+
+    read: bool
+    archived: bool
+
+
+class FeedPage(TypedDict):
+    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page (``None``: end)."""
+
+    items: list[FeedItem]
+    next_cursor: str | None
+
+
+class UnreadCount(TypedDict):
+    """``count`` unread; ``more`` when the count was capped."""
+
+    count: int
+    more: bool
+
+
+class MarkResult(TypedDict):
+    """The user's unread count after a mark read / archive."""
+
+    unread: UnreadCount
+
+
+class Tenant(TypedDict):
+    id: str
+    name: str
+    created_at: str
+
+
+class ApiKey(TypedDict):
+    """An API key; ``key`` (the secret) only in the answer that created it."""
+
+    id: str
+    tenant: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    revoked_at: str | None
+    key: NotRequired[str]

@@ -1,0 +1,98 @@
+/**
+ * tidings-dom.js — the DOM pieces every tidings UI is built from: `el()`, `timeEl()` and the
+ * icons of notification types. <tidings-bell> and the demo's "View all" page both use them, so a
+ * type shows the same icon everywhere.
+ *
+ *   import { typeIcon } from '/static/tidings-dom.js';
+ *   row.append(typeIcon('booking_cancelled'));   // <span class="icon" data-icon="calendar-x"><svg>…
+ *
+ * Invariants: data reaches the DOM only as text or attribute values (never parsed as HTML);
+ * which type gets which icon is `iconName` in tidings-core.js (the one map); the shapes are
+ * static 24×24 stroked paths built with createElementNS — never from data.
+ */
+
+import { iconName, relativeTime, toEpochMs } from './tidings-core.js';
+
+/** An element with props (`text` → textContent, `className`, other keys → attributes). */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'text') node.textContent = String(v);
+    else if (k === 'className') node.className = v;
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  node.append(...children.filter(Boolean));
+  return node;
+}
+
+/** `<time datetime title>` reading "5 minutes ago" (refresh it with `relativeTime`). */
+export function timeEl(createdAt, locale = undefined, className = 'time') {
+  const time = el('time', { className });
+  if (typeof createdAt === 'string' && createdAt) {
+    time.setAttribute('datetime', createdAt);
+    const ms = toEpochMs(createdAt);
+    if (Number.isFinite(ms)) time.title = new Date(ms).toLocaleString(locale);
+    time.textContent = relativeTime(createdAt, Date.now(), locale);
+  }
+  return time;
+}
+
+const CAL = [
+  ['rect', { x: 3, y: 4, width: 18, height: 18, rx: 2 }],
+  ['path', { d: 'M16 2v4M8 2v4M3 10h18' }],
+];
+const PERSON = [
+  ['circle', { cx: 9, cy: 7, r: 4 }],
+  ['path', { d: 'M2 21v-1a7 7 0 0 1 14 0v1' }],
+];
+const SHAPES = {
+  bell: [['path', { d: 'M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9M10.3 21a1.94 1.94 0 0 0 3.4 0' }]],
+  'calendar-plus': [...CAL, ['path', { d: 'M12 13v6M9 16h6' }]],
+  'calendar-check': [...CAL, ['path', { d: 'm9 16 2 2 4-4' }]],
+  'calendar-x': [...CAL, ['path', { d: 'm10 14 4 4M14 14l-4 4' }]],
+  'check-circle': [['circle', { cx: 12, cy: 12, r: 10 }], ['path', { d: 'm8 12 3 3 5-6' }]],
+  'user-x': [...PERSON, ['path', { d: 'm17 8 5 5M22 8l-5 5' }]],
+  'user-plus': [...PERSON, ['path', { d: 'M19 8v6M16 11h6' }]],
+  'credit-card': [['rect', { x: 2, y: 5, width: 20, height: 14, rx: 2 }], ['path', { d: 'M2 10h20M6 15h4' }]],
+  'alert-triangle': [
+    ['path', { d: 'M10.3 3.9 1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z' }],
+    ['path', { d: 'M12 9v4M12 17h.01' }],
+  ],
+  clock: [['circle', { cx: 12, cy: 12, r: 10 }], ['path', { d: 'M12 6v6l4 2' }]],
+  info: [['circle', { cx: 12, cy: 12, r: 10 }], ['path', { d: 'M12 16v-4M12 8h.01' }]],
+};
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const SVG_ATTRS = {
+  viewBox: '0 0 24 24',
+  fill: 'none',
+  stroke: 'currentColor',
+  'stroke-width': '2',
+  'stroke-linecap': 'round',
+  'stroke-linejoin': 'round',
+  'aria-hidden': 'true',
+  focusable: 'false',
+};
+
+/** An <svg> for an icon name (`iconName`'s answers); the bell for an unknown name. */
+export function svgIcon(name) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  for (const [k, v] of Object.entries(SVG_ATTRS)) svg.setAttribute(k, v);
+  for (const [tag, shapeAttrs] of SHAPES[name] ?? SHAPES.bell) {
+    const shape = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(shapeAttrs)) shape.setAttribute(k, String(v));
+    svg.append(shape);
+  }
+  return svg;
+}
+
+/** `<span class="{className}" data-icon="{name}">` around the icon of a notification type. */
+export function typeIcon(type, className = 'icon') {
+  const name = iconName(type);
+  const span = document.createElement('span');
+  span.className = className;
+  span.dataset.icon = name;
+  span.append(svgIcon(name));
+  return span;
+}
