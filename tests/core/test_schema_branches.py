@@ -141,3 +141,21 @@ def test_a_database_the_demo_ran_on_opens_without_the_demo(empty_url: str) -> No
     assert _versions(empty_url) == HEADS | {"0002_demo"}
     _migrate(empty_url, PRODUCTION)  # its demo row is still known: no error, nothing changed
     assert _versions(empty_url) == HEADS | {"0002_demo"}
+
+
+def test_a_tenant_is_deleted_from_a_database_without_the_demo(empty_url: str) -> None:
+    """The demo's tables are registered in this process (imported), not in this database."""
+    import tidings.demo.tables  # noqa: F401 - registers the demo's tables on the metadata
+    from tidings.store.erasure import delete_tenant
+
+    _migrate(empty_url, PRODUCTION)
+
+    async def delete() -> dict[str, int]:
+        settings = Settings(env="test", database_url=empty_url, secret="s" * 40)
+        async with open_service(settings, PRODUCTION, live=False) as service:
+            await service.create_tenant("gone", "Gone")
+            await service.publish("gone", NewNotification(type="system", title="bye"))
+            async with service.store.write() as conn:
+                return await delete_tenant(conn, "gone")
+
+    assert run_sync(delete) == {"notifications": 1, "tenants": 1}
