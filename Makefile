@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test check fmt serve bench bench-anchor clean screenshots mutants
+.PHONY: demo test check fmt serve bench bench-anchor clean screenshots mutants openapi
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -83,6 +83,11 @@ bench-anchor: $(VENV)/.dev
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends nginx libnginx-mod-nchan; }
 	$(BIN)/python benchmarks/anchor.py $(BENCH_ARGS)
+
+# The API contract: docs/openapi.json is what the server serves at /openapi.json (a test
+# compares them). Run after changing a route, a schema or a problem code.
+openapi: $(VENV)/.runtime
+	$(BIN)/tidings openapi --output docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

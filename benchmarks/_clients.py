@@ -22,6 +22,8 @@ Protocol with the parent over a ``multiprocessing`` pipe:
     child  -> ("connected", ConnectReport)
     parent -> ("expect", ids, deadline)      # ids published; deadline as time.time()
     child  -> ("done", DeliveryReport)
+    parent -> ("reopen",)                    # optional: drop every stream at once, reopen
+    child  -> ("reopened", ReopenReport)     # all reopened (with Last-Event-ID), in seconds
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class _Stream:
         "max_seen",
         "opened",
         "reconnects",
+        "reopening",
         "resets",
         "seen",
         "token",
@@ -140,6 +143,7 @@ class _Stream:
         self.resets = 0
         self.connect_s: float | None = None
         self.opened = False
+        self.reopening = False  # dropped on purpose: reconnect at once, count when open
 
 
 class _Process:
@@ -159,6 +163,8 @@ class _Process:
         self.settled = 0  # streams opened or given up
         self.all_settled = asyncio.Event()
         self.writers: set[asyncio.StreamWriter] = set()
+        self.reopen_left = 0
+        self.reopen_done = asyncio.Event()
 
     # -- one stream ----------------------------------------------------------------------------
 
@@ -186,7 +192,8 @@ class _Process:
                     if s.reconnects > self.cfg.max_reconnects:
                         self.errors["gave-up"] += 1
                         return
-                await asyncio.sleep(0.5 if outcome != "retry" else 1.0)
+                if not s.reopening:
+                    await asyncio.sleep(0.5 if outcome != "retry" else 1.0)
         finally:
             if not s.opened:
                 self._settle()
@@ -288,6 +295,11 @@ class _Process:
                 return "eof"
 
     def _opened(self, s: _Stream, started: float) -> None:
+        if s.reopening:
+            s.reopening = False
+            self.reopen_left -= 1
+            if self.reopen_left <= 0:
+                self.reopen_done.set()
         if not s.opened:
             s.opened = True
             s.connect_s = time.perf_counter() - started
@@ -396,6 +408,27 @@ class _Process:
                 return
             await asyncio.sleep(0.1)
 
+    async def reopen(self, deadline: float) -> dict[str, Any]:
+        """Drop every open stream at once (a reconnect storm) and wait until all are open
+        again, each resuming with ``Last-Event-ID``."""
+        live = [s for s in self.streams if s.opened]
+        self.reopen_left = len(live)
+        self.reopen_done.clear()
+        if not live:
+            self.reopen_done.set()
+        started = time.perf_counter()
+        for s in live:
+            s.reopening = True
+        for writer in list(self.writers):
+            writer.transport.abort()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.reopen_done.wait(), deadline)
+        return {
+            "seconds": time.perf_counter() - started,
+            "streams": len(live),
+            "reopened": len(live) - self.reopen_left,
+        }
+
 
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -418,6 +451,12 @@ async def _main(conn: Connection, cfg: ClientConfig) -> None:
         _, expected, deadline = message
         await proc.wait_for(expected, deadline)
         conn.send(("done", proc.delivery_report(expected)))
+        try:
+            message = await loop.run_in_executor(None, conn.recv)
+        except EOFError:
+            message = ("end",)
+        if message[0] == "reopen":
+            conn.send(("reopened", await proc.reopen(cfg.connect_deadline)))
     proc.closing = True
     for writer in list(proc.writers):
         writer.close()

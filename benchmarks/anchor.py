@@ -29,6 +29,9 @@ Measured as in ``../shared/anchors/README.md``, for both targets alike:
 - delivery latency = receipt wall clock - publish wall clock carried in the payload;
 - connect all = first connection attempt to last stream open, in the slowest client process;
   server CPU per connect = server CPU over that phase (plus the 1 s settle) / N;
+- reopen all = after the deliveries, every stream dropped at once (a reconnect storm) until
+  all are open again, each resuming with ``Last-Event-ID``; server CPU per reopen = server CPU
+  over that phase (plus a 1 s settle) / N;
 - loss: notifications missing on a stream, and duplicated ones.
 
 Prints one side-by-side table per scenario with tidings/Nchan ratios; writes the whole run
@@ -314,6 +317,12 @@ def measure(
             c.send(("expect", sorted(publisher.ids), deadline))
         done = [_recv(c, args.drain_timeout + 60, "its deliveries")[1] for c in pipes]
         cpu_after = server_cpu(pid)
+        # A reconnect storm: every stream dropped at once, reopened with Last-Event-ID.
+        for c in pipes:
+            c.send(("reopen",))
+        reopened = [_recv(c, args.connect_deadline + 60, "its reopened streams")[1] for c in pipes]
+        time.sleep(1.0)
+        cpu_reopened = server_cpu(pid)
         for proc in procs:
             proc.join(30)
     finally:
@@ -347,6 +356,14 @@ def measure(
             "each_ms_p99": round(percentile(per_conn, 0.99) * 1000, 1),
             "server_cpu_s": round(connect_cpu, 3),  # includes the 1 s settle
             "server_cpu_ms_per_stream": round(connect_cpu / max(1, opened) * 1000, 3),
+        },
+        "reopen": {
+            "reopened": sum(r["reopened"] for r in reopened),
+            "all_open_s": round(max(r["seconds"] for r in reopened), 3),
+            "server_cpu_s": round(cpu_reopened - cpu_after, 3),  # includes the 1 s settle
+            "server_cpu_ms_per_stream": round(
+                (cpu_reopened - cpu_after) / max(1, opened) * 1000, 3
+            ),
         },
         "memory": {
             "pss_before_kib": pss_before,
@@ -451,6 +468,8 @@ def table(scenario: Scenario, results: dict[str, dict[str, Any]]) -> str:
         row("delivery p99 (ms)", lambda r: r["delivery"]["latency_ms_p99"]),
         row("connect all (s)", lambda r: r["connect"]["all_open_s"]),
         row("server CPU per connect (ms)", lambda r: r["connect"]["server_cpu_ms_per_stream"]),
+        row("reopen all after a drop (s)", lambda r: r["reopen"]["all_open_s"]),
+        row("server CPU per reopen (ms)", lambda r: r["reopen"]["server_cpu_ms_per_stream"]),
         row("opened / failed", lambda r: f"{r['connect']['opened']} / {r['connect']['failed']}",
             ratio=False),
         row("received / expected",
@@ -473,6 +492,7 @@ def ok(result: dict[str, Any]) -> bool:
     d = result["delivery"]
     return bool(
         result["connect"]["failed"] == 0
+        and result["reopen"]["reopened"] == result["connect"]["opened"]
         and result["publish"]["failed"] == 0
         and d["missing"] == 0
         and d["duplicates"] == 0

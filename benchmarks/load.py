@@ -252,6 +252,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile_server and pid:
             os.kill(pid, signal.SIGUSR2)  # _sampler.py: write the report now
         rss_after = server_proc.memory_info().rss if server_proc else 0
+        for c in pipes:
+            c.send(("end",))  # no reopen phase here (anchor.py has one)
         for proc in procs:
             proc.join(30)
         return summarize(

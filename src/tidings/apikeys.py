@@ -27,7 +27,7 @@ from collections import OrderedDict
 from typing import TypeVar
 
 from tidings.domain.principals import KeyPrincipal
-from tidings.errors import Unauthorized
+from tidings.errors import Code, Unauthorized
 from tidings.store import Store
 from tidings.store import tenants as tq
 
@@ -48,7 +48,7 @@ class ApiKeys:
         self.size = size
         self.reads = 0  # read transactions made (tests and benchmarks look)
         self._valid: OrderedDict[bytes, tuple[float, KeyPrincipal]] = OrderedDict()
-        self._refused: OrderedDict[bytes, tuple[float, tuple[str, str]]] = OrderedDict()
+        self._refused: OrderedDict[bytes, tuple[float, tuple[str, Code]]] = OrderedDict()
         self._queue: dict[str, Waiting] = {}  # key id -> presented keys waiting for a read
         self._reader: asyncio.Task[None] | None = None
         self._forgotten = 0  # bumped by forget*: a read that started before is not kept
@@ -57,7 +57,7 @@ class ApiKeys:
         """The principal of ``presented``, or ``Unauthorized`` (malformed, invalid, revoked)."""
         match = tq.KEY_FORMAT.match(presented)
         if match is None:
-            raise Unauthorized("The API key is malformed.", code="invalid_credentials")
+            raise Unauthorized("The API key is malformed.", code=Code.INVALID_CREDENTIALS)
         digest = hashlib.sha256(presented.encode()).digest()
         now = time.monotonic()
         valid = self._valid.get(digest)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 import jwt
 
 from tidings.domain.principals import Principal
-from tidings.errors import Unauthorized, ValidationFailed
+from tidings.errors import Code, Unauthorized, ValidationFailed
 from tidings.store.tenants import TENANT_ID
 
 ISSUER = "tidings"
@@ -73,12 +74,14 @@ def key_id(token: str) -> str | None:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as error:
-        raise Unauthorized("The stream token is not valid.", code="invalid_credentials") from error
+        raise Unauthorized(
+            "The stream token is not valid.", code=Code.INVALID_CREDENTIALS
+        ) from error
     kid = header.get("kid")
     if kid is None:
         return None
     if not isinstance(kid, str):
-        raise Unauthorized("The token's kid is malformed.", code="invalid_credentials")
+        raise Unauthorized("The token's kid is malformed.", code=Code.INVALID_CREDENTIALS)
     return kid
 
 
@@ -100,12 +103,16 @@ def verify(
             },
         )
     except jwt.ExpiredSignatureError as error:
-        raise Unauthorized("The stream token has expired.", code="token_expired") from error
+        raise Unauthorized("The stream token has expired.", code=Code.TOKEN_EXPIRED) from error
     except jwt.PyJWTError as error:
-        raise Unauthorized("The stream token is not valid.", code="invalid_credentials") from error
+        raise Unauthorized(
+            "The stream token is not valid.", code=Code.INVALID_CREDENTIALS
+        ) from error
     for claim in ("iss", "aud"):
         if claim in claims and claims[claim] != ISSUER and claims[claim] != [ISSUER]:
-            raise Unauthorized(f"The token's {claim} is not 'tidings'.", code="invalid_credentials")
+            raise Unauthorized(
+                f"The token's {claim} is not 'tidings'.", code=Code.INVALID_CREDENTIALS
+            )
     claimed, user, roles = claims.get("tenant"), claims.get("sub"), claims.get("roles", [])
     if (
         not isinstance(claimed, str)
@@ -113,14 +120,15 @@ def verify(
         or not isinstance(user, str)
         or not _USER.match(user)
     ):
-        raise Unauthorized("The token's tenant or sub is malformed.", code="invalid_credentials")
+        raise Unauthorized("The token's tenant or sub is malformed.", code=Code.INVALID_CREDENTIALS)
     if tenant is not None and claimed != tenant:
         raise Unauthorized(
-            "The token's tenant is not the tenant of its signing key.", code="invalid_credentials"
+            "The token's tenant is not the tenant of its signing key.",
+            code=Code.INVALID_CREDENTIALS,
         )
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthorized(
-            "The token's roles must be a list of strings.", code="invalid_credentials"
+            "The token's roles must be a list of strings.", code=Code.INVALID_CREDENTIALS
         )
     exp = _check_lifetime(claims, max_ttl, time.time() if now is None else now)
     expires = datetime.fromtimestamp(exp, UTC)
@@ -139,10 +147,10 @@ def _check_lifetime(claims: dict[str, object], max_ttl: int, now: float) -> int:
     after ``now``. Returns ``exp`` (PyJWT has checked that it has not passed)."""
     issued, expires = _numeric(claims, "iat"), _numeric(claims, "exp")
     if issued > now + LEEWAY:
-        raise Unauthorized("The token's iat is in the future.", code="invalid_credentials")
+        raise Unauthorized("The token's iat is in the future.", code=Code.INVALID_CREDENTIALS)
     if expires - issued > max_ttl + LEEWAY or expires - now > max_ttl + LEEWAY:
         raise Unauthorized(
-            "The token lives longer than the server allows.", code="invalid_credentials"
+            "The token lives longer than the server allows.", code=Code.INVALID_CREDENTIALS
         )
     return expires
 
@@ -151,11 +159,49 @@ def _numeric(claims: dict[str, object], name: str) -> int:
     """A NumericDate claim as whole seconds: a JSON number, not a string, bool or NaN."""
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise Unauthorized(f"The token's {name} must be a number.", code="invalid_credentials")
+        raise Unauthorized(f"The token's {name} must be a number.", code=Code.INVALID_CREDENTIALS)
     if abs(value) > 1e11:  # beyond year 5000: not a date any clock of ours will reach
-        raise Unauthorized(f"The token's {name} is out of range.", code="invalid_credentials")
+        raise Unauthorized(f"The token's {name} is out of range.", code=Code.INVALID_CREDENTIALS)
     return int(value)
 
 
 def looks_like_jwt(value: str) -> bool:
     return value.count(".") == 2 and not value.startswith("tdg_")
+
+
+class TokenCache:
+    """Tokens verified before, by token string, until their ``exp`` (at most ``size``, least
+    recently used out first). Only tokens that passed :func:`verify` are kept, with the
+    ``kid`` they were checked with: whoever uses a hit must still check that the signing key
+    is active (``Tidings.verify_token`` asks ``keyring.SigningKeys``, which honours a
+    revocation as without this cache). A hit at or past ``exp`` is dropped and answered as
+    expired, exactly as PyJWT would (no leeway)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._tokens: OrderedDict[str, tuple[Principal, str | None, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def get(self, token: str, now: float | None = None) -> tuple[Principal, str | None] | None:
+        """``(principal, kid)`` of a token verified before; raises ``Unauthorized``
+        (``token_expired``) for one that has expired since."""
+        hit = self._tokens.get(token)
+        if hit is None:
+            return None
+        if hit[2] <= (time.time() if now is None else now):
+            del self._tokens[token]
+            raise Unauthorized("The stream token has expired.", code=Code.TOKEN_EXPIRED)
+        self._tokens.move_to_end(token)
+        return hit[0], hit[1]
+
+    def put(self, token: str, principal: Principal, kid: str | None) -> None:
+        if self.size <= 0:
+            return
+        self._tokens[token] = (principal, kid, principal.expires_at.timestamp())
+        while len(self._tokens) > self.size:
+            self._tokens.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        self._tokens.pop(token, None)

@@ -477,6 +477,43 @@ def demo(
     run(create_app(settings, bundled(settings)), host=host, port=port, log_level=settings.log_level)
 
 
+# -- the API contract (docs/openapi.json) -----------------------------------------------------
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+) -> None:
+    """Print the OpenAPI document the server serves at /openapi.json (`make openapi` writes
+    docs/openapi.json). Reads no store and opens no port."""
+    from tidings.app import create_app
+
+    app_ = create_app(_settings(docs=True, demo=False))
+    text = json.dumps(app_.openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(text)
+
+
+# -- the outbox (docs/outbox.md) -----------------------------------------------------------------
+outbox_app = typer.Typer(
+    help="The outbox a host inserts into (docs/outbox.md).", no_args_is_help=True
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("sql")
+def outbox_sql() -> None:
+    """Print the DDL of tidings_outbox, tidings_outbox_dead and the NOTIFY trigger (for psql)."""
+    from tidings.outbox.schema import SQL
+
+    typer.echo(SQL, nl=False)
+
+
 def main() -> None:
     app()
 

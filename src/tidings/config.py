@@ -133,6 +133,31 @@ class Settings(BaseSettings):
         description="Seconds between safety catch-ups from the store while the broker is up "
         "(bounds how long a lost broker message can delay a notification).",
     )
+    # -- the stream's connect path (issue 8 item 5, delivery/recent.py, auth.TokenCache) --------
+    stream_ring: int = Field(
+        256,
+        ge=0,
+        description="Latest notifications the hub keeps per tenant it serves: a resume within "
+        "them is replayed from memory, beyond them from the store.",
+    )
+    stream_views: int = Field(
+        25_000,
+        ge=0,
+        description="Users per tenant whose unread count and latest five the hub keeps for "
+        "the next connect (least recently used out first; 0: none).",
+    )
+    stream_view_ttl: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a kept unread count may serve connects: the bound for changes no "
+        "event announces (retention, a preference changed on another instance).",
+    )
+    token_cache: int = Field(
+        25_000,
+        ge=0,
+        description="Verified stream tokens kept until their expiry (least recently used out "
+        "first; 0: verify every time). A revoked signing key is still honoured.",
+    )
     demo: bool = Field(
         False,
         description="Mount the Bounce House Rentals demo (/demo, /book/<tenant>) and seed it.",
@@ -305,6 +330,22 @@ class Settings(BaseSettings):
         "start; 0: wait for as long as it takes.",
     )
 
+    # -- outbox consumer (tidings.outbox, docs/outbox.md) ------------------------------------------
+    outbox_url: str = Field(
+        "",
+        description="PostgreSQL URL of the host's database that holds tidings_outbox "
+        "(postgresql://user:password@host/db). Empty: no outbox consumer.",
+    )
+    outbox_poll_interval: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between outbox polls when no NOTIFY woke the consumer (bounds the "
+        "delay of a row whose NOTIFY was lost, e.g. while the listening connection was down).",
+    )
+    outbox_batch: int = Field(
+        500, ge=1, le=5000, description="Most outbox rows claimed in one transaction."
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -378,7 +419,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if isinstance(getattr(self, name), SecretStr):
                 out[name] = "**********"
-            elif name in ("database_url", "broker_url"):
+            elif name in ("database_url", "broker_url", "outbox_url"):
                 out[name] = _mask_url(str(value))
             else:
                 out[name] = value

@@ -1,9 +1,9 @@
 """The extensions tidings ships, and which of them a process runs.
 
-``bundled(settings)`` is what ``tidings serve`` and ``tidings demo`` run: the channels always,
-the demo when ``TIDINGS_DEMO`` is on (refused with ``TIDINGS_ENV=production``:
-:class:`tidings.demo.DemoInProduction`). A host application embedding tidings passes its own
-list to :func:`tidings.app.create_app`.
+``bundled(settings)`` is what ``tidings serve`` and ``tidings demo`` run: the channels and the
+outbox (its consumer only with ``TIDINGS_OUTBOX_URL``) always, the demo when ``TIDINGS_DEMO`` is
+on (refused with ``TIDINGS_ENV=production``: :class:`tidings.demo.DemoInProduction`). A host
+application embedding tidings passes its own list to :func:`tidings.app.create_app`.
 
 ``schema_for(extensions)`` is the schema a process with those extensions migrates: the core's
 branch and theirs (:class:`tidings.store.migrate.Schema` knows every shipped branch besides, so
@@ -22,9 +22,12 @@ from tidings.store.migrate import Schema, shipped
 def bundled(settings: Settings) -> list[Extension]:
     from tidings.channels import ChannelsExtension
     from tidings.demo import DemoExtension
+    from tidings.outbox import OutboxExtension
 
     chosen: list[Extension] = [DemoExtension(settings.env)] if settings.demo else []
-    return [*chosen, ChannelsExtension()]  # the demo's seeding runs before the channels start
+    # The demo's seeding runs before the channels start; the outbox consumer (only with
+    # TIDINGS_OUTBOX_URL) last.
+    return [*chosen, ChannelsExtension(), OutboxExtension()]
 
 
 def schema_for(extensions: Sequence[Extension]) -> Schema:

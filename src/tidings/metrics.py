@@ -37,6 +37,22 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        # -- outbox consumer (tidings.outbox) --------------------------------------------------
+        self.outbox_published = Counter(
+            "tidings_outbox_published",
+            "Outbox rows published (or found published) and deleted by this instance",
+            registry=self.registry,
+        )
+        self.outbox_dead = Counter(
+            "tidings_outbox_dead",
+            "Outbox rows moved aside to tidings_outbox_dead by this instance",
+            registry=self.registry,
+        )
+        self.outbox_lag = Gauge(
+            "tidings_outbox_lag_seconds",
+            "Age of the oldest row waiting in tidings_outbox (0 when empty), as last seen",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,7 +25,7 @@ from limits.storage import storage_from_string
 from limits.util import WindowStats
 
 from tidings.breaker import Breaker, CircuitOpen
-from tidings.errors import TooManyRequests
+from tidings.errors import Code, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class RateLimiter:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise TooManyRequests(
             f"Rate limit of {self.item} exceeded for this API key.",
-            code="rate_limited",
+            code=Code.RATE_LIMITED,
             retry_after=retry_after,
         )
 

@@ -29,7 +29,7 @@ from tidings.delivery.hub import Hub
 from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
-from tidings.errors import PayloadTooLarge, Unauthorized, ValidationFailed
+from tidings.errors import Code, PayloadTooLarge, Unauthorized, ValidationFailed
 from tidings.hooks import AfterPublish, Hooks, MutedTypes, UserEraser, muted_by_all
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
@@ -90,6 +90,7 @@ class Tidings:
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
         self.api_keys = ApiKeys(store, ttl=settings.api_key_cache)
+        self.tokens = auth.TokenCache(settings.token_cache)  # verified stream tokens (issue 8)
         self._secrets: keyring.ServerSecrets | None = None
         self.committer = GroupCommitter(
             store, in_transaction=self._announce_in_transaction, announce=self._deliver
@@ -156,7 +157,7 @@ class Tidings:
             raise PayloadTooLarge(
                 f"These notifications name {total} audience targets together; at most {cap} "
                 "are accepted in one request.",
-                code="too_many_targets",
+                code=Code.TOO_MANY_TARGETS,
             )
 
     def check_audience(self, new: NewNotification) -> None:
@@ -165,7 +166,7 @@ class Tidings:
         if count > cap:
             raise PayloadTooLarge(
                 f"The audience names {count} users and roles; at most {cap} are accepted.",
-                code="too_many_targets",
+                code=Code.TOO_MANY_TARGETS,
             )
 
     def check_limits(self, new: NewNotification) -> None:
@@ -218,13 +219,22 @@ class Tidings:
         return results[0]
 
     async def publish_many(
-        self, tenant: str, items: Sequence[NewNotification], *, idempotency_key: str | None = None
+        self,
+        tenant: str,
+        items: Sequence[NewNotification],
+        *,
+        idempotency_key: str | None = None,
+        keys: Sequence[str | None] | None = None,
     ) -> list[tuple[Notification, bool]]:
-        """Store and announce up to a batch of notifications: all of them, or none."""
+        """Store and announce up to a batch of notifications: all of them, or none.
+        ``keys``: one idempotency key per item, instead of ``<idempotency_key>#<index>``."""
         for item in items:
             self.check_limits(item)
         self.check_targets(items)
-        keys = [f"{idempotency_key}#{i}" if idempotency_key else None for i in range(len(items))]
+        if keys is None:
+            keys = [
+                f"{idempotency_key}#{i}" if idempotency_key else None for i in range(len(items))
+            ]
         started = time.perf_counter()
         results = await self.committer.publish(tenant, items, keys)
         self.metrics.publish_seconds.observe(time.perf_counter() - started)
@@ -420,17 +430,23 @@ class Tidings:
         """The principal of a stream token. A token whose header names a ``kid`` is checked
         only with that tenant signing key and only for its tenant; any other with the server
         secret."""
-        max_ttl = self.settings.token_max_ttl
-        kid = auth.key_id(token)
-        if kid is None:
-            return auth.verify(self.secret, token, max_ttl=max_ttl)
-        found = await self.signing_keys.lookup(kid)
-        if found is None:
+        hit = self.tokens.get(token)  # verified before (until its exp): auth.TokenCache
+        kid = hit[1] if hit is not None else auth.key_id(token)
+        found = None if kid is None else await self.signing_keys.lookup(kid)
+        if kid is not None and found is None:
+            self.tokens.forget(token)
             raise Unauthorized(
-                "The token's signing key is unknown or revoked.", code="invalid_credentials"
+                "The token's signing key is unknown or revoked.", code=Code.INVALID_CREDENTIALS
             )
-        tenant, secret = found
-        return auth.verify(secret, token, max_ttl=max_ttl, tenant=tenant)
+        if hit is not None:
+            return hit[0]
+        max_ttl = self.settings.token_max_ttl
+        if found is None:
+            principal = auth.verify(self.secret, token, max_ttl=max_ttl)
+        else:
+            principal = auth.verify(found[1], token, max_ttl=max_ttl, tenant=found[0])
+        self.tokens.put(token, principal, kid)
+        return principal
 
     async def create_signing_key(self, tenant_id: str, name: str) -> tuple[kq.SigningKey, str]:
         async with self.store.write() as conn:

@@ -70,6 +70,9 @@ async def open_service(
             buffer=settings.subscriber_buffer,
             max_per_user=settings.max_streams_per_user,
             max_per_tenant=settings.max_streams_per_tenant,
+            ring=settings.stream_ring,
+            views=settings.stream_views,
+            view_ttl=settings.stream_view_ttl,
         )
         service = Tidings(settings, store, broker, hub, metrics)
         if secrets:

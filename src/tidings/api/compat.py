@@ -15,10 +15,12 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from tidings.api.contract import raises
 from tidings.api.deps import KeyDep, ServiceDep, require_scope
+from tidings.api.schemas import BroadcastOut
 from tidings.domain.inputs import StrictModel
 from tidings.domain.notifications import NewNotification
-from tidings.errors import Forbidden, ValidationFailed
+from tidings.errors import Code, Forbidden, ValidationFailed
 
 router = APIRouter(tags=["compat"])
 
@@ -79,13 +81,19 @@ def to_new(raw: CompatNotification) -> NewNotification:
         raise ValidationFailed(f"notification.{where}: {first['msg']}") from error
 
 
-@router.post("/api/sse/broadcast")
+@router.post(
+    "/api/sse/broadcast",
+    response_model=BroadcastOut,
+    openapi_extra=raises(
+        Code.WRONG_TENANT, Code.RATE_LIMITED, Code.TOO_MANY_TARGETS, Code.TENANT_NOT_FOUND
+    ),
+)
 async def broadcast(
     body: BroadcastIn, key: KeyDep, service: ServiceDep, response: Response
 ) -> dict[str, Any]:
     require_scope(key, "publish")
     if str(body.tenant_id) != key.tenant:
-        raise Forbidden("tenantId is not the tenant of this API key.", code="wrong_tenant")
+        raise Forbidden("tenantId is not the tenant of this API key.", code=Code.WRONG_TENANT)
     new = to_new(body.notification)
     await service.rate_limit(key, items=[new])
     stored, _ = await service.publish(key.tenant, new)

@@ -29,10 +29,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 
+from tidings.api.contract import event_stream
 from tidings.api.deps import ServiceDep, stream_principal
 from tidings.api.stream import _resume
 from tidings.delivery.stream import EventStream
 from tidings.domain.principals import Principal
+from tidings.errors import Code
 
 router = APIRouter(tags=["compat"])
 
@@ -99,7 +101,11 @@ async def legacy_principal(
     return await stream_principal(request, service, token or access_token)
 
 
-@router.get("/sse/notifications")
+@router.get(
+    "/sse/notifications",
+    response_model=None,
+    openapi_extra=event_stream(Code.INVALID_EVENT_ID, Code.TOO_MANY_STREAMS, Code.SHUTTING_DOWN),
+)
 async def notifications(
     principal: Annotated[Principal, Depends(legacy_principal)],
     service: ServiceDep,

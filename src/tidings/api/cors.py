@@ -32,6 +32,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings.api import problems
+from tidings.errors import Code
 
 EXACT = frozenset({"/v1/stream", "/sse/notifications", "/v1/feed", "/v1/preferences"})
 PREFIXES = ("/static/", "/v1/feed/", "/v1/push/")
@@ -102,10 +103,8 @@ class CORS:
     ) -> None:
         vary = {"Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}
         if origin is None:
-            response = problems.problem(
-                403,
-                "cors_origin_not_allowed",
-                "Origin not allowed",
+            response = problems.of(
+                Code.CORS_ORIGIN_NOT_ALLOWED,
                 "This origin is not in TIDINGS_CORS_ORIGINS.",
                 headers=vary,
             )

@@ -13,7 +13,7 @@ from fastapi import Depends, Query, Request
 
 from tidings import auth
 from tidings.domain.principals import KeyPrincipal, Principal
-from tidings.errors import Forbidden, Unauthorized
+from tidings.errors import Code, Forbidden, Unauthorized
 from tidings.service import Tidings
 
 COOKIE = "tidings_token"
@@ -36,7 +36,7 @@ def _bearer(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized(
-            "Authorization must be 'Bearer <credential>'.", code="invalid_credentials"
+            "Authorization must be 'Bearer <credential>'.", code=Code.INVALID_CREDENTIALS
         )
     return value.strip()
 
@@ -45,7 +45,7 @@ async def user_principal(request: Request, service: ServiceDep) -> Principal:
     """A stream token from the Authorization header or the session cookie."""
     token = _bearer(request) or request.cookies.get(COOKIE)
     if not token:
-        raise Unauthorized("A stream token is required.", code="missing_credentials")
+        raise Unauthorized("A stream token is required.", code=Code.MISSING_CREDENTIALS)
     if not auth.looks_like_jwt(token):
         raise Unauthorized("This endpoint takes a stream token, not an API key.")
     return await service.verify_token(token)
@@ -76,7 +76,7 @@ async def key_principal(request: Request) -> KeyPrincipal:
     token = _bearer(request)
     if not token:
         raise Unauthorized(
-            "An API key is required (Authorization: Bearer tdg_…).", code="missing_credentials"
+            "An API key is required (Authorization: Bearer tdg_…).", code=Code.MISSING_CREDENTIALS
         )
     service: Tidings = request.app.state.tidings
     return await service.api_keys.authenticate(token)
@@ -87,14 +87,14 @@ KeyDep = Annotated[KeyPrincipal, Depends(key_principal)]
 
 def require_scope(key: KeyPrincipal, scope: str) -> None:
     if scope not in key.scopes:
-        raise Forbidden(f"This API key lacks the {scope!r} scope.", code="insufficient_scope")
+        raise Forbidden(f"This API key lacks the {scope!r} scope.", code=Code.INSUFFICIENT_SCOPE)
 
 
 def operator(request: Request, service: ServiceDep) -> None:
     """The operator key (``TIDINGS_OPERATOR_KEY``, else the one generated in the store)."""
     token = _bearer(request)
     if not token:
-        raise Unauthorized("The operator key is required.", code="missing_credentials")
+        raise Unauthorized("The operator key is required.", code=Code.MISSING_CREDENTIALS)
     expected = service.secrets.operator.value
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("The operator key is not valid.")

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from tidings.api.contract import raises
 from tidings.api.deps import ServiceDep, UserDep
-from tidings.api.schemas import IdsIn, ReadIn
+from tidings.api.schemas import FeedOut, IdsIn, ReadIn, ReadOut, UnreadOut
 from tidings.domain.inputs import parse_int
-from tidings.errors import BadRequest, ValidationFailed
+from tidings.errors import BadRequest, Code, ValidationFailed
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
 
@@ -30,11 +31,11 @@ def decode_cursor(cursor: str) -> int:
         return before
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise BadRequest(
-            "The cursor is not one this server issued.", code="invalid_cursor"
+            "The cursor is not one this server issued.", code=Code.INVALID_CURSOR
         ) from error
 
 
-@router.get("")
+@router.get("", response_model=FeedOut, openapi_extra=raises(Code.INVALID_CURSOR))
 async def feed(
     principal: UserDep,
     service: ServiceDep,
@@ -54,12 +55,12 @@ async def feed(
     }
 
 
-@router.get("/unread-count")
+@router.get("/unread-count", response_model=UnreadOut)
 async def unread_count(principal: UserDep, service: ServiceDep) -> dict[str, Any]:
     return (await service.unread(principal)).public()
 
 
-@router.post("/read")
+@router.post("/read", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND))
 async def mark_read(body: ReadIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
     """``{"ids": [...]}`` marks those; ``{"all": true}`` (optionally ``up_to``) marks all."""
     if body.all == (body.ids is not None):
@@ -73,7 +74,7 @@ async def mark_read(body: ReadIn, principal: UserDep, service: ServiceDep) -> di
     return {"unread": count.public()}
 
 
-@router.post("/archive")
+@router.post("/archive", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND))
 async def archive(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
     _check_ids(body.ids)
     count = await service.archive(principal, sorted(set(body.ids)))

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from tidings.errors import TidingsError
+from tidings.errors import Code, TidingsError
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +24,21 @@ PROBLEM_BASE = "https://tidings.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 _HTTP_CODES = {
-    400: ("bad_request", "Bad request"),
-    401: ("invalid_credentials", "Unauthorized"),
-    403: ("forbidden", "Forbidden"),
-    404: ("not_found", "Not found"),
-    405: ("method_not_allowed", "Method not allowed"),
-    406: ("not_acceptable", "Not acceptable"),
-    413: ("payload_too_large", "Payload too large"),
-    415: ("unsupported_media_type", "Unsupported media type"),
-    429: ("rate_limited", "Too many requests"),
+    code.status: code
+    for code in (
+        Code.BAD_REQUEST,
+        Code.INVALID_CREDENTIALS,
+        Code.FORBIDDEN,
+        Code.NOT_FOUND,
+        Code.METHOD_NOT_ALLOWED,
+        Code.NOT_ACCEPTABLE,
+        Code.PAYLOAD_TOO_LARGE,
+        Code.UNSUPPORTED_MEDIA_TYPE,
+        Code.RATE_LIMITED,
+    )
 }
+"""Starlette's own HTTP errors (unknown route, wrong method…) by status; others answer
+``bad_request`` (4xx) or ``internal`` (5xx) with their own status."""
 
 
 def problem(
@@ -57,6 +62,17 @@ def problem(
     return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def of(
+    code: Code,
+    detail: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The problem for ``code``, with its catalogued status and title."""
+    return problem(code.status, code, code.problem_title, detail, extra=extra, headers=headers)
+
+
 def from_error(error: TidingsError) -> Response:
     return problem(
         error.status,
@@ -74,17 +90,13 @@ def _validation(request: Request, error: Exception) -> Response:
     content_type = request.headers.get("content-type", "")
     body_errors = [e for e in error.errors() if tuple(e.get("loc", ()))[:1] == ("body",)]
     if body_errors and "json" not in content_type.lower():
-        return problem(
-            415,
-            "unsupported_media_type",
-            "Unsupported media type",
+        return of(
+            Code.UNSUPPORTED_MEDIA_TYPE,
             "Send the body as JSON with 'Content-Type: application/json'.",
         )
     for item in error.errors():
         if item.get("type") == "json_invalid":
-            return problem(
-                400, "invalid_json", "Invalid JSON", "The request body is not valid JSON."
-            )
+            return of(Code.INVALID_JSON, "The request body is not valid JSON.")
         errors.append(
             {
                 "loc": [str(part) for part in item.get("loc", ())],
@@ -94,16 +106,16 @@ def _validation(request: Request, error: Exception) -> Response:
         )
     first = errors[0] if errors else {"loc": [], "msg": "invalid"}
     where = ".".join(p for p in first["loc"] if p not in ("body",)) or "request"
-    return problem(
-        422,
-        "validation_failed",
-        "Validation failed",
-        f"{where}: {first['msg']}",
-        extra={"errors": errors},
-    )
+    return of(Code.VALIDATION_FAILED, f"{where}: {first['msg']}", extra={"errors": errors})
 
 
 def install(app: FastAPI) -> None:
+    """The handlers that turn errors into problems, and the contract that documents them
+    (:mod:`tidings.api.contract`: ``/openapi.json``)."""
+    from tidings.api import contract
+
+    contract.install(app)
+
     async def on_tidings(_: Request, error: Exception) -> Response:
         assert isinstance(error, TidingsError)
         return from_error(error)
@@ -113,13 +125,14 @@ def install(app: FastAPI) -> None:
 
     async def on_http(_: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
-        code, title = _HTTP_CODES.get(error.status_code, ("error", "Error"))
-        detail = error.detail if isinstance(error.detail, str) else title
-        return problem(error.status_code, code, title, detail, headers=error.headers)
+        fallback = Code.BAD_REQUEST if error.status_code < 500 else Code.INTERNAL
+        code = _HTTP_CODES.get(error.status_code, fallback)
+        detail = error.detail if isinstance(error.detail, str) else code.problem_title
+        return problem(error.status_code, code, code.problem_title, detail, headers=error.headers)
 
     async def on_unexpected(request: Request, error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal", "Internal error", "An unexpected error occurred.")
+        return of(Code.INTERNAL, "An unexpected error occurred.")
 
     app.add_exception_handler(TidingsError, on_tidings)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -13,10 +13,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel
 
+from tidings.api.contract import raises
 from tidings.api.deps import KeyDep, ServiceDep, require_scope
-from tidings.api.schemas import BATCH_MAX, BatchIn
+from tidings.api.schemas import BATCH_MAX, BatchIn, BatchOut, NotificationOut
 from tidings.domain.notifications import NewNotification
+from tidings.errors import Code
 
 router = APIRouter(prefix="/v1/notifications", tags=["publish"])
 
@@ -34,11 +37,33 @@ IdempotencyKey = Annotated[str | None, _key_header(KEY_COLUMN)]
 BatchIdempotencyKey = Annotated[str | None, _key_header(BATCH_KEY_MAX)]
 
 
+PUBLISH_CODES = (
+    Code.RATE_LIMITED,
+    Code.TOO_MANY_TARGETS,
+    Code.IDEMPOTENCY_KEY_MISMATCH,
+    Code.TENANT_NOT_FOUND,
+)
+
+
+def _answers(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The answer's model (the handler writes the bytes itself): 201 new, 200 a repeat."""
+    return {
+        201: {"model": model, "description": "Stored."},
+        200: {"model": model, "description": "Stored before (a repeated Idempotency-Key)."},
+    }
+
+
 def _json(content: bytes, created: bool) -> Response:
     return Response(content, status_code=201 if created else 200, media_type="application/json")
 
 
-@router.post("", status_code=201, response_model=None)
+@router.post(
+    "",
+    status_code=201,
+    response_model=None,
+    responses=_answers(NotificationOut),
+    openapi_extra=raises(*PUBLISH_CODES),
+)
 async def publish(
     body: NewNotification,
     key: KeyDep,
@@ -52,7 +77,13 @@ async def publish(
     return _json(stored.encode(), created)
 
 
-@router.post("/batch", status_code=201, response_model=None)
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=None,
+    responses=_answers(BatchOut),
+    openapi_extra=raises(*PUBLISH_CODES),
+)
 async def publish_batch(
     body: BatchIn,
     key: KeyDep,

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
+from tidings.api.contract import raises
 from tidings.api.deps import ServiceDep, StreamUserDep
 from tidings.delivery.stream import EventStream
 from tidings.domain.inputs import parse_int
-from tidings.errors import BadRequest
+from tidings.errors import BadRequest, Code
 
 router = APIRouter(tags=["stream"])
 
@@ -23,12 +24,16 @@ def _resume(header: str | None, query: str | None) -> int | None:
     if seq is None:
         raise BadRequest(
             "Last-Event-ID must be a non-negative integer seq (ASCII digits, at most 2^63-1).",
-            code="invalid_event_id",
+            code=Code.INVALID_EVENT_ID,
         )
     return seq
 
 
-@router.get("/v1/stream")
+@router.get(
+    "/v1/stream",
+    response_model=None,
+    openapi_extra=raises(Code.INVALID_EVENT_ID, Code.TOO_MANY_STREAMS, Code.SHUTTING_DOWN),
+)
 async def stream(
     principal: StreamUserDep,
     service: ServiceDep,

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from tidings.api.deps import KeyDep, ServiceDep, require_scope
-from tidings.api.schemas import TokenIn
+from tidings.api.schemas import TokenIn, TokenOut
 
 router = APIRouter(tags=["tokens"])
 
 
-@router.post("/v1/tokens", status_code=201)
+@router.post("/v1/tokens", status_code=201, response_model=TokenOut)
 async def mint(body: TokenIn, key: KeyDep, service: ServiceDep) -> dict[str, Any]:
     require_scope(key, "tokens")
     token, expires = service.mint_token(

@@ -7,22 +7,34 @@ from typing import Any
 
 from fastapi import APIRouter, Path
 
+from tidings.api.contract import raises
 from tidings.api.deps import KeyDep, require_scope
 from tidings.channels import deliverylog, profiles, reminders
 from tidings.channels._sql import KEEP
 from tidings.channels.api import ChannelsDep
 from tidings.channels.preferences import TenantPreferences
-from tidings.channels.schemas import ReminderIn, UserIn
-from tidings.errors import NotFound
+from tidings.channels.schemas import (
+    CancelledReminderOut,
+    DeliveriesOut,
+    ProfileOut,
+    ReminderIn,
+    ReminderOut,
+    UserIn,
+    UserOut,
+)
+from tidings.errors import Code, NotFound
 from tidings.store import notifications as nq
 
 router = APIRouter(tags=["channels-admin"])
+
+OFF = raises(Code.CHANNELS_OFF, Code.STORE_UNAVAILABLE)
+MISSING = raises(Code.CHANNELS_OFF, Code.STORE_UNAVAILABLE, Code.REMINDER_NOT_FOUND)
 
 UserPath = Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@:+\-]+$")
 KeyPath = Path(min_length=1, max_length=180, pattern=r"^[A-Za-z0-9_.:@+\-]+$")
 
 
-@router.get("/v1/tenant/preferences")
+@router.get("/v1/tenant/preferences", response_model=dict[str, Any], openapi_extra=OFF)
 async def get_tenant_preferences(key: KeyDep, channels: ChannelsDep) -> dict[str, Any]:
     require_scope(key, "admin")
     async with channels.service.store.read() as conn:
@@ -30,7 +42,7 @@ async def get_tenant_preferences(key: KeyDep, channels: ChannelsDep) -> dict[str
     return prefs.model_dump(mode="json", exclude_none=True)
 
 
-@router.put("/v1/tenant/preferences")
+@router.put("/v1/tenant/preferences", response_model=dict[str, Any], openapi_extra=OFF)
 async def put_tenant_preferences(
     body: TenantPreferences, key: KeyDep, channels: ChannelsDep
 ) -> dict[str, Any]:
@@ -42,17 +54,21 @@ async def put_tenant_preferences(
     return body.model_dump(mode="json", exclude_none=True)
 
 
-@router.get("/v1/users/{user}")
+@router.get(
+    "/v1/users/{user}",
+    response_model=UserOut,
+    openapi_extra=raises(Code.CHANNELS_OFF, Code.STORE_UNAVAILABLE, Code.USER_NOT_FOUND),
+)
 async def get_user(user: str = UserPath, *, key: KeyDep, channels: ChannelsDep) -> dict[str, Any]:
     require_scope(key, "admin")
     async with channels.service.store.read() as conn:
         found = await profiles.get(conn, key.tenant, user)
     if found is None:
-        raise NotFound(f"No channel data for user {user!r}.", code="user_not_found")
+        raise NotFound(f"No channel data for user {user!r}.", code=Code.USER_NOT_FOUND)
     return {**found.public(), "preferences": found.prefs.model_dump(mode="json", exclude_none=True)}
 
 
-@router.put("/v1/users/{user}")
+@router.put("/v1/users/{user}", response_model=ProfileOut, openapi_extra=OFF)
 async def put_user(
     body: UserIn, user: str = UserPath, *, key: KeyDep, channels: ChannelsDep
 ) -> dict[str, Any]:
@@ -72,7 +88,19 @@ async def put_user(
     return saved.public()
 
 
-@router.post("/v1/reminders", status_code=201)
+@router.post(
+    "/v1/reminders",
+    status_code=201,
+    response_model=ReminderOut,
+    openapi_extra=raises(
+        Code.CHANNELS_OFF,
+        Code.STORE_UNAVAILABLE,
+        Code.RATE_LIMITED,
+        Code.TOO_MANY_TARGETS,
+        Code.TOO_MANY_REMINDERS,
+        Code.TENANT_NOT_FOUND,
+    ),
+)
 async def schedule_reminder(body: ReminderIn, key: KeyDep, channels: ChannelsDep) -> dict[str, Any]:
     """Arm (or re-arm) a reminder: one ``reminder`` notification at ``due_at``, exactly once.
 
@@ -102,7 +130,7 @@ async def schedule_reminder(body: ReminderIn, key: KeyDep, channels: ChannelsDep
     return armed.public()
 
 
-@router.get("/v1/reminders/{reminder_key}")
+@router.get("/v1/reminders/{reminder_key}", response_model=ReminderOut, openapi_extra=MISSING)
 async def get_reminder(
     reminder_key: str = KeyPath, *, key: KeyDep, channels: ChannelsDep
 ) -> dict[str, Any]:
@@ -110,11 +138,13 @@ async def get_reminder(
     async with channels.service.store.read() as conn:
         found = await reminders.get(conn, key.tenant, reminder_key)
     if found is None:
-        raise NotFound(f"No reminder {reminder_key!r}.", code="reminder_not_found")
+        raise NotFound(f"No reminder {reminder_key!r}.", code=Code.REMINDER_NOT_FOUND)
     return found.public()
 
 
-@router.delete("/v1/reminders/{reminder_key}")
+@router.delete(
+    "/v1/reminders/{reminder_key}", response_model=CancelledReminderOut, openapi_extra=MISSING
+)
 async def cancel_reminder(
     reminder_key: str = KeyPath, *, key: KeyDep, channels: ChannelsDep
 ) -> dict[str, Any]:
@@ -124,11 +154,15 @@ async def cancel_reminder(
         cancelled = await reminders.cancel(conn, key.tenant, reminder_key, now=channels.clock.now())
         found = await reminders.get(conn, key.tenant, reminder_key)
     if found is None:
-        raise NotFound(f"No reminder {reminder_key!r}.", code="reminder_not_found")
+        raise NotFound(f"No reminder {reminder_key!r}.", code=Code.REMINDER_NOT_FOUND)
     return {**found.public(), "cancelled": cancelled}
 
 
-@router.get("/v1/notifications/{notification_id}/deliveries")
+@router.get(
+    "/v1/notifications/{notification_id}/deliveries",
+    response_model=DeliveriesOut,
+    openapi_extra=raises(Code.CHANNELS_OFF, Code.STORE_UNAVAILABLE, Code.NOTIFICATION_NOT_FOUND),
+)
 async def deliveries(
     notification_id: int = Path(ge=1, le=2**62), *, key: KeyDep, channels: ChannelsDep
 ) -> dict[str, Any]:
@@ -137,7 +171,7 @@ async def deliveries(
     async with channels.service.store.read() as conn:
         if await nq.get(conn, key.tenant, notification_id) is None:
             raise NotFound(
-                f"No notification with id {notification_id}.", code="notification_not_found"
+                f"No notification with id {notification_id}.", code=Code.NOTIFICATION_NOT_FOUND
             )
         entries = await deliverylog.for_notification(conn, key.tenant, notification_id)
     return {"id": notification_id, "summary": deliverylog.summarize(entries), "entries": entries}

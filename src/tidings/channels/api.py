@@ -13,23 +13,40 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from tidings.api.contract import raises
 from tidings.api.deps import UserDep
 from tidings.channels import profiles, subscriptions, unsubscribe, webpush
 from tidings.channels.preferences import ChannelSwitches, UserPreferences
 from tidings.channels.runtime import Channels
-from tidings.channels.schemas import EndpointIn, PreferencesIn, SubscriptionIn
+from tidings.channels.schemas import (
+    EndpointIn,
+    PreferencesIn,
+    PreferencesOut,
+    PushKeyOut,
+    RemovedOut,
+    SubscriptionIn,
+    SubscriptionOut,
+    SubscriptionsOut,
+)
 from tidings.domain.inputs import MAX_SERIAL
 from tidings.domain.principals import Principal
-from tidings.errors import NotFound, Unavailable
+from tidings.errors import Code, NotFound, Unavailable
 from tidings.store import tenants as tq
 
 router = APIRouter(tags=["channels"])
+
+OFF = raises(Code.CHANNELS_OFF, Code.STORE_UNAVAILABLE)
+"""What every channels route may answer besides its own: channels not running, store down."""
+GONE = raises(Code.CHANNELS_OFF, Code.STORE_UNAVAILABLE, Code.SUBSCRIPTION_NOT_FOUND)
+UNSUBSCRIBE = raises(
+    Code.CHANNELS_OFF, Code.STORE_UNAVAILABLE, Code.INVALID_UNSUBSCRIBE_TOKEN, Code.TENANT_NOT_FOUND
+)
 
 
 def get_channels(request: Request) -> Channels:
     channels: Channels | None = getattr(request.app.state, "channels", None)
     if channels is None:
-        raise Unavailable("Channels are not running on this instance.", code="channels_off")
+        raise Unavailable("Channels are not running on this instance.", code=Code.CHANNELS_OFF)
     return channels
 
 
@@ -56,13 +73,13 @@ async def preferences_view(channels: Channels, tenant: str, user: str) -> dict[s
     }
 
 
-@router.get("/v1/preferences")
+@router.get("/v1/preferences", response_model=PreferencesOut, openapi_extra=OFF)
 async def get_preferences(principal: ChannelUserDep, channels: ChannelsDep) -> dict[str, Any]:
     """The user's overrides, the tenant's defaults, and what is in effect per type."""
     return await preferences_view(channels, principal.tenant, principal.user)
 
 
-@router.put("/v1/preferences")
+@router.put("/v1/preferences", response_model=PreferencesOut, openapi_extra=OFF)
 async def put_preferences(
     body: PreferencesIn, principal: ChannelUserDep, channels: ChannelsDep
 ) -> dict[str, Any]:
@@ -89,24 +106,39 @@ async def put_preferences(
 # -- web push ------------------------------------------------------------------------------------
 
 
-@router.get("/v1/push/key")
+@router.get(
+    "/v1/push/key",
+    response_model=PushKeyOut,
+    openapi_extra=raises(Code.CHANNELS_OFF, Code.PUSH_UNAVAILABLE),
+)
 async def push_key(channels: ChannelsDep) -> dict[str, Any]:
     """The VAPID public key, for ``pushManager.subscribe({applicationServerKey})``."""
     if channels.keys is None:
         raise Unavailable(
-            "The push keys are not loaded yet; retry shortly.", code="push_unavailable"
+            "The push keys are not loaded yet; retry shortly.", code=Code.PUSH_UNAVAILABLE
         )
     return {"public_key": channels.keys.public}
 
 
-@router.get("/v1/push/subscriptions")
+@router.get("/v1/push/subscriptions", response_model=SubscriptionsOut, openapi_extra=OFF)
 async def list_subscriptions(principal: ChannelUserDep, channels: ChannelsDep) -> dict[str, Any]:
     async with channels.service.store.read() as conn:
         found = await subscriptions.of_user(conn, principal.tenant, principal.user)
     return {"subscriptions": [s.public() for s in found]}
 
 
-@router.post("/v1/push/subscriptions", status_code=201)
+@router.post(
+    "/v1/push/subscriptions",
+    status_code=201,
+    response_model=SubscriptionOut,
+    responses={200: {"model": SubscriptionOut, "description": "Known already."}},
+    openapi_extra=raises(
+        Code.CHANNELS_OFF,
+        Code.INVALID_SUBSCRIPTION,
+        Code.TOO_MANY_SUBSCRIPTIONS,
+        Code.STORE_UNAVAILABLE,
+    ),
+)
 async def subscribe(
     body: SubscriptionIn,
     principal: ChannelUserDep,
@@ -132,7 +164,7 @@ async def subscribe(
     return saved.public()
 
 
-@router.delete("/v1/push/subscriptions")
+@router.delete("/v1/push/subscriptions", response_model=RemovedOut, openapi_extra=GONE)
 async def unsubscribe_endpoint(
     body: EndpointIn, principal: ChannelUserDep, channels: ChannelsDep
 ) -> dict[str, Any]:
@@ -142,11 +174,13 @@ async def unsubscribe_endpoint(
             conn, principal.tenant, principal.user, endpoint=body.endpoint
         )
     if not removed:
-        raise NotFound("No such push subscription for this user.", code="subscription_not_found")
+        raise NotFound("No such push subscription for this user.", code=Code.SUBSCRIPTION_NOT_FOUND)
     return {"removed": removed}
 
 
-@router.delete("/v1/push/subscriptions/{subscription_id}")
+@router.delete(
+    "/v1/push/subscriptions/{subscription_id}", response_model=RemovedOut, openapi_extra=GONE
+)
 async def unsubscribe_id(
     subscription_id: Annotated[int, Path(ge=1, le=MAX_SERIAL)],
     principal: ChannelUserDep,
@@ -157,7 +191,7 @@ async def unsubscribe_id(
             conn, principal.tenant, principal.user, subscription_id=subscription_id
         )
     if not removed:
-        raise NotFound("No such push subscription for this user.", code="subscription_not_found")
+        raise NotFound("No such push subscription for this user.", code=Code.SUBSCRIPTION_NOT_FOUND)
     return {"removed": removed}
 
 
@@ -175,7 +209,7 @@ def _page(title: str, message: str, form: str = "") -> HTMLResponse:
     )
 
 
-@router.get("/v1/unsubscribe", response_class=HTMLResponse)
+@router.get("/v1/unsubscribe", response_class=HTMLResponse, openapi_extra=UNSUBSCRIBE)
 async def unsubscribe_page(token: TokenQuery, channels: ChannelsDep) -> HTMLResponse:
     """The link in the e-mail: asks to confirm (a GET changes nothing; link scanners follow
     links). Mail clients that support RFC 8058 POST directly."""
@@ -191,7 +225,7 @@ async def unsubscribe_page(token: TokenQuery, channels: ChannelsDep) -> HTMLResp
     return _page("Unsubscribe", f"Stop digest e-mails from {name} for {user}?", form)
 
 
-@router.post("/v1/unsubscribe", response_class=HTMLResponse)
+@router.post("/v1/unsubscribe", response_class=HTMLResponse, openapi_extra=UNSUBSCRIBE)
 async def unsubscribe_now(token: TokenQuery, channels: ChannelsDep) -> HTMLResponse:
     """One click: switch the user's e-mail channel off (``channels.email = false``)."""
     tenant, user = unsubscribe.read_token(channels.service.secret, token)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tidings.channels._sql import KEEP, Keep, upsert
 from tidings.channels.preferences import Effective, TenantPreferences, UserPreferences
 from tidings.channels.tables import channel_tenants, channel_users, push_subscriptions
-from tidings.errors import NotFound
+from tidings.errors import Code, NotFound
 
 _U = channel_users.c
 
@@ -180,7 +180,7 @@ async def save(
             )
         )
     except IntegrityError as error:  # the only constraint left: the tenant must exist
-        raise NotFound(f"Tenant {tenant!r} does not exist.", code="tenant_not_found") from error
+        raise NotFound(f"Tenant {tenant!r} does not exist.", code=Code.TENANT_NOT_FOUND) from error
     found = await get(conn, tenant, user)
     assert found is not None
     return found

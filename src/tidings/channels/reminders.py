@@ -49,7 +49,7 @@ from tidings.channels._sql import upsert
 from tidings.channels.clock import as_utc
 from tidings.channels.tables import scheduled_reminders
 from tidings.domain.notifications import Audience, NewNotification, format_time
-from tidings.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from tidings.errors import Code, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from tidings.store.tables import tenants
 
 if TYPE_CHECKING:
@@ -200,7 +200,7 @@ async def _check_pending(conn: AsyncConnection, tenant: str, limit: int) -> None
         raise Conflict(
             f"This tenant has {limit} pending reminders already; cancel one or wait until "
             "some are sent.",
-            code="too_many_reminders",
+            code=Code.TOO_MANY_REMINDERS,
         )
 
 

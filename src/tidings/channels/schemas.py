@@ -1,10 +1,12 @@
-"""Request bodies of the channels API (responses are plain dicts built by the domain types)."""
+"""Request bodies and response models of the channels API (the handlers build the answers
+from the domain types; the ``…Out`` models state their exact shape)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pydantic import AwareDatetime, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from tidings.channels.preferences import UserPreferences, check_zone
 from tidings.domain.inputs import JsonObject, StrictModel
@@ -79,3 +81,82 @@ class ReminderIn(_Strict):
     link: str | None = Field(default=None, max_length=2048)
     data: JsonObject = Field(default_factory=dict)
     audience: Audience | None = None
+
+
+# -- responses (the exact JSON the routes answer; documented in /openapi.json) --------------------
+
+
+class ProfileOut(BaseModel):
+    user: str
+    email: str | None
+    time_zone: str | None
+    roles: list[str]
+
+
+class UserOut(ProfileOut):
+    preferences: dict[str, Any] = Field(description="The user's overrides.")
+
+
+class EffectiveOut(BaseModel):
+    channels: dict[str, bool]
+    types: dict[str, dict[str, bool]] = Field(
+        description="Per type: in_app, push, email, critical."
+    )
+    digest: dict[str, Any]
+    quiet_hours: dict[str, Any] | None
+    time_zone: str
+
+
+class PreferencesOut(ProfileOut):
+    preferences: dict[str, Any] = Field(description="The user's overrides.")
+    tenant_defaults: dict[str, Any]
+    effective: EffectiveOut
+
+
+class PushKeyOut(BaseModel):
+    public_key: str = Field(description="The VAPID public key (applicationServerKey).")
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    push_service: str
+    user_agent: str | None
+    created_at: str
+    last_success_at: str | None
+
+
+class SubscriptionsOut(BaseModel):
+    subscriptions: list[SubscriptionOut]
+
+
+class RemovedOut(BaseModel):
+    removed: int
+
+
+class ReminderOut(BaseModel):
+    key: str
+    due_at: str
+    state: str
+    notification_id: int | None
+    notification: dict[str, Any]
+    error: str | None
+
+
+class CancelledReminderOut(ReminderOut):
+    cancelled: bool
+
+
+class DeliveryOut(BaseModel):
+    channel: str
+    status: str
+    user: str | None
+    target: str | None
+    reason: str | None
+    detail: dict[str, Any] | None = Field(description="Channel-specific facts (JSON).")
+    at: str
+
+
+class DeliveriesOut(BaseModel):
+    id: int
+    summary: dict[str, dict[str, Any]]
+    entries: list[DeliveryOut]

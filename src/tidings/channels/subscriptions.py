@@ -16,7 +16,7 @@ from tidings.channels.clock import as_utc
 from tidings.channels.tables import push_outbox, push_subscriptions
 from tidings.channels.webpush import endpoint_hash
 from tidings.domain.notifications import format_time
-from tidings.errors import Conflict
+from tidings.errors import Code, Conflict
 
 _S = push_subscriptions.c
 MAX_DEVICES = 20  # per user: one push fans out to each, so the list must stay short
@@ -85,7 +85,7 @@ async def save(
     if others >= MAX_DEVICES:
         raise Conflict(
             f"This user has {MAX_DEVICES} push subscriptions already; remove one first.",
-            code="too_many_subscriptions",
+            code=Code.TOO_MANY_SUBSCRIPTIONS,
         )
     values = {
         "tenant_id": tenant,

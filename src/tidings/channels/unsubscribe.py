@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import jwt
 
-from tidings.errors import BadRequest
+from tidings.errors import BadRequest, Code
 
 PURPOSE = "email-unsubscribe"
 
@@ -33,11 +33,11 @@ def read_token(secret: str, token: str) -> tuple[str, str]:
         claims = jwt.decode(token, _key(secret), algorithms=["HS256"])
     except jwt.PyJWTError as error:
         raise BadRequest(
-            "This unsubscribe link is not valid.", code="invalid_unsubscribe_token"
+            "This unsubscribe link is not valid.", code=Code.INVALID_UNSUBSCRIBE_TOKEN
         ) from error
     tenant, user = claims.get("t"), claims.get("u")
     if claims.get("p") != PURPOSE or not isinstance(tenant, str) or not isinstance(user, str):
-        raise BadRequest("This unsubscribe link is not valid.", code="invalid_unsubscribe_token")
+        raise BadRequest("This unsubscribe link is not valid.", code=Code.INVALID_UNSUBSCRIBE_TOKEN)
     return tenant, user
 
 

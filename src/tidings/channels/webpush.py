@@ -43,7 +43,7 @@ from sqlalchemy import select
 from tidings.channels._sql import upsert
 from tidings.channels.egress import AddressPolicy, GuardedBackend, parse_networks
 from tidings.config import Settings
-from tidings.errors import ValidationFailed
+from tidings.errors import Code, ValidationFailed
 from tidings.store import Store
 from tidings.store.tables import kv
 
@@ -138,26 +138,26 @@ def check_endpoint(endpoint: str, rules: HostRules) -> None:
     info, a valid port, and a host that is a valid name on the allow-list — or an IP address
     the allow-list names exactly."""
     if len(endpoint) > MAX_ENDPOINT or not all(0x21 <= ord(ch) <= 0x7E for ch in endpoint):
-        raise ValidationFailed("endpoint is not a valid URL.", code="invalid_subscription")
+        raise ValidationFailed("endpoint is not a valid URL.", code=Code.INVALID_SUBSCRIPTION)
     if "\\" in endpoint:
         raise ValidationFailed(
-            "endpoint must not contain a backslash.", code="invalid_subscription"
+            "endpoint must not contain a backslash.", code=Code.INVALID_SUBSCRIPTION
         )
     try:
         parts = urlsplit(endpoint)
         port = parts.port
     except ValueError as error:
         raise ValidationFailed(
-            "endpoint is not a valid URL.", code="invalid_subscription"
+            "endpoint is not a valid URL.", code=Code.INVALID_SUBSCRIPTION
         ) from error
     if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc or port == 0:
         raise ValidationFailed(
-            "endpoint must be an https:// URL of a push service.", code="invalid_subscription"
+            "endpoint must be an https:// URL of a push service.", code=Code.INVALID_SUBSCRIPTION
         )
     if not rules.allows(parts.hostname):
         raise ValidationFailed(
             f"Push endpoints on {parts.hostname!r} are not accepted by this server.",
-            code="invalid_subscription",
+            code=Code.INVALID_SUBSCRIPTION,
         )
 
 
@@ -172,17 +172,17 @@ def check_subscription(endpoint: str, p256dh: str, auth: str, rules: HostRules) 
     except (ValueError, binascii.Error) as error:
         raise ValidationFailed(
             "keys.p256dh must be the base64url uncompressed P-256 public key of the browser.",
-            code="invalid_subscription",
+            code=Code.INVALID_SUBSCRIPTION,
         ) from error
     try:
         secret = unb64url(auth)
     except (ValueError, binascii.Error) as error:
         raise ValidationFailed(
-            "keys.auth must be base64url.", code="invalid_subscription"
+            "keys.auth must be base64url.", code=Code.INVALID_SUBSCRIPTION
         ) from error
     if len(secret) != 16:
         raise ValidationFailed(
-            "keys.auth must be a 16-byte secret (base64url).", code="invalid_subscription"
+            "keys.auth must be a 16-byte secret (base64url).", code=Code.INVALID_SUBSCRIPTION
         )
 
 

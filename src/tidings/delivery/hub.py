@@ -9,6 +9,9 @@ Invariants:
   subscriber: no task and no JSON encoding per subscriber per message.
 - ``Subscriber.offer`` never blocks and never grows past ``maxlen``: a subscriber that would
   overflow is marked and told to leave; it resumes from the store on reconnect.
+- What a stream's opening needs is kept per tenant by the same fan-out
+  (:mod:`tidings.delivery.recent`): the ring of the latest offered notifications (every seq in
+  ``(ring.base, last]``, no hole) and the users' views (unread count, latest five).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,9 +29,10 @@ import anyio
 import orjson
 
 from tidings.delivery import sse
+from tidings.delivery.recent import Entry, Ring, Views
 from tidings.domain.notifications import Audience, Notification
 from tidings.domain.principals import Principal
-from tidings.errors import TooManyRequests, Unavailable
+from tidings.errors import Code, TooManyRequests, Unavailable
 
 if TYPE_CHECKING:
     from tidings.delivery.edge import Edge, Edges
@@ -132,9 +137,12 @@ class Subscriber:
 @dataclass
 class _Tenant:
     last: int
+    ring: Ring
+    views: Views
     subscribers: set[Subscriber] = field(default_factory=set)
     by_user: dict[str, set[Subscriber]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    idle_since: float | None = None  # the last stream left then; kept for a reconnect storm
 
 
 class Hub:
@@ -149,6 +157,9 @@ class Hub:
         max_per_user: int,
         max_per_tenant: int,
         batch: int = 500,
+        ring: int = 256,
+        views: int = 25_000,
+        view_ttl: float = 60.0,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -156,6 +167,11 @@ class Hub:
         self._max_per_user = max_per_user
         self._max_per_tenant = max_per_tenant
         self._batch = batch
+        self._ring = ring
+        self._views = views
+        self._view_ttl = view_ttl
+        # False while the broker is away: a read event may be lost, so no view is trusted.
+        self.views_trusted = True
         self._tenants: dict[str, _Tenant] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self.closing = False
@@ -201,7 +217,7 @@ class Hub:
         """Register a stream. Raises ``TooManyRequests`` past the caps, ``Unavailable`` while
         shutting down."""
         if self.closing:
-            raise Unavailable("This instance is shutting down.", code="shutting_down")
+            raise Unavailable("This instance is shutting down.", code=Code.SHUTTING_DOWN)
         self._loop = asyncio.get_running_loop()
         tenant = principal.tenant
         state = self._tenants.get(tenant)
@@ -214,19 +230,20 @@ class Hub:
 
                     async with self._store.read() as conn:
                         last = await q.latest_seq(conn, tenant)
-                    state = self._tenants.setdefault(tenant, _Tenant(last=last))
+                    state = self._tenants.setdefault(tenant, self._new_tenant(last))
             self._starting.pop(tenant, None)
         if len(state.subscribers) >= self._max_per_tenant:
             raise TooManyRequests(
                 f"This tenant has {self._max_per_tenant} open streams already.",
-                code="too_many_streams",
+                code=Code.TOO_MANY_STREAMS,
                 retry_after=5,
             )
+        state.idle_since = None
         mine = state.by_user.setdefault(principal.user, set())
         if len(mine) >= self._max_per_user:
             raise TooManyRequests(
                 f"This user has {self._max_per_user} open streams already; close one.",
-                code="too_many_streams",
+                code=Code.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         sub = Subscriber(principal, self._buffer)
@@ -236,6 +253,22 @@ class Hub:
         mine.add(sub)
         self._metrics.streams_open.inc()
         return sub
+
+    def _new_tenant(self, last: int) -> _Tenant:
+        return _Tenant(
+            last=last, ring=Ring(last, self._ring), views=Views(self._views, self._view_ttl)
+        )
+
+    def tenant_state(self, tenant: str) -> _Tenant | None:
+        """The state of a tenant this hub serves (its ring, views and ``last``), if any."""
+        return self._tenants.get(tenant)
+
+    def broker_changed(self, connected: bool) -> None:
+        """The broker went away or came back: read events may have been lost meanwhile, so
+        every view is dropped, and none is kept until it is back."""
+        self.views_trusted = connected
+        for state in self._tenants.values():
+            state.views.clear()
 
     def unsubscribe(self, sub: Subscriber) -> None:
         state = self._tenants.get(sub.principal.tenant)
@@ -249,8 +282,12 @@ class Hub:
             mine.discard(sub)
             if not mine:
                 del state.by_user[sub.user]
-        if not state.subscribers and not state.lock.locked():
-            del self._tenants[sub.principal.tenant]
+        if not state.subscribers:
+            # Kept (served: fed and caught up) for ``view_ttl`` s, so the streams of a
+            # reconnect storm find the ring and views still here; dropped by ``catch_up``.
+            state.idle_since = time.monotonic()
+            if self._view_ttl <= 0 and not state.lock.locked():
+                del self._tenants[sub.principal.tenant]
         self._metrics.streams_open.dec()
         if sub.reason == "overflow":
             self._metrics.dropped.labels(reason="overflow").inc()
@@ -292,14 +329,17 @@ class Hub:
                 if seq <= state.last:
                     return
             if isinstance(item, Notification):
-                self._dispatch(state, seq, item.audience, item.encode())
+                self._dispatch(state, seq, item.type, item.audience, item.encode())
             elif item is not None:
-                self._dispatch(state, seq, _audience_of(item), item)
+                type_, audience = _type_and_audience(item)
+                self._dispatch(state, seq, type_, audience, item)
 
     async def catch_up(self, tenant: str | None = None) -> None:
         """Fill every tenant (or one) from the store up to its latest committed seq."""
         from tidings.store import notifications as q
 
+        if tenant is None:
+            self._drop_idle()
         names = [tenant] if tenant else list(self._tenants)
         latest: dict[str, int] = {}
         for start in range(0, len(names), self._batch):  # one query per batch of tenants
@@ -325,18 +365,28 @@ class Hub:
                 # no stream may skip them silently. Each ends; resuming, it is answered ``reset``.
                 for sub in list(state.subscribers):  # an edge stream unregisters as it leaves
                     sub.leave("gap")
+                state.ring.reset(upto if not rows else rows[0].seq - 1)
             if not rows:
                 state.last = upto
                 break
             self._metrics.catch_up.inc(len(rows))
             for row in rows:
-                self._dispatch(state, row.seq, row.audience, row.encode())
+                self._dispatch(state, row.seq, row.type, row.audience, row.encode())
+
+    def _drop_idle(self) -> None:
+        """Forget the tenants without a stream for longer than ``view_ttl`` s."""
+        before = time.monotonic() - self._view_ttl
+        for name, state in list(self._tenants.items()):
+            idle = state.idle_since
+            if idle is not None and idle <= before and not state.lock.locked():
+                del self._tenants[name]
 
     def _dispatch(
-        self, state: _Tenant, seq: int, audience: Audience | None, payload: bytes
+        self, state: _Tenant, seq: int, type_: str, audience: Audience | None, payload: bytes
     ) -> None:
         frame = sse.notification_frame(seq, payload)
         state.last = seq
+        state.ring.push(Entry(seq, type_, audience, payload, frame))
         if audience is None:
             for sub in state.subscribers:
                 sub.offer(seq, frame)
@@ -355,14 +405,16 @@ class Hub:
         state = self._tenants.get(tenant)
         if state is None:
             return
+        state.views.forget(user)  # the user's read state changed: their view is stale
         frame = sse.frame(event, payload)
         for sub in state.by_user.get(user, ()):
             sub.offer(0, frame)
 
 
-def _audience_of(payload: bytes) -> Audience | None:
-    raw = orjson.loads(payload).get("audience")
-    return Audience.model_validate(raw) if raw else None
+def _type_and_audience(payload: bytes) -> tuple[str, Audience | None]:
+    parsed = orjson.loads(payload)
+    raw = parsed.get("audience")
+    return str(parsed.get("type", "")), Audience.model_validate(raw) if raw else None
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

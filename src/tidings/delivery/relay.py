@@ -67,6 +67,7 @@ class Relay:
             try:
                 async for item in self.broker.listen():
                     if item is Signal.CONNECTED:
+                        self.hub.broker_changed(connected=True)  # read events may have been lost
                         self._stop_polling()
                         if connected_once:
                             log.info("broker reconnected; catching up from the store")
@@ -77,6 +78,7 @@ class Relay:
                             log.warning("catch-up failed (%r); retrying every second", error)
                             self._start_polling(until_whole=True)
                     elif item is Signal.DISCONNECTED:
+                        self.hub.broker_changed(connected=False)
                         log.warning("broker disconnected; polling the store until it is back")
                         self._start_polling(until_whole=False)
                     elif isinstance(item, bytes):
@@ -91,6 +93,7 @@ class Relay:
                 raise
             except Exception as error:
                 log.warning("broker listener failed (%r); polling, retry in %.1fs", error, delay)
+                self.hub.broker_changed(connected=False)
                 self._start_polling(until_whole=False)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from tidings.breaker import Breaker, CircuitOpen
-from tidings.errors import TooManyRequests
+from tidings.errors import Code, TooManyRequests
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -144,13 +144,13 @@ class RedisSlots:
         if refused == 1:
             raise TooManyRequests(
                 f"This tenant has {self.max_per_tenant} open streams already.",
-                code="too_many_streams",
+                code=Code.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         if refused == 2:
             raise TooManyRequests(
                 f"This user has {self.max_per_user} open streams already; close one.",
-                code="too_many_streams",
+                code=Code.TOO_MANY_STREAMS,
                 retry_after=5,
             )
         self._held[member] = keys

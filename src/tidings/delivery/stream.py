@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from starlette.responses import Response
@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from tidings.delivery import sse
 from tidings.delivery.edge import Edge, Edges, frame_type
 from tidings.delivery.hub import Subscriber
+from tidings.delivery.opening import from_memory, from_store
 from tidings.domain.notifications import Notification
 from tidings.store import notifications as nq
 
@@ -129,6 +130,13 @@ class EventStream(Response):
         reason = "disconnect"
         self._attach = scope.get("extensions", {}).get(EDGE)
         try:
+            if self._attach is not None:
+                # On the edge the opening is all this task does, and it is short: no listener
+                # task. A client gone meanwhile makes the writes no-ops and the hand-over fail.
+                with anyio.CancelScope() as body_scope:
+                    sub.scope = body_scope
+                    reason = await self._run(send)
+                return
             async with anyio.create_task_group() as tg:
 
                 async def listen() -> None:
@@ -206,39 +214,25 @@ class EventStream(Response):
     async def _run_inner(self, send: Send) -> str:
         service, sub, settings = self.service, self.sub, self.service.settings
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        await self._write(send, sse.retry(settings.retry_ms))
         sub.muted = await _whole(service.muted(sub.principal))  # types switched off in-app
-        snapshot = await _whole(service.snapshot(sub.principal))
-        latest: int = snapshot["latest_seq"]
-        first = await self._opening(snapshot, latest)
-        await self._write(send, first)
-        if self.resume is not None and self.sent < latest:
-            await self._replay(send, latest)
+        limit = settings.replay_limit
+        opening = await _whole(
+            from_memory(service.hub, service.store, sub, self.resume, replay_limit=limit)
+        )
+        if opening is None:  # a resume only the store can answer
+            opening = await _whole(from_store(service.store, sub, self.resume, replay_limit=limit))
+        self.sent = opening.sent
+        await self._write(send, sse.retry(settings.retry_ms) + opening.data)
+        if opening.replayed:
+            service.metrics.delivered.inc(opening.replayed)
+        if opening.replay_to is not None:
+            await self._replay(send, opening.replay_to)
         if self._attach is not None and self.sub.reason is None:
             # The edge protocol takes the transport: no task, no await per frame from here.
             if self._attach(Edge(edges_of(service), self.sub, self.sent)):
                 return DETACHED
             return "disconnect"
         return await self._live(send)
-
-    async def _opening(self, snapshot: dict[str, Any], latest: int) -> bytes:
-        resume = self.resume
-        if resume is None or resume == latest:
-            self.sent = latest
-            return sse.frame("ready", snapshot, latest)
-        if resume > latest or latest - resume > self.service.settings.replay_limit:
-            self.sent = latest
-            return sse.frame("reset", snapshot, latest)
-        oldest = await _whole(self._oldest())
-        if oldest is None or resume + 1 < oldest:
-            self.sent = latest
-            return sse.frame("reset", snapshot, latest)
-        self.sent = resume
-        return sse.frame("ready", snapshot)
-
-    async def _oldest(self) -> int | None:
-        async with self.service.store.read() as conn:
-            return await nq.oldest_seq(conn, self.sub.principal.tenant)
 
     async def _page(self, latest: int | None) -> list[Notification]:
         async with self.service.store.read() as conn:

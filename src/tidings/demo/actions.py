@@ -41,7 +41,7 @@ from tidings.demo.domain import (
 )
 from tidings.demo.tables import booking_events, bookings, customers, payments
 from tidings.domain.notifications import NewNotification, utcnow
-from tidings.errors import Conflict, NotFound
+from tidings.errors import Code, Conflict, NotFound
 from tidings.service import Tidings, Transaction
 
 _B, _C = bookings.c, customers.c
@@ -306,11 +306,11 @@ async def record_payment(
             )
         ).first()
         if row is None:
-            raise NotFound(f"There is no booking #{booking_id}.", code="booking_not_found")
+            raise NotFound(f"There is no booking #{booking_id}.", code=Code.BOOKING_NOT_FOUND)
         if row.status == "cancelled":
             raise Conflict(
                 f"Booking #{booking_id} is cancelled: payments cannot be recorded against it.",
-                code="booking_cancelled",
+                code=Code.BOOKING_CANCELLED,
             )
         amount = money(data.amount_cents)
         method = PAYMENT_METHODS[data.method].lower()
@@ -358,5 +358,5 @@ async def _lock_booking(conn: AsyncConnection, tenant: str, booking_id: int) -> 
         )
     ).first()
     if row is None:
-        raise NotFound(f"There is no booking #{booking_id}.", code="booking_not_found")
+        raise NotFound(f"There is no booking #{booking_id}.", code=Code.BOOKING_NOT_FOUND)
     return row

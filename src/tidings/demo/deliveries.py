@@ -25,7 +25,7 @@ from tidings.api.deps import ServiceDep
 from tidings.channels import deliverylog
 from tidings.demo.pages import UserDep
 from tidings.demo.templating import DemoRoute, render
-from tidings.errors import NotFound
+from tidings.errors import Code, NotFound
 from tidings.store import notifications as nq
 
 router = APIRouter(prefix="/demo", route_class=DemoRoute, include_in_schema=False)
@@ -120,7 +120,7 @@ async def notification(
         found = await nq.get(conn, user.tenant, notification_id)
         if found is None or not found.visible_to(user.user_id, frozenset({user.role})):
             raise NotFound(
-                f"There is no notification #{notification_id}.", code="notification_not_found"
+                f"There is no notification #{notification_id}.", code=Code.NOTIFICATION_NOT_FOUND
             )
         entries = await deliverylog.for_notification(conn, user.tenant, notification_id)
     link = found.link if found.link and _safe_link(found.link) else None

@@ -19,7 +19,7 @@ from datetime import date, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
-from tidings.errors import Conflict, ValidationFailed
+from tidings.errors import Code, Conflict, ValidationFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ class ImpossibleMove(Conflict):
     """A status change the state machine does not allow."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail, code="impossible_move")
+        super().__init__(detail, code=Code.IMPOSSIBLE_MOVE)
 
 
 def moves_from(status: str) -> list[Move]:
@@ -117,7 +117,7 @@ def apply_move(booking_id: int, status: str, move_name: str) -> Move:
     if move is None:
         raise ValidationFailed(
             f"{move_name!r} is not a booking move; use one of {', '.join(sorted(MOVES))}.",
-            code="unknown_move",
+            code=Code.UNKNOWN_MOVE,
         )
     if status in move.sources:
         return move
@@ -141,7 +141,7 @@ class FormErrors(ValidationFailed):
 
     def __init__(self, fields: dict[str, str]) -> None:
         first = next(iter(fields.values()), "The form is not valid.")
-        super().__init__(first, code="validation_failed", extra={"fields": fields})
+        super().__init__(first, code=Code.VALIDATION_FAILED, extra={"fields": fields})
         self.fields = fields
 
 

@@ -33,7 +33,7 @@ from tidings.demo.sessions import DemoUser
 from tidings.demo.templating import DemoRoute, redirect, render
 from tidings.domain.notifications import utcnow
 from tidings.domain.principals import Principal
-from tidings.errors import Forbidden
+from tidings.errors import Code, Forbidden
 
 router = APIRouter(prefix="/demo", route_class=DemoRoute, include_in_schema=False)
 
@@ -133,7 +133,7 @@ def _owner(user: DemoUser) -> None:
     if user.role != "owner":
         raise Forbidden(
             "Only an owner can see and change the business's notification defaults.",
-            code="owner_only",
+            code=Code.OWNER_ONLY,
         )
 
 

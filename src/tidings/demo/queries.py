@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.demo.domain import ITEMS, money
 from tidings.demo.tables import booking_events, bookings, customers, demo_users, payments
-from tidings.errors import NotFound
+from tidings.errors import Code, NotFound
 from tidings.store.tables import tenants
 
 _B, _C, _P = bookings.c, customers.c, payments.c
@@ -111,7 +111,9 @@ async def tenant_name(conn: AsyncConnection, tenant: str) -> str:
         await conn.execute(select(tenants.c.name).where(tenants.c.id == tenant, _seeded(tenant)))
     ).scalar_one_or_none()
     if name is None:
-        raise NotFound(f"There is no rental business called {tenant!r}.", code="tenant_not_found")
+        raise NotFound(
+            f"There is no rental business called {tenant!r}.", code=Code.TENANT_NOT_FOUND
+        )
     return str(name)
 
 
@@ -187,7 +189,7 @@ async def get_booking(conn: AsyncConnection, tenant: str, booking_id: int) -> Bo
         await conn.execute(_booking_select().where(_B.tenant_id == tenant, _B.id == booking_id))
     ).first()
     if row is None:
-        raise NotFound(f"There is no booking #{booking_id}.", code="booking_not_found")
+        raise NotFound(f"There is no booking #{booking_id}.", code=Code.BOOKING_NOT_FOUND)
     return _booking(row)
 
 

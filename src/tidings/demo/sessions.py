@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from tidings.api.deps import COOKIE as TOKEN_COOKIE
 from tidings.demo.tables import demo_users
-from tidings.errors import Forbidden, Unauthorized
+from tidings.errors import Code, Forbidden, Unauthorized
 from tidings.service import Tidings
 
 SESSION_COOKIE = "demo_session"
@@ -42,7 +42,7 @@ class SignInRequired(Unauthorized):
     """No valid demo session: pages redirect to the sign-in page, APIs answer 401."""
 
     def __init__(self, detail: str = "Sign in to use the demo.") -> None:
-        super().__init__(detail, code="sign_in_required")
+        super().__init__(detail, code=Code.SIGN_IN_REQUIRED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +170,7 @@ def check_csrf(user: DemoUser, submitted: object) -> None:
         raise Forbidden(
             "This form is out of date or was sent from another site (CSRF check failed). "
             "Reload the page and try again.",
-            code="csrf_failed",
+            code=Code.CSRF_FAILED,
         )
 
 
@@ -196,5 +196,5 @@ def check_form_token(request: Request, submitted: object) -> None:
         raise Forbidden(
             "This form is out of date or was sent from another site (CSRF check failed). "
             "Reload the page and try again.",
-            code="csrf_failed",
+            code=Code.CSRF_FAILED,
         )

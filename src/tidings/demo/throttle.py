@@ -7,7 +7,7 @@ names (``TIDINGS_FORWARDED_ALLOW_IPS``); behind an untrusted proxy every client 
 
 from __future__ import annotations
 
-from tidings.errors import TooManyRequests
+from tidings.errors import Code, TooManyRequests
 from tidings.ratelimit import RateLimiter
 
 PER_ADDRESS = "10/minute"
@@ -27,6 +27,6 @@ class SignInThrottle:
         except TooManyRequests as error:
             raise TooManyRequests(
                 "Too many sign-in attempts; please wait a minute and try again.",
-                code="sign_in_throttled",
+                code=Code.SIGN_IN_THROTTLED,
                 retry_after=error.retry_after,
             ) from error

@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.errors import NotFound, ValidationFailed
+from tidings.errors import Code, NotFound, ValidationFailed
 from tidings.store.tables import (
     audience_targets,
     metadata,
@@ -57,7 +57,7 @@ UserEraser = Callable[[AsyncConnection, str, str], Awaitable[dict[str, int]]]
 
 
 def _no_tenant(tenant_id: str) -> NotFound:
-    return NotFound(f"Tenant {tenant_id!r} does not exist.", code="tenant_not_found")
+    return NotFound(f"Tenant {tenant_id!r} does not exist.", code=Code.TENANT_NOT_FOUND)
 
 
 async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from tidings.domain.notifications import Audience, NewNotification, Notification
-from tidings.errors import NotFound, TidingsError, ValidationFailed
+from tidings.errors import Code, NotFound, TidingsError, ValidationFailed
 from tidings.store.tables import audience_targets, notifications, tenants
 
 _N = notifications.c
@@ -65,12 +65,12 @@ _INSERT_TARGETS = sa_insert(audience_targets)
 def _mismatch() -> ValidationFailed:
     return ValidationFailed(
         "This Idempotency-Key was used for a different notification.",
-        code="idempotency_key_mismatch",
+        code=Code.IDEMPOTENCY_KEY_MISMATCH,
     )
 
 
 def _unknown_tenant(tenant: str) -> NotFound:
-    return NotFound(f"Tenant {tenant!r} does not exist.", code="tenant_not_found")
+    return NotFound(f"Tenant {tenant!r} does not exist.", code=Code.TENANT_NOT_FOUND)
 
 
 def _stage(
@@ -250,7 +250,7 @@ async def latest_seq(conn: AsyncConnection, tenant: str) -> int:
         await conn.execute(select(tenants.c.last_seq).where(tenants.c.id == tenant))
     ).scalar_one_or_none()
     if value is None:
-        raise NotFound(f"Tenant {tenant!r} does not exist.", code="tenant_not_found")
+        raise NotFound(f"Tenant {tenant!r} does not exist.", code=Code.TENANT_NOT_FOUND)
     return int(value)
 
 

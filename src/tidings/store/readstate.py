@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import and_, bindparam, exists, func, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from tidings.domain.notifications import Notification
 from tidings.domain.readstate import UNREAD_DISPLAY_CAP, UnreadCount
-from tidings.errors import NotFound
+from tidings.errors import Code, NotFound
 from tidings.store.notifications import from_row, visible
-from tidings.store.tables import notifications, read_state, receipts
+from tidings.store.tables import audience_targets, notifications, read_state, receipts
 
 Status = Literal["unread", "read", "archived", "all"]
 _N = notifications.c
@@ -162,7 +162,7 @@ async def _require_visible(
     if missing:
         raise NotFound(
             f"No notification with id {', '.join(map(str, missing[:20]))} for this user.",
-            code="notification_not_found",
+            code=Code.NOTIFICATION_NOT_FOUND,
             extra={"ids": missing[:100]},
         )
 
@@ -245,3 +245,79 @@ async def readers(conn: AsyncConnection, tenant: str, seq: int) -> list[str]:
     )
     rows = await conn.execute(by_receipt.union(by_mark))
     return sorted(str(u) for (u,) in rows)
+
+
+# -- the stream's opening snapshot (delivery/recent.py): statements built once ------------------
+_T = audience_targets.c
+_MARK = (
+    select(func.coalesce(func.max(read_state.c.watermark), 0))
+    .where(read_state.c.tenant_id == bindparam("tid"), read_state.c.user_id == bindparam("uid"))
+    .scalar_subquery()
+)
+_VISIBLE = and_(
+    _N.tenant_id == bindparam("tid"),
+    _N.seq <= bindparam("upto"),
+    _N.type.not_in(bindparam("muted", expanding=True)),
+    or_(
+        _N.targeted.is_(False),
+        exists().where(
+            _T.tenant_id == _N.tenant_id,
+            _T.seq == _N.seq,
+            or_(
+                and_(_T.kind == "u", _T.value == bindparam("uid")),
+                and_(_T.kind == "r", _T.value.in_(bindparam("roles", expanding=True))),
+            ),
+        ),
+    ),
+)
+_MINE = notifications.outerjoin(
+    receipts, and_(_R.tenant_id == _N.tenant_id, _R.seq == _N.seq, _R.user_id == bindparam("uid"))
+)
+_SNAPSHOT_COUNT = select(func.count()).select_from(
+    select(_N.seq)
+    .select_from(_MINE)
+    .where(_VISIBLE, _N.seq > _MARK, _R.read_at.is_(None), _R.archived_at.is_(None))
+    .limit(UNREAD_DISPLAY_CAP + 1)
+    .subquery()
+)
+_SNAPSHOT_LATEST = (
+    select(notifications, _R.read_at, _R.archived_at, _MARK.label("mark"))
+    .select_from(_MINE)
+    .where(_VISIBLE, _R.archived_at.is_(None))
+    .order_by(_N.seq.desc())
+    .limit(bindparam("size"))
+)
+
+
+async def snapshot(
+    conn: AsyncConnection,
+    tenant: str,
+    user: str,
+    roles: Collection[str],
+    muted: Collection[str],
+    *,
+    upto: int,
+    size: int,
+) -> tuple[UnreadCount, list[FeedItem]]:
+    """The unread count and the latest ``size`` inbox items of ``user`` among ``seq <= upto``,
+    muted types left out: two statements (built once), for the caller's one read transaction.
+    Bounded by ``upto`` so the result is exact as of that seq whatever the isolation level."""
+    params = {
+        "tid": tenant,
+        "uid": user,
+        "roles": sorted(roles),
+        "muted": sorted(muted),
+        "upto": upto,
+        "size": size,
+    }
+    counted = (await conn.execute(_SNAPSHOT_COUNT, params)).scalar_one()
+    rows = (await conn.execute(_SNAPSHOT_LATEST, params)).all()
+    items = [
+        FeedItem(
+            notification=from_row(row),
+            read=int(row.seq) <= int(row.mark) or row.read_at is not None,
+            archived=False,
+        )
+        for row in rows
+    ]
+    return UnreadCount.from_probe(int(counted)), items

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tidings.errors import NotFound
+from tidings.errors import Code, NotFound
 from tidings.store.tables import signing_keys
 from tidings.store.tenants import get_tenant
 
@@ -77,7 +77,7 @@ async def revoke(
         query = query.where(signing_keys.c.tenant_id == tenant_id)
     row = None if not KID.match(kid) else (await conn.execute(query)).first()
     if row is None:
-        raise NotFound(f"No signing key {kid!r}.", code="signing_key_not_found")
+        raise NotFound(f"No signing key {kid!r}.", code=Code.SIGNING_KEY_NOT_FOUND)
     revoked = row.revoked_at or now
     await conn.execute(
         update(signing_keys).where(signing_keys.c.kid == kid).values(revoked_at=revoked)

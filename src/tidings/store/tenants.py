@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.principals import KeyPrincipal
-from tidings.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from tidings.errors import Code, Conflict, NotFound, Unauthorized, ValidationFailed
 from tidings.store.tables import api_keys, tenants
 
 SCOPES = frozenset({"publish", "tokens", "admin"})
@@ -79,14 +79,14 @@ async def create_tenant(
                 )
             )
     except IntegrityError as error:
-        raise Conflict(f"Tenant {tenant_id!r} exists already.", code="tenant_exists") from error
+        raise Conflict(f"Tenant {tenant_id!r} exists already.", code=Code.TENANT_EXISTS) from error
     return Tenant(tenant_id, name, now, {})
 
 
 async def get_tenant(conn: AsyncConnection, tenant_id: str) -> Tenant:
     row = (await conn.execute(select(tenants).where(tenants.c.id == tenant_id))).first()
     if row is None:
-        raise NotFound(f"Tenant {tenant_id!r} does not exist.", code="tenant_not_found")
+        raise NotFound(f"Tenant {tenant_id!r} does not exist.", code=Code.TENANT_NOT_FOUND)
     return Tenant(row.id, row.name, row.created_at, dict(row.settings or {}))
 
 
@@ -147,7 +147,7 @@ async def revoke_key(
         query = query.where(api_keys.c.tenant_id == tenant_id)
     row = (await conn.execute(query)).first()
     if row is None:
-        raise NotFound(f"No API key {key_id!r}.", code="key_not_found")
+        raise NotFound(f"No API key {key_id!r}.", code=Code.KEY_NOT_FOUND)
     revoked = row.revoked_at or now
     await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=revoked))
     return ApiKey(row.id, row.tenant_id, row.name, tuple(row.scopes), row.created_at, revoked)
@@ -169,12 +169,12 @@ def check_key(row: Any, presented: str) -> KeyPrincipal:
     ``Unauthorized`` (malformed, invalid or revoked). The secret is compared in constant time."""
     match = KEY_FORMAT.match(presented)
     if match is None:
-        raise Unauthorized("The API key is malformed.", code="invalid_credentials")
+        raise Unauthorized("The API key is malformed.", code=Code.INVALID_CREDENTIALS)
     key_id, secret = match.groups()
     if row is None or row.id != key_id or not hmac.compare_digest(row.secret_hash, _hash(secret)):
-        raise Unauthorized("The API key is not valid.", code="invalid_credentials")
+        raise Unauthorized("The API key is not valid.", code=Code.INVALID_CREDENTIALS)
     if row.revoked_at is not None:
-        raise Unauthorized("The API key was revoked.", code="key_revoked")
+        raise Unauthorized("The API key was revoked.", code=Code.KEY_REVOKED)
     return KeyPrincipal(tenant=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes))
 
 
@@ -183,6 +183,6 @@ async def authenticate_key(conn: AsyncConnection, presented: str) -> KeyPrincipa
     revoked). The request path goes through :class:`tidings.apikeys.ApiKeys`, which caches."""
     match = KEY_FORMAT.match(presented)
     if match is None:
-        raise Unauthorized("The API key is malformed.", code="invalid_credentials")
+        raise Unauthorized("The API key is malformed.", code=Code.INVALID_CREDENTIALS)
     rows = await keys_by_id(conn, [match.group(1)])
     return check_key(rows.get(match.group(1)), presented)

@@ -4,6 +4,8 @@ fill have their own unit tests (tests/delivery/); these cover the branches aroun
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
@@ -27,9 +29,21 @@ def sample(svc: Tidings, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def small_hub(svc: Tidings, *, buffer: int = 10, per_user: int = 2, per_tenant: int = 3) -> Hub:
+def small_hub(
+    svc: Tidings,
+    *,
+    buffer: int = 10,
+    per_user: int = 2,
+    per_tenant: int = 3,
+    view_ttl: float = 60.0,
+) -> Hub:
     return Hub(
-        svc.store, svc.metrics, buffer=buffer, max_per_user=per_user, max_per_tenant=per_tenant
+        svc.store,
+        svc.metrics,
+        buffer=buffer,
+        max_per_user=per_user,
+        max_per_tenant=per_tenant,
+        view_ttl=view_ttl,
     )
 
 
@@ -71,7 +85,7 @@ async def test_a_closing_hub_refuses_and_ends_every_stream(service: Tidings) -> 
 
 async def test_unsubscribe_forgets_users_and_tenants(service: Tidings) -> None:
     await service.publish("t1", new("before"))
-    hub = small_hub(service)
+    hub = small_hub(service, view_ttl=0)  # no grace: the last stream's leaving forgets it
     a1 = await hub.subscribe(principal("t1", "a"))
     a2 = await hub.subscribe(principal("t1", "a"))
     b = await hub.subscribe(principal("t1", "b"))
@@ -96,6 +110,20 @@ async def test_unsubscribe_forgets_users_and_tenants(service: Tidings) -> None:
     assert (hub.tenants(), hub.stream_count, hub.last_seen("t1")) == ([], 0, None)
     assert sample(service, "tidings_streams_open") == 0  # the double unsubscribe counted once
     assert sample(service, "tidings_subscribers_dropped_total", reason="overflow") == 1
+
+
+async def test_a_tenant_without_streams_is_kept_for_view_ttl(service: Tidings) -> None:
+    """A reconnect storm finds the ring and views: the tenant stays served for ``view_ttl``
+    after its last stream leaves, and ``catch_up`` forgets it once that has passed."""
+    await service.publish("t1", new("before"))
+    hub = small_hub(service, view_ttl=0.2)
+    sub = await hub.subscribe(principal("t1", "a"))
+    hub.unsubscribe(sub)
+    await hub.catch_up()
+    assert (hub.tenants(), hub.stream_count, hub.last_seen("t1")) == (["t1"], 0, 1)
+    await asyncio.sleep(0.25)
+    await hub.catch_up()
+    assert (hub.tenants(), hub.last_seen("t1")) == ([], None)
 
 
 async def test_metrics_count_open_streams(service: Tidings) -> None:

@@ -1,0 +1,127 @@
+"""Server CPU per stream connect, cold and warm, on an in-process server (a diagnostic).
+
+    python benchmarks/connect.py --streams 1000                  # as tidings serve runs
+    python benchmarks/connect.py --streams 1000 --no-muted-hook  # without the channels' hook
+
+Starts tidings under uvicorn in a thread of this process (``tests.support.ServerThread``, the
+edge protocol, SQLite in a temp dir), mints one token per stream (``--users`` distinct users,
+default one per stream), then twice: a client subprocess (raw sockets, uvloop, 100 attempts in
+flight) opens every stream and waits for each ``ready``; then all are closed. The first pass is
+cold (nothing kept), the second a reconnect with everything kept. For each it prints the
+process CPU (server and its store threads; the client is another process) over the pass plus
+0.5 s, per stream, and the store read transactions opened (``Store.read`` calls: the opening's
+own and the channels'). ``--no-muted-hook`` takes the channels' muted-types hook out, to see
+the connect path without it (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import ServerThread, create_tenant, make_settings  # noqa: E402
+
+CLIENT = r"""
+import asyncio, json, sys, time
+import uvloop
+
+async def one(port, token, gate):
+    async with gate:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = "GET /v1/stream HTTP/1.1\r\nHost: x\r\n"
+        writer.write(f"{head}Authorization: Bearer {token}\r\n\r\n".encode())
+        seen = b""
+        while b"event: ready" not in seen and b"event: reset" not in seen:
+            data = await reader.read(65536)
+            if not data:
+                raise RuntimeError(seen[:300])
+            seen += data
+        return writer
+
+async def main():
+    port, tokens = int(sys.argv[1]), json.load(open(sys.argv[2]))
+    gate = asyncio.Semaphore(100)
+    started = time.perf_counter()
+    writers = await asyncio.gather(*(one(port, t, gate) for t in tokens))
+    print(json.dumps({"open_s": round(time.perf_counter() - started, 3)}), flush=True)
+    sys.stdin.readline()
+    for writer in writers:
+        writer.close()
+
+uvloop.run(main())
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--streams", type=int, default=1000)
+    p.add_argument("--users", type=int, default=0, help="distinct users (default: one each)")
+    p.add_argument("--no-muted-hook", action="store_true", help="without the channels' hook")
+    args = p.parse_args()
+    tmp = tempfile.mkdtemp(prefix="tidings-connect-")
+    cap = args.streams + 10
+    srv = ServerThread(
+        make_settings(tmp, max_streams_per_tenant=cap, max_streams_per_user=cap)
+    ).start()
+    try:
+        create_tenant(srv.url, "jump-joy")
+        service: Any = srv.service
+        if args.no_muted_hook:
+            service.muted_types = None
+        users = args.users or args.streams
+        minted = [service.mint_token("jump-joy", f"u{i}")[0] for i in range(users)]
+        tokens = [minted[i % users] for i in range(args.streams)]
+        path = os.path.join(tmp, "tokens.json")
+        Path(path).write_text(json.dumps(tokens))
+        script = os.path.join(tmp, "client.py")
+        Path(script).write_text(CLIENT)
+        reads = [0]
+        store = service.store
+        real_read = store.read
+
+        def counting_read() -> AbstractAsyncContextManager[Any]:
+            reads[0] += 1
+            return real_read()
+
+        store.read = counting_read
+        for label in ("cold", "warm"):
+            reads[0] = 0
+            before = os.times()
+            client = subprocess.Popen(
+                [sys.executable, script, str(srv.port), path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert client.stdout is not None and client.stdin is not None
+            opened = json.loads(client.stdout.readline())
+            time.sleep(0.5)
+            after = os.times()
+            cpu = (after.user - before.user) + (after.system - before.system)
+            print(
+                f"{label}: {args.streams} streams open in {opened['open_s']} s; server CPU "
+                f"{cpu:.2f} s = {cpu / args.streams * 1000:.3f} ms per stream; "
+                f"store reads {reads[0]}",
+                flush=True,
+            )
+            client.stdin.write("\n")
+            client.stdin.flush()
+            client.wait(60)
+            time.sleep(1.0)
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The connect path without SQL (delivery/recent.py, delivery/opening.py, auth.TokenCache).
+
+The property: whatever was published, read, archived or muted, the opening the hub answers
+from memory (ring + kept view) is the opening the store alone gives (``from_store`` + its
+replay): the same ``ready`` data, the same replayed seqs, the same ``sent``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from tests.support import ServerThread, Stream, create_tenant, make_settings, open_service, publish
+from tidings.auth import TokenCache
+from tidings.delivery.hub import Hub
+from tidings.delivery.opening import Opening, from_memory, from_store
+from tidings.domain.notifications import Audience, NewNotification
+from tidings.domain.principals import Principal
+from tidings.errors import NotFound, Unauthorized
+from tidings.service import Tidings
+from tidings.store import notifications as nq
+
+USERS = ("ann", "bob", "cy")
+ROLES = {"ann": frozenset({"staff"}), "bob": frozenset(), "cy": frozenset({"staff", "owner"})}
+TYPES = ("booking_created", "payment_failed", "system")
+RING = 6
+LIMIT = 12
+
+
+def principal(tenant: str, user: str, ttl: float = 3600) -> Principal:
+    expires = datetime.now(UTC) + timedelta(seconds=ttl)
+    return Principal(tenant=tenant, user=user, roles=ROLES[user], expires_at=expires)
+
+
+# -- the token cache ----------------------------------------------------------------------------
+
+
+def test_a_cached_token_is_answered_until_its_exp_then_as_expired() -> None:
+    cache = TokenCache(size=2)
+    p = principal("jump-joy", "ann", ttl=10)
+    cache.put("t1", p, None)
+    exp = p.expires_at.timestamp()
+    assert cache.get("t1", now=exp - 0.5) == (p, None)
+    with pytest.raises(Unauthorized) as caught:
+        cache.get("t1", now=exp)  # no leeway, as PyJWT
+    assert caught.value.code == "token_expired"
+    assert cache.get("t1", now=exp - 5) is None, "an expired token is dropped"
+
+
+def test_the_token_cache_is_bounded_least_recently_used_out() -> None:
+    cache = TokenCache(size=2)
+    for name in ("a", "b"):
+        cache.put(name, principal("jump-joy", "ann"), None)
+    assert cache.get("a") is not None
+    cache.put("c", principal("jump-joy", "bob"), "tsk_1")
+    assert len(cache) == 2 and cache.get("b") is None
+    hit = cache.get("c")
+    assert hit is not None and hit[1] == "tsk_1"
+    off = TokenCache(size=0)
+    off.put("a", principal("jump-joy", "ann"), None)
+    assert len(off) == 0
+
+
+@pytest.mark.anyio
+async def test_a_token_is_verified_once_then_served_from_the_cache(tmp_path: Path) -> None:
+    async with open_service(make_settings(str(tmp_path))) as service:
+        await service.load_secrets()
+        token, _ = service.mint_token("jump-joy", "ann", ["staff"], ttl=60)
+        first = await service.verify_token(token)
+        assert len(service.tokens) == 1
+        assert await service.verify_token(token) is first  # no second verification
+        with pytest.raises(Unauthorized):
+            await service.verify_token(token[:-2] + "xx")  # a forged signature is not a hit
+        assert len(service.tokens) == 1, "only verified tokens are kept"
+
+
+# -- the opening: memory against the store ------------------------------------------------------
+
+Op = tuple[Any, ...]
+ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("publish"),
+            st.sampled_from(TYPES),
+            st.one_of(st.none(), st.sampled_from([("ann",), ("bob",), ("staff",), ("owner",)])),
+            st.integers(1, 3),
+        ),
+        st.tuples(st.just("read"), st.sampled_from(USERS), st.integers(1, 10)),
+        st.tuples(st.just("archive"), st.sampled_from(USERS), st.integers(1, 10)),
+        st.tuples(st.just("read_all"), st.sampled_from(USERS), st.integers(0, 12)),
+        st.tuples(
+            st.just("connect"),
+            st.sampled_from(USERS),
+            st.frozensets(st.sampled_from(TYPES), max_size=1),
+            st.one_of(st.none(), st.integers(0, 20)),
+        ),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _ready(opening: Opening) -> tuple[str, dict[str, Any]]:
+    """The first frame's event (with its id, if any) and data."""
+    head = opening.data.split(b"\n\n", 1)[0]
+    lines = dict(line.split(b": ", 1) for line in head.split(b"\n"))
+    event = lines[b"event"].decode() + (f"#{int(lines[b'id'])}" if b"id" in lines else "")
+    return event, orjson.loads(lines[b"data"])
+
+
+def _seqs(data: bytes) -> list[int]:
+    """The ids of the frames after the first (the replay)."""
+    rest = data.split(b"\n\n", 1)[1]
+    return [int(line[4:]) for line in rest.split(b"\n") if line.startswith(b"id: ")]
+
+
+async def _store_replay(service: Tidings, p: Principal, muted: frozenset[str], op: Opening) -> Any:
+    if op.replay_to is None:
+        return []
+    async with service.store.read() as conn:
+        rows = await nq.fetch_after(conn, p.tenant, op.sent, upto=op.replay_to, limit=1000)
+    return [r.seq for r in rows if r.visible_to(p.user, p.roles) and r.type not in muted]
+
+
+async def _check_connect(
+    service: Tidings, tenant: str, user: str, muted: frozenset[str], resume: int | None
+) -> None:
+    hub, p = service.hub, principal(tenant, user)
+    sub = await hub.subscribe(p)
+    sub.muted = muted
+    try:
+        memory = await from_memory(hub, service.store, sub, resume, replay_limit=LIMIT)
+        store = await from_store(service.store, sub, resume, replay_limit=LIMIT)
+    finally:
+        hub.unsubscribe(sub)
+    replayed = await _store_replay(service, p, muted, store)
+    s_event, s_data = _ready(store)
+    if not muted:  # the statements of the store's snapshot give what the feed queries give
+        assert s_data == orjson.loads(orjson.dumps(await service.snapshot(p)))
+    if memory is None:  # only when the store must answer: a resume beyond the ring (or ahead)
+        state = hub.tenant_state(tenant)
+        assert state is not None and resume is not None
+        assert resume > state.last or not state.ring.covers(resume)
+        return
+    m_event, m_data = _ready(memory)
+    assert (m_event, m_data) == (s_event, s_data)
+    assert _seqs(memory.data) == replayed
+    assert memory.sent == (store.replay_to if store.replay_to is not None else store.sent)
+
+
+async def _run(service: Tidings, tenant: str, program: list[Op]) -> None:
+    await service.create_tenant(tenant, tenant)
+    watcher = await service.hub.subscribe(principal(tenant, "bob"))  # the tenant is served
+    try:
+        for op in program:
+            kind = op[0]
+            if kind == "publish":
+                _, type_, target, count = op
+                audience = None
+                if target is not None:
+                    name = target[0]
+                    audience = Audience(users=(name,)) if name in USERS else Audience(roles=target)
+                for i in range(count):
+                    new = NewNotification(type=type_, title=f"n{i}", audience=audience)
+                    await service.publish(tenant, new)
+            elif kind in ("read", "archive"):
+                _, user, seq = op
+                act = service.mark_read if kind == "read" else service.archive
+                with contextlib.suppress(NotFound):  # not visible to them, or not yet published
+                    await act(principal(tenant, user), [seq])
+            elif kind == "read_all":
+                await service.mark_all_read(principal(tenant, op[1]), op[2] or None)
+            else:
+                _, user, muted, resume = op
+                await _check_connect(service, tenant, user, muted, resume)
+        for user in USERS:  # and once more at the end, each (kept views rolled forward)
+            await _check_connect(service, tenant, user, frozenset(), None)
+    finally:
+        service.hub.unsubscribe(watcher)
+
+
+@pytest.fixture
+def service_loop(tmp_path: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, Tidings]]:
+    loop = asyncio.new_event_loop()
+    context = open_service(make_settings(str(tmp_path), replay_limit=LIMIT))
+    service = loop.run_until_complete(context.__aenter__())
+    service.hub = Hub(
+        service.store, service.metrics, buffer=1000, max_per_user=50, max_per_tenant=50, ring=RING
+    )
+    try:
+        yield loop, service
+    finally:
+        loop.run_until_complete(context.__aexit__(None, None, None))
+        loop.close()
+
+
+def test_the_opening_from_memory_is_the_opening_from_the_store(
+    service_loop: tuple[asyncio.AbstractEventLoop, Tidings],
+) -> None:
+    loop, service = service_loop
+    names = (f"t{i}" for i in itertools.count())
+
+    @hyp_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(program=ops)
+    def check(program: list[Op]) -> None:
+        loop.run_until_complete(_run(service, next(names), program))
+
+    check()
+
+
+@pytest.mark.anyio
+async def test_a_read_elsewhere_drops_the_kept_view(tmp_path: Path) -> None:
+    """The event alone (as the broker brings it from another instance) makes the next
+    opening read the store again: the view is forgotten, not patched."""
+    async with open_service(make_settings(str(tmp_path))) as service:
+        await service.create_tenant("jump-joy", "jump-joy")
+        hub, ann = service.hub, principal("jump-joy", "ann")
+        watcher = await hub.subscribe(ann)
+        for i in range(3):
+            await service.publish("jump-joy", NewNotification(type="system", title=f"n{i}"))
+        opening = await from_memory(hub, service.store, watcher, None, replay_limit=100)
+        assert opening is not None and _ready(opening)[1]["unread"]["count"] == 3
+        async with service.store.write() as conn:  # committed by another instance
+            from tidings.store import readstate as rq
+
+            await rq.mark_read(conn, "jump-joy", "ann", ["staff"], [1], now=datetime.now(UTC))
+        hub.deliver_ephemeral("jump-joy", "ann", "read", b'{"ids":[1]}')  # its broker event
+        opening = await from_memory(hub, service.store, watcher, None, replay_limit=100)
+        assert opening is not None and _ready(opening)[1]["unread"]["count"] == 2
+        hub.broker_changed(connected=False)  # events may be lost: nothing kept is trusted
+        async with service.store.write() as conn:
+            await rq.mark_read(conn, "jump-joy", "ann", ["staff"], [2], now=datetime.now(UTC))
+        opening = await from_memory(hub, service.store, watcher, None, replay_limit=100)
+        assert opening is not None and _ready(opening)[1]["unread"]["count"] == 1
+        hub.unsubscribe(watcher)
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_a_read_on_another_instance_reaches_the_count_this_one_keeps(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Two instances, one store, the Redis broker: ann's view is kept on A; she reads and
+    archives through B; once B's events reach A, a new stream on A counts right."""
+    settings = make_settings(str(tmp_path), broker_url=redis_url)
+    a, b = ServerThread(settings).start(), ServerThread(settings).start()
+    try:
+        tenant = create_tenant(a.url, "jump-joy")
+        token = tenant.token("ann")
+        auth = {"Authorization": f"Bearer {token}"}
+        async with Stream(a.url, token) as first, httpx.AsyncClient(timeout=10) as client:
+            assert (await first.next_event("ready")).data["unread"]["count"] == 0
+            for i in range(4):
+                await publish(client, tenant, f"n{i}")
+            await first.notifications(4)
+            steps = [
+                ("read", {"ids": [1]}, 4, [4, 3, 2, 1]),
+                ("archive", {"ids": [2]}, 3, [4, 3, 1]),
+                ("read", {"all": True}, 2, [4, 3, 1]),
+            ]
+            for path, body, before, latest in steps:
+                async with Stream(a.url, token) as probe:  # opened on A: the view is kept there
+                    assert (await probe.next_event("ready")).data["unread"]["count"] == before
+                r = await client.post(f"{b.url}/v1/feed/{path}", json=body, headers=auth)
+                assert r.status_code == 200, r.text
+                await first.next_event("read" if path == "read" else "archived")  # via Redis
+                async with Stream(a.url, token) as after:
+                    ready = (await after.next_event("ready")).data
+                assert ready["unread"] == r.json()["unread"]
+                assert [item["id"] for item in ready["latest"]] == latest
+    finally:
+        a.stop()
+        b.stop()
