@@ -1,8 +1,10 @@
 """The channels of one instance: their state, their background workers, and the hooks they put
 into the service.
 
-Started by the lifespan (``app.state.startup_hooks``) once the service exists; stopped, in
-reverse, before the store closes. Workers (each one task, each surviving its own errors):
+Started by :class:`tidings.channels.ChannelsExtension` once the service is open; :meth:`start`
+returns the hooks the service calls (the planner's wake-up after each publish, the in-app
+mutes); stopped, in reverse, before the store closes. Workers (each one task, each surviving
+its own errors):
 
 =================  =====================================================================
 planner            fan-out of committed notifications to push/e-mail (woken by publishes)
@@ -36,6 +38,7 @@ from tidings.channels.pushqueue import PushWorker
 from tidings.channels.tables import digest_runs, scheduled_reminders
 from tidings.channels.webpush import HostRules, PushSender, VapidKeys, load_or_create_keys
 from tidings.domain.principals import Principal
+from tidings.hooks import Hooks
 from tidings.service import Tidings
 
 log = logging.getLogger(__name__)
@@ -71,17 +74,16 @@ class Channels:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self) -> Hooks:
         self.loop = asyncio.get_running_loop()
-        self.service.after_publish.append(self.planner.on_publish)
-        self.service.muted_types = self.muted_types
+        hooks = Hooks(after_publish=[self.planner.on_publish], muted_types=self.muted_types)
         try:
             await self.load_keys()
         except Exception as error:  # the store may be down at start: keep trying, don't die
             log.warning("VAPID keys not loaded yet (%r); retrying in the background", error)
             self._spawn("vapid", self._until_keys())
         if not self.settings.channels_workers:
-            return
+            return hooks
         s = self.settings
         self._spawn("planner", self.planner.run_forever())
         self._spawn("push", self._after_keys(self.push_worker.run_forever))
@@ -90,6 +92,7 @@ class Channels:
         self._spawn("presence", self._every(s.presence_interval, self.presence.beat))
         self._spawn("housekeeping", self._every(3600.0, self.housekeeping))
         log.info("channels started instance=%s", self.instance)
+        return hooks
 
     async def load_keys(self) -> None:
         self.keys = await load_or_create_keys(self.service.store, self.clock.now())
