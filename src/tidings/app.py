@@ -224,6 +224,8 @@ async def _dispatch(service: Tidings, raw: bytes) -> None:
         service.hub.deliver_ephemeral(
             envelope.tenant, envelope.user, envelope.event, envelope.payload
         )
+    elif envelope.kind == "p":  # preferences changed elsewhere: caches forget (channels/mutes.py)
+        service.hub.preferences_changed(envelope.tenant, envelope.user or None)
 
 
 async def sweep_forever(service: Tidings) -> None:

@@ -91,6 +91,7 @@ async def delete_tenant(service: Tidings, tenant_id: str) -> Removal:
         service.signing_keys.forget(kid)
     service.api_keys.forget_tenant(tenant_id)  # its keys are refused here at once
     closed |= end_streams(service.hub, tenant_id, None, "tenant_deleted")
+    await service.preferences_changed(tenant_id)  # cached muted types forgotten everywhere
     return Removal(tenant_id, None, removed, len(closed))
 
 
@@ -104,6 +105,7 @@ async def erase_user(
     async with service.store.write() as conn:
         removed = await eq.erase_user(conn, tenant_id, user, also=also)
     closed |= end_streams(service.hub, tenant_id, user, "erased")
+    await service.preferences_changed(tenant_id, user)  # cached muted types forgotten everywhere
     return Removal(tenant_id, user, removed, len(closed))
 
 
