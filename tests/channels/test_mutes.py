@@ -140,7 +140,8 @@ async def test_a_preference_changed_on_b_is_honoured_by_the_next_connect_on_a(
 ) -> None:
     """ann's muted types are kept on A; she mutes a type through B; the ``p`` message that B
     sends reaches A before B's next notification does, so a new stream on A leaves the type out
-    of its count and its live frames. A warm connect on A runs no SQL at all."""
+    of its count and its live frames; so for the tenant's defaults changed on B. A warm
+    connect on A runs no SQL at all."""
     settings = make_settings(
         str(tmp_path), broker_url=redis_url, channels_workers=False, sweep_interval=3600.0
     )
@@ -179,6 +180,16 @@ async def test_a_preference_changed_on_b_is_honoured_by_the_next_connect_on_a(
                 async with Stream(a.url, token) as warm:
                     assert (await warm.next_event("ready")).data["unread"]["count"] == 3
             assert not [s for s in seen if "channel_" in s], "the muted types were kept again"
+
+            await publish(client, on_b, "p1", type="payment_failed")
+            defaults = {"types": {"payment_failed": {"in_app": False}}}
+            r = await client.put(f"{b.url}/v1/tenant/preferences", json=defaults, headers=on_b.auth)
+            assert r.status_code == 200, r.text
+            await publish(client, on_b, "marker3", type="system")  # after B's tenant-wide ``p``
+            await first.until("marker3")
+            async with Stream(a.url, token) as later:
+                ready = (await later.next_event("ready")).data
+            assert ready["unread"]["count"] == 4, "p1 muted by the tenant's new default"
     finally:
         a.stop()
         b.stop()
