@@ -1,7 +1,7 @@
 """The muted types of each (tenant, user), kept in memory so a stream's connect reads no SQL.
 
 :class:`Mutes` is a bounded LRU (``TIDINGS_MUTED_CACHE`` entries) of what
-:meth:`Preferences.muted_types` gives for a user's stored preferences over the tenant's
+:meth:`Effective.muted_types` gives for a user's stored preferences over the tenant's
 defaults. It is kept right by events, not by time:
 
 - a user's preferences saved, or the tenant's defaults changed, or the user erased or the
