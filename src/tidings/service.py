@@ -293,6 +293,18 @@ class Tidings:
             self.metrics.broker_errors.inc()
             log.warning("broker publish of %s failed: %r", event, error)
 
+    async def preferences_changed(self, tenant: str, user: str | None = None) -> None:
+        """After a commit that changed a user's (``user`` None: any of the tenant's) preferences
+        or removed them: this instance's caches forget at once, the others on the broker's
+        ``p`` message (internal, never sent to a browser). Call it after every such commit."""
+        self.hub.preferences_changed(tenant, user)
+        envelope = Envelope("p", tenant, user=user or "", origin=self.instance_id)
+        try:
+            await self.broker.publish(envelope.encode())
+        except Exception as error:
+            self.metrics.broker_errors.inc()
+            log.warning("broker publish of a preferences change failed: %r", error)
+
     # -- feed and read state -------------------------------------------------------------------
 
     async def muted(self, principal: Principal) -> frozenset[str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -32,6 +31,7 @@ from sqlalchemy import delete
 from tidings.channels import deliverylog, profiles, reminders
 from tidings.channels.clock import Clock, SystemClock
 from tidings.channels.digest import DigestRunner
+from tidings.channels.mutes import Mutes
 from tidings.channels.planner import Planner
 from tidings.channels.presence import Presence
 from tidings.channels.pushqueue import PushWorker
@@ -42,7 +42,6 @@ from tidings.hooks import Hooks
 from tidings.service import Tidings
 
 log = logging.getLogger(__name__)
-MUTED_TTL = 5.0
 CACHE_MAX = 10_000
 
 
@@ -70,7 +69,7 @@ class Channels:
         self._tasks: list[asyncio.Task[None]] = []
         self._keys_ready = asyncio.Event()
         self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = OrderedDict()
-        self._muted: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+        self.mutes = Mutes(service.hub, self.settings.muted_cache)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -129,6 +128,7 @@ class Channels:
                 await self.presence.leave()
         if self.sender is not None:
             await self.sender.close()
+        self.mutes.close()
         log.info("channels stopped instance=%s", self.instance)
 
     async def _every(self, interval: float, work: Callable[[], Awaitable[object]]) -> None:
@@ -199,34 +199,30 @@ class Channels:
             self._seen.popitem(last=False)
 
     async def muted_types(self, principal: Principal) -> frozenset[str]:
-        """Types switched off in-app for this user (cached for a few seconds)."""
+        """Types switched off in-app for this user: from :class:`Mutes` (no SQL), else one
+        read transaction, then kept until a preferences event says otherwise."""
         key = (principal.tenant, principal.user)
-        cached = self._muted.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        muted = self.mutes.get(*key)
+        if muted is not None:
+            return muted
+        begun = self.mutes.begin()
         async with self.service.store.read() as conn:
             profile = await profiles.get(conn, *key)
             defaults = await profiles.tenant_prefs(conn, principal.tenant)
-        prefs = (profile or profiles.Profile(*key)).effective(defaults)
-        muted = prefs.muted_types()
-        if len(self._muted) >= CACHE_MAX:  # entries live MUTED_TTL seconds: drop the expired
-            now = time.monotonic()
-            for stale in [k for k, (until, _) in self._muted.items() if until <= now]:
-                del self._muted[stale]
-        self._muted[key] = (time.monotonic() + MUTED_TTL, muted)
+        muted = (profile or profiles.Profile(*key)).effective(defaults).muted_types()
+        self.mutes.put(*key, muted, begun)
         return muted
 
     def forget(self, tenant: str, user: str | None = None) -> None:
-        """Drop cached preferences after a change (one user, or a whole tenant)."""
-        for key in list(self._muted):
-            if key[0] == tenant and (user is None or key[1] == user):
-                del self._muted[key]
+        """Drop cached preferences after a change (one user, or a whole tenant), here only."""
+        self.mutes.forget(tenant, user)
 
     async def refresh_streams(self, tenant: str, user: str | None = None) -> None:
-        """Apply changed in-app switches to this instance's open streams of one user (or of the
-        whole tenant). Other instances' streams pick them up when they reconnect; feeds and
-        counts everywhere within ``MUTED_TTL`` seconds."""
-        self.forget(tenant, user)
+        """After a committed change of one user's preferences (or the tenant's defaults): every
+        instance's muted-types cache forgets (this one at once, the others on the broker's
+        ``p`` message), and this instance's open streams apply the new switches. Other
+        instances' open streams pick them up when they reconnect."""
+        await self.service.preferences_changed(tenant, user)
         hub = self.service.hub
         users = [user] if user else sorted({p.user for p in hub.present() if p.tenant == tenant})
         for name in users:

@@ -113,6 +113,8 @@ class Relay:
             self.hub.deliver_ephemeral(
                 envelope.tenant, envelope.user, envelope.event, envelope.payload
             )
+        elif envelope.kind == "p":  # preferences changed elsewhere: caches forget (mutes.py)
+            self.hub.preferences_changed(envelope.tenant, envelope.user or None)
 
     # -- the store behind it ---------------------------------------------------------------------
 
