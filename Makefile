@@ -47,6 +47,7 @@ check: $(VENV)/.dev
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layers: [tool.importlinter] in pyproject.toml
 
 fmt: $(VENV)/.dev
 	$(BIN)/ruff format src tests benchmarks

@@ -2,6 +2,7 @@
 
     python benchmarks/connect.py --streams 1000                  # as tidings serve runs
     python benchmarks/connect.py --streams 1000 --no-muted-hook  # without the channels' hook
+    python benchmarks/connect.py --streams 1000 --pause 6        # reconnect 6 s after closing
 
 Starts tidings under uvicorn in a thread of this process (``tests.support.ServerThread``, the
 edge protocol, SQLite in a temp dir), mints one token per stream (``--users`` distinct users,
@@ -68,6 +69,7 @@ def main() -> None:
     p.add_argument("--streams", type=int, default=1000)
     p.add_argument("--users", type=int, default=0, help="distinct users (default: one each)")
     p.add_argument("--no-muted-hook", action="store_true", help="without the channels' hook")
+    p.add_argument("--pause", type=float, default=1.0, help="seconds between the passes")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="tidings-connect-")
     cap = args.streams + 10
@@ -118,7 +120,7 @@ def main() -> None:
             client.stdin.write("\n")
             client.stdin.flush()
             client.wait(60)
-            time.sleep(1.0)
+            time.sleep(args.pause)
     finally:
         srv.stop()
 

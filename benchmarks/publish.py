@@ -247,6 +247,7 @@ async def run_in_process(
     from tidings.app import create_app
     from tidings.config import Settings
     from tidings.domain.notifications import NewNotification
+    from tidings.extensions import bundled
 
     values: dict[str, Any] = {
         "env": "development",
@@ -258,7 +259,8 @@ async def run_in_process(
         "log_level": "WARNING",
     }
     values.update({k.removeprefix("TIDINGS_").lower(): v for k, v in env.items()})
-    app = create_app(Settings(**values))
+    settings = Settings(**values)
+    app = create_app(settings, bundled(settings))  # the extensions `tidings serve` runs
     latencies: list[float] = []
     measuring = stop = False
     async with app.router.lifespan_context(app):

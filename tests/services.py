@@ -183,7 +183,8 @@ class PostgresServer:
         run_sync(run)
 
     def create_template(self) -> None:
-        """A database with every migration applied, to clone per test."""
+        """A database with every branch's migrations applied, to clone per test."""
+        from tidings.extensions import every_branch
         from tidings.store import Store
 
         self.sql(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
@@ -192,7 +193,7 @@ class PostgresServer:
         async def migrate() -> None:
             store = Store(self.url(TEMPLATE_DB))
             try:
-                await store.migrate()
+                await store.migrate(every_branch())
             finally:
                 await store.close()
 

@@ -22,15 +22,13 @@ import orjson
 import pytest
 import uvicorn
 
+from tidings import wiring
 from tidings.app import create_app
 from tidings.client import parse_sse
 from tidings.config import Settings
-from tidings.delivery.hub import Hub
-from tidings.delivery.memory import MemoryBroker
-from tidings.metrics import Metrics
+from tidings.extensions import bundled, every_branch
 from tidings.server import EdgeProtocol, Server
 from tidings.service import Tidings
-from tidings.store import Store
 
 OPERATOR = "test-operator-key"
 SECRET = "test-secret-0123456789-0123456789-abcdef"
@@ -77,7 +75,7 @@ class ServerThread:
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(settings)
+        self.app = create_app(settings, bundled(settings))
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -341,20 +339,10 @@ async def mark(tenant: Tenant, title: str = "marker", **fields: Any) -> str:
 
 @contextlib.asynccontextmanager
 async def open_service(settings: Settings) -> AsyncIterator[Tidings]:
-    """The service over a real, migrated store, with a memory broker and no server: for tests
-    of the store and service levels (feed, counts, snapshot, read state)."""
-    store = Store(settings.database_url)
-    try:
-        await store.migrate()
-        metrics = Metrics()
-        hub = Hub(
-            store,
-            metrics,
-            buffer=settings.subscriber_buffer,
-            max_per_user=settings.max_streams_per_user,
-            max_per_tenant=settings.max_streams_per_tenant,
-        )
-        async with MemoryBroker() as broker:
-            yield Tidings(settings, store, broker, hub, metrics)
-    finally:
-        await store.close()
+    """The service over a real store migrated with every branch, an in-process broker and no
+    server (:func:`tidings.wiring.open_service`, not live): for tests of the store and service
+    levels (feed, counts, snapshot, read state)."""
+    async with wiring.open_service(
+        settings, every_branch(), live=False, secrets=False, migrate=True
+    ) as service:
+        yield service

@@ -58,6 +58,7 @@ from tests.support import SECRET, ServerThread, Tenant, create_tenant, make_sett
 from tidings.app import create_app
 from tidings.channels.unsubscribe import make_token
 from tidings.demo.templating import DemoRoute
+from tidings.extensions import bundled
 
 EXAMPLES = int(os.environ.get("TIDINGS_FUZZ_EXAMPLES", "12"))
 PROBLEM = "application/problem+json"
@@ -94,7 +95,8 @@ def _walk(dependant: Any, out: dict[str, Any]) -> None:
 
 def app_routes() -> list[Route]:
     """Every (method, path) the app answers, with what its handler reads."""
-    app = create_app(make_settings("/nonexistent", demo=True))  # no I/O until the lifespan
+    settings = make_settings("/nonexistent", demo=True)
+    app = create_app(settings, bundled(settings))  # no I/O until the lifespan
     routes: list[Route] = []
     for context in iter_route_contexts(app.routes):
         original, path = context.original_route, context.path

@@ -60,31 +60,26 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
-def _with_service(fn: Callable[[Any], Awaitable[T]], *, secrets: bool = False) -> T:
-    """Run ``fn(service)`` against the configured store, without a server. With ``secrets``
-    the server secrets are resolved first, as the server does (generated if absent)."""
-    from tidings.delivery.hub import Hub
-    from tidings.delivery.memory import MemoryBroker
+def _with_service(
+    fn: Callable[[Any], Awaitable[T]], *, secrets: bool = False, migrate: bool | None = None
+) -> T:
+    """Run ``fn(service)`` against the configured store, without a server
+    (:func:`tidings.wiring.open_service`, not live). With ``secrets`` the server secrets are
+    resolved first, as the server does (generated if absent); ``migrate`` as there (``None``:
+    on SQLite or with ``TIDINGS_AUTO_MIGRATE``), with the schema of the extensions
+    ``tidings serve`` runs."""
     from tidings.errors import TidingsError
-    from tidings.metrics import Metrics
-    from tidings.service import Tidings
-    from tidings.store import Store
+    from tidings.extensions import bundled_schema
+    from tidings.wiring import open_service
 
     settings = _settings()
 
     async def run() -> T:
-        store = Store(settings.database_url)
-        try:
-            if settings.is_sqlite or settings.auto_migrate:
-                await store.migrate()
-            metrics = Metrics()
-            hub = Hub(store, metrics, buffer=1, max_per_user=1, max_per_tenant=1)
-            service = Tidings(settings, store, MemoryBroker(), hub, metrics)
-            if secrets:
-                await service.load_secrets()
+        schema = bundled_schema(settings)
+        async with open_service(
+            settings, schema, live=False, secrets=secrets, migrate=migrate
+        ) as service:
             return await fn(service)
-        finally:
-            await store.close()
 
     try:
         return asyncio.run(run())
@@ -110,11 +105,12 @@ def serve(
 
 def _serve_one(host: str, port: int, sock: socket.socket | None) -> None:
     from tidings.app import create_app
+    from tidings.extensions import bundled
     from tidings.server import serve as run
 
     settings = Settings()
     try:
-        app = create_app(settings)
+        app = create_app(settings, bundled(settings))
     except ValueError as error:  # a refused configuration: one line, no traceback
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -164,10 +160,7 @@ def _serve_many(host: str, port: int, workers: int) -> None:
 def migrate() -> None:
     """Apply database migrations up to the latest."""
 
-    async def run(service: Any) -> None:
-        await service.store.migrate()
-
-    _with_service(run)
+    _with_service(lambda service: asyncio.sleep(0), migrate=True)
     typer.echo("migrated")
 
 
@@ -474,10 +467,14 @@ def demo(
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
     """Run the Bounce House Rentals demo on the embedded default."""
-    from tidings.demo.run import run_demo
+    from tidings.app import create_app
+    from tidings.demo.run import announce
+    from tidings.extensions import bundled
+    from tidings.server import serve as run
 
-    _settings(demo=True)  # one line and exit 2 for a published secret, before anything starts
-    run_demo(host, port)
+    settings = _settings(demo=True)  # exit 2 for a published secret, before anything starts
+    announce(settings, host, port)  # exit 2 in production; migrate, seed, print the banner
+    run(create_app(settings, bundled(settings)), host=host, port=port, log_level=settings.log_level)
 
 
 # -- the API contract (docs/openapi.json) -----------------------------------------------------

@@ -158,6 +158,13 @@ class Settings(BaseSettings):
         description="Verified stream tokens kept until their expiry (least recently used out "
         "first; 0: verify every time). A revoked signing key is still honoured.",
     )
+    # -- the muted-types cache (issue 8 item 5, channels/mutes.py) --------------------------------
+    muted_cache: int = Field(
+        100_000,
+        ge=0,
+        description="Users whose muted types the channels keep for the next connect, kept right "
+        "by preference events across instances (least recently used out first; 0: none).",
+    )
     demo: bool = Field(
         False,
         description="Mount the Bounce House Rentals demo (/demo, /book/<tenant>) and seed it.",

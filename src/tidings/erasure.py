@@ -7,10 +7,12 @@ Invariants:
   after it committed.
 - Deleting a tenant ends this instance's open streams of that tenant end (``bye``
   ``{"reason": "tenant_deleted"}``; a reconnect is answered ``404 tenant_not_found``) and its
-  signing keys stop verifying at once. Other instances hear nothing (there is no broker message
-  for it): their streams of the tenant receive nothing more (nothing can be published to it)
+  signing keys stop verifying at once. Other instances' streams are not told (no broker message
+  ends them): they receive nothing more (nothing can be published to it)
   and end at the latest when their tokens expire; their signing-key caches forget the keys
   within ``TIDINGS_SIGNING_KEY_CACHE`` seconds.
+- Either way, after the commit, the cached muted types of the tenant (or of the erased user)
+  are forgotten on every instance (:meth:`Tidings.preferences_changed`: a ``p`` broker message).
 - Erasing a user ends this instance's open streams of that user (``bye``
   ``{"reason": "erased"}``) before the transaction, so the channels' presence heartbeat does
   not record the user again, and once more after it. A stream the user still holds on another
@@ -91,6 +93,7 @@ async def delete_tenant(service: Tidings, tenant_id: str) -> Removal:
         service.signing_keys.forget(kid)
     service.api_keys.forget_tenant(tenant_id)  # its keys are refused here at once
     closed |= end_streams(service.hub, tenant_id, None, "tenant_deleted")
+    await service.preferences_changed(tenant_id)  # cached muted types forgotten everywhere
     return Removal(tenant_id, None, removed, len(closed))
 
 
@@ -104,6 +107,7 @@ async def erase_user(
     async with service.store.write() as conn:
         removed = await eq.erase_user(conn, tenant_id, user, also=also)
     closed |= end_streams(service.hub, tenant_id, user, "erased")
+    await service.preferences_changed(tenant_id, user)  # cached muted types forgotten everywhere
     return Removal(tenant_id, user, removed, len(closed))
 
 

@@ -110,3 +110,18 @@ class RedactCredentials(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         return True
+
+
+def add_filter(name: str, log_filter: logging.Filter) -> None:
+    """Add ``log_filter`` to logger ``name`` unless one of its class is there already (an app
+    built twice in one process, as the tests do, adds each filter once)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, type(log_filter)) for f in logger.filters):
+        logger.addFilter(log_filter)
+
+
+def install_redaction() -> None:
+    """Keep credentials (``?access_token=``, unsubscribe tokens, anything JWT-shaped, however
+    percent-encoded) out of uvicorn's access and error logs: see :func:`redact`."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        add_filter(name, RedactCredentials())

@@ -30,6 +30,7 @@ from tidings.domain.notifications import NewNotification, Notification, format_t
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
 from tidings.errors import Code, PayloadTooLarge, Unauthorized, ValidationFailed
+from tidings.hooks import AfterPublish, Hooks, MutedTypes, UserEraser, muted_by_all
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
@@ -82,9 +83,10 @@ class Tidings:
         self.broker = broker
         self.hub = hub
         self.metrics = metrics
-        self.after_publish: list[Any] = []  # async callables(list[Notification]); channels hook
-        # async (Principal) -> frozenset of types the user switched off in-app; channels hook
-        self.muted_types: Any = None
+        # The extensions' seams (tidings.hooks), set through plug() by the lifespan.
+        self.after_publish: list[AfterPublish] = []
+        self.muted_types: MutedTypes | None = None
+        self.user_erasers: list[UserEraser] = []
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
@@ -94,6 +96,14 @@ class Tidings:
         self.committer = GroupCommitter(
             store, in_transaction=self._announce_in_transaction, announce=self._deliver
         )
+
+    def plug(self, hooks: Sequence[Hooks]) -> None:
+        """Install the extensions' hooks: every ``after_publish`` and ``erase_user`` in order;
+        the muted types of all of them together (:func:`tidings.hooks.muted_by_all`)."""
+        for plugged in hooks:
+            self.after_publish.extend(plugged.after_publish)
+            self.user_erasers.extend(plugged.erase_user)
+        self.muted_types = muted_by_all([h.muted_types for h in hooks if h.muted_types])
 
     async def load_secrets(self) -> keyring.ServerSecrets:
         """Resolve the token secret and operator key (settings, else generated in the store).
@@ -290,14 +300,25 @@ class Tidings:
             self.metrics.broker_errors.inc()
             log.warning("broker publish of %s failed: %r", event, error)
 
+    async def preferences_changed(self, tenant: str, user: str | None = None) -> None:
+        """After a commit that changed a user's (``user`` None: any of the tenant's) preferences
+        or removed them: this instance's caches forget at once, the others on the broker's
+        ``p`` message (internal, never sent to a browser). Call it after every such commit."""
+        self.hub.preferences_changed(tenant, user)
+        envelope = Envelope("p", tenant, user=user or "", origin=self.instance_id)
+        try:
+            await self.broker.publish(envelope.encode())
+        except Exception as error:
+            self.metrics.broker_errors.inc()
+            log.warning("broker publish of a preferences change failed: %r", error)
+
     # -- feed and read state -------------------------------------------------------------------
 
     async def muted(self, principal: Principal) -> frozenset[str]:
         """Types ``principal`` switched off in-app: left out of their feed, count and stream."""
         if self.muted_types is None:
             return frozenset()
-        muted: frozenset[str] = await self.muted_types(principal)
-        return muted
+        return await self.muted_types(principal)
 
     async def feed(
         self,

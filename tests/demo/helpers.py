@@ -114,23 +114,16 @@ def csrf(client: httpx.Client, path: str = "/demo") -> str:
 
 
 def run_with_service(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``fn(service)`` on a fresh service over the same store (no server needed)."""
-    from tidings.delivery.hub import Hub
-    from tidings.delivery.memory import MemoryBroker
-    from tidings.metrics import Metrics
-    from tidings.service import Tidings
-    from tidings.store import Store
+    """Run ``fn(service)`` on a fresh service over the same store (no server needed):
+    :func:`tidings.wiring.open_service`, not live, as the CLI opens it."""
+    from tidings.extensions import every_branch
+    from tidings.wiring import open_service
 
     async def run() -> T:
-        store = Store(settings.database_url)
-        try:
-            await store.migrate()
-            metrics = Metrics()
-            hub = Hub(store, metrics, buffer=1, max_per_user=1, max_per_tenant=1)
-            service = Tidings(settings, store, MemoryBroker(), hub, metrics)
+        async with open_service(
+            settings, every_branch(), live=False, secrets=False, migrate=True
+        ) as service:
             return await asyncio.wait_for(fn(service), 30)
-        finally:
-            await store.close()
 
     # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
     with ThreadPoolExecutor(1) as pool:

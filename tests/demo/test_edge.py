@@ -20,6 +20,7 @@ from tests.demo.helpers import DemoServer, form_token, sign_in
 from tests.support import OPERATOR, ServerThread, create_tenant, make_settings
 from tidings.app import create_app
 from tidings.demo import DemoInProduction
+from tidings.extensions import bundled
 
 OP = {"Authorization": f"Bearer {OPERATOR}"}
 PROXY = "127.0.0.2"  # the one peer this server trusts as its proxy
@@ -124,7 +125,7 @@ def test_the_demo_refuses_production(tmp_path: Path) -> None:
         str(tmp_path), env="production", demo=True, operator_key="o" * 40, secret="s" * 40
     )
     with pytest.raises(DemoInProduction, match="TIDINGS_ENV=production"):
-        create_app(settings)
+        create_app(settings, bundled(settings))
     env = {
         **os.environ,
         "TIDINGS_ENV": "production",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from tidings import erasure
 from tidings.api.contract import raises
@@ -67,13 +67,13 @@ async def delete_tenant(tenant_id: str, _: OperatorDep, service: ServiceDep) -> 
     openapi_extra=raises(Code.TENANT_NOT_FOUND),
 )
 async def erase_user(
-    tenant_id: str, user: str, request: Request, _: OperatorDep, service: ServiceDep
+    tenant_id: str, user: str, _: OperatorDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Erase what tidings holds about a user (GDPR): read state, receipts, notifications
     addressed only to the user (others: the user leaves their audience), preferences, push
     subscriptions, digest state, reminders addressed only to the user. Broadcasts and role
     audiences stay. ``removed``: rows per kind; an unknown user is not an error (all 0)."""
-    also = tuple(getattr(request.app.state, "user_erasers", ()))
+    also = tuple(service.user_erasers)  # the extensions' parts (tidings.hooks)
     return (await erasure.erase_user(service, tenant_id, user, also=also)).public()
 
 

@@ -155,7 +155,13 @@ class Planner:
                     tenant_id=tenant, last_seq=0, updated_at=now
                 )
                 await conn.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id"]))
-                cursor = 0
+                # Read it back locked: another instance's planner may have inserted it first
+                # (ours then waited for its commit and did nothing) and advanced it already.
+                cursor = (
+                    await conn.execute(
+                        select(_C.last_seq).where(_C.tenant_id == tenant).with_for_update()
+                    )
+                ).scalar_one()
             devices = await self._devices(conn, tenant)
             emailing = bool(self.ch.settings.smtp_host)
             if not devices and not (emailing and await profiles.any_email(conn, tenant)):

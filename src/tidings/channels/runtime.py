@@ -1,8 +1,10 @@
 """The channels of one instance: their state, their background workers, and the hooks they put
 into the service.
 
-Started by the lifespan (``app.state.startup_hooks``) once the service exists; stopped, in
-reverse, before the store closes. Workers (each one task, each surviving its own errors):
+Started by :class:`tidings.channels.ChannelsExtension` once the service is open; :meth:`start`
+returns the hooks the service calls (the planner's wake-up after each publish, the in-app
+mutes); stopped, in reverse, before the store closes. Workers (each one task, each surviving
+its own errors):
 
 =================  =====================================================================
 planner            fan-out of committed notifications to push/e-mail (woken by publishes)
@@ -19,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -30,16 +31,17 @@ from sqlalchemy import delete
 from tidings.channels import deliverylog, profiles, reminders, snoozes
 from tidings.channels.clock import Clock, SystemClock
 from tidings.channels.digest import DigestRunner
+from tidings.channels.mutes import Mutes
 from tidings.channels.planner import Planner
 from tidings.channels.presence import Presence
 from tidings.channels.pushqueue import PushWorker
 from tidings.channels.tables import digest_runs, scheduled_reminders
 from tidings.channels.webpush import HostRules, PushSender, VapidKeys, load_or_create_keys
 from tidings.domain.principals import Principal
+from tidings.hooks import Hooks
 from tidings.service import Tidings
 
 log = logging.getLogger(__name__)
-MUTED_TTL = 5.0
 CACHE_MAX = 10_000
 
 
@@ -67,21 +69,20 @@ class Channels:
         self._tasks: list[asyncio.Task[None]] = []
         self._keys_ready = asyncio.Event()
         self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = OrderedDict()
-        self._muted: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+        self.mutes = Mutes(service.hub, self.settings.muted_cache)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self) -> Hooks:
         self.loop = asyncio.get_running_loop()
-        self.service.after_publish.append(self.planner.on_publish)
-        self.service.muted_types = self.muted_types
+        hooks = Hooks(after_publish=[self.planner.on_publish], muted_types=self.muted_types)
         try:
             await self.load_keys()
         except Exception as error:  # the store may be down at start: keep trying, don't die
             log.warning("VAPID keys not loaded yet (%r); retrying in the background", error)
             self._spawn("vapid", self._until_keys())
         if not self.settings.channels_workers:
-            return
+            return hooks
         s = self.settings
         self._spawn("planner", self.planner.run_forever())
         self._spawn("push", self._after_keys(self.push_worker.run_forever))
@@ -90,6 +91,7 @@ class Channels:
         self._spawn("presence", self._every(s.presence_interval, self.presence.beat))
         self._spawn("housekeeping", self._every(3600.0, self.housekeeping))
         log.info("channels started instance=%s", self.instance)
+        return hooks
 
     async def load_keys(self) -> None:
         self.keys = await load_or_create_keys(self.service.store, self.clock.now())
@@ -126,6 +128,7 @@ class Channels:
                 await self.presence.leave()
         if self.sender is not None:
             await self.sender.close()
+        self.mutes.close()
         log.info("channels stopped instance=%s", self.instance)
 
     async def _every(self, interval: float, work: Callable[[], Awaitable[object]]) -> None:
@@ -198,34 +201,30 @@ class Channels:
             self._seen.popitem(last=False)
 
     async def muted_types(self, principal: Principal) -> frozenset[str]:
-        """Types switched off in-app for this user (cached for a few seconds)."""
+        """Types switched off in-app for this user: from :class:`Mutes` (no SQL), else one
+        read transaction, then kept until a preferences event says otherwise."""
         key = (principal.tenant, principal.user)
-        cached = self._muted.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        muted = self.mutes.get(*key)
+        if muted is not None:
+            return muted
+        begun = self.mutes.begin()
         async with self.service.store.read() as conn:
             profile = await profiles.get(conn, *key)
             defaults = await profiles.tenant_prefs(conn, principal.tenant)
-        prefs = (profile or profiles.Profile(*key)).effective(defaults)
-        muted = prefs.muted_types()
-        if len(self._muted) >= CACHE_MAX:  # entries live MUTED_TTL seconds: drop the expired
-            now = time.monotonic()
-            for stale in [k for k, (until, _) in self._muted.items() if until <= now]:
-                del self._muted[stale]
-        self._muted[key] = (time.monotonic() + MUTED_TTL, muted)
+        muted = (profile or profiles.Profile(*key)).effective(defaults).muted_types()
+        self.mutes.put(*key, muted, begun)
         return muted
 
     def forget(self, tenant: str, user: str | None = None) -> None:
-        """Drop cached preferences after a change (one user, or a whole tenant)."""
-        for key in list(self._muted):
-            if key[0] == tenant and (user is None or key[1] == user):
-                del self._muted[key]
+        """Drop cached preferences after a change (one user, or a whole tenant), here only."""
+        self.mutes.forget(tenant, user)
 
     async def refresh_streams(self, tenant: str, user: str | None = None) -> None:
-        """Apply changed in-app switches to this instance's open streams of one user (or of the
-        whole tenant). Other instances' streams pick them up when they reconnect; feeds and
-        counts everywhere within ``MUTED_TTL`` seconds."""
-        self.forget(tenant, user)
+        """After a committed change of one user's preferences (or the tenant's defaults): every
+        instance's muted-types cache forgets (this one at once, the others on the broker's
+        ``p`` message), and this instance's open streams apply the new switches. Other
+        instances' open streams pick them up when they reconnect."""
+        await self.service.preferences_changed(tenant, user)
         hub = self.service.hub
         users = [user] if user else sorted({p.user for p in hub.present() if p.tenant == tenant})
         for name in users:

@@ -33,8 +33,10 @@ class Envelope:
 
     ``kind`` ``n``: notification ``seq`` of ``tenant`` (``payload`` its JSON, or empty when it did
     not fit the broker: the hub then reads the row). ``kind`` ``e``: an ephemeral ``event`` for
-    one ``user`` (read-state sync), no seq. ``origin`` names the sending instance, which
-    delivered locally already and skips its own echo.
+    one ``user`` (read-state sync), no seq. ``kind`` ``p``: the preferences of ``user`` (empty:
+    of every user of ``tenant``) changed; internal (the hub's ``on_preferences`` caches forget),
+    never sent to a browser; an instance that does not know it ignores it. ``origin`` names
+    the sending instance, which delivered locally already and skips its own echo.
     """
 
     kind: str

@@ -172,6 +172,9 @@ class Hub:
         self._view_ttl = view_ttl
         # False while the broker is away: a read event may be lost, so no view is trusted.
         self.views_trusted = True
+        self.broker_epoch = 0  # counts the broker's comings and goings (caches keyed on it)
+        # Told (tenant, user or None) when preferences changed anywhere (channels/mutes.py).
+        self.on_preferences: list[Callable[[str, str | None], None]] = []
         self._tenants: dict[str, _Tenant] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self.closing = False
@@ -267,6 +270,7 @@ class Hub:
         """The broker went away or came back: read events may have been lost meanwhile, so
         every view is dropped, and none is kept until it is back."""
         self.views_trusted = connected
+        self.broker_epoch += 1
         for state in self._tenants.values():
             state.views.clear()
 
@@ -407,6 +411,12 @@ class Hub:
             targets.update(s for s in state.subscribers if not s.roles.isdisjoint(wanted))
         for sub in targets:
             sub.offer(seq, frame)
+
+    def preferences_changed(self, tenant: str, user: str | None) -> None:
+        """A user's (or, ``user`` None, a whole tenant's) preferences changed, here or on
+        another instance (a ``p`` broker message): every cache of them forgets."""
+        for listener in list(self.on_preferences):
+            listener(tenant, user)
 
     def deliver_ephemeral(self, tenant: str, user: str, event: str, payload: bytes) -> None:
         """Offer a read-state event to every stream of ``user`` on this instance."""

@@ -1,6 +1,6 @@
-"""Wires the demo into tidings' FastAPI app: routers, static files, templates, the service
-worker at the site's root, and the seeding that runs at start-up (after the store is migrated,
-before the first request).
+"""Wires the demo into tidings' FastAPI app (for :class:`tidings.demo.DemoExtension`): routers,
+static files, templates, the service worker at the site's root, and the seeding that runs at
+start-up (after the store is migrated, before the first request).
 
 The service worker (``sw.js``, the same file as ``/static/sw.js``) is also served as ``/sw.js``:
 a worker's scope can be at most its own directory, and push clicks should find and focus the
@@ -10,10 +10,10 @@ dashboard's ``/demo`` pages, so the bell registers ``/sw.js`` (``sw-url``) with 
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
+from collections.abc import Sequence
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
@@ -24,6 +24,7 @@ from tidings.demo.passwords import dummy_hash
 from tidings.demo.seed import seed
 from tidings.demo.templating import build_templates
 from tidings.demo.throttle import SignInThrottle
+from tidings.hooks import Hooks
 from tidings.ratelimit import RateLimiter
 from tidings.service import Tidings
 
@@ -31,12 +32,8 @@ STATIC = Path(__file__).parent / "static"
 SERVICE_WORKER = Path(__file__).parent.parent / "web" / "static" / "sw.js"
 
 
-def mount(app: FastAPI) -> None:
-    app.state.demo_templates = build_templates()
-    app.state.demo_limiter = RateLimiter(widget.RATE)
-    app.state.demo_sign_in_throttle = SignInThrottle()
-    app.add_middleware(SecureCookies)
-    routers = (
+def routers() -> Sequence[APIRouter]:
+    return (
         signin.api,
         signin.router,
         pages.router,
@@ -44,8 +41,13 @@ def mount(app: FastAPI) -> None:
         deliveries.router,
         widget.router,
     )
-    for router in routers:
-        app.include_router(router)
+
+
+def configure(app: FastAPI) -> None:
+    app.state.demo_templates = build_templates()
+    app.state.demo_limiter = RateLimiter(widget.RATE)
+    app.state.demo_sign_in_throttle = SignInThrottle()
+    app.add_middleware(SecureCookies)
     app.mount("/demo/static", StaticFiles(directory=STATIC), name="demo-static")
 
     async def service_worker() -> Response:
@@ -63,8 +65,9 @@ def mount(app: FastAPI) -> None:
     if not any(getattr(route, "path", None) == "/" for route in app.routes):
         app.add_api_route("/", home, include_in_schema=False)
 
-    async def seed_on_start(service: Tidings, _stack: AsyncExitStack) -> None:
-        await seed(service)
-        await asyncio.to_thread(dummy_hash)  # made before the first sign-in, off the loop
 
-    app.state.startup_hooks.append(seed_on_start)
+async def start(service: Tidings) -> Hooks:
+    """Seed (idempotent) before the first request; the demo plugs no hooks into the service."""
+    await seed(service)
+    await asyncio.to_thread(dummy_hash)  # made before the first sign-in, off the loop
+    return Hooks()

@@ -1,5 +1,6 @@
-"""``make demo`` / ``tidings demo``: migrate, seed the two rental businesses, print where to go
-and how to sign in, then serve tidings with the demo mounted."""
+"""``make demo`` / ``tidings demo``: migrate, seed the two rental businesses, and print where to
+go and how to sign in (:func:`announce`); the command then serves tidings with the demo
+mounted."""
 
 from __future__ import annotations
 
@@ -8,39 +9,31 @@ import logging
 import sys
 
 from tidings.config import Settings
+from tidings.store.migrate import Schema
 
 
 async def prepare(settings: Settings) -> str | None:
-    """Migrate and seed (idempotent), and make a fresh API key for Jump Joy Rentals (``None``
-    when that tenant is not the demo's)."""
-    from tidings.delivery.hub import Hub
-    from tidings.delivery.memory import MemoryBroker
+    """Migrate (the core, the channels and the demo) and seed (idempotent), and make a fresh
+    API key for Jump Joy Rentals (``None`` when that tenant is not the demo's)."""
     from tidings.demo import queries
-    from tidings.demo import tables as _tables  # noqa: F401  (registers the demo tables)
     from tidings.demo.seed import seed
-    from tidings.metrics import Metrics
-    from tidings.service import Tidings
-    from tidings.store import Store
+    from tidings.wiring import open_service
 
-    store = Store(settings.database_url)
-    try:
-        await store.migrate()
-        metrics = Metrics()
-        service = Tidings(
-            settings,
-            store,
-            MemoryBroker(),
-            Hub(store, metrics, buffer=1, max_per_user=1, max_per_tenant=1),
-            metrics,
-        )
+    async with open_service(settings, schema(), live=False, secrets=False, migrate=True) as service:
         await seed(service)
-        async with store.read() as conn:
+        async with service.store.read() as conn:
             if "jump-joy" not in await queries.demo_tenants(conn):
                 return None  # a tenant of that id exists and is not the demo's: no key for it
         _, key = await service.create_key("jump-joy", "demo", ["publish", "tokens"])
         return key
-    finally:
-        await store.close()
+
+
+def schema() -> Schema:
+    """The demo's schema: the core, the channels (its reminders) and its own branch."""
+    from tidings.channels import ChannelsExtension
+    from tidings.demo import DemoExtension
+
+    return Schema(wanted=(DemoExtension.name, ChannelsExtension.name))
 
 
 def banner(base: str, key: str | None) -> str:
@@ -69,12 +62,11 @@ Bounce House Rentals demo — tidings
   and watch the bell.{outside}"""
 
 
-def run_demo(host: str, port: int) -> None:
-    from tidings.app import create_app
+def announce(settings: Settings, host: str, port: int) -> None:
+    """Refuse production (exit 2), set up logging, migrate and seed, and print the banner.
+    The caller (``tidings demo``) then serves the app with the demo extension."""
     from tidings.demo import DemoInProduction, check_not_production
-    from tidings.server import serve
 
-    settings = Settings(demo=True)
     try:
         check_not_production(settings.env)
     except DemoInProduction as error:
@@ -86,4 +78,3 @@ def run_demo(host: str, port: int) -> None:
     key = asyncio.run(prepare(settings))
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(banner(f"http://{shown}:{port}", key), flush=True)
-    serve(create_app(settings), host=host, port=port, log_level=settings.log_level)

@@ -2,43 +2,58 @@
 transaction; tidings publishes each row exactly once, in insert order per tenant. See
 ``docs/outbox.md``.
 
-``install(app)`` adds the operator routes (``/v1/admin/outbox/…``) and, when
-``TIDINGS_OUTBOX_URL`` is set, a startup hook that starts an :class:`OutboxConsumer` with the
-service and stops it with the app (``app.state.outbox`` is the running consumer). The
+:class:`OutboxExtension` (:class:`tidings.extension.Extension`) adds the operator routes
+(``/v1/admin/outbox/…``) and, when ``TIDINGS_OUTBOX_URL`` is set, starts an
+:class:`OutboxConsumer` with the service and stops it with the app (``app.state.outbox`` is the
+running consumer). The
 consumer itself needs nothing but the service and the settings, so any other wiring
 (an extension seam, a test) can run it as ``async with OutboxConsumer(service, settings)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 from tidings.outbox.schema import SQL
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import APIRouter, FastAPI
 
+    from tidings.hooks import Hooks
     from tidings.outbox.consumer import OutboxConsumer
     from tidings.service import Tidings
+    from tidings.store.migrate import Branch
 
 
-def install(app: FastAPI) -> None:
-    from tidings.outbox import admin
-    from tidings.outbox.consumer import OutboxConsumer
+class OutboxExtension:
+    name = "outbox"
+    migrations: Branch | None = None  # its table lives in the host's database (docs/outbox.md)
 
-    app.include_router(admin.router)
-    app.state.outbox = None
-    if not app.state.settings.outbox_url:
-        return
+    def __init__(self) -> None:
+        self._app: FastAPI | None = None
 
-    async def start(service: Tidings, stack: AsyncExitStack) -> None:
-        consumer = OutboxConsumer(service, app.state.settings)
-        await consumer.start()
-        stack.push_async_callback(consumer.stop)
-        app.state.outbox = consumer
+    def routers(self) -> Sequence[APIRouter]:
+        from tidings.outbox import admin
 
-    app.state.startup_hooks.append(start)
+        return (admin.router,)
+
+    def configure(self, app: FastAPI) -> None:
+        self._app = app
+        app.state.outbox = None
+
+    async def start(self, service: Tidings, stack: AsyncExitStack) -> Hooks:
+        from tidings.hooks import Hooks
+        from tidings.outbox.consumer import OutboxConsumer
+
+        if service.settings.outbox_url:
+            consumer = OutboxConsumer(service, service.settings)
+            await consumer.start()
+            stack.push_async_callback(consumer.stop)
+            if self._app is not None:
+                self._app.state.outbox = consumer
+        return Hooks()
 
 
 def __getattr__(name: str) -> type[OutboxConsumer]:
@@ -49,4 +64,4 @@ def __getattr__(name: str) -> type[OutboxConsumer]:
     raise AttributeError(name)
 
 
-__all__ = ["SQL", "OutboxConsumer", "install"]
+__all__ = ["SQL", "OutboxConsumer", "OutboxExtension"]

@@ -18,17 +18,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tidings.errors import Unavailable
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from tidings.store.migrate import Schema
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     exc.OperationalError,
@@ -155,15 +155,17 @@ class Store:
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
 
-    async def migrate(self) -> None:
-        """Apply every Alembic migration up to head."""
-        from tidings.store.migrate import upgrade
+    async def migrate(self, schema: Schema | None = None) -> None:
+        """Upgrade the core and the branches ``schema`` wants to their heads (the core alone
+        without one): :mod:`tidings.store.migrate`."""
+        from tidings.store.migrate import Schema, upgrade
 
+        wanted = schema or Schema()
         async with self.engine.connect() as conn:
             if self.dialect == "postgresql":
                 # Instances starting together migrate one at a time (released at commit).
                 await conn.execute(text("SELECT pg_advisory_xact_lock(7412093)"))
-            await conn.run_sync(upgrade)
+            await conn.run_sync(upgrade, wanted)
             await conn.commit()
 
 

@@ -8,7 +8,9 @@ Invariants:
   too) or finds no tenant (``tenant_not_found``). It deletes the tenant's rows from every
   table on the shared ``metadata`` that has a ``tenant_id`` column, children before parents,
   then the tenant row. The channels' and the demo's tables join that ``metadata`` when their
-  modules are imported: the app imports both, and so does the CLI before it deletes.
+  modules are imported: the app imports both, and so does the CLI before it deletes. Only the
+  tables the database has are touched: each package's schema is its own Alembic branch, so a
+  database the demo never ran on has no demo table (ARCHITECTURE.md, "Schema history").
 - :func:`erase_user` deletes the user's read state and receipts, removes the user from every
   notification audience that names them, and deletes the notifications that named only them
   (no role, no other user: nobody else could see them). Broadcasts and role audiences are not
@@ -33,7 +35,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.errors import Code, NotFound, ValidationFailed
@@ -92,8 +94,11 @@ async def tenant_signing_kids(conn: AsyncConnection, tenant_id: str) -> list[str
 async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> dict[str, int]:
     """Delete the tenant and all of its rows. Returns rows removed per table (non-zero only)."""
     await lock_tenant(conn, tenant_id)
+    present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
     removed: dict[str, int] = {}
     for table in tenant_tables():
+        if table.name not in present:  # an extension whose branch this database never ran
+            continue
         count = (await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))).rowcount
         if count:
             removed[table.name] = count

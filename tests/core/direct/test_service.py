@@ -17,7 +17,7 @@ from tests.support import free_port
 from tidings import auth
 from tidings.delivery.broker import Envelope, Signal
 from tidings.delivery.hub import Subscriber
-from tidings.domain.notifications import Audience
+from tidings.domain.notifications import Audience, Notification
 from tidings.domain.principals import KeyPrincipal
 from tidings.errors import NotFound, PayloadTooLarge, ValidationFailed
 from tidings.service import Tidings
@@ -140,11 +140,11 @@ async def test_a_broker_or_hook_failure_never_fails_a_publish(
         await svc.create_tenant("t1", "one")
         seen: list[list[int]] = []
 
-        async def failing(published: list[object]) -> None:
+        async def failing(published: list[Notification]) -> None:
             raise RuntimeError("hook failed")
 
-        async def recording(published: list[object]) -> None:
-            seen.append([n.seq for n in published])  # type: ignore[attr-defined]
+        async def recording(published: list[Notification]) -> None:
+            seen.append([n.seq for n in published])
 
         svc.after_publish.extend([failing, recording])
         sub = await svc.hub.subscribe(ALICE)

@@ -1,7 +1,7 @@
-"""server secrets and tenant signing keys; merges the demo and channels branches
+"""server secrets and tenant signing keys
 
 Revision ID: 0004_secrets
-Revises: 0002_demo, 0003_channels
+Revises: 0001
 Create Date: 2026-11-26 14:00:00.000000
 
 Mirrors ``server_secrets`` and ``signing_keys`` in ``tidings.store.tables``.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_secrets"
-down_revision = ("0002_demo", "0003_channels")
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """inbox states and actors: notifications.actor_*, receipts.unread_at / snoozed_until
 
-Revision ID: 0005_inbox
-Revises: 0004_secrets
+Revision ID: 0006_inbox
+Revises: 0005_branches
 Create Date: 2026-11-26 17:30:00.000000
 
 Issue 10 items 1-2. Mirrors the columns of ``notifications`` and ``receipts`` in
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_inbox"
-down_revision = "0004_secrets"
+revision = "0006_inbox"
+down_revision = "0005_branches"  # the core branch's head (ARCHITECTURE.md, schema history)
 branch_labels = None
 depends_on = None
 

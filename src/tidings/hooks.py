@@ -1,0 +1,52 @@
+"""The typed seams through which an extension changes what the core does.
+
+The service calls them; an extension supplies them, as :class:`Hooks`, from its
+``start(service, stack)`` (:class:`tidings.extension.Extension`). The core never knows who
+is behind a hook.
+
+* :data:`AfterPublish` — called with the notifications a publish (or a ``transaction()``)
+  created, after they committed and were offered to the hub; never with an empty list. A hook
+  that raises is logged and the publish still succeeds (the store has it).
+* :data:`MutedTypes` — the types a user switched off in-app: left out of their feed, unread
+  count, snapshot and stream. Called per request and per stream opening, so it should cache.
+* :data:`~tidings.store.erasure.UserEraser` — the extension's part of the operator's user
+  erasure, run in the same transaction as the core's (:mod:`tidings.erasure`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from tidings.domain.notifications import Notification
+from tidings.domain.principals import Principal
+from tidings.store.erasure import UserEraser
+
+AfterPublish = Callable[[list[Notification]], Awaitable[None]]
+MutedTypes = Callable[[Principal], Awaitable[frozenset[str]]]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What one extension plugs into the service."""
+
+    after_publish: Sequence[AfterPublish] = ()
+    muted_types: MutedTypes | None = None
+    erase_user: Sequence[UserEraser] = ()
+
+
+def muted_by_all(sources: Sequence[MutedTypes]) -> MutedTypes | None:
+    """One :data:`MutedTypes` for several: a type any of them mutes is muted."""
+    if len(sources) <= 1:
+        return sources[0] if sources else None
+
+    async def muted(principal: Principal) -> frozenset[str]:
+        result: frozenset[str] = frozenset()
+        for source in sources:
+            result |= await source(principal)
+        return result
+
+    return muted
+
+
+__all__ = ["AfterPublish", "Hooks", "MutedTypes", "UserEraser", "muted_by_all"]
