@@ -177,6 +177,11 @@ def seeded(live: Live, credentials: dict[str, str]) -> dict[str, Any]:
     return {"key_id": spare, "kid": kid, "ids": ids, "device": device["id"]}
 
 
+def _soon() -> str:
+    """A snooze's end: in the future, within the year a snooze may last."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))
+
+
 def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any], int]]:
     one = {"type": "booking_created", "title": "hi"}
     return [
@@ -188,6 +193,9 @@ def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any
         ("GET /v1/feed/unread-count", {}, 200),
         ("POST /v1/feed/read", {"body": {"ids": seeded["ids"][:1]}}, 200),
         ("POST /v1/feed/archive", {"body": {"ids": seeded["ids"][1:2]}}, 200),
+        ("POST /v1/feed/unread", {"body": {"ids": seeded["ids"][:1]}}, 200),
+        ("POST /v1/feed/unarchive", {"body": {"ids": seeded["ids"][1:2]}}, 200),
+        ("POST /v1/feed/snooze", {"body": {"ids": seeded["ids"][:1], "until": _soon()}}, 200),
         ("POST /v1/tokens", {"body": {"user": "u1", "roles": ["staff"]}}, 201),
         ("GET /v1/admin/tenants", {}, 200),
         ("POST /v1/admin/tenants", {"body": {"id": "contract-two", "name": "Two"}}, 201),
@@ -346,7 +354,10 @@ def test_stream_is_documented_as_server_sent_events(served: dict[str, Any]) -> N
     ok = served["paths"]["/v1/stream"]["get"]["responses"]["200"]
     assert list(ok["content"]) == ["text/event-stream"]
     events = ok["content"]["text/event-stream"]["x-events"]
-    assert set(events) == {"ready", "reset", "notification", "read", "archived", "expired", "bye"}
+    assert set(events) == {
+        *("ready", "reset", "notification", "read", "archived", "expired", "bye"),
+        *("unread", "unarchived", "snoozed", "unsnoozed"),
+    }
     names = served["paths"]["/v1/stream"]["get"]["security"]
     assert {"streamTokenQuery": []} in names
 

@@ -489,8 +489,10 @@ def openapi(
     """Print the OpenAPI document the server serves at /openapi.json (`make openapi` writes
     docs/openapi.json). Reads no store and opens no port."""
     from tidings.app import create_app
+    from tidings.extensions import bundled
 
-    app_ = create_app(_settings(docs=True, demo=False))
+    settings = _settings(docs=True, demo=False)
+    app_ = create_app(settings, bundled(settings))  # what `tidings serve` serves
     text = json.dumps(app_.openapi(), indent=2, ensure_ascii=False) + "\n"
     if output is None:
         sys.stdout.write(text)

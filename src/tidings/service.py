@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -26,7 +26,7 @@ from tidings.apikeys import ApiKeys
 from tidings.config import Settings
 from tidings.delivery.broker import Broker, Envelope
 from tidings.delivery.hub import Hub
-from tidings.domain.notifications import NewNotification, Notification, utcnow
+from tidings.domain.notifications import NewNotification, Notification, format_time, utcnow
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
 from tidings.errors import Code, PayloadTooLarge, Unauthorized, ValidationFailed
@@ -43,6 +43,7 @@ from tidings.store.groupcommit import GroupCommitter
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SIZE = 5
+SNOOZE_MAX_DAYS = 366  # how far ahead a snooze may end (issue 10)
 
 
 @dataclass
@@ -277,12 +278,18 @@ class Tidings:
                 log.exception("after-publish hook failed")
 
     async def _ephemeral(self, principal: Principal, event: str, data: dict[str, Any]) -> None:
+        await self._ephemeral_to(principal.tenant, principal.user, event, data)
+
+    async def _ephemeral_to(self, tenant: str, user: str, event: str, data: dict[str, Any]) -> None:
+        """A read-state event to every stream of ``user`` (here, and through the broker on the
+        other instances): the one path of ``read``/``archived``/``unread``/``unarchived``/
+        ``snoozed``/``unsnoozed``, so whatever the hub keeps per user follows them all."""
         payload = orjson.dumps(data)
-        self.hub.deliver_ephemeral(principal.tenant, principal.user, event, payload)
+        self.hub.deliver_ephemeral(tenant, user, event, payload)
         envelope = Envelope(
             "e",
-            principal.tenant,
-            user=principal.user,
+            tenant,
+            user=user,
             event=event,
             payload=payload,
             origin=self.instance_id,
@@ -362,6 +369,7 @@ class Tidings:
             "unread": count.public(),
             "latest_seq": latest,
             "latest": [i.public() for i in items],
+            "user": principal.user,  # whose stream: notifications with this actor are read
         }
 
     async def mark_read(self, principal: Principal, ids: Sequence[int]) -> UnreadCount:
@@ -390,6 +398,87 @@ class Tidings:
         count = await self.unread(principal)
         await self._ephemeral(principal, "archived", {"ids": list(ids), "unread": count.public()})
         return count
+
+    async def mark_unread(self, principal: Principal, ids: Sequence[int]) -> UnreadCount:
+        """Unread again (a snooze on them ends); event ``unread`` carries the items (the newest
+        five), so a client puts back one it had taken out as snoozed."""
+        return await self._restore(principal, ids, "unread", rq.mark_unread)
+
+    async def unarchive(self, principal: Principal, ids: Sequence[int]) -> UnreadCount:
+        """Back in the inbox; event ``unarchived`` carries the items (the newest five)."""
+        return await self._restore(principal, ids, "unarchived", rq.unarchive)
+
+    async def snooze(
+        self, principal: Principal, ids: Sequence[int], until: datetime
+    ) -> UnreadCount:
+        """Out of the inbox and the count until ``until`` (in the future, at most
+        ``SNOOZE_MAX_DAYS`` ahead); event ``snoozed``. The snooze sweep brings them back."""
+        now = utcnow()
+        if until.tzinfo is None:
+            raise ValidationFailed("until needs a time zone (e.g. 2026-12-01T09:00:00Z).")
+        if until <= now:
+            raise ValidationFailed("until must be in the future.")
+        if until > now + timedelta(days=SNOOZE_MAX_DAYS):
+            raise ValidationFailed(f"until is at most {SNOOZE_MAX_DAYS} days ahead.")
+        roles = sorted(principal.roles)
+        async with self.store.write() as conn:
+            await rq.snooze(conn, principal.tenant, principal.user, roles, ids, until=until)
+        count = await self.unread(principal)
+        await self._ephemeral(
+            principal,
+            "snoozed",
+            {"ids": list(ids), "until": format_time(until), "unread": count.public()},
+        )
+        return count
+
+    async def _restore(
+        self, principal: Principal, ids: Sequence[int], event: str, change: Any
+    ) -> UnreadCount:
+        roles = sorted(principal.roles)
+        async with self.store.write() as conn:
+            await change(conn, principal.tenant, principal.user, roles, ids, now=utcnow())
+        muted = await self.muted(principal)
+        async with self.store.read() as conn:
+            items = await rq.items(conn, principal.tenant, principal.user, roles, ids)
+            count = await rq.unread_count(conn, principal.tenant, principal.user, roles, muted)
+        shown = [i.public() for i in items if i.notification.type not in muted]
+        await self._ephemeral(
+            principal,
+            event,
+            {"ids": list(ids), "items": shown[:SNAPSHOT_SIZE], "unread": count.public()},
+        )
+        return count
+
+    async def wake_snoozed(
+        self,
+        now: datetime,
+        *,
+        limit: int = 200,
+        on_claim: Callable[[AsyncConnection, list[rq.Woken]], Awaitable[None]] | None = None,
+    ) -> list[rq.Woken]:
+        """End the snoozes due at ``now`` (at most ``limit``): each exactly once across
+        instances (claimed in this write transaction, see ``store.readstate``). ``on_claim``
+        runs in that transaction (channels plan the push there, so it is exactly once too).
+        After the commit each user's streams get ``unsnoozed`` with the items, unread again
+        (no ``unread`` count in it: the client adds the ids to its count)."""
+        async with self.store.write() as conn:
+            woken = await rq.claim_due_snoozes(conn, now, limit=limit)
+            if woken and on_claim is not None:
+                await on_claim(conn, woken)
+        by_user: dict[tuple[str, str], list[int]] = {}
+        for item in woken:
+            by_user.setdefault((item.tenant, item.user), []).append(item.seq)
+        for (tenant, user), seqs in by_user.items():
+            async with self.store.read() as conn:
+                items = await rq.items(conn, tenant, user, None, seqs)
+            await self._ephemeral_to(
+                tenant,
+                user,
+                "unsnoozed",
+                {"ids": sorted(seqs), "items": [i.public() for i in items[:SNAPSHOT_SIZE]]},
+            )
+            log.info("snooze ended tenant=%s user=%s ids=%d", tenant, user, len(seqs))
+        return woken
 
     # -- tenants, keys, tokens -----------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The connect path without SQL (delivery/recent.py, delivery/opening.py, auth.TokenCache).
 
-The property: whatever was published, read, archived or muted, the opening the hub answers
+The property: whatever was published (by whichever actor), read, marked unread, archived,
+unarchived, snoozed, woken or muted, the opening the hub answers
 from memory (ring + kept view) is the opening the store alone gives (``from_store`` + its
 replay): the same ``ready`` data, the same replayed seqs, the same ``sent``."""
 
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ from tests.support import ServerThread, Stream, create_tenant, make_settings, op
 from tidings.auth import TokenCache
 from tidings.delivery.hub import Hub
 from tidings.delivery.opening import Opening, from_memory, from_store
-from tidings.domain.notifications import Audience, NewNotification
+from tidings.domain.notifications import Actor, Audience, NewNotification
 from tidings.domain.principals import Principal
 from tidings.errors import NotFound, Unauthorized
 from tidings.service import Tidings
@@ -95,9 +96,14 @@ ops = st.lists(
             st.sampled_from(TYPES),
             st.one_of(st.none(), st.sampled_from([("ann",), ("bob",), ("staff",), ("owner",)])),
             st.integers(1, 3),
+            st.one_of(st.none(), st.sampled_from(USERS)),  # the actor: read for them
         ),
-        st.tuples(st.just("read"), st.sampled_from(USERS), st.integers(1, 10)),
-        st.tuples(st.just("archive"), st.sampled_from(USERS), st.integers(1, 10)),
+        st.tuples(
+            st.sampled_from(("read", "archive", "unread", "unarchive", "snooze")),
+            st.sampled_from(USERS),
+            st.integers(1, 10),
+        ),
+        st.tuples(st.just("wake")),  # every snooze ends
         st.tuples(st.just("read_all"), st.sampled_from(USERS), st.integers(0, 12)),
         st.tuples(
             st.just("connect"),
@@ -166,19 +172,32 @@ async def _run(service: Tidings, tenant: str, program: list[Op]) -> None:
         for op in program:
             kind = op[0]
             if kind == "publish":
-                _, type_, target, count = op
+                _, type_, target, count, actor = op
+                by = None if actor is None else Actor(id=actor)
                 audience = None
                 if target is not None:
                     name = target[0]
                     audience = Audience(users=(name,)) if name in USERS else Audience(roles=target)
                 for i in range(count):
-                    new = NewNotification(type=type_, title=f"n{i}", audience=audience)
+                    new = NewNotification(type=type_, title=f"n{i}", audience=audience, actor=by)
                     await service.publish(tenant, new)
-            elif kind in ("read", "archive"):
+            elif kind == "snooze":
                 _, user, seq = op
-                act = service.mark_read if kind == "read" else service.archive
+                until = datetime.now(UTC) + timedelta(days=1)
+                with contextlib.suppress(NotFound):  # not visible to them, or not yet published
+                    await service.snooze(principal(tenant, user), [seq], until)
+            elif kind in ("read", "archive", "unread", "unarchive"):
+                _, user, seq = op
+                act = {
+                    "read": service.mark_read,
+                    "archive": service.archive,
+                    "unread": service.mark_unread,
+                    "unarchive": service.unarchive,
+                }[kind]
                 with contextlib.suppress(NotFound):  # not visible to them, or not yet published
                     await act(principal(tenant, user), [seq])
+            elif kind == "wake":
+                await service.wake_snoozed(datetime.now(UTC) + timedelta(days=2))
             elif kind == "read_all":
                 await service.mark_all_read(principal(tenant, op[1]), op[2] or None)
             else:
@@ -188,6 +207,23 @@ async def _run(service: Tidings, tenant: str, program: list[Op]) -> None:
             await _check_connect(service, tenant, user, frozenset(), None)
     finally:
         service.hub.unsubscribe(watcher)
+
+
+# The inbox's read rule, each reached for sure (hypothesis explores around them): a kept view
+# rolled over the user's own notifications (read, not counted) ...
+OWN_IN_A_KEPT_VIEW: list[Op] = [
+    ("connect", "ann", frozenset(), None),
+    ("publish", "system", None, 2, "ann"),
+]
+# ... and the store's: the actor's own, an unread mark below the line, a snooze, its end.
+INBOX_STATES: list[Op] = [
+    ("publish", "system", None, 3, "cy"),
+    ("read_all", "ann", 0),
+    ("unread", "ann", 2),
+    ("snooze", "bob", 3),
+    ("connect", "bob", frozenset(), None),
+    ("wake",),
+]
 
 
 @pytest.fixture
@@ -213,10 +249,54 @@ def test_the_opening_from_memory_is_the_opening_from_the_store(
 
     @hyp_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(program=ops)
+    @example(program=OWN_IN_A_KEPT_VIEW)
+    @example(program=INBOX_STATES)
     def check(program: list[Op]) -> None:
         loop.run_until_complete(_run(service, next(names), program))
 
     check()
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_the_opening_statements_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """The same property on PostgreSQL for the programs above (its SQL differs: ``ANY``
+    arrays for the expanding parameters, the watermark as a scalar subquery)."""
+    settings = make_settings(str(tmp_path), replay_limit=LIMIT, database_url=postgres_url)
+    async with open_service(settings) as service:
+        service.hub = Hub(
+            service.store,
+            service.metrics,
+            buffer=1000,
+            max_per_user=50,
+            max_per_tenant=50,
+            ring=RING,
+        )
+        for n, program in enumerate((OWN_IN_A_KEPT_VIEW, INBOX_STATES)):
+            await _run(service, f"pg{n}", program)
+
+
+@pytest.mark.anyio
+async def test_a_relayed_notification_of_the_users_own_rolls_in_read(tmp_path: Path) -> None:
+    """A notification another instance committed arrives as bytes (``deliver_raw``, through
+    the broker): the ring takes its actor from the payload, so the kept view rolls it in read
+    for its actor and unread for the others, as the store says."""
+    async with open_service(make_settings(str(tmp_path))) as service:
+        await service.create_tenant("jump-joy", "jump-joy")
+        here = Hub(service.store, service.metrics, buffer=100, max_per_user=5, max_per_tenant=5)
+        subs = {u: await here.subscribe(principal("jump-joy", u)) for u in ("ann", "cy")}
+        for sub in subs.values():  # both views kept here, as of seq 0
+            assert await from_memory(here, service.store, sub, None, replay_limit=100)
+        own = NewNotification(type="system", title="mine", actor=Actor(id="ann", name="Ann"))
+        stored, _ = await service.publish("jump-joy", own)  # on "another instance"
+        await here.deliver_raw("jump-joy", stored.seq, stored.encode())
+        for user, unread in (("ann", 0), ("cy", 1)):
+            memory = await from_memory(here, service.store, subs[user], None, replay_limit=100)
+            store = await from_store(service.store, subs[user], None, replay_limit=100)
+            assert memory is not None and _ready(memory) == _ready(store)
+            data = _ready(memory)[1]
+            assert data["unread"]["count"] == unread and data["user"] == user
+            assert data["latest"][0]["read"] is (user == "ann")
 
 
 @pytest.mark.anyio

@@ -1,7 +1,8 @@
 """A notification's detail page in the demo shows its delivery log, summed up per channel.
 
-The log entries are made by the real channel code: a change in the demo publishes; the planner
-decides per user (Ann: a device and a daily digest; Sam: a device, inside his quiet hours);
+The log entries are made by the real channel code: a change in the demo (made by Lee) publishes;
+the planner decides per user (Ann: a device and a daily digest; Sam: a device, inside his quiet
+hours; Lee: a device, but Lee made the change — its actor is never pushed, issue 10);
 the push worker delivers to a push-service stand-in on loopback (HTTPS, checks VAPID and
 decrypts — tests/channels/conftest.py); the digest is queued for an aiosmtpd sink.
 """
@@ -109,7 +110,11 @@ def test_the_detail_page_shows_what_each_channel_did(
 ) -> None:
     now = datetime.now(UTC)
     zone = zone_before_22()
-    with closing(sign_in(demo.url, "ann")) as ann, closing(sign_in(demo.url, "sam")) as sam:
+    with (
+        closing(sign_in(demo.url, "ann")) as ann,
+        closing(sign_in(demo.url, "sam")) as sam,
+        closing(sign_in(demo.url, "lee")) as lee,
+    ):
         # Preferences first: the channels learn the e-mail address with them (a digest due
         # meanwhile at the default 18:00 UTC would otherwise make this test depend on the hour).
         set_preferences(ann, **{"digest.cadence": "daily", "digest.hour": "23", "time_zone": zone})
@@ -125,10 +130,11 @@ def test_the_detail_page_shows_what_each_channel_did(
         )
         add_device(ann, push_service.device("ann-phone").subscription())
         add_device(sam, push_service.device("sam-phone").subscription())
+        add_device(lee, push_service.device("lee-phone").subscription())
 
-        r = ann.post(  # a change in the demo: a customer is added, and announced
+        r = lee.post(  # a change in the demo: a customer is added, and announced
             "/demo/customers",
-            data={"csrf": csrf(ann, "/demo/customers"), "name": "Dee Livery", "email": "dee@x.io"},
+            data={"csrf": csrf(lee, "/demo/customers"), "name": "Dee Livery", "email": "dee@x.io"},
         )
         assert r.status_code == 303, r.text
         seq = int(demo.sql("SELECT last_seq FROM tenants WHERE id = 'jump-joy'")[0][0])
@@ -151,6 +157,7 @@ def test_the_detail_page_shows_what_each_channel_did(
         assert '<tr data-channel="push" data-status="skipped">' in page
         assert '<tr data-channel="email" data-status="queued">' in page
         assert push_service.for_device("sam-phone") == []
+        assert push_service.for_device("lee-phone") == [], "the actor is not pushed"
         assert mail_sink.messages == []
 
         # Staff see it too; a seeded notification that went nowhere says so.

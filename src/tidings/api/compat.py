@@ -5,7 +5,8 @@ API key. ``tenantId`` must be the key's tenant (403 otherwise). ``message`` beco
 ``link``/``url``/``actionUrl`` the link; ``userId`` (a number or a string), ``userIds`` (a list
 of them) and ``roles`` (a list of strings) an audience; every other field of the notification is
 kept under ``data``. A field of the wrong type is a 422, never guessed at (``"userIds": "12"`` is
-not users ``1`` and ``2``).
+not users ``1`` and ``2``). The user who caused it — ``actor`` ``{"id": 7, "name": "Ann"}`` or
+``actorId`` (+ ``actorName``) — gets it already read (issue 10).
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ UserRef = StrictInt | StrictStr
 """A user id as the booking backend sends it: a number or a string (never a bool)."""
 
 
+class CompatActor(StrictModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: UserRef
+    name: StrictStr | None = None
+
+
 class CompatNotification(StrictModel):
     """The notification as the booking backend's hooks send it. Typed fields are checked (a
     string is not a list of users; ``true`` is not a role); any other field is kept for
@@ -46,6 +54,9 @@ class CompatNotification(StrictModel):
     userIds: list[UserRef] | None = Field(default=None, max_length=1000)
     roles: list[StrictStr] | None = Field(default=None, max_length=100)
     data: dict[str, Any] | None = None
+    actor: CompatActor | None = None
+    actorId: UserRef | None = None
+    actorName: StrictStr | None = None
 
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -64,6 +75,15 @@ def to_new(raw: CompatNotification) -> NewNotification:
     audience = None
     if users or roles:
         audience = {"users": [str(u) for u in users], "roles": list(roles)}
+    if raw.actor is not None and raw.actorId is not None:
+        raise ValidationFailed("notification: send either actor or actorId, not both.")
+    actor = None
+    if raw.actor is not None:
+        actor = {"id": str(raw.actor.id), "name": raw.actor.name}
+    elif raw.actorId is not None:
+        actor = {"id": str(raw.actorId), "name": raw.actorName}
+    elif raw.actorName is not None:
+        raise ValidationFailed("notification.actorName: needs actorId.")
     try:
         return NewNotification.model_validate(
             {
@@ -73,6 +93,7 @@ def to_new(raw: CompatNotification) -> NewNotification:
                 "data": {**raw.extra_fields(), **(raw.data or {})},
                 "link": raw.link or raw.url or raw.actionUrl,
                 "audience": audience,
+                "actor": actor,
             }
         )
     except ValidationError as error:

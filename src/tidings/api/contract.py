@@ -36,7 +36,10 @@ from tidings.api.schemas import (
     EndEvent,
     NotificationOut,
     ReadEvent,
+    RestoredEvent,
     SnapshotEvent,
+    SnoozedEvent,
+    UnsnoozedEvent,
 )
 from tidings.errors import Code
 
@@ -131,11 +134,16 @@ _CREDENTIALS: dict[Callable[..., Any], tuple[list[dict[str, list[str]]], tuple[C
 """Credential dependency → (security requirement, the codes checking it may answer)."""
 
 _EVENTS: dict[str, Any] = {
-    "ready": "Once, first: `{unread, latest_seq, latest}`; `id: <latest_seq>` when not resuming.",
+    "ready": "Once, first: `{unread, latest_seq, latest, user}`; `id: <latest_seq>` when not"
+    " resuming. A notification whose `actor.id` is `user` arrives read.",
     "reset": "Instead of a replay when the resume point cannot be honoured: like `ready`.",
     "notification": "`id: <seq>`, data: a notification (`NotificationOut`), replayed then live.",
     "read": "Ephemeral: `{ids | all, up_to, unread}` when the user read on any device.",
     "archived": "Ephemeral: `{ids, unread}`.",
+    "unread": "Ephemeral: `{ids, items, unread}` marked unread again (a snooze on them ended).",
+    "unarchived": "Ephemeral: `{ids, items, unread}` back in the inbox.",
+    "snoozed": "Ephemeral: `{ids, until, unread}` out of the inbox and the count until `until`.",
+    "unsnoozed": "Ephemeral: `{ids, items}` a snooze ended: unread again, add them to the count.",
     "expired": "Last: `{reason: token_expired}`; reconnect with a new token.",
     "bye": "Last: `{reason: overflow | shutdown | gap}`; reconnect after `retry`.",
 }
@@ -265,6 +273,10 @@ _EVENT_DATA: dict[str, type[BaseModel]] = {
     "notification": NotificationOut,
     "read": ReadEvent,
     "archived": ArchivedEvent,
+    "unread": RestoredEvent,
+    "unarchived": RestoredEvent,
+    "snoozed": SnoozedEvent,
+    "unsnoozed": UnsnoozedEvent,
     "expired": EndEvent,
     "bye": EndEvent,
 }

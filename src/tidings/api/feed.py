@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from tidings.api.contract import raises
 from tidings.api.deps import ServiceDep, UserDep
-from tidings.api.schemas import FeedOut, IdsIn, ReadIn, ReadOut, UnreadOut
+from tidings.api.schemas import FeedOut, IdsIn, ReadIn, ReadOut, SnoozeIn, UnreadOut
 from tidings.domain.inputs import parse_int
 from tidings.errors import BadRequest, Code, ValidationFailed
 
@@ -39,12 +39,12 @@ def decode_cursor(cursor: str) -> int:
 async def feed(
     principal: UserDep,
     service: ServiceDep,
-    status: Literal["unread", "read", "archived", "all"] = "all",
+    status: Literal["unread", "read", "archived", "snoozed", "all"] = "all",
     type: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    """Newest first. ``all`` is everything not archived."""
+    """Newest first. ``all`` is everything neither archived nor snoozed."""
     before = decode_cursor(cursor) if cursor else None
     items, next_before = await service.feed(
         principal, status=status, type_=type, before=before, limit=limit
@@ -78,6 +78,33 @@ async def mark_read(body: ReadIn, principal: UserDep, service: ServiceDep) -> di
 async def archive(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
     _check_ids(body.ids)
     count = await service.archive(principal, sorted(set(body.ids)))
+    return {"unread": count.public()}
+
+
+@router.post("/unread", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND))
+async def mark_unread(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    """Unread again, whatever the watermark (a snooze on them ends). Event ``unread``."""
+    _check_ids(body.ids)
+    count = await service.mark_unread(principal, sorted(set(body.ids)))
+    return {"unread": count.public()}
+
+
+@router.post(
+    "/unarchive", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND)
+)
+async def unarchive(body: IdsIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    """Back in the inbox (read, as archiving left them). Event ``unarchived``."""
+    _check_ids(body.ids)
+    count = await service.unarchive(principal, sorted(set(body.ids)))
+    return {"unread": count.public()}
+
+
+@router.post("/snooze", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND))
+async def snooze(body: SnoozeIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
+    """Out of the inbox and the count until ``until``; then back, unread (event
+    ``unsnoozed``, a push if the user has no live stream). Event ``snoozed`` now."""
+    _check_ids(body.ids)
+    count = await service.snooze(principal, sorted(set(body.ids)), body.until)
     return {"unread": count.public()}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from tidings.domain.inputs import StoreInt, StrictModel
@@ -26,6 +26,13 @@ class BatchIn(Strict):
 
 class IdsIn(Strict):
     ids: list[int] = Field(min_length=1, max_length=500)
+
+
+class SnoozeIn(Strict):
+    """``until``: an ISO 8601 time with a zone, in the future (issue 10)."""
+
+    ids: list[int] = Field(min_length=1, max_length=500)
+    until: AwareDatetime
 
 
 class ReadIn(Strict):
@@ -91,6 +98,11 @@ class UnreadOut(Out):
     more: bool = Field(description="True when 100 or more are unread (count is then 99).")
 
 
+class ActorOut(Out):
+    id: str
+    name: str | None
+
+
 class NotificationOut(Out):
     """A stored notification; ``id`` is its per-tenant seq (the SSE ``id:``)."""
 
@@ -104,11 +116,13 @@ class NotificationOut(Out):
         description="null: the whole tenant."
     )
     created_at: str
+    actor: ActorOut | None = Field(description="Who caused it (read for them); null: nobody.")
 
 
 class FeedItemOut(NotificationOut):
     read: bool
     archived: bool
+    snoozed_until: str | None = Field(description="RFC 3339, UTC, while snoozed; else null.")
 
 
 class FeedOut(Out):
@@ -208,6 +222,7 @@ class SnapshotEvent(Out):
     unread: UnreadOut
     latest_seq: int
     latest: list[FeedItemOut] = Field(description="Up to 5, newest first.")
+    user: str = Field(description="Whose stream: notifications with this actor arrive read.")
 
 
 class ReadEvent(Out):
@@ -222,6 +237,27 @@ class ReadEvent(Out):
 class ArchivedEvent(Out):
     ids: list[int]
     unread: UnreadOut
+
+
+class RestoredEvent(Out):
+    """``unread`` and ``unarchived``: ``ids`` back in the inbox, ``items`` (up to 5) to show."""
+
+    ids: list[int]
+    items: list[FeedItemOut]
+    unread: UnreadOut
+
+
+class SnoozedEvent(Out):
+    ids: list[int]
+    until: str = Field(description="RFC 3339, UTC.")
+    unread: UnreadOut
+
+
+class UnsnoozedEvent(Out):
+    """A snooze ended: ``ids`` are unread again (the client adds them to its count)."""
+
+    ids: list[int]
+    items: list[FeedItemOut]
 
 
 class EndEvent(Out):

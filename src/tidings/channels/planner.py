@@ -239,8 +239,8 @@ class Planner:
         backlog: int,
     ) -> None:
         user = r.profile.user
-        if not item.visible_to(user, frozenset(r.profile.roles)):
-            return
+        if not item.visible_to(user, frozenset(r.profile.roles)) or item.by(user):
+            return  # not theirs to see, or their own action (its actor: issue 10)
         settings = self.ch.settings
 
         def note(channel: Any, status: Any, reason: str | None = None, **kw: Any) -> None:

@@ -279,6 +279,28 @@ class PushWorker:
 
 
 async def _is_read(conn: Any, job: Job) -> bool:
+    """Read, archived or snoozed now (a receipt's ``unread_at`` beats the watermark)."""
+    row = (
+        await conn.execute(
+            select(
+                receipts.c.read_at,
+                receipts.c.archived_at,
+                receipts.c.unread_at,
+                receipts.c.snoozed_until,
+            ).where(
+                receipts.c.tenant_id == job.tenant,
+                receipts.c.user_id == job.user,
+                receipts.c.seq == job.seq,
+            )
+        )
+    ).first()
+    if row is not None:
+        if row.read_at is not None or row.archived_at is not None:
+            return True
+        if row.snoozed_until is not None:
+            return True
+        if row.unread_at is not None:
+            return False
     mark = (
         await conn.execute(
             select(read_state.c.watermark).where(
@@ -286,15 +308,4 @@ async def _is_read(conn: Any, job: Job) -> bool:
             )
         )
     ).scalar_one_or_none()
-    if mark is not None and int(mark) >= job.seq:
-        return True
-    row = (
-        await conn.execute(
-            select(receipts.c.read_at, receipts.c.archived_at).where(
-                receipts.c.tenant_id == job.tenant,
-                receipts.c.user_id == job.user,
-                receipts.c.seq == job.seq,
-            )
-        )
-    ).first()
-    return row is not None and (row.read_at is not None or row.archived_at is not None)
+    return mark is not None and int(mark) >= job.seq

@@ -9,7 +9,7 @@ its own errors):
 =================  =====================================================================
 planner            fan-out of committed notifications to push/e-mail (woken by publishes)
 push worker        drains the push outbox, retries with backoff
-reminders          publishes due reminders (every ``TIDINGS_REMINDER_INTERVAL``)
+reminders          publishes due reminders, ends due snoozes (``TIDINGS_REMINDER_INTERVAL``)
 digests            sends due digests (every ``TIDINGS_DIGEST_INTERVAL``)
 presence           heartbeats who has a live stream here (every ``TIDINGS_PRESENCE_INTERVAL``)
 housekeeping       prunes the delivery log, old digest leases and finished reminders (hourly)
@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from tidings.channels import deliverylog, profiles, reminders
+from tidings.channels import deliverylog, profiles, reminders, snoozes
 from tidings.channels.clock import Clock, SystemClock
 from tidings.channels.digest import DigestRunner
 from tidings.channels.mutes import Mutes
@@ -144,7 +144,9 @@ class Channels:
     # -- work ----------------------------------------------------------------------------------
 
     async def reminders_tick(self) -> int:
-        return await reminders.run_due(self.service, self.clock.now())
+        sent = await reminders.run_due(self.service, self.clock.now())
+        await snoozes.wake_due(self)  # ended snoozes, on the same tick and lease (issue 10)
+        return sent
 
     async def housekeeping(self) -> None:
         now = self.clock.now()

@@ -2,7 +2,8 @@
 
 - :class:`Client` / :class:`AsyncClient`: publish (single and batch; retried with one
   ``Idempotency-Key`` per publish, so a retry never doubles it; ``Retry-After`` honoured),
-  ``mint_token``, a user's feed / unread count / mark read / archive / preferences (with a
+  ``mint_token``, a user's feed / unread count / mark read / mark unread / archive /
+  unarchive / snooze / preferences (with a
   stream token the client mints for that user with its API key and caches until near expiry),
   tenant preferences, tenants and API keys (operator key), and ``subscribe``.
 - :class:`Subscription` / :class:`AsyncSubscription`: the events of ``GET /v1/stream``;
@@ -29,6 +30,7 @@ from tidings.client._subscription import Subscription
 from tidings.client._sync import Client
 from tidings.client._tokens import StreamToken
 from tidings.client._types import (
+    Actor,
     ApiKey,
     Audience,
     FeedItem,
@@ -40,6 +42,7 @@ from tidings.client._types import (
 )
 
 __all__ = [
+    "Actor",
     "ApiError",
     "ApiKey",
     "AsyncClient",

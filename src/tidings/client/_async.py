@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -18,7 +19,7 @@ import httpx
 from tidings.client import _calls as calls
 from tidings.client._asubscription import AsyncSubscription, TokenSource, fixed
 from tidings.client._base import DEFAULT_TIMEOUT, STREAM_READ_TIMEOUT, Base, failure, user_agent
-from tidings.client._calls import Call, FeedStatus
+from tidings.client._calls import ActorRef, Call, FeedStatus
 from tidings.client._tokens import StreamToken, UserRef
 from tidings.client._types import (
     ApiKey,
@@ -89,10 +90,12 @@ class AsyncClient(Base):
         link: str | None = None,
         audience: Mapping[str, Sequence[str]] | None = None,
         idempotency_key: str | None = None,
+        actor: ActorRef | None = None,
     ) -> Notification:
-        """Store and deliver one notification; retried with one ``Idempotency-Key``."""
+        """Store and deliver one notification; retried with one ``Idempotency-Key``.
+        ``actor`` (a user id or ``{"id", "name"}``): who caused it; they get it already read."""
         return await self._run(
-            calls.publish(type, title, body, data, link, audience, idempotency_key)
+            calls.publish(type, title, body, data, link, audience, idempotency_key, actor)
         )
 
     async def publish_batch(
@@ -145,6 +148,24 @@ class AsyncClient(Base):
         self, user: str, ids: Sequence[int], *, roles: Sequence[str] = ()
     ) -> MarkResult:
         return await self._run(calls.archive(UserRef.of(user, roles), ids))
+
+    async def mark_unread(
+        self, user: str, ids: Sequence[int], *, roles: Sequence[str] = ()
+    ) -> MarkResult:
+        """Unread again, whatever was read before (a snooze on them ends)."""
+        return await self._run(calls.mark_unread(UserRef.of(user, roles), ids))
+
+    async def unarchive(
+        self, user: str, ids: Sequence[int], *, roles: Sequence[str] = ()
+    ) -> MarkResult:
+        """Back in the inbox (read, as archiving left them)."""
+        return await self._run(calls.unarchive(UserRef.of(user, roles), ids))
+
+    async def snooze(
+        self, user: str, ids: Sequence[int], until: datetime, *, roles: Sequence[str] = ()
+    ) -> MarkResult:
+        """Out of the inbox and the unread count until ``until`` (aware); then back, unread."""
+        return await self._run(calls.snooze(UserRef.of(user, roles), ids, until))
 
     async def preferences(self, user: str, *, roles: Sequence[str] = ()) -> dict[str, Any]:
         return await self._run(calls.preferences(UserRef.of(user, roles)))

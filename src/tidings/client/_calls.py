@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, cast
 from urllib.parse import quote
 
@@ -25,7 +26,9 @@ from tidings.client._types import (
 
 T = TypeVar("T")
 Auth = Literal["key", "operator", "user", "none"]
-FeedStatus = Literal["unread", "read", "archived", "all"]
+FeedStatus = Literal["unread", "read", "archived", "snoozed", "all"]
+ActorRef = str | Mapping[str, Any]
+"""The user who caused a notification: their id, or ``{"id": …, "name": …}``."""
 
 
 def _same(body: Any) -> Any:
@@ -59,12 +62,15 @@ def _notification(
     data: Mapping[str, Any] | None,
     link: str | None,
     audience: Mapping[str, Sequence[str]] | None,
+    actor: ActorRef | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {"type": type, "title": title, "body": body, "data": dict(data or {})}
     if link is not None:
         payload["link"] = link
     if audience is not None:
         payload["audience"] = {k: list(v) for k, v in audience.items()}
+    if actor is not None:
+        payload["actor"] = {"id": actor} if isinstance(actor, str) else dict(actor)
     return payload
 
 
@@ -76,12 +82,13 @@ def publish(
     link: str | None,
     audience: Mapping[str, Sequence[str]] | None,
     idempotency_key: str | None,
+    actor: ActorRef | None = None,
 ) -> Call[Notification]:
     return Call(
         "POST",
         "/v1/notifications",
         "key",
-        json=_notification(type, title, body, data, link, audience),
+        json=_notification(type, title, body, data, link, audience, actor),
         headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
     )
 
@@ -143,6 +150,21 @@ def mark_read(
 
 def archive(ref: UserRef, ids: Sequence[int]) -> Call[MarkResult]:
     return Call("POST", "/v1/feed/archive", "user", json={"ids": list(ids)}, user=ref)
+
+
+def mark_unread(ref: UserRef, ids: Sequence[int]) -> Call[MarkResult]:
+    return Call("POST", "/v1/feed/unread", "user", json={"ids": list(ids)}, user=ref)
+
+
+def unarchive(ref: UserRef, ids: Sequence[int]) -> Call[MarkResult]:
+    return Call("POST", "/v1/feed/unarchive", "user", json={"ids": list(ids)}, user=ref)
+
+
+def snooze(ref: UserRef, ids: Sequence[int], until: datetime) -> Call[MarkResult]:
+    if until.tzinfo is None:
+        raise ValueError("until needs a time zone (e.g. datetime.now(UTC) + timedelta(hours=1))")
+    body = {"ids": list(ids), "until": until.isoformat()}
+    return Call("POST", "/v1/feed/snooze", "user", json=body, user=ref)
 
 
 def preferences(ref: UserRef) -> Call[dict[str, Any]]:

@@ -21,8 +21,9 @@ __all__ = ["Decoder", "Event", "Resume", "parse_sse"]
 @dataclass(frozen=True, slots=True)
 class Event:
     """One stream event: ``event`` (``ready``, ``reset``, ``notification``, ``read``,
-    ``archived``, ``expired``, ``bye``), its JSON ``data``, and ``id``, the notification's seq
-    (also on ``ready``/``reset``: the latest seq), else ``None``."""
+    ``archived``, ``unread``, ``unarchived``, ``snoozed``, ``unsnoozed``, ``expired``,
+    ``bye``), its JSON ``data``, and ``id``, the notification's seq (also on
+    ``ready``/``reset``: the latest seq), else ``None``."""
 
     event: str
     data: Any

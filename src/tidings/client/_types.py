@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NotRequired, TypedDict
 
 __all__ = [
+    "Actor",
     "ApiKey",
     "Audience",
     "FeedItem",
@@ -23,6 +24,13 @@ class Audience(TypedDict, total=False):
     roles: list[str]
 
 
+class Actor(TypedDict):
+    """Who caused a notification: they get it already read (never counted, pushed, e-mailed)."""
+
+    id: str
+    name: str | None
+
+
 class Notification(TypedDict):
     """A stored notification; ``id`` is its per-tenant seq (the SSE ``id:``)."""
 
@@ -34,13 +42,15 @@ class Notification(TypedDict):
     link: str | None
     audience: Audience | None
     created_at: str
+    actor: Actor | None
 
 
 class FeedItem(Notification):
-    """A notification as one user sees it in the feed."""
+    """A notification as one user sees it in the feed (``snoozed_until``: ISO time or None)."""
 
     read: bool
     archived: bool
+    snoozed_until: str | None
 
 
 class FeedPage(TypedDict):
@@ -58,7 +68,7 @@ class UnreadCount(TypedDict):
 
 
 class MarkResult(TypedDict):
-    """The user's unread count after a mark read / archive."""
+    """The user's unread count after a mark read / unread / archive / unarchive / snooze."""
 
     unread: UnreadCount
 

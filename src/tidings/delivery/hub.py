@@ -333,10 +333,11 @@ class Hub:
                 if seq <= state.last:
                     return
             if isinstance(item, Notification):
-                self._dispatch(state, seq, item.type, item.audience, item.encode())
+                actor = item.actor.id if item.actor else None
+                self._dispatch(state, seq, item.type, item.audience, item.encode(), actor)
             elif item is not None:
-                type_, audience = _type_and_audience(item)
-                self._dispatch(state, seq, type_, audience, item)
+                type_, audience, actor = _parsed(item)
+                self._dispatch(state, seq, type_, audience, item, actor)
 
     async def catch_up(self, tenant: str | None = None) -> None:
         """Fill every tenant (or one) from the store up to its latest committed seq."""
@@ -375,7 +376,8 @@ class Hub:
                 break
             self._metrics.catch_up.inc(len(rows))
             for row in rows:
-                self._dispatch(state, row.seq, row.type, row.audience, row.encode())
+                actor = row.actor.id if row.actor else None
+                self._dispatch(state, row.seq, row.type, row.audience, row.encode(), actor)
 
     def _drop_idle(self) -> None:
         """Forget the tenants without a stream for longer than ``view_ttl`` s."""
@@ -386,11 +388,17 @@ class Hub:
                 del self._tenants[name]
 
     def _dispatch(
-        self, state: _Tenant, seq: int, type_: str, audience: Audience | None, payload: bytes
+        self,
+        state: _Tenant,
+        seq: int,
+        type_: str,
+        audience: Audience | None,
+        payload: bytes,
+        actor: str | None,
     ) -> None:
         frame = sse.notification_frame(seq, payload)
         state.last = seq
-        state.ring.push(Entry(seq, type_, audience, payload, frame))
+        state.ring.push(Entry(seq, type_, audience, payload, frame, actor))
         if audience is None:
             for sub in state.subscribers:
                 sub.offer(seq, frame)
@@ -421,10 +429,16 @@ class Hub:
             sub.offer(0, frame)
 
 
-def _type_and_audience(payload: bytes) -> tuple[str, Audience | None]:
+def _parsed(payload: bytes) -> tuple[str, Audience | None, str | None]:
+    """A relayed notification's type, audience and actor id (what the ring keeps)."""
     parsed = orjson.loads(payload)
     raw = parsed.get("audience")
-    return str(parsed.get("type", "")), Audience.model_validate(raw) if raw else None
+    actor = parsed.get("actor")
+    return (
+        str(parsed.get("type", "")),
+        Audience.model_validate(raw) if raw else None,
+        str(actor["id"]) if isinstance(actor, dict) and actor.get("id") else None,
+    )
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

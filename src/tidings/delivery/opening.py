@@ -3,7 +3,7 @@
 :func:`from_memory` answers the common connect from what the hub keeps
 (:mod:`tidings.delivery.recent`): the tenant's latest seq and ring, and the user's view; a view
 not in memory is read from the store in ONE read transaction of two statements built once
-(:func:`tidings.store.readstate.snapshot`). It gives up (``None``) when only the store can
+(:func:`tidings.store.snapshot.snapshot`). It gives up (``None``) when only the store can
 answer: a resume beyond the ring, or ahead of what this instance has seen (committed
 elsewhere, not yet announced here). :func:`from_store` is then the answer, as before the hub
 kept anything: one read transaction for the latest seq, the snapshot and the oldest retained
@@ -23,7 +23,7 @@ from tidings.delivery import sse
 from tidings.delivery.recent import SNAPSHOT_SIZE, View
 from tidings.domain.readstate import UnreadCount
 from tidings.store import notifications as nq
-from tidings.store import readstate as rq
+from tidings.store import snapshot as sq
 
 if TYPE_CHECKING:
     from tidings.delivery.hub import Hub, Subscriber
@@ -54,7 +54,7 @@ async def _view(hub: Hub, store: Store, sub: Subscriber) -> tuple[View, int]:
             return view, state.last
     begun, upto = views.epoch, state.last
     async with store.read() as conn:
-        count, items = await rq.snapshot(
+        count, items = await sq.snapshot(
             conn, p.tenant, p.user, p.roles, sub.muted, upto=upto, size=SNAPSHOT_SIZE
         )
     view = View.of(upto, p.roles, sub.muted, _probe(count), items)
@@ -77,7 +77,7 @@ async def from_memory(
     if resume is None or resume == last or last - resume > replay_limit:
         view, at = await _view(hub, store, sub)
         event = "reset" if resume is not None and resume != last else "ready"
-        return Opening(sse.frame(event, view.ready(at), at), at)
+        return Opening(sse.frame(event, view.ready(at, p.user), at), at)
     if not state.ring.covers(resume):
         return None
     view, at = await _view(hub, store, sub)
@@ -88,7 +88,7 @@ async def from_memory(
         for e in state.ring.since(resume)
         if e.seq <= at and e.visible(p.user, p.roles, sub.muted)
     ]
-    return Opening(sse.frame("ready", view.ready(at)) + b"".join(frames), at, len(frames))
+    return Opening(sse.frame("ready", view.ready(at, p.user)) + b"".join(frames), at, len(frames))
 
 
 async def from_store(
@@ -99,12 +99,12 @@ async def from_store(
     p = sub.principal
     async with store.read() as conn:
         latest = await nq.latest_seq(conn, p.tenant)
-        count, items = await rq.snapshot(
+        count, items = await sq.snapshot(
             conn, p.tenant, p.user, p.roles, sub.muted, upto=latest, size=SNAPSHOT_SIZE
         )
         replayable = resume is not None and resume < latest <= resume + replay_limit
         oldest = await nq.oldest_seq(conn, p.tenant) if replayable else None
-    data = View.of(latest, p.roles, sub.muted, _probe(count), items).ready(latest)
+    data = View.of(latest, p.roles, sub.muted, _probe(count), items).ready(latest, p.user)
     if resume is None or resume == latest:
         return Opening(sse.frame("ready", data, latest), latest)
     assert resume is not None

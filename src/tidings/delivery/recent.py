@@ -9,12 +9,14 @@ Per tenant it serves, the hub keeps (in its ``_Tenant``):
 - :class:`Views`: per user the unread count and the latest five inbox items as of a seq
   (``as_of``), with the roles and muted types they were computed for. A view is rolled
   forward on the next connect with the ring's entries above ``as_of`` (new notifications are
-  unread and not archived); it is dropped by the events that change it otherwise: ``read`` and
-  ``archived`` (mark read, mark all read, archive), local or from another instance through the
-  broker; all of a hub's views are dropped while the broker is away (a lost event) and at
-  once when it is back; and a view lives at most ``TIDINGS_STREAM_VIEW_TTL`` seconds, the
-  bound for what no event announces (retention pruning, a preference changed on another
-  instance: the muted types the channels report are part of the view's key anyway).
+  unread and in the inbox, except the user's own: an entry whose actor is the user is read,
+  as ``store.readstate.is_read`` says); it is dropped by the events that change it otherwise
+  (every read-state event: ``read``, ``archived``, ``unread``, ``unarchived``, ``snoozed``,
+  ``unsnoozed``), local or from another instance through the broker; all of a hub's views
+  are dropped while the broker is away (a lost event) and at once when it is back; and a
+  view lives at most ``TIDINGS_STREAM_VIEW_TTL`` seconds, the bound for what no event
+  announces (retention pruning, a preference changed on another instance: the muted types
+  the channels report are part of the view's key anyway).
 
 Invariants:
 - A view filled from the store is exact as of its ``as_of`` (the queries are bounded by it),
@@ -32,6 +34,8 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import orjson
+
 from tidings.domain.notifications import Audience
 from tidings.domain.readstate import UNREAD_DISPLAY_CAP
 
@@ -45,16 +49,23 @@ _PROBE_CAP = UNREAD_DISPLAY_CAP + 1  # counts are kept as the store's probe: at 
 class Entry:
     """One notification as the ring keeps it: what filtering and the opening need."""
 
-    __slots__ = ("_item", "audience", "frame", "payload", "seq", "type")
+    __slots__ = ("_item", "actor", "audience", "frame", "payload", "seq", "type")
 
     def __init__(
-        self, seq: int, type_: str, audience: Audience | None, payload: bytes, frame: bytes
+        self,
+        seq: int,
+        type_: str,
+        audience: Audience | None,
+        payload: bytes,
+        frame: bytes,
+        actor: str | None = None,
     ) -> None:
         self.seq = seq
         self.type = type_
         self.audience = audience
         self.payload = payload  # the notification's one-line JSON
         self.frame = frame  # its SSE frame, as the fan-out wrote it
+        self.actor = actor  # the id of the user who caused it: read for them
         self._item: bytes | None = None
 
     @property
@@ -63,6 +74,10 @@ class Entry:
         if self._item is None:
             self._item = item_json(self.payload, read=False)
         return self._item
+
+    def item_for(self, user: str) -> bytes:
+        """Its inbox item for ``user``: read if they caused it (made anew: rare), else shared."""
+        return item_json(self.payload, read=True) if self.actor == user else self.item
 
     def visible(self, user: str, roles: frozenset[str], muted: frozenset[str]) -> bool:
         audience = self.audience
@@ -145,31 +160,37 @@ class View:
             return False
         fresh = [e for e in ring.since(self.as_of) if e.visible(user, self.roles, self.muted)]
         if fresh:
-            self.counted = min(_PROBE_CAP, self.counted + len(fresh))
-            newest = [e.item for e in fresh[-SNAPSHOT_SIZE:]]
+            unread = sum(1 for e in fresh if e.actor != user)  # their own arrive read
+            self.counted = min(_PROBE_CAP, self.counted + unread)
+            newest = [e.item_for(user) for e in fresh[-SNAPSHOT_SIZE:]]
             newest.reverse()
             self.latest = (newest + self.latest)[:SNAPSHOT_SIZE]
         self.as_of = last
         return True
 
-    def ready(self, latest_seq: int) -> bytes:
-        """The ``ready``/``reset`` data: the same JSON as ``Tidings.snapshot`` gives."""
+    def ready(self, latest_seq: int, user: str) -> bytes:
+        """The ``ready``/``reset`` data of ``user``'s stream: the same JSON as
+        ``Tidings.snapshot`` gives (``user`` names whose stream it is)."""
         if self.counted > UNREAD_DISPLAY_CAP:
             unread = b'{"count":%d,"more":true}' % UNREAD_DISPLAY_CAP
         else:
             unread = b'{"count":%d,"more":false}' % self.counted
-        return b'{"unread":%s,"latest_seq":%d,"latest":[%s]}' % (
+        return b'{"unread":%s,"latest_seq":%d,"latest":[%s],"user":%s}' % (
             unread,
             latest_seq,
             b",".join(self.latest),
+            orjson.dumps(user),
         )
 
 
+_READ = b',"read":true,"archived":false,"snoozed_until":null}'
+_UNREAD = b',"read":false,"archived":false,"snoozed_until":null}'
+
+
 def item_json(payload: bytes, *, read: bool) -> bytes:
-    """An inbox item (``FeedItem.public()``) from a notification's one-line JSON."""
-    return payload[:-1] + (
-        b',"read":true,"archived":false}' if read else b',"read":false,"archived":false}'
-    )
+    """An inbox item (``FeedItem.public()``: in the inbox, so neither archived nor snoozed)
+    from a notification's one-line JSON."""
+    return payload[:-1] + (_READ if read else _UNREAD)
 
 
 class Views:

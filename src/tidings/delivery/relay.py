@@ -23,6 +23,7 @@ import logging
 from contextlib import suppress
 from types import TracebackType
 
+from tidings.delivery import sse
 from tidings.delivery.broker import Broker, Envelope, Signal
 from tidings.delivery.hub import Hub
 
@@ -109,7 +110,7 @@ class Relay:
             return  # delivered locally when it was published
         if envelope.kind == "n":
             await self.hub.deliver_raw(envelope.tenant, envelope.seq, envelope.payload)
-        elif envelope.kind == "e" and envelope.event in ("read", "archived"):
+        elif envelope.kind == "e" and envelope.event in sse.EPHEMERAL:  # every read-state event
             self.hub.deliver_ephemeral(
                 envelope.tenant, envelope.user, envelope.event, envelope.payload
             )

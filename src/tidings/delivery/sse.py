@@ -10,7 +10,9 @@ from typing import Any
 
 import orjson
 
-EVENTS = frozenset({"ready", "reset", "notification", "read", "archived", "expired", "bye"})
+EPHEMERAL = frozenset({"read", "archived", "unread", "unarchived", "snoozed", "unsnoozed"})
+"""Per-user read-state events (no id): the service sends them, the broker relays them."""
+EVENTS = frozenset({"ready", "reset", "notification", "expired", "bye"}) | EPHEMERAL
 PING = b": ping\n\n"
 
 

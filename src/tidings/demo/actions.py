@@ -40,7 +40,7 @@ from tidings.demo.domain import (
     money,
 )
 from tidings.demo.tables import booking_events, bookings, customers, payments
-from tidings.domain.notifications import NewNotification, utcnow
+from tidings.domain.notifications import Actor, NewNotification, utcnow
 from tidings.errors import Code, Conflict, NotFound
 from tidings.service import Tidings, Transaction
 
@@ -51,6 +51,11 @@ def when_text(day: date, start: object) -> str:
     """``Sat 14 Dec, 10:00``."""
     clock = start.strftime("%H:%M") if hasattr(start, "strftime") else str(start)
     return f"{day.strftime('%a')} {day.day} {day.strftime('%b')}, {clock}"
+
+
+def by(name: str, user_id: str | None) -> Actor | None:
+    """The signed-in user as the notification's actor (issue 10): it is read for them."""
+    return None if user_id is None else Actor(id=user_id, name=name)
 
 
 def booking_link(booking_id: int) -> str:
@@ -87,6 +92,7 @@ async def create_booking(
     data: BookingIn,
     *,
     actor: str,
+    actor_id: str | None = None,
     source: str,
     clock: Clock | None = None,
 ) -> Created:
@@ -131,6 +137,7 @@ async def create_booking(
         note, _ = await tx.publish(
             tenant,
             NewNotification(
+                actor=by(actor, actor_id),
                 type="booking_created",
                 title=f"New booking from {data.customer.name}",
                 body=body + (" · new customer" if new_customer else ""),
@@ -155,6 +162,7 @@ async def move_booking(
     move_name: str,
     *,
     actor: str,
+    actor_id: str | None = None,
     clock: Clock | None = None,
 ) -> Move:
     """Change a booking's status through the state machine and publish the matching type. A
@@ -176,6 +184,7 @@ async def move_booking(
         note, _ = await tx.publish(
             tenant,
             NewNotification(
+                actor=by(actor, actor_id),
                 type=move.notification,
                 title=f"Booking #{booking_id} {label}",
                 body=f"{row.customer} · {when_text(row.event_date, row.start_time)} · by {actor}",
@@ -195,6 +204,7 @@ async def reschedule_booking(
     start: time,
     *,
     actor: str,
+    actor_id: str | None = None,
     clock: Clock,
 ) -> None:
     """Move a requested or confirmed booking to another date or time, re-arm its reminder and
@@ -225,6 +235,7 @@ async def reschedule_booking(
         note, _ = await tx.publish(
             tenant,
             NewNotification(
+                actor=by(actor, actor_id),
                 type="booking_rescheduled",
                 title=f"Booking #{booking_id} moved to {after}",
                 body=f"{row.customer} · {item} · was {before} · by {actor}",
@@ -261,7 +272,9 @@ async def _history(
     )
 
 
-async def create_customer(service: Tidings, tenant: str, data: CustomerIn, *, actor: str) -> int:
+async def create_customer(
+    service: Tidings, tenant: str, data: CustomerIn, *, actor: str, actor_id: str | None = None
+) -> int:
     """Add a customer and publish ``customer_created``."""
     now = utcnow()
     async with service.transaction() as tx:
@@ -280,6 +293,7 @@ async def create_customer(service: Tidings, tenant: str, data: CustomerIn, *, ac
         await tx.publish(
             tenant,
             NewNotification(
+                actor=by(actor, actor_id),
                 type="customer_created",
                 title=f"New customer: {data.name}",
                 body=f"{data.email}"
@@ -293,7 +307,13 @@ async def create_customer(service: Tidings, tenant: str, data: CustomerIn, *, ac
 
 
 async def record_payment(
-    service: Tidings, tenant: str, booking_id: int, data: PaymentIn, *, actor: str
+    service: Tidings,
+    tenant: str,
+    booking_id: int,
+    data: PaymentIn,
+    *,
+    actor: str,
+    actor_id: str | None = None,
 ) -> int:
     """Record a received or failed payment and publish ``payment_received``/``payment_failed``."""
     async with service.transaction() as tx:
@@ -318,6 +338,7 @@ async def record_payment(
         note, _ = await tx.publish(
             tenant,
             NewNotification(
+                actor=by(actor, actor_id),
                 type="payment_received" if received else "payment_failed",
                 title=f"Payment {'received' if received else 'failed'}: {amount}",
                 body=f"Booking #{booking_id} · {row.customer} · {method}"

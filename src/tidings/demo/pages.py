@@ -136,6 +136,7 @@ async def create_booking(request: Request, user: UserDep, service: ServiceDep) -
             user.tenant,
             data,
             actor=user.name,
+            actor_id=user.user_id,
             source="staff",
             clock=clock_of(request.app),
         )
@@ -204,6 +205,7 @@ async def move_booking(
             booking_id,
             form.get("move", ""),
             actor=user.name,
+            actor_id=user.user_id,
             clock=clock_of(request.app),
         )
     except ImpossibleMove as error:
@@ -227,6 +229,7 @@ async def reschedule_booking(
             day,
             start,
             actor=user.name,
+            actor_id=user.user_id,
             clock=clock_of(request.app),
         )
     except (FormErrors, ImpossibleMove) as error:
@@ -266,7 +269,9 @@ async def _record_payment(
 ) -> Response:
     try:
         data = parse_payment(form)
-        await actions.record_payment(service, user.tenant, booking_id, data, actor=user.name)
+        await actions.record_payment(
+            service, user.tenant, booking_id, data, actor=user.name, actor_id=user.user_id
+        )
     except (FormErrors, Conflict) as error:
         fields = error.fields if isinstance(error, FormErrors) else {}
         if back == "booking":
@@ -342,7 +347,9 @@ async def create_customer(request: Request, user: UserDep, service: ServiceDep) 
     try:
         if errors:
             raise FormErrors(errors)
-        await actions.create_customer(service, user.tenant, data, actor=user.name)
+        await actions.create_customer(
+            service, user.tenant, data, actor=user.name, actor_id=user.user_id
+        )
     except FormErrors as error:
         return await _customers_page(
             request, user, service, values=form, errors=error.fields, status=422

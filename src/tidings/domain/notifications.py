@@ -75,6 +75,26 @@ class Audience(StrictModel):
         return out
 
 
+class Actor(StrictModel):
+    """Who caused a notification (issue 10): that user gets it already read — in their feed,
+    never counted unread, never toasted, pushed or e-mailed. ``name`` is for display."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=128)
+    name: str | None = Field(default=None, max_length=200)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not re.match(_ID_PATTERN, value):
+            raise ValueError(f"{value!r} is not a valid id (1-128 of A-Z a-z 0-9 _ . @ : + -)")
+        return value
+
+    def public(self) -> dict[str, str | None]:
+        return {"id": self.id, "name": self.name}
+
+
 class NewNotification(StrictModel):
     """What a publisher sends. Size limits that depend on settings are checked by the service."""
 
@@ -86,6 +106,7 @@ class NewNotification(StrictModel):
     data: JsonObject = Field(default_factory=dict)
     link: str | None = Field(default=None, max_length=2048)
     audience: Audience | None = None
+    actor: Actor | None = None
 
     @field_validator("type")
     @classmethod
@@ -140,10 +161,15 @@ class Notification:
     link: str | None
     audience: Audience | None
     created_at: datetime
+    actor: Actor | None = None
     _encoded: list[bytes] = field(default_factory=list, compare=False, repr=False)
 
     def visible_to(self, user: str, roles: frozenset[str]) -> bool:
         return self.audience is None or self.audience.admits(user, roles)
+
+    def by(self, user: str) -> bool:
+        """Whether ``user`` caused this notification (its actor): theirs is read already."""
+        return self.actor is not None and self.actor.id == user
 
     def public(self) -> dict[str, Any]:
         return {
@@ -155,6 +181,7 @@ class Notification:
             "link": self.link,
             "audience": self.audience.public() if self.audience else None,
             "created_at": format_time(self.created_at),
+            "actor": self.actor.public() if self.actor else None,
         }
 
     def encode(self) -> bytes:

@@ -1,8 +1,11 @@
 """Read state of one user: a watermark plus receipts above it.
 
-A notification ``seq`` is *read* for a user when ``seq <= watermark`` or a receipt marks it read;
-*archived* when a receipt marks it archived (archived notifications leave the inbox and the
-unread count). Marking all read moves the watermark: one statement however many there are.
+A notification ``seq`` is *read* for a user when a receipt marks it read, or — unless a receipt
+marks it *unread* (mark unread, a snooze that ended) — when ``seq <= watermark`` or the user is
+its actor; *archived* when a receipt marks it archived; *snoozed* while a receipt holds a
+``snoozed_until`` (archived and snoozed notifications leave the inbox and the unread count).
+Marking all read moves the watermark: one statement however many there are (plus clearing
+the user's own *unread* marks below it, which their own actions made).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ Invariants:
 - :func:`erase_user` deletes the user's read state and receipts, removes the user from every
   notification audience that names them, and deletes the notifications that named only them
   (no role, no other user: nobody else could see them). Broadcasts and role audiences are not
-  the user's and stay. Extensions add their own part (``also``): the channels erase the user's
-  preferences, push subscriptions, digest state, presence, delivery log and reminders.
+  the user's and stay; those the user caused no longer name them as their actor. Extensions
+  add their own part (``also``): the channels erase the user's preferences, push
+  subscriptions, digest state, presence, delivery log and reminders.
 - Seqs and erasure: an erased notification's row is deleted, not tombstoned. Seq assignment
   stays gap-free (``tenants.last_seq`` is not touched; the next publish gets the next seq),
   but the stored rows have a hole where the erased one was. Readers already page by
@@ -128,7 +129,8 @@ async def erase_user(
 ) -> dict[str, int]:
     """Erase what tidings holds about ``user`` of the tenant. Returns counts per kind:
     ``read_state``, ``receipts``, ``notifications`` (addressed only to the user: deleted),
-    ``audiences`` (addressed to others too: the user taken out), then the extensions' kinds.
+    ``audiences`` (addressed to others too: the user taken out), ``actors`` (the user no longer
+    named as the actor), then the extensions' kinds.
     Erasing a user tidings never heard of is not an error: every count is 0."""
     check_user(user)
     await lock_tenant(conn, tenant_id)
@@ -187,6 +189,14 @@ async def erase_user(
         )
     removed["notifications"] = len(only)
     removed["audiences"] = len(shared)
+    # What the user caused keeps its text, but no longer names them (issue 10's actor).
+    removed["actors"] = (
+        await conn.execute(
+            update(notifications)
+            .where(notifications.c.tenant_id == tenant_id, notifications.c.actor_id == user)
+            .values(actor_id=None, actor_name=None)
+        )
+    ).rowcount
     for eraser in also:
         removed.update(await eraser(conn, tenant_id, user))
     return removed

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from tidings.domain.notifications import Audience, NewNotification, Notification
+from tidings.domain.notifications import Actor, Audience, NewNotification, Notification
 from tidings.errors import Code, NotFound, TidingsError, ValidationFailed
 from tidings.store.tables import audience_targets, notifications, tenants
 
@@ -99,6 +99,8 @@ def _stage(
             "idempotency_key": key,
             "fingerprint": fingerprint,
             "created_at": now,
+            "actor_id": new.actor.id if new.actor else None,
+            "actor_name": new.actor.name if new.actor else None,
         }
     )
     if audience is not None:
@@ -118,6 +120,7 @@ def _stage(
         link=new.link,
         audience=audience,
         created_at=now,
+        actor=new.actor,
     )
 
 
@@ -345,6 +348,9 @@ def _from_row(row: Row[Any]) -> Notification:
         link=row.link,
         audience=audience,
         created_at=row.created_at,
+        actor=None
+        if row.actor_id is None
+        else Actor.model_construct(id=row.actor_id, name=row.actor_name),
     )
 
 

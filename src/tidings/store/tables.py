@@ -61,6 +61,9 @@ notifications = Table(
     Column("idempotency_key", String(200), nullable=True),
     Column("fingerprint", LargeBinary(32), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Who caused it (issue 10): that user gets it already read; never pushed or e-mailed to them.
+    Column("actor_id", String(128), nullable=True),
+    Column("actor_name", String(200), nullable=True),
     PrimaryKeyConstraint("tenant_id", "seq"),
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_notifications_idempotency"),
     Index("ix_notifications_tenant_created", "tenant_id", "created_at"),
@@ -95,8 +98,13 @@ receipts = Table(
     Column("seq", BigInteger, nullable=False),
     Column("read_at", DateTime(timezone=True), nullable=True),
     Column("archived_at", DateTime(timezone=True), nullable=True),
+    # Inbox states (issue 10): marked unread (beats the watermark and the actor rule), and
+    # snoozed until a time (out of the count and the inbox until the snooze sweep wakes it).
+    Column("unread_at", DateTime(timezone=True), nullable=True),
+    Column("snoozed_until", DateTime(timezone=True), nullable=True),
     PrimaryKeyConstraint("tenant_id", "user_id", "seq"),
     Index("ix_receipts_seq", "tenant_id", "seq"),
+    Index("ix_receipts_snoozed", "snoozed_until"),
 )
 
 kv = Table(

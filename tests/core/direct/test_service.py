@@ -204,7 +204,12 @@ async def test_read_events_reach_the_users_streams_and_the_broker(service: Tidin
 
 async def test_snapshot_is_count_latest_seq_and_the_latest_five(service: Tidings) -> None:
     empty = await service.snapshot(ALICE)
-    assert empty == {"unread": {"count": 0, "more": False}, "latest_seq": 0, "latest": []}
+    assert empty == {
+        "unread": {"count": 0, "more": False},
+        "latest_seq": 0,
+        "latest": [],
+        "user": "alice",
+    }
     for i in range(7):
         await service.publish("t1", new(f"n{i}"))
     await service.publish("t1", new("x", audience=Audience(users=("bob",))))

@@ -1,6 +1,6 @@
 // A typed consumer of the browser modules, through the package's own name and `exports`
 // (tsc --noEmit in tests/test_js.py). Every `@ts-expect-error` is a type that must stay strict.
-import { connect, feed, markRead, TidingsError, type ConnectionState, type FeedItem, type View } from 'tidings';
+import { connect, feed, markRead, markUnread, snooze, unarchive, TidingsError, type ConnectionState, type FeedItem, type View } from 'tidings';
 import 'tidings/bell';
 import { TidingsBell, type TidingsBellAttributes } from 'tidings/bell';
 import { badgeText, isSafeLink, LATEST_LIMIT } from 'tidings/core';
@@ -20,6 +20,14 @@ const off = client.on('notification', (n, meta) => {
 client.on('ready', (view: View) => void view.unread.count);
 client.on('state', (now: ConnectionState, before: ConnectionState) => void [now, before]);
 client.on('read', (event) => void event.ids?.length);
+client.on('unread', (event) => void [event.ids.length, event.items?.[0]?.snoozed_until]);
+client.on('unarchived', (event) => void event.unread?.count);
+client.on('snoozed', (event) => void event.until.length);
+client.on('unsnoozed', (event) => void event.items.map((n) => n.actor?.name));
+client.on('view', (view) => void view.user?.length);
+void [markUnread([1, 2]), unarchive(3), snooze([4], new Date()), client.snooze(5, '2030-01-01T09:00:00Z')];
+// @ts-expect-error: snooze needs the time it ends
+void client.snooze([1]);
 // @ts-expect-error: not an event of the client
 client.on('message', () => {});
 // @ts-expect-error: a notification listener gets a Notification, not a string

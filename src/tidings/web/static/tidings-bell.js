@@ -187,6 +187,7 @@ export class TidingsBell extends HTMLElement {
       client.on('reset', () => this.#refresh()),
       client.on('notification', (n, meta) => this.#onNotification(n, meta)),
       client.on('archived', (data) => this.#toasts.clear(data?.ids ?? [])),
+      client.on('snoozed', (data) => this.#toasts.clear(data?.ids ?? [])),
       client.on('state', (state) => this.#onState(state)),
     ];
     this.#onState(client.state);
@@ -215,7 +216,8 @@ export class TidingsBell extends HTMLElement {
 
   #onNotification(n, meta = {}) {
     const fresh = Date.now() - toEpochMs(n.created_at) < FRESH_REPLAY_MS;
-    const toast = Boolean(meta.live) || fresh;
+    // The user's own action arrives read (connect() marks it): no toast for it.
+    const toast = !n.read && (Boolean(meta.live) || fresh);
     this.dispatchEvent(
       new CustomEvent('tidings-notification', { detail: { notification: n, live: Boolean(meta.live) }, bubbles: true, composed: true }),
     );

@@ -30,12 +30,22 @@ export interface Notification {
   audience: Audience | null;
   /** ISO 8601, UTC ("2026-11-26T16:42:37.123456Z"). */
   created_at: string;
+  /** Who caused it: that user gets it already read (never counted, toasted or pushed). */
+  actor?: Actor | null;
+}
+
+/** The user who caused a notification; `name` is for display. */
+export interface Actor {
+  id: string;
+  name: string | null;
 }
 
 /** A notification with the user's read state: feed pages, `ready.latest`, the bell's list. */
 export interface FeedItem extends Notification {
   read: boolean;
   archived?: boolean;
+  /** ISO 8601, UTC, while snoozed; null (or absent) otherwise. */
+  snoozed_until?: string | null;
 }
 
 /** The unread count: the server counts up to 99 and says `more` from 100 on. */
@@ -51,6 +61,8 @@ export interface View {
   latest_seq: number;
   /** Newest first, at most `LATEST_LIMIT`. */
   latest: FeedItem[];
+  /** Whose stream (from `ready`/`reset`): a notification whose actor is this user arrives read. */
+  user?: string;
 }
 
 /** A `read` stream event, or an optimistic one: `{ids}` or `{all, up_to}`; `unread` when the server sent it. */
@@ -65,6 +77,26 @@ export interface ReadEvent {
 export interface ArchivedEvent {
   ids: number[];
   unread?: Unread;
+}
+
+/** An `unread` or `unarchived` stream event: the ids, the items to show (up to 5), the count. */
+export interface RestoredEvent {
+  ids: number[];
+  items?: FeedItem[];
+  unread?: Unread;
+}
+
+/** A `snoozed` stream event: out of the list and the count until `until` (ISO 8601, UTC). */
+export interface SnoozedEvent {
+  ids: number[];
+  until: string;
+  unread?: Unread;
+}
+
+/** An `unsnoozed` stream event: a snooze ended; the ids are unread again (no count in it). */
+export interface UnsnoozedEvent {
+  ids: number[];
+  items: FeedItem[];
 }
 
 export interface BackoffOptions {
@@ -103,7 +135,16 @@ export function apiBaseFor(streamUrl: string): string;
 export function leaderKey(absoluteStreamUrl: string, channel?: string): string;
 export function normalizeUnread(unread: unknown): Unread;
 export function normalizeSnapshot(data: unknown, limit?: number): View;
+/** True when `user` caused `notification` (its actor): it is read for them. */
+export function isOwn(notification: Notification | null | undefined, user: string | null | undefined): boolean;
 export function withLatest(view: View, items: readonly FeedItem[] | null | undefined, limit?: number): View;
 export function applyNotification(view: View, notification: Notification | FeedItem, limit?: number): { view: View; live: boolean };
 export function applyRead(view: View, data: ReadEvent): View;
 export function applyArchived(view: View, data: ArchivedEvent | { ids?: number[]; unread?: Unread }): View;
+export function applyUnread(view: View, data: RestoredEvent | { ids?: number[]; items?: FeedItem[]; unread?: Unread }): View;
+export function applySnoozed(view: View, data: SnoozedEvent | { ids?: number[]; unread?: Unread }): View;
+export function applyRestored(
+  view: View,
+  data: RestoredEvent | UnsnoozedEvent | { ids?: number[]; items?: FeedItem[]; unread?: Unread },
+  limit?: number,
+): View;

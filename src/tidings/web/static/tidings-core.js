@@ -222,11 +222,22 @@ export function normalizeSnapshot(data, limit = LATEST_LIMIT) {
     .sort(byIdDesc)
     .slice(0, limit);
   const top = latest.length ? latest[0].id : 0;
-  return {
+  const view = {
     unread: normalizeUnread(data?.unread),
     latest_seq: Math.max(toSeq(data?.latest_seq) ?? 0, top),
     latest,
   };
+  // Whose stream (ready/reset carry it): a notification this user caused arrives read.
+  if (typeof data?.user === 'string') view.user = data.user;
+  return view;
+}
+
+/**
+ * True when `user` caused `notification` (its `actor`): the server stores it read for them, so
+ * a client shows it read, never counts it and never toasts it (docs/protocol.md, "actor").
+ */
+export function isOwn(notification, user) {
+  return typeof user === 'string' && notification?.actor?.id === user;
 }
 
 /** The view with a feed page's items as its latest list. */
@@ -246,6 +257,7 @@ function bump(unread) {
  */
 export function applyNotification(view, notification, limit = LATEST_LIMIT) {
   const item = normalizeItem(notification);
+  if (isOwn(item, view.user)) item.read = true;
   const live = item.id > view.latest_seq;
   const latest = view.latest
     .filter((n) => n.id !== item.id)
@@ -298,4 +310,54 @@ export function applyArchived(view, data) {
     ? normalizeUnread(data.unread)
     : { count: Math.max(0, view.unread.count - gone.filter((n) => !n.read).length), more: view.unread.more };
   return { ...view, latest, unread };
+}
+
+function serverUnread(view, data, fallback) {
+  return data?.unread ? normalizeUnread(data.unread) : fallback;
+}
+
+function withCount(unread, delta) {
+  const count = unread.count + delta;
+  if (count > UNREAD_CAP) return { count: UNREAD_CAP, more: true };
+  return { count: Math.max(0, count), more: unread.more };
+}
+
+/**
+ * An `unread` event ({ids, items?, unread}): the items turn unread (with `items`, they are put
+ * back in the list, e.g. from a snooze); the server's `unread` wins.
+ */
+export function applyUnread(view, data) {
+  if (Array.isArray(data?.items) && data?.unread) return applyRestored(view, data);
+  const ids = idSet(data?.ids);
+  let changed = 0;
+  const latest = view.latest.map((n) => {
+    if (!ids.has(n.id) || !n.read) return n;
+    changed += 1;
+    return { ...n, read: false };
+  });
+  return { ...view, latest, unread: serverUnread(view, data, withCount(view.unread, changed)) };
+}
+
+/** A `snoozed` event ({ids, until, unread}): the items leave the list until the snooze ends. */
+export function applySnoozed(view, data) {
+  return applyArchived(view, data);
+}
+
+/**
+ * An `unarchived` or `unsnoozed` event ({ids, items, unread?}): the items (feed items, newest
+ * first) come back into the list. `unsnoozed` carries no `unread`: each id is unread again,
+ * and was not counted while snoozed, so the count rises by the number of ids.
+ */
+export function applyRestored(view, data, limit = LATEST_LIMIT) {
+  const back = (Array.isArray(data?.items) ? data.items : [])
+    .filter((n) => n && typeof n === 'object' && toSeq(n.id) !== null && !n.archived)
+    .map(normalizeItem);
+  const ids = new Set(back.map((n) => n.id));
+  const latest = view.latest
+    .filter((n) => !ids.has(n.id))
+    .concat(back)
+    .sort(byIdDesc)
+    .slice(0, limit);
+  const woken = idSet(data?.ids).size;
+  return { ...view, latest, unread: serverUnread(view, data, withCount(view.unread, woken)) };
 }

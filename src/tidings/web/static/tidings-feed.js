@@ -180,6 +180,22 @@ export function archive(ids, opts = {}) {
   return call('POST', '/v1/feed/archive', { keepalive: true, ...opts }, { ids: idList(ids) });
 }
 
+/** POST /v1/feed/unread: unread again (a snooze on them ends). Resolves to {unread}. */
+export function markUnread(ids, opts = {}) {
+  return call('POST', '/v1/feed/unread', { keepalive: true, ...opts }, { ids: idList(ids) });
+}
+
+/** POST /v1/feed/unarchive: back in the inbox. Resolves to {unread}. */
+export function unarchive(ids, opts = {}) {
+  return call('POST', '/v1/feed/unarchive', { keepalive: true, ...opts }, { ids: idList(ids) });
+}
+
+/** POST /v1/feed/snooze until `until` (a Date or an ISO string with a zone). Resolves to {unread}. */
+export function snooze(ids, until, opts = {}) {
+  const when = until instanceof Date ? until.toISOString() : String(until);
+  return call('POST', '/v1/feed/snooze', { keepalive: true, ...opts }, { ids: idList(ids), until: when });
+}
+
 /** GET /v1/feed/unread-count. Resolves to {count, more}. */
 export function unreadCount(opts = {}) {
   return call('GET', '/v1/feed/unread-count', opts);

@@ -13,7 +13,19 @@
 
 import { backoffDelay, buildStreamUrl, toSeq } from './tidings-core.js';
 
-export const STREAM_EVENTS = Object.freeze(['ready', 'notification', 'read', 'archived', 'reset', 'expired', 'bye']);
+export const STREAM_EVENTS = Object.freeze([
+  'ready',
+  'notification',
+  'read',
+  'archived',
+  'unread',
+  'unarchived',
+  'snoozed',
+  'unsnoozed',
+  'reset',
+  'expired',
+  'bye',
+]);
 
 /**
  * `hooks`: lastId() → the resume point; state('open' | 'connecting' | 'closed');

@@ -3,12 +3,47 @@
  * and the Feed API helpers. Hand-written; checked by `tsc --noEmit` over tests/js/types/.
  */
 
-import type { ArchivedEvent, FeedItem, Notification, ReadEvent, Unread, View } from './tidings-core.js';
+import type {
+  ArchivedEvent,
+  FeedItem,
+  Notification,
+  ReadEvent,
+  RestoredEvent,
+  SnoozedEvent,
+  Unread,
+  UnsnoozedEvent,
+  View,
+} from './tidings-core.js';
 
-export type { Audience, ArchivedEvent, FeedItem, Json, Notification, ReadEvent, Unread, View } from './tidings-core.js';
+export type {
+  Actor,
+  Audience,
+  ArchivedEvent,
+  FeedItem,
+  Json,
+  Notification,
+  ReadEvent,
+  RestoredEvent,
+  SnoozedEvent,
+  Unread,
+  UnsnoozedEvent,
+  View,
+} from './tidings-core.js';
 
 /** The stream's event names, in the order a stream can send them. */
-export const STREAM_EVENTS: readonly ['ready', 'notification', 'read', 'archived', 'reset', 'expired', 'bye'];
+export const STREAM_EVENTS: readonly [
+  'ready',
+  'notification',
+  'read',
+  'archived',
+  'unread',
+  'unarchived',
+  'snoozed',
+  'unsnoozed',
+  'reset',
+  'expired',
+  'bye',
+];
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -52,10 +87,10 @@ export interface RequestOptions {
   fetch?: typeof fetch;
 }
 
-export type FeedStatus = 'unread' | 'read' | 'archived' | 'all';
+export type FeedStatus = 'unread' | 'read' | 'archived' | 'snoozed' | 'all';
 
 export interface FeedOptions extends RequestOptions {
-  /** 'all' (default) is everything not archived. */
+  /** 'all' (default) is everything neither archived nor snoozed. */
   status?: FeedStatus;
   type?: string;
   /** 1–100, default 20. */
@@ -82,6 +117,12 @@ export function feed(options?: FeedOptions): Promise<FeedPage>;
 export function markRead(ids: number | readonly number[] | 'all', options?: MarkReadOptions): Promise<{ unread: Unread }>;
 /** POST /v1/feed/archive. */
 export function archive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
+/** POST /v1/feed/unread: unread again, whatever the watermark (a snooze on them ends). */
+export function markUnread(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
+/** POST /v1/feed/unarchive: back in the inbox. */
+export function unarchive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
+/** POST /v1/feed/snooze: out of the inbox and the count until `until` (a Date, or ISO 8601 with a zone). */
+export function snooze(ids: number | readonly number[], until: Date | string, options?: RequestOptions): Promise<{ unread: Unread }>;
 /** GET /v1/feed/unread-count. */
 export function unreadCount(options?: RequestOptions): Promise<Unread>;
 /** Fetches a stream token from the host's token URL (rejects with a TidingsError carrying the status). */
@@ -132,6 +173,14 @@ export interface ClientEvents {
   notification: (notification: Notification, meta: NotificationMeta) => void;
   read: (event: ReadEvent, meta: EventMeta) => void;
   archived: (event: ArchivedEvent, meta: EventMeta) => void;
+  /** Marked unread again on some device (the items come back to the list if they had left it). */
+  unread: (event: RestoredEvent, meta: EventMeta) => void;
+  /** Back in the inbox from the archive. */
+  unarchived: (event: RestoredEvent, meta: EventMeta) => void;
+  /** Out of the list and the count until `until`. */
+  snoozed: (event: SnoozedEvent, meta: EventMeta) => void;
+  /** A snooze ended: the items are back, unread. */
+  unsnoozed: (event: UnsnoozedEvent, meta: EventMeta) => void;
   /** The server's history no longer covers the resume point: this is the authoritative view. */
   reset: (view: View, meta: EventMeta) => void;
   /** The token expired; the client fetches a fresh one through `getToken` and reconnects. */
@@ -162,6 +211,9 @@ export interface TidingsClient {
   feed(options?: FeedOptions): Promise<FeedPage>;
   markRead(ids: number | readonly number[] | 'all', options?: MarkReadOptions): Promise<{ unread: Unread }>;
   archive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
+  markUnread(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
+  unarchive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
+  snooze(ids: number | readonly number[], until: Date | string, options?: RequestOptions): Promise<{ unread: Unread }>;
   unreadCount(options?: RequestOptions): Promise<Unread>;
   /** Re-reads the latest items (and, with `unread`, the count) from the Feed API; the last call wins. */
   refresh(options?: { unread?: boolean }): Promise<View | null>;

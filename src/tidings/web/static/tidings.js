@@ -24,6 +24,10 @@ import {
   applyArchived,
   applyNotification,
   applyRead,
+  applyRestored,
+  applySnoozed,
+  applyUnread,
+  isOwn,
   apiBaseFor,
   leaderKey,
   normalizeSnapshot,
@@ -31,11 +35,30 @@ import {
   toSeq,
   withLatest,
 } from './tidings-core.js';
-import { archive, feed, markRead, tokenSource, unreadCount } from './tidings-feed.js';
+import {
+  archive,
+  feed,
+  markRead,
+  markUnread,
+  snooze,
+  tokenSource,
+  unarchive,
+  unreadCount,
+} from './tidings-feed.js';
 import { createSource } from './tidings-source.js';
 import { joinTabs } from './tidings-tabs.js';
 
-export { TidingsError, archive, feed, fetchToken, markRead, unreadCount } from './tidings-feed.js';
+export {
+  TidingsError,
+  archive,
+  feed,
+  fetchToken,
+  markRead,
+  markUnread,
+  snooze,
+  unarchive,
+  unreadCount,
+} from './tidings-feed.js';
 export { STREAM_EVENTS } from './tidings-source.js';
 
 function report(err) {
@@ -142,6 +165,7 @@ export function connect(options = {}) {
         if (id === null || (lastId !== null && id <= lastId)) return; // seen already
         lastId = id;
         out = { ...data, id };
+        if (view && isOwn(out, view.user)) out.read = true; // the user's own action: read
         let live = meta.live;
         if (view) {
           const applied = applyNotification(view, out);
@@ -171,6 +195,16 @@ export function connect(options = {}) {
         break;
       case 'archived':
         if (view) next = applyArchived(view, data ?? {});
+        break;
+      case 'unread':
+        if (view) next = applyUnread(view, data ?? {});
+        break;
+      case 'snoozed':
+        if (view) next = applySnoozed(view, data ?? {});
+        break;
+      case 'unarchived':
+      case 'unsnoozed':
+        if (view) next = applyRestored(view, data ?? {});
         break;
       default:
         break;
@@ -283,7 +317,10 @@ export function connect(options = {}) {
     get apiBase() {
       return apiBase;
     },
-    /** Subscribes to 'view' | 'notification' | 'read' | 'archived' | 'state' | 'ready' | 'reset' | 'expired' | 'bye'. */
+    /**
+     * Subscribes to 'view' | 'notification' | 'read' | 'archived' | 'unread' | 'unarchived' |
+     * 'snoozed' | 'unsnoozed' | 'state' | 'ready' | 'reset' | 'expired' | 'bye'.
+     */
     on(type, fn) {
       if (typeof fn !== 'function') throw new TypeError('tidings: on() needs a function');
       if (!listeners.has(type)) listeners.set(type, new Set());
@@ -315,6 +352,15 @@ export function connect(options = {}) {
     },
     archive(ids, opts = {}) {
       return archive(ids, { ...rest, ...opts });
+    },
+    markUnread(ids, opts = {}) {
+      return markUnread(ids, { ...rest, ...opts });
+    },
+    unarchive(ids, opts = {}) {
+      return unarchive(ids, { ...rest, ...opts });
+    },
+    snooze(ids, until, opts = {}) {
+      return snooze(ids, until, { ...rest, ...opts });
     },
     unreadCount(opts = {}) {
       return unreadCount({ ...rest, ...opts });
