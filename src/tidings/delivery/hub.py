@@ -179,7 +179,6 @@ class Hub:
         self._starting: dict[str, asyncio.Lock] = {}
         self.closing = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the streams run on
-        self.on_change: Callable[[], None] | None = None
         # Cluster-wide caps (delivery/slots.py), set by the app when Redis holds the limits.
         self.slots: RedisSlots | None = None
         # The streams past their opening on the edge protocol (delivery/edge.py), made on first use.
