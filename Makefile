@@ -73,7 +73,7 @@ mutants: $(VENV)/.dev
 	  { printf "%-34s %-12s %s\n", $$1, $$2, $$3 }'
 
 bench: $(VENV)/.dev
-	$(BIN)/python benchmarks/load.py --streams 1000
+	$(BIN)/python -m benchmarks.load --streams 1000
 
 # tidings beside nginx + Nchan (../shared/anchors/nchan), same load, one run; installs the
 # anchor from Debian when it is missing (root). BENCH_ARGS e.g. "--scenario 1000x20".
@@ -82,7 +82,7 @@ bench-anchor: $(VENV)/.dev
 	  echo "bench-anchor: installing nginx libnginx-mod-nchan"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends nginx libnginx-mod-nchan; }
-	$(BIN)/python benchmarks/anchor.py $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.anchor $(BENCH_ARGS)
 
 # The API contract: docs/openapi.json is what the server serves at /openapi.json (a test
 # compares them). Run after changing a route, a schema or a problem code.

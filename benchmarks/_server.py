@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _clients import raise_nofile
+
+from benchmarks._clients import raise_nofile
 
 
 def free_port() -> int:

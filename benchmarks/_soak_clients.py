@@ -26,7 +26,8 @@ from typing import Any
 
 import httpx
 import orjson
-from _clients import _Dechunker
+
+from benchmarks._clients import _Dechunker
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """tidings beside its anchor, nginx + Nchan: the same load on both, in one run, and the ratios.
 
     make bench-anchor                    # installs nginx + libnginx-mod-nchan if missing, runs this
-    python benchmarks/anchor.py          # 1,000 streams x 20/s and 5,000 streams x 2/s
-    python benchmarks/anchor.py --scenario 200x5 --seconds 5 --json-out run.json
+    python -m benchmarks.anchor          # 1,000 streams x 20/s and 5,000 streams x 2/s
+    python -m benchmarks.anchor --scenario 200x5 --seconds 5 --json-out run.json
 
 For each scenario (``STREAMSxRATE``) each target in turn gets the same load from the same
 client code (``_clients.py``, the same number of client processes and connection attempts in
@@ -61,9 +61,10 @@ from typing import Any
 
 import httpx
 import psutil
-from _clients import ClientConfig, raise_nofile, run_process
-from _server import SpawnedServer, create_tenant, free_port, mint_tokens
-from load import Publisher, machine, percentile
+
+from benchmarks._clients import ClientConfig, raise_nofile, run_process
+from benchmarks._server import SpawnedServer, create_tenant, free_port, mint_tokens
+from benchmarks.load import Publisher, machine, percentile
 
 HERE = Path(__file__).resolve().parent
 TARGETS = ("tidings", "nchan")

@@ -1,8 +1,8 @@
 """Server CPU per stream connect, cold and warm, on an in-process server (a diagnostic).
 
-    python benchmarks/connect.py --streams 1000                  # as tidings serve runs
-    python benchmarks/connect.py --streams 1000 --no-muted-hook  # without the channels' hook
-    python benchmarks/connect.py --streams 1000 --pause 6        # reconnect 6 s after closing
+    python -m benchmarks.connect --streams 1000                  # as tidings serve runs
+    python -m benchmarks.connect --streams 1000 --no-muted-hook  # without the channels' hook
+    python -m benchmarks.connect --streams 1000 --pause 6        # reconnect 6 s after closing
 
 Starts tidings under uvicorn in a thread of this process (``tests.support.ServerThread``, the
 edge protocol, SQLite in a temp dir), mints one token per stream (``--users`` distinct users,
@@ -28,10 +28,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.support import ServerThread, create_tenant, make_settings  # noqa: E402
+from tests.support import ServerThread, create_tenant, make_settings
 
 CLIENT = r"""
 import asyncio, json, sys, time

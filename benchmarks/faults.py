@@ -1,8 +1,8 @@
 """Fault runs of a three-instance tidings cluster; prints the figures of docs/reliability.md.
 
-    .venv/bin/python benchmarks/faults.py                  # every scenario, a markdown table
-    .venv/bin/python benchmarks/faults.py --json           # one JSON object per scenario
-    .venv/bin/python benchmarks/faults.py --only redis-faults --notifications 5000
+    .venv/bin/python -m benchmarks.faults                  # every scenario, a markdown table
+    .venv/bin/python -m benchmarks.faults --json           # one JSON object per scenario
+    .venv/bin/python -m benchmarks.faults --only redis-faults --notifications 5000
 
 Each scenario starts its own PostgreSQL (store), Redis and nginx on loopback, three
 ``tidings serve`` processes behind nginx, opens ``--streams`` SSE streams through nginx and
@@ -27,8 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.cluster.harness import Cluster, Fault, Result, cluster_of, run_load
 from tests.services import PostgresServer, RedisServer

@@ -1,7 +1,7 @@
 """Load generator: N SSE streams on one tidings server, notifications published at a rate.
 
-    python benchmarks/load.py --spawn --streams 1000 --rate 20 --count 200
-    python benchmarks/load.py --url http://127.0.0.1:8000 --operator-key KEY --server-pid PID ...
+    python -m benchmarks.load --spawn --streams 1000 --rate 20 --count 200
+    python -m benchmarks.load --url http://127.0.0.1:8000 --operator-key KEY --server-pid PID ...
 
 Phases: (1) with ``--spawn`` start ``tidings serve`` (see ``_server.py``); create a tenant and
 an API key through the operator API and one stream token per user through ``POST /v1/tokens``;
@@ -43,8 +43,9 @@ from typing import Any
 
 import httpx
 import psutil
-from _clients import ClientConfig, raise_nofile, run_process
-from _server import SpawnedServer, create_tenant, mint_tokens
+
+from benchmarks._clients import ClientConfig, raise_nofile, run_process
+from benchmarks._server import SpawnedServer, create_tenant, mint_tokens
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,7 +1,7 @@
 """Durable publish throughput: concurrent ``POST /v1/notifications`` against ``tidings serve``.
 
-    python benchmarks/publish.py --store sqlite --seconds 10
-    python benchmarks/publish.py --store postgres --modes single,mixed --seconds 10
+    python -m benchmarks.publish --store sqlite --seconds 10
+    python -m benchmarks.publish --store postgres --modes single,mixed --seconds 10
 
 For each ``--store`` a fresh ``tidings serve`` is spawned (``_server.py``: its own SQLite file,
 the memory broker, the publish rate limit out of the way, explicit secrets); for ``postgres`` a
@@ -51,7 +51,8 @@ from typing import Any
 import orjson
 import psutil
 import uvloop
-from _server import SpawnedServer, create_tenant, free_port
+
+from benchmarks._server import SpawnedServer, create_tenant, free_port
 
 MODES = ("single", "batch", "mixed", "inprocess", "asgi")
 DIRECT = ("inprocess", "asgi")  # no server: in a process of their own
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in direct:
             # A process of its own: a second app lifespan in one process (after another
             # store's) hung at shutdown in the channel planner under uvloop.
-            child = [sys.executable, __file__, "--store", store, "--modes", mode]
+            child = [sys.executable, "-m", "benchmarks.publish", "--store", store, "--modes", mode]
             child += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
             child += ["--concurrency", str(args.concurrency)]
             child += [f"--server-env={item}" for item in args.server_env]

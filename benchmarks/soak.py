@@ -1,8 +1,8 @@
 """A soak: tidings under steady, churning use for a long time; does it stay up and stay flat?
 
-    .venv/bin/python benchmarks/soak.py                          # one process, 30 minutes
-    .venv/bin/python benchmarks/soak.py --cluster --duration 900 # 3 instances, nginx, Redis
-    .venv/bin/python benchmarks/soak.py --duration 60 --clients 12 --rate 5   # the smoke run
+    .venv/bin/python -m benchmarks.soak                          # one process, 30 minutes
+    .venv/bin/python -m benchmarks.soak --cluster --duration 900 # 3 instances, nginx, Redis
+    .venv/bin/python -m benchmarks.soak --duration 60 --clients 12 --rate 5   # the smoke run
 
 Single variant: one ``tidings serve`` (SQLite, memory broker; benchmarks/_server.py); at
 ``--fault-at`` of the run it is stopped with SIGTERM and started again on the same data.
@@ -49,11 +49,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from benchmarks._growth import Limits, Sampler, judge
+from benchmarks._soak_clients import Behaviour, Publisher, StreamClient, Totals
 
-from _growth import Limits, Sampler, judge  # noqa: E402
-from _soak_clients import Behaviour, Publisher, StreamClient, Totals  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -69,7 +68,7 @@ class Target:
 
 @contextlib.contextmanager
 def single(args: argparse.Namespace) -> Iterator[Target]:
-    from _server import SpawnedServer, create_tenant
+    from benchmarks._server import SpawnedServer, create_tenant
 
     server = SpawnedServer(
         streams=args.clients * 2,

@@ -9,35 +9,25 @@ Nchan (``libnginx-mod-nchan``, installed by .ci/run; in CI its absence fails the
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from benchmarks import _clients as clients
 
 from tests.support import IN_CI, require_binary
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[1]
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
-
-
-def _clients() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_bench_clients", BENCH / "_clients.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_fifty_streams_get_every_notification_once(tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     cmd = [
         sys.executable,
-        str(BENCH / "load.py"),
+        "-m", "benchmarks.load",
         "--spawn",
         "--streams", "50",
         "--rate", "40",
@@ -48,7 +38,7 @@ def test_fifty_streams_get_every_notification_once(tmp_path: Path) -> None:
         "--json-out", str(out),
         "--quiet",
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, timeout=90, cwd=tmp_path, check=False)
+    done = subprocess.run(cmd, capture_output=True, timeout=90, cwd=ROOT, check=False)
     assert out.exists(), done.stderr.decode()[-3000:]
     summary = json.loads(out.read_text())
     connect, delivery = summary["connect"], summary["delivery"]
@@ -67,7 +57,6 @@ def test_fifty_streams_get_every_notification_once(tmp_path: Path) -> None:
 
 def test_loss_and_duplicates_are_counted() -> None:
     """The counters the smoke test relies on see a missing and a doubled id."""
-    clients = _clients()
     proc = clients._Process(clients.ClientConfig(host="127.0.0.1", port=1, tokens=["t"]))
     stream = proc.streams[0]
     stream.opened = True
@@ -95,7 +84,7 @@ def test_loss_and_duplicates_are_counted() -> None:
 
 def _anchor_dir() -> Path:
     """``shared/anchors/nchan`` above this checkout, as anchor.py finds it."""
-    for parent in BENCH.parents:
+    for parent in ROOT.parents:
         found = parent / "shared" / "anchors" / "nchan"
         if (found / "ctl.sh").exists():
             return found
@@ -116,7 +105,7 @@ def test_anchor_benchmark_runs_tidings_beside_nchan(tmp_path: Path) -> None:
     out = tmp_path / "anchor.json"
     cmd = [
         sys.executable,
-        str(BENCH / "anchor.py"),
+        "-m", "benchmarks.anchor",
         "--scenario", "30x20",
         "--count", "10",
         "--drain-timeout", "20",
@@ -124,7 +113,7 @@ def test_anchor_benchmark_runs_tidings_beside_nchan(tmp_path: Path) -> None:
         "--nchan-dir", str(anchor),
         "--json-out", str(out),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, timeout=80, cwd=tmp_path, check=False)
+    done = subprocess.run(cmd, capture_output=True, timeout=80, cwd=ROOT, check=False)
     assert out.exists(), done.stderr.decode()[-3000:]
     run = json.loads(out.read_text())
     (scenario,) = run["scenarios"]
@@ -147,7 +136,6 @@ def test_anchor_benchmark_runs_tidings_beside_nchan(tmp_path: Path) -> None:
 
 def test_anchor_events_are_counted_by_sequence_number() -> None:
     """The Nchan side counts completeness by ``data.i``: a missing and a doubled one show."""
-    clients = _clients()
     cfg = clients.ClientConfig(host="127.0.0.1", port=1, tokens=[""], anchor_channel="c")
     proc = clients._Process(cfg)
     stream = proc.streams[0]

@@ -9,25 +9,16 @@ checked on synthetic series below.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import pytest
+from benchmarks import _growth as g
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _growth() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_bench_growth", BENCH / "_growth.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(300)
@@ -35,7 +26,7 @@ def test_a_minute_of_churn_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     cmd = [
         sys.executable,
-        str(BENCH / "soak.py"),
+        "-m", "benchmarks.soak",
         "--duration", "60",
         "--clients", "12",
         "--users", "4",
@@ -48,7 +39,7 @@ def test_a_minute_of_churn_loses_nothing(tmp_path: Path) -> None:
         "--drain", "40",
         "--out", str(out),
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, timeout=240, cwd=tmp_path, check=False)
+    done = subprocess.run(cmd, capture_output=True, timeout=240, cwd=ROOT, check=False)
     assert out.exists(), done.stdout.decode()[-3000:] + done.stderr.decode()[-3000:]
     summary = json.loads(out.read_text())
     assert summary["lost"] == 0, summary
@@ -66,7 +57,6 @@ def test_a_minute_of_churn_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_growth_is_the_regression_slope_over_the_judged_window() -> None:
-    g = _growth()
     mib = 1024 * 1024
     limits = g.Limits(max_rss_mib_per_hour=16, max_fds_per_hour=60, min_window=600)
     # 20 MiB/h of RSS and 10 fds/h, sampled every 5 s for an hour, with noise.
@@ -77,7 +67,7 @@ def test_growth_is_the_regression_slope_over_the_judged_window() -> None:
         noise = (i % 7 - 3) * 0.2 * mib
         leaking.samples.append((t, int(100 * mib + t / 3600 * 20 * mib + noise), 40 + i // 72))
         flat.samples.append((t, int(100 * mib + noise), 40 + (i % 5)))
-    verdict = g.judge([leaking, flat], 1800, 3600, limits)
+    verdict: dict[str, Any] = g.judge([leaking, flat], 1800, 3600, limits)
     assert verdict["judged"]
     by_name = {p["name"]: p for p in verdict["processes"]}
     assert 19 < by_name["leaky"]["rss_mib_per_hour"] < 21
@@ -85,7 +75,8 @@ def test_growth_is_the_regression_slope_over_the_judged_window() -> None:
     assert verdict["problems"] == ["leaky (pid 1): RSS grows 20.0 MiB/h > 16 MiB/h"]
     # A leak of 1 fd a minute is caught.
     fds = g.Series("fds", 3, [(i * 5.0, 100 * mib, 40 + i // 12) for i in range(720)])
-    (problem,) = g.judge([fds], 1800, 3600, g.Limits(max_fds_per_hour=50))["problems"]
+    fds_verdict: dict[str, Any] = g.judge([fds], 1800, 3600, g.Limits(max_fds_per_hour=50))
+    (problem,) = fds_verdict["problems"]
     assert problem.startswith("fds (pid 3): open fds grow 59."), problem
     # A window shorter than min_window is reported but not judged.
     short = g.judge([leaking], 0, 60, limits)

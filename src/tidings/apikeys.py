@@ -46,7 +46,6 @@ class ApiKeys:
         self.store = store
         self.ttl = ttl
         self.size = size
-        self.reads = 0  # read transactions made (tests and benchmarks look)
         self._valid: OrderedDict[bytes, tuple[float, KeyPrincipal]] = OrderedDict()
         self._refused: OrderedDict[bytes, tuple[float, tuple[str, Code]]] = OrderedDict()
         self._queue: dict[str, Waiting] = {}  # key id -> presented keys waiting for a read
@@ -125,7 +124,6 @@ class ApiKeys:
 
     async def _read(self, wanted: dict[str, Waiting]) -> None:
         try:
-            self.reads += 1
             async with self.store.read() as conn:
                 rows = await tq.keys_by_id(conn, list(wanted))
         except BaseException as error:  # the store failed (or the loop is closing): all fail

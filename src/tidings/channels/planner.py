@@ -136,11 +136,6 @@ class Planner:
                 await conn.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id"]))
         return [tenant for tenant, _ in rows]
 
-    async def plan_batch(self, tenant: str) -> int:
-        """Plan the next batch of ``tenant``; returns how many notifications it covered."""
-        done, _ = await self._plan(tenant)
-        return done
-
     async def _plan(self, tenant: str) -> tuple[int, bool]:
         """(notifications covered, whether more may be pending) for the next batch."""
         ch, now = self.ch, self.ch.clock.now()

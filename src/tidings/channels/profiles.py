@@ -66,13 +66,6 @@ async def get(conn: AsyncConnection, tenant: str, user: str) -> Profile | None:
     return None if row is None else _profile(row)
 
 
-async def all_of(conn: AsyncConnection, tenant: str) -> list[Profile]:
-    rows = await conn.execute(
-        select(channel_users).where(_U.tenant_id == tenant).order_by(_U.user_id)
-    )
-    return [_profile(r) for r in rows]
-
-
 async def any_email(conn: AsyncConnection, tenant: str) -> bool:
     """Whether some user of ``tenant`` has an e-mail address (one indexed probe)."""
     found = await conn.execute(

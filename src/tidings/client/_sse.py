@@ -11,7 +11,7 @@ moves to the ``reset``'s seq (refetch the feed then).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,14 +64,6 @@ async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, 
     """Parse SSE lines into ``(event, data, id)``; comments and ``retry`` are skipped."""
     decoder = Decoder()
     async for line in lines:
-        if (done := decoder.feed(line)) is not None:
-            yield done
-
-
-def iter_sse(lines: Iterator[str]) -> Iterator[tuple[str, str, str | None]]:
-    """The synchronous :func:`parse_sse`."""
-    decoder = Decoder()
-    for line in lines:
         if (done := decoder.feed(line)) is not None:
             yield done
 

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    pass
 
 SEP = b"\x1f"
 
@@ -75,16 +75,6 @@ class Broker(Protocol):
 
     def listen(self) -> AsyncIterator[bytes | Signal]:
         """Messages from every instance, and connection signals. Runs until the broker closes."""
-        ...
-
-
-class TransactionalBroker(Broker, Protocol):
-    """A broker that can announce *inside* the publishing transaction (PostgreSQL NOTIFY), so
-    the announcement leaves exactly at commit. Optional: the service checks for the method."""
-
-    async def publish_in_transaction(self, conn: AsyncConnection, messages: list[bytes]) -> bool:
-        """Queue ``messages`` on ``conn``'s open transaction. ``False`` when ``conn`` is not one
-        this broker can use (nothing done; the caller publishes after commit instead)."""
         ...
 
 

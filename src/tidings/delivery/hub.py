@@ -30,6 +30,7 @@ import orjson
 
 from tidings.delivery import sse
 from tidings.delivery.recent import Entry, Ring, Views
+from tidings.delivery.seqsource import SeqSource, StoreSeqs
 from tidings.domain.notifications import Audience, Notification
 from tidings.domain.principals import Principal
 from tidings.errors import Code, TooManyRequests, Unavailable
@@ -150,7 +151,7 @@ class Hub:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | SeqSource,
         metrics: Metrics,
         *,
         buffer: int,
@@ -161,7 +162,8 @@ class Hub:
         views: int = 25_000,
         view_ttl: float = 60.0,
     ) -> None:
-        self._store = store
+        # All the hub reads from the store (delivery/seqsource.py); a Store is adapted.
+        self._seqs = store if isinstance(store, SeqSource) else StoreSeqs(store)
         self._metrics = metrics
         self._buffer = buffer
         self._max_per_user = max_per_user
@@ -179,7 +181,6 @@ class Hub:
         self._starting: dict[str, asyncio.Lock] = {}
         self.closing = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the streams run on
-        self.on_change: Callable[[], None] | None = None
         # Cluster-wide caps (delivery/slots.py), set by the app when Redis holds the limits.
         self.slots: RedisSlots | None = None
         # The streams past their opening on the edge protocol (delivery/edge.py), made on first use.
@@ -229,10 +230,7 @@ class Hub:
             async with lock:
                 state = self._tenants.get(tenant)
                 if state is None:
-                    from tidings.store import notifications as q
-
-                    async with self._store.read() as conn:
-                        last = await q.latest_seq(conn, tenant)
+                    last = await self._seqs.latest(tenant)
                     state = self._tenants.setdefault(tenant, self._new_tenant(last))
             self._starting.pop(tenant, None)
         if len(state.subscribers) >= self._max_per_tenant:
@@ -341,15 +339,12 @@ class Hub:
 
     async def catch_up(self, tenant: str | None = None) -> None:
         """Fill every tenant (or one) from the store up to its latest committed seq."""
-        from tidings.store import notifications as q
-
         if tenant is None:
             self._drop_idle()
         names = [tenant] if tenant else list(self._tenants)
         latest: dict[str, int] = {}
         for start in range(0, len(names), self._batch):  # one query per batch of tenants
-            async with self._store.read() as conn:
-                latest.update(await q.latest_seqs(conn, names[start : start + self._batch]))
+            latest.update(await self._seqs.latest_many(names[start : start + self._batch]))
         for name, seq in latest.items():
             state = self._tenants.get(name)
             if state is None or seq <= state.last:
@@ -360,11 +355,8 @@ class Hub:
 
     async def _fill(self, tenant: str, state: _Tenant, upto: int) -> None:
         """Offer ``state.last < seq <= upto`` from the store, in order. Caller holds the lock."""
-        from tidings.store import notifications as q
-
         while state.last < upto:
-            async with self._store.read() as conn:
-                rows = await q.fetch_after(conn, tenant, state.last, upto=upto, limit=self._batch)
+            rows = await self._seqs.after(tenant, state.last, upto=upto, limit=self._batch)
             if not rows or rows[0].seq != state.last + 1:
                 # Committed (seq order is commit order) but no longer in the store (pruned):
                 # no stream may skip them silently. Each ends; resuming, it is answered ``reset``.

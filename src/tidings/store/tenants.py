@@ -95,15 +95,6 @@ async def list_tenants(conn: AsyncConnection) -> list[Tenant]:
     return [Tenant(r.id, r.name, r.created_at, dict(r.settings or {})) for r in rows]
 
 
-async def update_tenant_settings(
-    conn: AsyncConnection, tenant_id: str, values: dict[str, Any]
-) -> Tenant:
-    tenant = await get_tenant(conn, tenant_id)
-    merged = {**tenant.settings, **values}
-    await conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(settings=merged))
-    return Tenant(tenant.id, tenant.name, tenant.created_at, merged)
-
-
 async def create_key(
     conn: AsyncConnection, tenant_id: str, name: str, scopes: list[str], *, now: datetime
 ) -> tuple[ApiKey, str]:
@@ -176,13 +167,3 @@ def check_key(row: Any, presented: str) -> KeyPrincipal:
     if row.revoked_at is not None:
         raise Unauthorized("The API key was revoked.", code=Code.KEY_REVOKED)
     return KeyPrincipal(tenant=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes))
-
-
-async def authenticate_key(conn: AsyncConnection, presented: str) -> KeyPrincipal:
-    """Resolve a presented API key against the store, or raise ``Unauthorized`` (invalid or
-    revoked). The request path goes through :class:`tidings.apikeys.ApiKeys`, which caches."""
-    match = KEY_FORMAT.match(presented)
-    if match is None:
-        raise Unauthorized("The API key is malformed.", code=Code.INVALID_CREDENTIALS)
-    rows = await keys_by_id(conn, [match.group(1)])
-    return check_key(rows.get(match.group(1)), presented)
