@@ -35,6 +35,7 @@ from tidings.channels.mutes import Mutes
 from tidings.channels.planner import Planner
 from tidings.channels.presence import Presence
 from tidings.channels.pushqueue import PushWorker
+from tidings.channels.service import ChannelsService
 from tidings.channels.tables import digest_runs, scheduled_reminders
 from tidings.channels.webpush import HostRules, PushSender, VapidKeys, load_or_create_keys
 from tidings.domain.principals import Principal
@@ -70,6 +71,10 @@ class Channels:
         self._keys_ready = asyncio.Event()
         self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = OrderedDict()
         self.mutes = Mutes(service.hub, self.settings.muted_cache)
+        self.api = ChannelsService(
+            service, self.clock, self.rules, streams=self, keys=lambda: self.keys
+        )
+        """The operations routers and the demo call (they open no transactions themselves)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
