@@ -43,7 +43,7 @@ from tidings.store import notifications as nq
 from tidings.store.tables import read_state, receipts
 
 if TYPE_CHECKING:
-    from tidings.channels.runtime import Channels
+    from tidings.channels.deps import WorkerDeps
 
 log = logging.getLogger(__name__)
 _O = push_outbox.c
@@ -84,10 +84,10 @@ def payload(item: Notification, public_url: str) -> bytes:
 
 
 class PushWorker:
-    def __init__(self, channels: Channels) -> None:
-        self.ch = channels
+    def __init__(self, deps: WorkerDeps) -> None:
+        self.ch = deps
         self._wake = asyncio.Event()
-        settings = channels.settings
+        settings = deps.settings
         self.batch = settings.push_concurrency
         self.lease = timedelta(seconds=settings.push_timeout * 3 + 30)
         self.interval = min(1.0, settings.push_retry_base)
@@ -116,10 +116,10 @@ class PushWorker:
             and_(_O.state == "pending", _O.due_at <= now),
             and_(_O.state == "sending", _O.lease_until < now),
         )
-        async with self.ch.service.store.read() as conn:  # idle: no write transaction
+        async with self.ch.store.read() as conn:  # idle: no write transaction
             if (await conn.execute(select(_O.id).where(due).limit(1))).first() is None:
                 return []
-        async with self.ch.service.store.write() as conn:
+        async with self.ch.store.write() as conn:
             ids = [
                 int(i)
                 for (i,) in await conn.execute(
@@ -164,13 +164,13 @@ class PushWorker:
 
     async def deliver(self, job: Job) -> None:
         try:
-            async with self.ch.service.store.read() as conn:
+            async with self.ch.store.read() as conn:
                 item = await nq.get(conn, job.tenant, job.seq)
                 read = item is not None and await _is_read(conn, job)
             if item is None or read:
                 await self._finish(job, None, "already_read" if read else "gone_notification")
                 return
-            sender = self.ch.sender
+            sender = self.ch.sender()
             assert sender is not None
             result = await sender.send(
                 job.endpoint,
@@ -204,7 +204,7 @@ class PushWorker:
             )
 
         mine = and_(_O.id == job.id, _O.owner == self.ch.instance, _O.state == "sending")
-        async with self.ch.service.store.write() as conn:
+        async with self.ch.store.write() as conn:
             if result is None:
                 await conn.execute(delete(push_outbox).where(_O.id == job.id))
                 if skipped == "already_read":
