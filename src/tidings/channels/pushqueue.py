@@ -40,7 +40,8 @@ from tidings.channels.tables import push_outbox, push_subscriptions
 from tidings.channels.webpush import PushResult
 from tidings.domain.notifications import Notification, format_time
 from tidings.store import notifications as nq
-from tidings.store.tables import read_state, receipts
+from tidings.store import readstate
+from tidings.store.tables import notifications, receipts
 
 if TYPE_CHECKING:
     from tidings.channels.deps import WorkerDeps
@@ -279,33 +280,18 @@ class PushWorker:
 
 
 async def _is_read(conn: Any, job: Job) -> bool:
-    """Read, archived or snoozed now (a receipt's ``unread_at`` beats the watermark)."""
-    row = (
+    """Not in ``job.user``'s unread inbox now: read, archived or snoozed — the read rule is
+    :func:`tidings.store.readstate.status_clause`'s (one rule: receipts, watermark, actor)."""
+    mark = await readstate.watermark(conn, job.tenant, job.user)
+    _N, _R = notifications.c, receipts.c
+    joined = notifications.outerjoin(
+        receipts, and_(_R.tenant_id == _N.tenant_id, _R.seq == _N.seq, _R.user_id == job.user)
+    )
+    unread = (
         await conn.execute(
-            select(
-                receipts.c.read_at,
-                receipts.c.archived_at,
-                receipts.c.unread_at,
-                receipts.c.snoozed_until,
-            ).where(
-                receipts.c.tenant_id == job.tenant,
-                receipts.c.user_id == job.user,
-                receipts.c.seq == job.seq,
-            )
-        )
-    ).first()
-    if row is not None:
-        if row.read_at is not None or row.archived_at is not None:
-            return True
-        if row.snoozed_until is not None:
-            return True
-        if row.unread_at is not None:
-            return False
-    mark = (
-        await conn.execute(
-            select(read_state.c.watermark).where(
-                read_state.c.tenant_id == job.tenant, read_state.c.user_id == job.user
-            )
+            select(readstate.status_clause("unread", mark, job.user))
+            .select_from(joined)
+            .where(_N.tenant_id == job.tenant, _N.seq == job.seq)
         )
     ).scalar_one_or_none()
-    return mark is not None and int(mark) >= job.seq
+    return unread is not None and not unread
