@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from tidings.store.upsert import upsert
 
-
-def upsert(conn: AsyncConnection) -> Any:
-    """The dialect's ``insert`` (with ``on_conflict_do_update`` / ``on_conflict_do_nothing``)."""
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+__all__ = ["KEEP", "Keep", "upsert"]
 
 
 class Keep(enum.Enum):

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path
 
 from tidings.api.contract import raises
 from tidings.api.deps import KeyDep, require_scope
-from tidings.channels import deliverylog, profiles, reminders
 from tidings.channels._sql import KEEP
 from tidings.channels.api import ChannelsDep
 from tidings.channels.preferences import TenantPreferences
@@ -22,8 +21,7 @@ from tidings.channels.schemas import (
     UserIn,
     UserOut,
 )
-from tidings.errors import Code, NotFound
-from tidings.store import notifications as nq
+from tidings.errors import Code
 
 router = APIRouter(tags=["channels-admin"])
 
@@ -37,8 +35,7 @@ KeyPath = Path(min_length=1, max_length=180, pattern=r"^[A-Za-z0-9_.:@+\-]+$")
 @router.get("/v1/tenant/preferences", response_model=dict[str, Any], openapi_extra=OFF)
 async def get_tenant_preferences(key: KeyDep, channels: ChannelsDep) -> dict[str, Any]:
     require_scope(key, "admin")
-    async with channels.service.store.read() as conn:
-        prefs = await profiles.tenant_prefs(conn, key.tenant)
+    prefs = await channels.tenant_prefs(key.tenant)
     return prefs.model_dump(mode="json", exclude_none=True)
 
 
@@ -48,9 +45,7 @@ async def put_tenant_preferences(
 ) -> dict[str, Any]:
     """Replace the tenant's defaults, critical types and reminder lead (hours)."""
     require_scope(key, "admin")
-    async with channels.service.store.write() as conn:
-        await profiles.set_tenant_prefs(conn, key.tenant, body, now=channels.clock.now())
-    await channels.refresh_streams(key.tenant)
+    await channels.set_tenant_prefs(key.tenant, body)
     return body.model_dump(mode="json", exclude_none=True)
 
 
@@ -61,10 +56,7 @@ async def put_tenant_preferences(
 )
 async def get_user(user: str = UserPath, *, key: KeyDep, channels: ChannelsDep) -> dict[str, Any]:
     require_scope(key, "admin")
-    async with channels.service.store.read() as conn:
-        found = await profiles.get(conn, key.tenant, user)
-    if found is None:
-        raise NotFound(f"No channel data for user {user!r}.", code=Code.USER_NOT_FOUND)
+    found = await channels.user(key.tenant, user)
     return {**found.public(), "preferences": found.prefs.model_dump(mode="json", exclude_none=True)}
 
 
@@ -75,16 +67,13 @@ async def put_user(
     """Set a user's e-mail, time zone and roles (those sent; ``null`` clears e-mail/zone)."""
     require_scope(key, "admin")
     sent = body.model_fields_set
-    async with channels.service.store.write() as conn:
-        saved = await profiles.save(
-            conn,
-            key.tenant,
-            user,
-            now=channels.clock.now(),
-            email=body.email if "email" in sent else KEEP,
-            time_zone=body.time_zone if "time_zone" in sent else KEEP,
-            roles=body.roles if "roles" in sent and body.roles is not None else KEEP,
-        )
+    saved = await channels.save_user(
+        key.tenant,
+        user,
+        email=body.email if "email" in sent else KEEP,
+        time_zone=body.time_zone if "time_zone" in sent else KEEP,
+        roles=body.roles if "roles" in sent and body.roles is not None else KEEP,
+    )
     return saved.public()
 
 
@@ -108,25 +97,7 @@ async def schedule_reminder(body: ReminderIn, key: KeyDep, channels: ChannelsDep
     refused with 409 ``too_many_reminders`` when the tenant has ``TIDINGS_MAX_PENDING_REMINDERS``
     pending already (nothing stored)."""
     require_scope(key, "publish")
-    new = reminders.notification(
-        title=body.title, body=body.body, link=body.link, data=body.data, audience=body.audience
-    )
-    channels.service.check_limits(new)
-    await channels.service.rate_limit(key, items=[new])
-    async with channels.service.store.write() as conn:
-        armed = await reminders.schedule(
-            conn,
-            key.tenant,
-            body.key,
-            due_at=body.due_at,
-            now=channels.clock.now(),
-            title=body.title,
-            body=body.body,
-            link=body.link,
-            data=body.data,
-            audience=body.audience,
-            max_pending=channels.settings.max_pending_reminders,
-        )
+    armed = await channels.schedule_reminder(key, body)
     return armed.public()
 
 
@@ -135,10 +106,7 @@ async def get_reminder(
     reminder_key: str = KeyPath, *, key: KeyDep, channels: ChannelsDep
 ) -> dict[str, Any]:
     require_scope(key, "publish")
-    async with channels.service.store.read() as conn:
-        found = await reminders.get(conn, key.tenant, reminder_key)
-    if found is None:
-        raise NotFound(f"No reminder {reminder_key!r}.", code=Code.REMINDER_NOT_FOUND)
+    found = await channels.reminder(key.tenant, reminder_key)
     return found.public()
 
 
@@ -150,11 +118,7 @@ async def cancel_reminder(
 ) -> dict[str, Any]:
     """Cancel a pending reminder. 404 when there is no such key; a sent one stays sent."""
     require_scope(key, "publish")
-    async with channels.service.store.write() as conn:
-        cancelled = await reminders.cancel(conn, key.tenant, reminder_key, now=channels.clock.now())
-        found = await reminders.get(conn, key.tenant, reminder_key)
-    if found is None:
-        raise NotFound(f"No reminder {reminder_key!r}.", code=Code.REMINDER_NOT_FOUND)
+    found, cancelled = await channels.cancel_reminder(key.tenant, reminder_key)
     return {**found.public(), "cancelled": cancelled}
 
 
@@ -168,10 +132,4 @@ async def deliveries(
 ) -> dict[str, Any]:
     """Per channel and recipient: queued, sent, failed (reason), skipped (reason)."""
     require_scope(key, "admin")
-    async with channels.service.store.read() as conn:
-        if await nq.get(conn, key.tenant, notification_id) is None:
-            raise NotFound(
-                f"No notification with id {notification_id}.", code=Code.NOTIFICATION_NOT_FOUND
-            )
-        entries = await deliverylog.for_notification(conn, key.tenant, notification_id)
-    return {"id": notification_id, "summary": deliverylog.summarize(entries), "entries": entries}
+    return await channels.deliveries(key.tenant, notification_id)

@@ -15,9 +15,8 @@ from fastapi.responses import HTMLResponse
 
 from tidings.api.contract import raises
 from tidings.api.deps import UserDep
-from tidings.channels import profiles, subscriptions, unsubscribe, webpush
-from tidings.channels.preferences import ChannelSwitches, UserPreferences
-from tidings.channels.runtime import Channels
+from tidings.channels._sql import KEEP
+from tidings.channels.preferences import UserPreferences
 from tidings.channels.schemas import (
     EndpointIn,
     PreferencesIn,
@@ -28,10 +27,10 @@ from tidings.channels.schemas import (
     SubscriptionOut,
     SubscriptionsOut,
 )
+from tidings.channels.service import ChannelsService
 from tidings.domain.inputs import MAX_SERIAL
 from tidings.domain.principals import Principal
-from tidings.errors import Code, NotFound, Unavailable
-from tidings.store import tenants as tq
+from tidings.errors import Code, Unavailable
 
 router = APIRouter(tags=["channels"])
 
@@ -43,14 +42,16 @@ UNSUBSCRIBE = raises(
 )
 
 
-def get_channels(request: Request) -> Channels:
-    channels: Channels | None = getattr(request.app.state, "channels", None)
-    if channels is None:
+def get_service(request: Request) -> ChannelsService:
+    """The running channels' operations; 503 ``channels_off`` when they do not run here."""
+    running = getattr(request.app.state, "channels", None)  # the runtime, once started
+    service: ChannelsService | None = getattr(running, "api", None)
+    if service is None:
         raise Unavailable("Channels are not running on this instance.", code=Code.CHANNELS_OFF)
-    return channels
+    return service
 
 
-ChannelsDep = Annotated[Channels, Depends(get_channels)]
+ChannelsDep = Annotated[ChannelsService, Depends(get_service)]
 
 
 async def channel_user(principal: UserDep, channels: ChannelsDep) -> Principal:
@@ -61,22 +62,10 @@ async def channel_user(principal: UserDep, channels: ChannelsDep) -> Principal:
 ChannelUserDep = Annotated[Principal, Depends(channel_user)]
 
 
-async def preferences_view(channels: Channels, tenant: str, user: str) -> dict[str, Any]:
-    async with channels.service.store.read() as conn:
-        profile = await profiles.get(conn, tenant, user) or profiles.Profile(tenant, user)
-        defaults = await profiles.tenant_prefs(conn, tenant)
-    return {
-        **profile.public(),
-        "preferences": profile.prefs.model_dump(mode="json", exclude_none=True),
-        "tenant_defaults": defaults.model_dump(mode="json", exclude_none=True),
-        "effective": profile.effective(defaults).public(),
-    }
-
-
 @router.get("/v1/preferences", response_model=PreferencesOut, openapi_extra=OFF)
 async def get_preferences(principal: ChannelUserDep, channels: ChannelsDep) -> dict[str, Any]:
     """The user's overrides, the tenant's defaults, and what is in effect per type."""
-    return await preferences_view(channels, principal.tenant, principal.user)
+    return await channels.preferences_view(principal.tenant, principal.user)
 
 
 @router.put("/v1/preferences", response_model=PreferencesOut, openapi_extra=OFF)
@@ -85,22 +74,9 @@ async def put_preferences(
 ) -> dict[str, Any]:
     """Replace the user's overrides (anything absent inherits the tenant's default)."""
     prefs = UserPreferences.model_validate(body.model_dump(exclude={"time_zone"}))
-    async with channels.service.store.write() as conn:
-        if "time_zone" in body.model_fields_set:
-            await profiles.save(
-                conn,
-                principal.tenant,
-                principal.user,
-                now=channels.clock.now(),
-                prefs=prefs,
-                time_zone=body.time_zone,
-            )
-        else:
-            await profiles.save(
-                conn, principal.tenant, principal.user, now=channels.clock.now(), prefs=prefs
-            )
-    await channels.refresh_streams(principal.tenant, principal.user)
-    return await preferences_view(channels, principal.tenant, principal.user)
+    zone = body.time_zone if "time_zone" in body.model_fields_set else KEEP
+    await channels.save_preferences(principal.tenant, principal.user, prefs, time_zone=zone)
+    return await channels.preferences_view(principal.tenant, principal.user)
 
 
 # -- web push ------------------------------------------------------------------------------------
@@ -113,17 +89,12 @@ async def put_preferences(
 )
 async def push_key(channels: ChannelsDep) -> dict[str, Any]:
     """The VAPID public key, for ``pushManager.subscribe({applicationServerKey})``."""
-    if channels.keys is None:
-        raise Unavailable(
-            "The push keys are not loaded yet; retry shortly.", code=Code.PUSH_UNAVAILABLE
-        )
-    return {"public_key": channels.keys.public}
+    return {"public_key": channels.push_public_key()}
 
 
 @router.get("/v1/push/subscriptions", response_model=SubscriptionsOut, openapi_extra=OFF)
 async def list_subscriptions(principal: ChannelUserDep, channels: ChannelsDep) -> dict[str, Any]:
-    async with channels.service.store.read() as conn:
-        found = await subscriptions.of_user(conn, principal.tenant, principal.user)
+    found = await channels.subscriptions_of(principal.tenant, principal.user)
     return {"subscriptions": [s.public() for s in found]}
 
 
@@ -148,18 +119,14 @@ async def subscribe(
 ) -> dict[str, Any]:
     """Store this browser's subscription (201 new, 200 known). Checked before anything is
     stored: https endpoint on an accepted push service, valid P-256 key and auth secret."""
-    webpush.check_subscription(body.endpoint, body.keys.p256dh, body.keys.auth, channels.rules)
-    async with channels.service.store.write() as conn:
-        saved, created = await subscriptions.save(
-            conn,
-            principal.tenant,
-            principal.user,
-            endpoint=body.endpoint,
-            p256dh=body.keys.p256dh,
-            auth=body.keys.auth,
-            user_agent=request.headers.get("user-agent"),
-            now=channels.clock.now(),
-        )
+    saved, created = await channels.subscribe(
+        principal.tenant,
+        principal.user,
+        endpoint=body.endpoint,
+        p256dh=body.keys.p256dh,
+        auth=body.keys.auth,
+        user_agent=request.headers.get("user-agent"),
+    )
     response.status_code = 201 if created else 200
     return saved.public()
 
@@ -169,12 +136,9 @@ async def unsubscribe_endpoint(
     body: EndpointIn, principal: ChannelUserDep, channels: ChannelsDep
 ) -> dict[str, Any]:
     """Forget this browser's subscription (``{"endpoint": …}``), e.g. on sign-out."""
-    async with channels.service.store.write() as conn:
-        removed = await subscriptions.remove(
-            conn, principal.tenant, principal.user, endpoint=body.endpoint
-        )
-    if not removed:
-        raise NotFound("No such push subscription for this user.", code=Code.SUBSCRIPTION_NOT_FOUND)
+    removed = await channels.remove_subscription(
+        principal.tenant, principal.user, endpoint=body.endpoint
+    )
     return {"removed": removed}
 
 
@@ -186,12 +150,9 @@ async def unsubscribe_id(
     principal: ChannelUserDep,
     channels: ChannelsDep,
 ) -> dict[str, Any]:
-    async with channels.service.store.write() as conn:
-        removed = await subscriptions.remove(
-            conn, principal.tenant, principal.user, subscription_id=subscription_id
-        )
-    if not removed:
-        raise NotFound("No such push subscription for this user.", code=Code.SUBSCRIPTION_NOT_FOUND)
+    removed = await channels.remove_subscription(
+        principal.tenant, principal.user, subscription_id=subscription_id
+    )
     return {"removed": removed}
 
 
@@ -213,9 +174,7 @@ def _page(title: str, message: str, form: str = "") -> HTMLResponse:
 async def unsubscribe_page(token: TokenQuery, channels: ChannelsDep) -> HTMLResponse:
     """The link in the e-mail: asks to confirm (a GET changes nothing; link scanners follow
     links). Mail clients that support RFC 8058 POST directly."""
-    tenant, user = unsubscribe.read_token(channels.service.secret, token)
-    async with channels.service.store.read() as conn:
-        name = (await tq.get_tenant(conn, tenant)).name
+    name, user = await channels.unsubscribe_target(token)
     action = html.escape(f"/v1/unsubscribe?token={token}", quote=True)
     form = (
         f"<form method='post' action='{action}'>"
@@ -228,11 +187,5 @@ async def unsubscribe_page(token: TokenQuery, channels: ChannelsDep) -> HTMLResp
 @router.post("/v1/unsubscribe", response_class=HTMLResponse, openapi_extra=UNSUBSCRIBE)
 async def unsubscribe_now(token: TokenQuery, channels: ChannelsDep) -> HTMLResponse:
     """One click: switch the user's e-mail channel off (``channels.email = false``)."""
-    tenant, user = unsubscribe.read_token(channels.service.secret, token)
-    async with channels.service.store.write() as conn:
-        name = (await tq.get_tenant(conn, tenant)).name
-        profile = await profiles.get(conn, tenant, user) or profiles.Profile(tenant, user)
-        switches = ChannelSwitches(push=profile.prefs.channels.push, email=False)
-        prefs = profile.prefs.model_copy(update={"channels": switches})
-        await profiles.save(conn, tenant, user, now=channels.clock.now(), prefs=prefs)
+    name = await channels.unsubscribe_email(token)
     return _page("Unsubscribed", f"You will get no more digest e-mails from {name}.")

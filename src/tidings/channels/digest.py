@@ -41,7 +41,7 @@ from tidings.store import readstate as rq
 from tidings.store import tenants as tq
 
 if TYPE_CHECKING:
-    from tidings.channels.runtime import Channels
+    from tidings.channels.deps import WorkerDeps
 
 log = logging.getLogger(__name__)
 _D = digest_runs.c
@@ -69,8 +69,8 @@ class Due:
 
 
 class DigestRunner:
-    def __init__(self, channels: Channels) -> None:
-        self.ch = channels
+    def __init__(self, deps: WorkerDeps) -> None:
+        self.ch = deps
 
     async def run_forever(self) -> None:
         while True:
@@ -89,7 +89,7 @@ class DigestRunner:
             return 0
         now = self.ch.clock.now()
         due: list[Due] = []
-        async with self.ch.service.store.read() as conn:
+        async with self.ch.store.read() as conn:
             defaults: dict[str, TenantPreferences] = {}
             for profile in await profiles.with_email(conn):
                 if profile.tenant not in defaults:
@@ -126,7 +126,7 @@ class DigestRunner:
     async def _claim(self, d: Due, now: datetime) -> bool:
         tenant, user = d.profile.tenant, d.profile.user
         me = self.ch.instance
-        async with self.ch.service.store.write() as conn:
+        async with self.ch.store.write() as conn:
             stmt = upsert(conn)(digest_runs).values(
                 tenant_id=tenant,
                 user_id=user,
@@ -172,7 +172,7 @@ class DigestRunner:
             unread, more, read, email_off, latest, name = await self._collect(d, now)
             if unread:
                 settings = self.ch.settings
-                secret = self.ch.service.secret
+                secret = self.ch.secret()
                 message = mailer.digest_message(
                     settings,
                     to=d.profile.email or "",
@@ -190,7 +190,7 @@ class DigestRunner:
             log.warning(
                 "digest failed tenant=%s user=%s period=%s: %r", tenant, user, d.period, error
             )
-            async with self.ch.service.store.write() as conn:
+            async with self.ch.store.write() as conn:
                 attempts = (await conn.execute(select(_D.attempts).where(mine))).scalar() or 1
                 await conn.execute(
                     update(digest_runs)
@@ -217,7 +217,7 @@ class DigestRunner:
                 detail={"period": d.period},
             )
 
-        async with self.ch.service.store.write() as conn:
+        async with self.ch.store.write() as conn:
             await conn.execute(
                 update(digest_runs)
                 .where(mine)
@@ -250,7 +250,7 @@ class DigestRunner:
         """(unread for e-mail, more?, read meanwhile, e-mail off, latest seq, tenant name)."""
         tenant, user, roles = d.profile.tenant, d.profile.user, list(d.profile.roles)
         limit = self.ch.settings.digest_max_items
-        async with self.ch.service.store.read() as conn:
+        async with self.ch.store.read() as conn:
             latest = await nq.latest_seq(conn, tenant)
             name = (await tq.get_tenant(conn, tenant)).name
             after = (

@@ -50,7 +50,7 @@ from tidings.store import notifications as nq
 from tidings.store.tables import tenants
 
 if TYPE_CHECKING:
-    from tidings.channels.runtime import Channels
+    from tidings.channels.deps import WorkerDeps
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -68,8 +68,8 @@ class Recipient:
 
 
 class Planner:
-    def __init__(self, channels: Channels) -> None:
-        self.ch = channels
+    def __init__(self, deps: WorkerDeps) -> None:
+        self.ch = deps
         self._wake = asyncio.Event()
         self._woken: set[str] = set()  # tenants published to here since the last pass
         self.profiles = profiles.ProfileCache()
@@ -116,7 +116,7 @@ class Planner:
         return planned
 
     async def _pending_tenants(self) -> list[str]:
-        store, now = self.ch.service.store, self.ch.clock.now()
+        store, now = self.ch.store, self.ch.clock.now()
         async with store.read() as conn:
             rows = (
                 await conn.execute(
@@ -139,7 +139,7 @@ class Planner:
     async def _plan(self, tenant: str) -> tuple[int, bool]:
         """(notifications covered, whether more may be pending) for the next batch."""
         ch, now = self.ch, self.ch.clock.now()
-        async with ch.service.store.write() as conn:
+        async with ch.store.write() as conn:
             cursor = (
                 await conn.execute(
                     select(_C.last_seq).where(_C.tenant_id == tenant).with_for_update()
@@ -184,7 +184,7 @@ class Planner:
             await deliverylog.write(conn, logs)
             await self._advance(conn, tenant, batch[-1].seq, now)
         if outbox:
-            ch.push_worker.wake()
+            ch.wake_push()
         return len(batch), len(batch) == BATCH
 
     async def _skip_to_last(self, conn: Any, tenant: str, cursor: int, now: datetime) -> int:
@@ -218,7 +218,7 @@ class Planner:
         known = await profiles.reachable(conn, tenant, bool(devices), emailing, self.profiles)
         defaults = await self.profiles.tenant_prefs(conn, tenant)
         known = [p for p in known if devices.get(p.user) or (emailing and p.email)]
-        live = await self.ch.presence.live(conn, tenant, [p.user for p in known if devices[p.user]])
+        live = await self.ch.live(conn, tenant, [p.user for p in known if devices[p.user]])
         return [
             Recipient(p, p.effective(defaults), devices.get(p.user, []), p.user in live)
             for p in known

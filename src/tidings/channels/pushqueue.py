@@ -40,10 +40,11 @@ from tidings.channels.tables import push_outbox, push_subscriptions
 from tidings.channels.webpush import PushResult
 from tidings.domain.notifications import Notification, format_time
 from tidings.store import notifications as nq
-from tidings.store.tables import read_state, receipts
+from tidings.store import readstate
+from tidings.store.tables import notifications, receipts
 
 if TYPE_CHECKING:
-    from tidings.channels.runtime import Channels
+    from tidings.channels.deps import WorkerDeps
 
 log = logging.getLogger(__name__)
 _O = push_outbox.c
@@ -84,10 +85,10 @@ def payload(item: Notification, public_url: str) -> bytes:
 
 
 class PushWorker:
-    def __init__(self, channels: Channels) -> None:
-        self.ch = channels
+    def __init__(self, deps: WorkerDeps) -> None:
+        self.ch = deps
         self._wake = asyncio.Event()
-        settings = channels.settings
+        settings = deps.settings
         self.batch = settings.push_concurrency
         self.lease = timedelta(seconds=settings.push_timeout * 3 + 30)
         self.interval = min(1.0, settings.push_retry_base)
@@ -116,10 +117,10 @@ class PushWorker:
             and_(_O.state == "pending", _O.due_at <= now),
             and_(_O.state == "sending", _O.lease_until < now),
         )
-        async with self.ch.service.store.read() as conn:  # idle: no write transaction
+        async with self.ch.store.read() as conn:  # idle: no write transaction
             if (await conn.execute(select(_O.id).where(due).limit(1))).first() is None:
                 return []
-        async with self.ch.service.store.write() as conn:
+        async with self.ch.store.write() as conn:
             ids = [
                 int(i)
                 for (i,) in await conn.execute(
@@ -164,13 +165,13 @@ class PushWorker:
 
     async def deliver(self, job: Job) -> None:
         try:
-            async with self.ch.service.store.read() as conn:
+            async with self.ch.store.read() as conn:
                 item = await nq.get(conn, job.tenant, job.seq)
                 read = item is not None and await _is_read(conn, job)
             if item is None or read:
                 await self._finish(job, None, "already_read" if read else "gone_notification")
                 return
-            sender = self.ch.sender
+            sender = self.ch.sender()
             assert sender is not None
             result = await sender.send(
                 job.endpoint,
@@ -204,7 +205,7 @@ class PushWorker:
             )
 
         mine = and_(_O.id == job.id, _O.owner == self.ch.instance, _O.state == "sending")
-        async with self.ch.service.store.write() as conn:
+        async with self.ch.store.write() as conn:
             if result is None:
                 await conn.execute(delete(push_outbox).where(_O.id == job.id))
                 if skipped == "already_read":
@@ -279,33 +280,18 @@ class PushWorker:
 
 
 async def _is_read(conn: Any, job: Job) -> bool:
-    """Read, archived or snoozed now (a receipt's ``unread_at`` beats the watermark)."""
-    row = (
+    """Not in ``job.user``'s unread inbox now: read, archived or snoozed — the read rule is
+    :func:`tidings.store.readstate.status_clause`'s (one rule: receipts, watermark, actor)."""
+    mark = await readstate.watermark(conn, job.tenant, job.user)
+    _N, _R = notifications.c, receipts.c
+    joined = notifications.outerjoin(
+        receipts, and_(_R.tenant_id == _N.tenant_id, _R.seq == _N.seq, _R.user_id == job.user)
+    )
+    unread = (
         await conn.execute(
-            select(
-                receipts.c.read_at,
-                receipts.c.archived_at,
-                receipts.c.unread_at,
-                receipts.c.snoozed_until,
-            ).where(
-                receipts.c.tenant_id == job.tenant,
-                receipts.c.user_id == job.user,
-                receipts.c.seq == job.seq,
-            )
-        )
-    ).first()
-    if row is not None:
-        if row.read_at is not None or row.archived_at is not None:
-            return True
-        if row.snoozed_until is not None:
-            return True
-        if row.unread_at is not None:
-            return False
-    mark = (
-        await conn.execute(
-            select(read_state.c.watermark).where(
-                read_state.c.tenant_id == job.tenant, read_state.c.user_id == job.user
-            )
+            select(readstate.status_clause("unread", mark, job.user))
+            .select_from(joined)
+            .where(_N.tenant_id == job.tenant, _N.seq == job.seq)
         )
     ).scalar_one_or_none()
-    return mark is not None and int(mark) >= job.seq
+    return unread is not None and not unread

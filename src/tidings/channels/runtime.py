@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -30,11 +29,13 @@ from sqlalchemy import delete
 
 from tidings.channels import deliverylog, profiles, reminders, snoozes
 from tidings.channels.clock import Clock, SystemClock
+from tidings.channels.deps import WorkerDeps
 from tidings.channels.digest import DigestRunner
 from tidings.channels.mutes import Mutes
 from tidings.channels.planner import Planner
 from tidings.channels.presence import Presence
 from tidings.channels.pushqueue import PushWorker
+from tidings.channels.service import ChannelsService
 from tidings.channels.tables import digest_runs, scheduled_reminders
 from tidings.channels.webpush import HostRules, PushSender, VapidKeys, load_or_create_keys
 from tidings.domain.principals import Principal
@@ -50,13 +51,10 @@ class Channels:
         self.service = service
         self.settings = service.settings
         self.clock: Clock = clock or SystemClock()
-        self.instance = secrets.token_hex(8)
+        self.instance = service.instance_id  # one id: broker origin, leases, presence
         self.rules = HostRules(self.settings.push_endpoint_hosts)
         self.keys: VapidKeys | None = None
         self.sender: PushSender | None = None
-        self.planner = Planner(self)
-        self.push_worker = PushWorker(self)
-        self.digests = DigestRunner(self)
         self.presence = Presence(
             service.store,
             service.hub,
@@ -65,11 +63,30 @@ class Channels:
             interval=self.settings.presence_interval,
             on_seen=self.note_principal,
         )
+        self.deps = WorkerDeps(
+            store=service.store,
+            clock=self.clock,
+            settings=self.settings,
+            instance=self.instance,
+            secret=lambda: service.secret,
+            sender=lambda: self.sender,
+            live=self.presence.live,
+            wake_push=lambda: self.push_worker.wake(),
+            wake_snoozed=service.wake_snoozed,
+        )
+        """What the workers get (not this object: no runtime <-> worker import cycle)."""
+        self.planner = Planner(self.deps)
+        self.push_worker = PushWorker(self.deps)
+        self.digests = DigestRunner(self.deps)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._keys_ready = asyncio.Event()
         self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = OrderedDict()
         self.mutes = Mutes(service.hub, self.settings.muted_cache)
+        self.api = ChannelsService(
+            service, self.clock, self.rules, streams=self, keys=lambda: self.keys
+        )
+        """The operations routers and the demo call (they open no transactions themselves)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -145,7 +162,7 @@ class Channels:
 
     async def reminders_tick(self) -> int:
         sent = await reminders.run_due(self.service, self.clock.now())
-        await snoozes.wake_due(self)  # ended snoozes, on the same tick and lease (issue 10)
+        await snoozes.wake_due(self.deps)  # ended snoozes, on the same tick and lease (issue 10)
         return sent
 
     async def housekeeping(self) -> None:

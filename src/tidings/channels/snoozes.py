@@ -28,16 +28,16 @@ from tidings.store.readstate import Woken
 from tidings.store.tables import receipts
 
 if TYPE_CHECKING:
-    from tidings.channels.runtime import Channels
+    from tidings.channels.deps import WorkerDeps
 
 log = logging.getLogger(__name__)
 BATCH = 200
 
 
-async def wake_due(ch: Channels) -> int:
+async def wake_due(ch: WorkerDeps) -> int:
     """End the snoozes due now (a batch at a time); how many ended."""
     now = ch.clock.now()
-    async with ch.service.store.read() as conn:  # idle: no write transaction
+    async with ch.store.read() as conn:  # idle: no write transaction
         due = select(receipts.c.seq).where(
             receipts.c.snoozed_until.is_not(None), receipts.c.snoozed_until <= now
         )
@@ -50,16 +50,18 @@ async def wake_due(ch: Channels) -> int:
         queued.append(await _plan_push(ch, conn, woken, now))
 
     while True:
-        woken = await ch.service.wake_snoozed(now, limit=BATCH, on_claim=plan)
+        woken = await ch.wake_snoozed(now, limit=BATCH, on_claim=plan)
         ended += len(woken)
         if len(woken) < BATCH:
             break
     if any(queued):
-        ch.push_worker.wake()
+        ch.wake_push()
     return ended
 
 
-async def _plan_push(ch: Channels, conn: AsyncConnection, woken: list[Woken], now: datetime) -> int:
+async def _plan_push(
+    ch: WorkerDeps, conn: AsyncConnection, woken: list[Woken], now: datetime
+) -> int:
     """Outbox rows for the users without a live stream; returns how many."""
     by_tenant: dict[str, list[Woken]] = defaultdict(list)
     for item in woken:
@@ -79,7 +81,7 @@ async def _plan_push(ch: Channels, conn: AsyncConnection, woken: list[Woken], no
             devices[str(user)].append(int(sub_id))
         if not devices:
             continue
-        live = await ch.presence.live(conn, tenant, list(devices))
+        live = await ch.live(conn, tenant, list(devices))
         defaults = await profiles.tenant_prefs(conn, tenant)
         for item in items:
             if not devices.get(item.user) or item.user in live:

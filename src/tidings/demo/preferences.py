@@ -7,10 +7,10 @@
 
 The demo runs in-process, so it does what ``PUT /v1/preferences`` and
 ``PUT /v1/tenant/preferences`` do without HTTP (and without the admin API key the latter needs):
-it reads with the API's own ``preferences_view``, records the user's e-mail and roles like the
-API's ``channel_user`` dependency (``Channels.note_principal``), writes with
-``profiles.save`` / ``profiles.set_tenant_prefs`` and applies the change to open streams with
-``Channels.refresh_streams``. Bad input is refused before anything is written (422, the form
+it calls the same :class:`~tidings.channels.service.ChannelsService` operations as the API
+(``preferences_view``, ``save_preferences`` — which also records the user's e-mail and roles like
+the API's ``channel_user`` dependency — ``tenant_prefs`` and ``set_tenant_prefs``, each applying
+the change to open streams). Bad input is refused before anything is written (422, the form
 again with what was sent and what is wrong).
 """
 
@@ -22,10 +22,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tidings.channels import profiles
-from tidings.channels.api import get_channels, preferences_view
+from tidings.channels.api import get_service
 from tidings.channels.preferences import CHANNELS, TenantPreferences, UserPreferences
-from tidings.channels.runtime import Channels
+from tidings.channels.service import ChannelsService
 from tidings.demo import prefsform
 from tidings.demo.domain import FormErrors
 from tidings.demo.pages import UserDep, form_of
@@ -82,9 +81,9 @@ def _page(
 
 
 async def _mine(
-    channels: Channels, user: DemoUser
+    channels: ChannelsService, user: DemoUser
 ) -> tuple[UserPreferences, str | None, TenantPreferences]:
-    view = await preferences_view(channels, user.tenant, user.user_id)
+    view = await channels.preferences_view(user.tenant, user.user_id)
     return (
         UserPreferences.model_validate(view["preferences"]),
         view["time_zone"],
@@ -94,7 +93,7 @@ async def _mine(
 
 @router.get("/preferences")
 async def my_preferences(request: Request, user: UserDep) -> Response:
-    channels = get_channels(request)
+    channels = get_service(request)
     prefs, zone, tenant = await _mine(channels, user)
     types = prefsform.type_names(prefs, tenant)
     values = prefsform.user_values(prefs, tenant, zone, types)
@@ -103,7 +102,7 @@ async def my_preferences(request: Request, user: UserDep) -> Response:
 
 @router.post("/preferences")
 async def save_my_preferences(request: Request, user: UserDep) -> Response:
-    channels = get_channels(request)
+    channels = get_service(request)
     form = await form_of(request, user)
     current, _, tenant = await _mine(channels, user)
     types = prefsform.type_names(current, tenant)
@@ -111,18 +110,10 @@ async def save_my_preferences(request: Request, user: UserDep) -> Response:
         prefs, zone = prefsform.parse_user(form, types, current, tenant)
     except FormErrors as error:
         return _page(request, user, "mine", tenant, types, form, errors=error.fields, status=422)
-    async with channels.service.store.write() as conn:
-        await profiles.save(
-            conn,
-            user.tenant,
-            user.user_id,
-            now=channels.clock.now(),
-            prefs=prefs,
-            time_zone=zone,
-        )
-    # After the preferences: a digest never sees the e-mail address with the old cadence.
-    await channels.note_principal(principal_of(user))
-    await channels.refresh_streams(user.tenant, user.user_id)
+    # The e-mail is noted after the preferences: a digest never sees it with the old cadence.
+    await channels.save_preferences(
+        user.tenant, user.user_id, prefs, time_zone=zone, then_note=principal_of(user)
+    )
     return redirect("/demo/preferences", "Your notification preferences are saved.")
 
 
@@ -137,15 +128,10 @@ def _owner(user: DemoUser) -> None:
         )
 
 
-async def _tenant(channels: Channels, tenant: str) -> TenantPreferences:
-    async with channels.service.store.read() as conn:
-        return await profiles.tenant_prefs(conn, tenant)
-
-
 @router.get("/preferences/business")
 async def business_preferences(request: Request, user: UserDep) -> Response:
     _owner(user)
-    tenant = await _tenant(get_channels(request), user.tenant)
+    tenant = await get_service(request).tenant_prefs(user.tenant)
     types = prefsform.type_names(tenant)
     values = prefsform.tenant_values(tenant, types)
     return _page(request, user, "business", tenant, types, values)
@@ -154,9 +140,9 @@ async def business_preferences(request: Request, user: UserDep) -> Response:
 @router.post("/preferences/business")
 async def save_business_preferences(request: Request, user: UserDep) -> Response:
     _owner(user)
-    channels = get_channels(request)
+    channels = get_service(request)
     form = await form_of(request, user)
-    current = await _tenant(channels, user.tenant)
+    current = await channels.tenant_prefs(user.tenant)
     types = prefsform.type_names(current)
     try:
         prefs = prefsform.parse_tenant(form, types)
@@ -164,7 +150,5 @@ async def save_business_preferences(request: Request, user: UserDep) -> Response
         return _page(
             request, user, "business", current, types, form, errors=error.fields, status=422
         )
-    async with channels.service.store.write() as conn:
-        await profiles.set_tenant_prefs(conn, user.tenant, prefs, now=channels.clock.now())
-    await channels.refresh_streams(user.tenant)
+    await channels.set_tenant_prefs(user.tenant, prefs)
     return redirect("/demo/preferences/business", "The business's notification defaults are saved.")

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, func, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,6 +28,7 @@ from tidings.domain.readstate import UNREAD_DISPLAY_CAP, UnreadCount
 from tidings.errors import Code, NotFound
 from tidings.store.notifications import from_row, visible
 from tidings.store.tables import notifications, read_state, receipts
+from tidings.store.upsert import upsert as _upsert
 
 Status = Literal["unread", "read", "archived", "snoozed", "all"]
 _N = notifications.c
@@ -49,10 +49,6 @@ class FeedItem:
         until = self.snoozed_until
         out["snoozed_until"] = None if until is None else format_time(until)
         return out
-
-
-def _upsert(conn: AsyncConnection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 async def watermark(conn: AsyncConnection, tenant: str, user: str) -> int:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.store.tables import server_secrets
+from tidings.store.upsert import upsert
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ async def get_or_create(
     found = await get(conn, name)
     if found is not None:
         return found
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = upsert(conn)
     fresh = generate()
     await conn.execute(
         insert(server_secrets)
