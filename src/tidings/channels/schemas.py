@@ -105,6 +105,7 @@ class EffectiveOut(BaseModel):
     digest: dict[str, Any]
     quiet_hours: dict[str, Any] | None
     time_zone: str
+    locale: str = Field("en", description="The digest e-mail's locale in effect.")
 
 
 class PreferencesOut(ProfileOut):
