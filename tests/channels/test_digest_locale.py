@@ -94,11 +94,25 @@ async def test_a_german_user_gets_a_german_digest(tmp_path: Path, mail_sink: Mai
             kept = await client.get(f"{server.url}/v1/preferences", headers=bearer(value))
             assert kept.json()["preferences"]["locale"] == "en"  # nothing changed
 
+            # An admin sets it too (PUT /v1/users/{user}), keeping the user's other preferences.
+            r = await client.put(
+                f"{server.url}/v1/users/bruno",
+                headers=tenant.auth,
+                json={"email": "bruno@example.com", "locale": "de"},
+            )
+            assert r.status_code == 200 and r.json()["locale"] == "de", r.text
+            r = await client.put(
+                f"{server.url}/v1/users/bruno", headers=tenant.auth, json={"locale": "x y"}
+            )
+            assert r.status_code == 422, r.text
+            r = await client.get(f"{server.url}/v1/users/bruno", headers=tenant.auth)
+            assert r.json()["locale"] == r.json()["preferences"]["locale"] == "de"
+
             await publish(client, tenant, "Neue Buchung #1", type="booking_created")
             await publish(client, tenant, "Karte abgelehnt", type="payment_failed")
 
             sent = await asyncio.wait_for(on_server(server, lambda ch: ch.digests.tick()), 30)
-            assert sent == 3
+            assert sent == 4
         [greta] = mail_sink.to("greta@example.com")
         assert greta["Subject"] == "2 ungelesene Benachrichtigungen — huepfburg"
         text, html = text_of(greta), html_of(greta)
@@ -106,6 +120,8 @@ async def test_a_german_user_gets_a_german_digest(tmp_path: Path, mail_sink: Mai
         assert "Neue Buchung (1)" in text and "Zahlung fehlgeschlagen (1)" in text
         assert "Abmelden: https://app.example.test/" in text
         assert '<html lang="de">' in html and "Benachrichtigungen öffnen" in html
+        [bruno] = mail_sink.to("bruno@example.com")
+        assert bruno["Subject"] == "2 ungelesene Benachrichtigungen — huepfburg"
         [sofia] = mail_sink.to("sofia@example.com")
         assert sofia["Subject"] == "2 notificaciones sin leer — huepfburg"
         [ella] = mail_sink.to("ella@example.com")

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Path
 from tidings.api.contract import raises
 from tidings.api.deps import KeyDep, require_scope
 from tidings.channels import deliverylog, profiles, reminders
-from tidings.channels._sql import KEEP
+from tidings.channels._sql import KEEP, Keep
 from tidings.channels.api import ChannelsDep
-from tidings.channels.preferences import TenantPreferences
+from tidings.channels.preferences import TenantPreferences, UserPreferences
 from tidings.channels.schemas import (
     CancelledReminderOut,
     DeliveriesOut,
@@ -65,17 +65,24 @@ async def get_user(user: str = UserPath, *, key: KeyDep, channels: ChannelsDep) 
         found = await profiles.get(conn, key.tenant, user)
     if found is None:
         raise NotFound(f"No channel data for user {user!r}.", code=Code.USER_NOT_FOUND)
-    return {**found.public(), "preferences": found.prefs.model_dump(mode="json", exclude_none=True)}
+    prefs = found.prefs.model_dump(mode="json", exclude_none=True)
+    return {**found.public(), "locale": found.prefs.locale, "preferences": prefs}
 
 
 @router.put("/v1/users/{user}", response_model=ProfileOut, openapi_extra=OFF)
 async def put_user(
     body: UserIn, user: str = UserPath, *, key: KeyDep, channels: ChannelsDep
 ) -> dict[str, Any]:
-    """Set a user's e-mail, time zone and roles (those sent; ``null`` clears e-mail/zone)."""
+    """Set a user's e-mail, time zone, roles and locale (those sent; ``null`` clears e-mail,
+    zone or locale). The locale is the user's ``locale`` preference, the rest of it unchanged."""
     require_scope(key, "admin")
     sent = body.model_fields_set
     async with channels.service.store.write() as conn:
+        prefs: UserPreferences | Keep = KEEP
+        if "locale" in sent:
+            stored = await profiles.get(conn, key.tenant, user)
+            mine = stored.prefs if stored is not None else UserPreferences()
+            prefs = mine.model_copy(update={"locale": body.locale})
         saved = await profiles.save(
             conn,
             key.tenant,
@@ -84,8 +91,9 @@ async def put_user(
             email=body.email if "email" in sent else KEEP,
             time_zone=body.time_zone if "time_zone" in sent else KEEP,
             roles=body.roles if "roles" in sent and body.roles is not None else KEEP,
+            prefs=prefs,
         )
-    return saved.public()
+    return {**saved.public(), "locale": saved.prefs.locale}
 
 
 @router.post(

@@ -67,6 +67,7 @@ async def preferences_view(channels: Channels, tenant: str, user: str) -> dict[s
         defaults = await profiles.tenant_prefs(conn, tenant)
     return {
         **profile.public(),
+        "locale": profile.prefs.locale,
         "preferences": profile.prefs.model_dump(mode="json", exclude_none=True),
         "tenant_defaults": defaults.model_dump(mode="json", exclude_none=True),
         "effective": profile.effective(defaults).public(),
