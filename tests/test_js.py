@@ -123,7 +123,7 @@ PACKED = {
     ),
     *(
         f"src/tidings/web/static/{name}.{ext}"
-        for name in ("tidings", "tidings-core", "tidings-bell", "tidings-push")
+        for name in ("tidings", "tidings-core", "tidings-bell", "tidings-push", "tidings-i18n")
         for ext in ("js", "d.ts")
     ),
 }

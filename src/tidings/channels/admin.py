@@ -57,14 +57,19 @@ async def put_tenant_preferences(
 async def get_user(user: str = UserPath, *, key: KeyDep, channels: ChannelsDep) -> dict[str, Any]:
     require_scope(key, "admin")
     found = await channels.user(key.tenant, user)
-    return {**found.public(), "preferences": found.prefs.model_dump(mode="json", exclude_none=True)}
+    return {
+        **found.public(),
+        "locale": found.prefs.locale,
+        "preferences": found.prefs.model_dump(mode="json", exclude_none=True),
+    }
 
 
 @router.put("/v1/users/{user}", response_model=ProfileOut, openapi_extra=OFF)
 async def put_user(
     body: UserIn, user: str = UserPath, *, key: KeyDep, channels: ChannelsDep
 ) -> dict[str, Any]:
-    """Set a user's e-mail, time zone and roles (those sent; ``null`` clears e-mail/zone)."""
+    """Set a user's e-mail, time zone, roles and locale (those sent; ``null`` clears e-mail,
+    zone or locale). The locale is the user's ``locale`` preference, the rest of it unchanged."""
     require_scope(key, "admin")
     sent = body.model_fields_set
     saved = await channels.save_user(
@@ -73,8 +78,9 @@ async def put_user(
         email=body.email if "email" in sent else KEEP,
         time_zone=body.time_zone if "time_zone" in sent else KEEP,
         roles=body.roles if "roles" in sent and body.roles is not None else KEEP,
+        locale=body.locale if "locale" in sent else KEEP,
     )
-    return saved.public()
+    return {**saved.public(), "locale": saved.prefs.locale}
 
 
 @router.post(

@@ -182,6 +182,7 @@ class DigestRunner:
                     unsubscribe=unsubscribe.link(settings.public_url, secret, tenant, user),
                     message_key=f"{tenant}/{user}/{d.period}",
                     now=now,
+                    locale=d.prefs.locale,
                 )
                 await mailer.send(message, settings)
         except asyncio.CancelledError:

@@ -17,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import aiosmtplib
 from jinja2 import Environment
 
+from tidings.channels.catalogue import Messages
 from tidings.config import Settings
 from tidings.domain.notifications import Notification
 
@@ -36,18 +37,19 @@ _TEXT = _TEXT_ENV.from_string(
 {% endfor %}
 
 {% endfor %}
-{% if more %}…and more in your inbox.
+{% if more %}{{ t.more }}
 {% endif %}
-Open your notifications: {{ dashboard }}
+{{ t.open }}: {{ dashboard }}
 
-You get this e-mail because digests are on for {{ address }}.
-Unsubscribe: {{ unsubscribe }}
+{{ t.why }}
+{{ t.unsubscribe }}: {{ unsubscribe }}
 """,
 )
 
 _HTML = _HTML_ENV.from_string(
     """<!doctype html>
-<html><body style="font-family:system-ui,sans-serif;color:#1f2937;max-width:560px">
+<html lang="{{ lang }}">
+<body style="font-family:system-ui,sans-serif;color:#1f2937;max-width:560px">
 <p>{{ intro }}</p>
 {% for group in groups %}
 <h3 style="margin:20px 0 6px">{{ group.label }}
@@ -59,11 +61,11 @@ _HTML = _HTML_ENV.from_string(
 {% endfor %}
 </ul>
 {% endfor %}
-{% if more %}<p>…and more in your inbox.</p>{% endif %}
-<p><a href="{{ dashboard }}">Open your notifications</a></p>
+{% if more %}<p>{{ t.more }}</p>{% endif %}
+<p><a href="{{ dashboard }}">{{ t.open }}</a></p>
 <p style="color:#6b7280;font-size:12px">
-You get this e-mail because digests are on for {{ address }}.
-<a href="{{ unsubscribe }}">Unsubscribe</a></p>
+{{ t.why }}
+<a href="{{ unsubscribe }}">{{ t.unsubscribe }}</a></p>
 </body></html>
 """,
 )
@@ -88,10 +90,6 @@ def _domain(address: str) -> str:
     return domain or "tidings.invalid"
 
 
-def label(type_: str) -> str:
-    return type_.replace(".", " ").replace("_", " ").strip().capitalize()
-
-
 def absolute(public_url: str, link: str | None) -> str:
     if not link:
         return public_url
@@ -99,14 +97,17 @@ def absolute(public_url: str, link: str | None) -> str:
     return url if urlsplit(url).scheme in ("http", "https") else public_url
 
 
-def group(items: list[Notification], public_url: str) -> list[Group]:
+def group(
+    items: list[Notification], public_url: str, messages: Messages | None = None
+) -> list[Group]:
     """Grouped by type, groups in order of their newest item, items newest first."""
+    words = messages or Messages(None)
     by_type: dict[str, list[Item]] = {}
     for n in sorted(items, key=lambda n: n.seq, reverse=True):
         by_type.setdefault(n.type, []).append(
             Item(n.title, n.body[:300], absolute(public_url, n.link))
         )
-    return [Group(label(t), entries) for t, entries in by_type.items()]
+    return [Group(words.type_label(t), entries) for t, entries in by_type.items()]
 
 
 def digest_message(
@@ -119,19 +120,30 @@ def digest_message(
     unsubscribe: str,
     message_key: str,
     now: datetime,
+    locale: str | None = None,
 ) -> EmailMessage:
+    """The digest e-mail in ``locale`` (see :mod:`tidings.channels.catalogue`; English when
+    absent or unsupported)."""
+    words = Messages(locale)
     count = f"{len(items)}{'+' if more else ''}"
-    noun = "notification" if len(items) == 1 and not more else "notifications"
+    one = len(items) == 1 and not more
     context = {
-        "intro": f"You have {count} unread {noun} at {tenant_name}.",
-        "groups": group(items, settings.public_url),
+        "lang": words.locale,
+        "intro": words.counted("intro", one, count, tenant=tenant_name),
+        "t": {
+            "more": words("more"),
+            "open": words("open"),
+            "why": words("why", address=to),
+            "unsubscribe": words("unsubscribe"),
+        },
+        "groups": group(items, settings.public_url, words),
         "more": more,
         "dashboard": settings.public_url,
         "unsubscribe": unsubscribe,
         "address": to,
     }
     message = EmailMessage()
-    message["Subject"] = f"{count} unread {noun} — {tenant_name}"
+    message["Subject"] = words.counted("subject", one, count, tenant=tenant_name)
     message["From"] = settings.smtp_from
     message["To"] = formataddr(("", to))
     message["Date"] = format_datetime(now)

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from tidings.channels.catalogue import LOCALE_PATTERN, resolve
 from tidings.domain.notifications import KNOWN_TYPES, TYPE_PATTERN
 
 Channel = Literal["in_app", "push", "email"]
@@ -118,6 +119,11 @@ class UserPreferences(_Strict):
     types: dict[str, TypeSwitches] = Field(default_factory=dict, max_length=200)
     digest: Digest | None = None
     quiet_hours: QuietHours | None = None
+    locale: str | None = Field(
+        None,
+        pattern=LOCALE_PATTERN,
+        description="BCP 47 language tag for e-mail digests (en, de, es; others fall back).",
+    )
 
     @field_validator("types")
     @classmethod
@@ -185,6 +191,11 @@ class Effective:
         return self.user.digest or self.tenant.digest or Digest()
 
     @property
+    def locale(self) -> str:
+        """The supported locale of the user's e-mails: theirs, else the tenant's, else en."""
+        return resolve(self.user.locale or self.tenant.locale)
+
+    @property
     def quiet_hours(self) -> QuietHours | None:
         chosen = self.user.quiet_hours or self.tenant.quiet_hours
         return chosen if chosen is not None and chosen.enabled else None
@@ -216,4 +227,5 @@ class Effective:
             "digest": self.digest.model_dump(),
             "quiet_hours": self.quiet_hours.model_dump() if self.quiet_hours else None,
             "time_zone": self.zone_name,
+            "locale": self.locale,
         }

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from tidings.channels.catalogue import LOCALE_PATTERN
 from tidings.channels.preferences import UserPreferences, check_zone
 from tidings.domain.inputs import JsonObject, StrictModel
 from tidings.domain.notifications import Audience
@@ -39,6 +40,8 @@ class UserIn(_Strict):
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")
     time_zone: str | None = None
     roles: list[str] | None = Field(default=None, max_length=50)
+    # i18n: the digest's language, kept as the user's ``locale`` preference (null: the tenant's)
+    locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
 
     @field_validator("time_zone")
     @classmethod
@@ -91,6 +94,7 @@ class ProfileOut(BaseModel):
     email: str | None
     time_zone: str | None
     roles: list[str]
+    locale: str | None = Field(None, description="The user's own locale (digest e-mails).")
 
 
 class UserOut(ProfileOut):
@@ -105,6 +109,7 @@ class EffectiveOut(BaseModel):
     digest: dict[str, Any]
     quiet_hours: dict[str, Any] | None
     time_zone: str
+    locale: str = Field("en", description="The digest e-mail's locale in effect.")
 
 
 class PreferencesOut(ProfileOut):

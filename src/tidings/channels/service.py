@@ -73,6 +73,7 @@ class ChannelsService:
             defaults = await profiles.tenant_prefs(conn, tenant)
         return {
             **profile.public(),
+            "locale": profile.prefs.locale,
             "preferences": profile.prefs.model_dump(mode="json", exclude_none=True),
             "tenant_defaults": defaults.model_dump(mode="json", exclude_none=True),
             "effective": profile.effective(defaults).public(),
@@ -127,8 +128,16 @@ class ChannelsService:
         email: str | Keep | None = KEEP,
         time_zone: str | Keep | None = KEEP,
         roles: Sequence[str] | Keep = KEEP,
+        locale: str | Keep | None = KEEP,
     ) -> profiles.Profile:
+        """Save the user's contact data; ``locale`` sets their ``locale`` preference, the rest
+        of their preferences unchanged."""
         async with self.tidings.store.write() as conn:
+            prefs: UserPreferences | Keep = KEEP
+            if not isinstance(locale, Keep):
+                stored = await profiles.get(conn, tenant, user)
+                mine = stored.prefs if stored is not None else UserPreferences()
+                prefs = mine.model_copy(update={"locale": locale})
             return await profiles.save(
                 conn,
                 tenant,
@@ -137,6 +146,7 @@ class ChannelsService:
                 email=email,
                 time_zone=time_zone,
                 roles=roles,
+                prefs=prefs,
             )
 
     # -- web push --------------------------------------------------------------------------------

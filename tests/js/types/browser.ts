@@ -5,6 +5,7 @@ import 'tidings/bell';
 import { TidingsBell, type TidingsBellAttributes } from 'tidings/bell';
 import { badgeText, isSafeLink, LATEST_LIMIT } from 'tidings/core';
 import { enablePush, PushError } from 'tidings/push';
+import { resolveLocale, translator, type SupportedLocale } from 'tidings/i18n';
 
 const client = connect({
   url: 'https://tidings.example.com/v1/stream',
@@ -73,7 +74,15 @@ if (bell) {
   bell.hide();
   // @ts-expect-error: read-only
   bell.unread = 3;
+  bell.setMessages({ markAll: 'Alles gelesen', 'type.invoice_due': 'Rechnung fällig' });
+  bell.messages = { ...bell.messages, viewAll: 'Alle' };
+  // @ts-expect-error: overrides are strings
+  bell.setMessages({ markAll: 3 });
 }
+const t = translator('de-AT', { 'state.open': 'Verbunden' });
+const sentence: string = t('unreadLabel', { count: 3 });
+const lang: SupportedLocale = t.locale;
+void [sentence, lang, t.type('booking_created'), resolveLocale(null, navigator.languages)];
 const made = document.createElement('tidings-bell');
 made satisfies TidingsBell;
 const attributes: TidingsBellAttributes = { 'token-url': '/api/tidings-token', 'no-toasts': '', shared: 'false' };

@@ -10,6 +10,7 @@
 import type { ConnectionState, TidingsClient } from './tidings.js';
 import type { FeedItem, Notification, View } from './tidings-core.js';
 import type { PushButtonState } from './tidings-push.js';
+import type { Messages } from './tidings-i18n.js';
 
 /**
  * The element's attributes (all strings in HTML; boolean ones count by presence).
@@ -34,7 +35,10 @@ export interface TidingsBellAttributes {
   'no-toasts'?: '' | boolean;
   /** "left": the panel opens to the left. */
   align?: 'left' | 'right';
-  /** A BCP 47 tag for relative times; default "en". */
+  /**
+   * A BCP 47 tag: the catalogue of every string (en, de, es; "de-AT" → de) and the locale of
+   * relative times and dates. Default: the best match of `navigator.languages`, else "en".
+   */
   locale?: string;
   /** "dark": dark colours; anything else is light. */
   theme?: 'dark' | 'light';
@@ -90,6 +94,10 @@ export class TidingsBell extends HTMLElement {
   readonly state: ConnectionState;
   /** Whether the panel is open. */
   readonly expanded: boolean;
+  /** Host overrides of any catalogue string, type labels too (`'type.booking_created'`). */
+  messages: Messages;
+  /** Replaces the host's overrides and re-renders every string. */
+  setMessages(messages: Messages): void;
   /** Opens the panel and focuses it. */
   show(): void;
   hide(): void;

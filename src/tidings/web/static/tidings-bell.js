@@ -26,6 +26,7 @@ import { connect, fetchToken } from './tidings.js';
 import { adoptBellStyles } from './tidings-bell-styles.js';
 import { badgeText, isSafeLink, LATEST_LIMIT, normalizeSnapshot, relativeTime, toEpochMs } from './tidings-core.js';
 import { el, svgIcon, timeEl, typeIcon } from './tidings-dom.js';
+import { translator } from './tidings-i18n.js';
 import { PushToggle } from './tidings-push.js';
 import { ToastStack } from './tidings-toasts.js';
 
@@ -35,13 +36,6 @@ const FRESH_REPLAY_MS = 60000;
 const NAV_WAIT_MS = 400;
 /** The open panel keeps at least this many pixels from the viewport's edges. */
 const PANEL_MARGIN = 8;
-
-const STATE_TITLES = {
-  open: 'Live',
-  connecting: 'Connecting…',
-  reconnecting: 'Reconnecting…',
-  closed: 'Offline',
-};
 
 // The default stream and API live next to this file: .../static/tidings-bell.js → .../v1/stream.
 // Same-origin pages get "/v1/stream" and "", cross-origin embeds and path prefixes just work.
@@ -68,6 +62,9 @@ export class TidingsBell extends HTMLElement {
   #push;
   #toasts;
   #ui;
+  /** Host overrides of catalogue strings ({key: text}; see tidings-i18n.js). */
+  #messages = {};
+  #translator = null;
 
   constructor() {
     super();
@@ -81,13 +78,17 @@ export class TidingsBell extends HTMLElement {
         this.#renderFooter();
       },
       state: 'unsupported',
+      text: (key) => this.#t(key),
     });
     this.#toasts = new ToastStack(this.#ui.toasts, {
       // the item as the list shows it now (it may have been read meanwhile)
       onActivate: (n, e) => this.#activate(this.#view.latest.find((x) => x.id === n.id) ?? n, e),
       onFocusLost: () => this.#ui.button.focus({ preventScroll: true }),
       locale: () => this.#locale(),
+      text: (key) => this.#t(key),
+      typeLabel: (type) => this.#t.type(type),
     });
+    this.#renderTexts();
     this.#renderBadge();
     this.#renderDot();
     this.#renderList();
@@ -118,6 +119,21 @@ export class TidingsBell extends HTMLElement {
 
   get state() {
     return this.#state;
+  }
+
+  /** Host overrides of any catalogue string, type labels too ({'markAll': '…', 'type.x': '…'}). */
+  get messages() {
+    return { ...this.#messages };
+  }
+
+  set messages(value) {
+    this.setMessages(value);
+  }
+
+  /** Replace the host's overrides and re-render every string. */
+  setMessages(value) {
+    this.#messages = { ...(value ?? {}) };
+    this.#relabel();
   }
 
   get expanded() {
@@ -158,7 +174,7 @@ export class TidingsBell extends HTMLElement {
       return;
     }
     if (name === 'locale') {
-      this.#tick();
+      this.#relabel();
       return;
     }
     if (name === 'sw-url' || name === 'no-push') {
@@ -279,17 +295,18 @@ export class TidingsBell extends HTMLElement {
       dot,
     );
 
-    const markAll = el('button', { part: 'mark-all', className: 'text-btn', type: 'button', text: 'Mark all as read' });
+    const markAll = el('button', { part: 'mark-all', className: 'text-btn', type: 'button' });
     const list = el('ul', { part: 'list', className: 'list', role: 'list', 'aria-labelledby': headingId });
-    const empty = el('p', { className: 'empty', text: 'You’re all caught up' });
-    const viewAll = el('a', { part: 'view-all', text: 'View all' });
-    const prefs = el('a', { part: 'preferences', text: 'Preferences' });
+    const empty = el('p', { className: 'empty' });
+    const viewAll = el('a', { part: 'view-all' });
+    const prefs = el('a', { part: 'preferences' });
+    const heading = el('h2', { className: 'heading', id: headingId });
     const push = el('button', { part: 'enable-push', className: 'text-btn push-btn', type: 'button', hidden: true });
     const foot = el('div', { className: 'foot' }, viewAll, prefs, push);
     const panel = el(
       'div',
       { part: 'panel', className: 'panel', id: panelId, role: 'dialog', 'aria-labelledby': headingId, tabindex: '-1', hidden: true },
-      el('div', { className: 'head' }, el('h2', { className: 'heading', id: headingId, text: 'Notifications' }), markAll),
+      el('div', { className: 'head' }, heading, markAll),
       list,
       empty,
       foot,
@@ -316,7 +333,7 @@ export class TidingsBell extends HTMLElement {
       const n = this.#view.latest.find((x) => x.id === id);
       if (n) this.#activate(n, e);
     });
-    return { button, badge, dot, panel, list, empty, markAll, viewAll, prefs, push, foot, toasts };
+    return { button, badge, dot, panel, heading, list, empty, markAll, viewAll, prefs, push, foot, toasts };
   }
 
   #onKey(e) {
@@ -387,8 +404,33 @@ export class TidingsBell extends HTMLElement {
     if (dx) panel.style.transform = `translateX(${Math.round(dx)}px)`;
   }
 
+  /** The catalogue lookup for the `locale` attribute (else the browser's languages) + overrides. */
+  get #t() {
+    this.#translator ??= translator(this.getAttribute('locale'), this.#messages);
+    return this.#translator;
+  }
+
+  /** After a locale or override change: every string again. */
+  #relabel() {
+    this.#translator = null;
+    this.#renderTexts();
+    this.#renderBadge();
+    this.#renderDot();
+    this.#renderList();
+    if (this.#push.state) this.#push.show(this.#push.state);
+  }
+
+  #renderTexts() {
+    const { heading, markAll, empty, viewAll, prefs } = this.#ui;
+    heading.textContent = this.#t('notifications');
+    markAll.textContent = this.#t('markAll');
+    empty.textContent = this.#t('empty');
+    viewAll.textContent = this.#t('viewAll');
+    prefs.textContent = this.#t('preferences');
+  }
+
   #locale() {
-    return this.getAttribute('locale') || 'en';
+    return this.getAttribute('locale') || this.#t.locale;
   }
 
   #tick() {
@@ -404,8 +446,8 @@ export class TidingsBell extends HTMLElement {
     const { badge, button, markAll } = this.#ui;
     badge.textContent = text;
     badge.hidden = text === '';
-    let label = text ? `Notifications, ${count}${more ? '+' : ''} unread` : 'Notifications';
-    if (this.#state !== 'open') label += `, ${STATE_TITLES[this.#state] ?? ''}`.replace(/…$/, '');
+    let label = text ? this.#t('unreadLabel', { count: `${count}${more ? '+' : ''}` }) : this.#t('notifications');
+    if (this.#state !== 'open') label += `, ${this.#t(`state.${this.#state}`)}`.replace(/…$/, '');
     button.setAttribute('aria-label', label);
     markAll.disabled = count === 0 && !more;
     if (this.isConnected) this.toggleAttribute('data-has-unread', text !== '');
@@ -414,7 +456,7 @@ export class TidingsBell extends HTMLElement {
   #renderDot() {
     const { dot } = this.#ui;
     dot.dataset.state = this.#state;
-    dot.title = STATE_TITLES[this.#state] ?? '';
+    dot.title = this.#t(`state.${this.#state}`);
     if (this.isConnected) this.dataset.state = this.#state;
   }
 
@@ -433,11 +475,11 @@ export class TidingsBell extends HTMLElement {
           'data-type': typeof n.type === 'string' ? n.type : null,
           'data-unread': unread ? 'true' : null,
         },
-        typeIcon(n.type),
+        typeIcon(n.type, 'icon', this.#t.type(n.type)),
         el(
           'span',
           { className: 'text' },
-          unread ? el('span', { className: 'sr-only', text: 'Unread: ' }) : null,
+          unread ? el('span', { className: 'sr-only', text: this.#t('unreadPrefix') }) : null,
           el('span', { className: 'title', text: n.title ?? '' }),
           n.body ? el('span', { className: 'body', text: n.body }) : null,
           timeEl(n.created_at, this.#locale()),

@@ -88,10 +88,11 @@ export function svgIcon(name) {
 }
 
 /** `<span class="{className}" data-icon="{name}">` around the icon of a notification type. */
-export function typeIcon(type, className = 'icon') {
+export function typeIcon(type, className = 'icon', label = undefined) {
   const name = iconName(type);
   const span = document.createElement('span');
   span.className = className;
+  if (label) span.title = label; // the type's label in the page's language (tidings-i18n.js)
   span.dataset.icon = name;
   span.append(svgIcon(name));
   return span;

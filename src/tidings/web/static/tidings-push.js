@@ -21,6 +21,7 @@
  */
 
 import { fetchToken } from './tidings-feed.js';
+import { translator } from './tidings-i18n.js';
 
 const DEFAULT_API_BASE = new URL('..', import.meta.url).href.replace(/\/$/, '');
 const DEFAULT_SW_URL = new URL('./sw.js', import.meta.url).href;
@@ -172,19 +173,8 @@ export async function pushState(opts = {}) {
   return subscription ? 'on' : 'off';
 }
 
-const LABELS = {
-  unsupported: 'Push unavailable',
-  denied: 'Push blocked',
-  off: 'Enable push',
-  on: 'Push on',
-  busy: 'Enabling…',
-  error: 'Push failed — retry',
-};
-const TITLES = {
-  off: 'Get notifications on this device when the dashboard is closed',
-  on: 'Push is on for this device; click to turn it off',
-  denied: 'Notifications are blocked for this site in the browser settings',
-};
+/** States whose button has a tooltip in the catalogue ('pushTitle.<state>'). */
+const TITLED = new Set(['off', 'on', 'denied']);
 
 /**
  * The one push on/off control, behind <tidings-push-button> and the bell's "Enable push": keeps
@@ -197,8 +187,10 @@ const TITLES = {
 export class PushToggle {
   #seq = 0;
 
-  constructor(host, button, { options, available = () => true, onShow = () => {}, state = undefined }) {
-    Object.assign(this, { host, button, options, available, onShow, state });
+  constructor(host, button, { options, available = () => true, onShow = () => {}, state = undefined, text = undefined }) {
+    // `text(key)`: the catalogue lookup (tidings-i18n.js); default: the host's `locale` attribute.
+    const own = text ?? ((key) => translator(host.getAttribute?.('locale'))(key));
+    Object.assign(this, { host, button, options, available, onShow, state, text: own });
   }
 
   /** Reads this browser's state (on load, when options change, when the control is shown). */
@@ -220,8 +212,8 @@ export class PushToggle {
     const changed = state !== this.state;
     this.state = state;
     button.dataset.state = state;
-    button.textContent = LABELS[state] ?? state;
-    button.title = TITLES[state] ?? (error?.message ? String(error.message) : '');
+    button.textContent = this.text(`push.${state}`);
+    button.title = TITLED.has(state) ? this.text(`pushTitle.${state}`) : error?.message ? String(error.message) : '';
     button.disabled = state === 'busy' || state === 'denied' || state === 'unsupported';
     this.onShow(state);
     if (state !== 'busy' && (changed || error)) {
@@ -235,7 +227,7 @@ export class PushToggle {
     if (before === 'busy' || before === 'denied' || before === 'unsupported') return;
     const seq = ++this.#seq;
     this.show('busy');
-    if (before === 'on') this.button.textContent = 'Turning off…';
+    if (before === 'on') this.button.textContent = this.text('push.turningOff');
     let state;
     let failure;
     try {

@@ -10,21 +10,23 @@
  */
 
 import { el, timeEl, typeIcon } from './tidings-dom.js';
+import { translator } from './tidings-i18n.js';
 
 export const TOAST_MS = 6000;
 export const MAX_TOASTS = 3;
 
 export class ToastStack {
-  /** `onActivate(notification, event)` when its body is clicked; `locale()` for its time. */
-  constructor(container, { onActivate, onFocusLost, locale }) {
-    Object.assign(this, { container, onActivate, onFocusLost, locale });
+  /** `onActivate(notification, event)` when its body is clicked; `locale()` for its time;
+   * `text(key)` and `typeLabel(type)` from the catalogue (tidings-i18n.js). */
+  constructor(container, { onActivate, onFocusLost, locale, text = translator('en'), typeLabel = translator('en').type }) {
+    Object.assign(this, { container, onActivate, onFocusLost, locale, text, typeLabel });
   }
 
   show(n) {
     const main = el(
       'button',
       { className: 'toast-main', part: 'toast-body', type: 'button' },
-      typeIcon(n.type),
+      typeIcon(n.type, 'icon', this.typeLabel(n.type)),
       el(
         'span',
         { className: 'text' },
@@ -33,7 +35,7 @@ export class ToastStack {
         timeEl(n.created_at, this.locale()),
       ),
     );
-    const close = el('button', { className: 'toast-close', part: 'toast-close', type: 'button', 'aria-label': 'Dismiss', title: 'Dismiss' });
+    const close = el('button', { className: 'toast-close', part: 'toast-close', type: 'button', 'aria-label': this.text('dismiss'), title: this.text('dismiss') });
     close.append(el('span', { 'aria-hidden': 'true', text: '×' }));
     const toast = el('div', { part: 'toast', className: 'toast', 'data-id': n.id, 'data-type': typeof n.type === 'string' ? n.type : null }, main, close);
 
