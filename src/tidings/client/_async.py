@@ -91,11 +91,13 @@ class AsyncClient(Base):
         audience: Mapping[str, Sequence[str]] | None = None,
         idempotency_key: str | None = None,
         actor: ActorRef | None = None,
+        group: str | None = None,
     ) -> Notification:
         """Store and deliver one notification; retried with one ``Idempotency-Key``.
-        ``actor`` (a user id or ``{"id", "name"}``): who caused it; they get it already read."""
+        ``actor`` (a user id or ``{"id", "name"}``): who caused it; they get it already read.
+        ``group`` (e.g. ``"booking:42"``): a collapse key; clients show one card per group."""
         return await self._run(
-            calls.publish(type, title, body, data, link, audience, idempotency_key, actor)
+            calls.publish(type, title, body, data, link, audience, idempotency_key, actor, group)
         )
 
     async def publish_batch(
@@ -141,8 +143,10 @@ class AsyncClient(Base):
         all: bool = False,
         up_to: int | None = None,
         roles: Sequence[str] = (),
+        groups: Sequence[str] | None = None,
     ) -> MarkResult:
-        return await self._run(calls.mark_read(UserRef.of(user, roles), ids, all, up_to))
+        """``ids``, ``groups`` (every item of those collapse keys) or ``all=True``."""
+        return await self._run(calls.mark_read(UserRef.of(user, roles), ids, all, up_to, groups))
 
     async def archive(
         self, user: str, ids: Sequence[int], *, roles: Sequence[str] = ()

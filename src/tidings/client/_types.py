@@ -43,6 +43,7 @@ class Notification(TypedDict):
     audience: Audience | None
     created_at: str
     actor: Actor | None
+    group: str | None  # collapse key (issue 10): one card per group
 
 
 class FeedItem(Notification):
