@@ -25,7 +25,8 @@
 import { connect, fetchToken } from './tidings.js';
 import { adoptBellStyles } from './tidings-bell-styles.js';
 import { badgeText, isSafeLink, LATEST_LIMIT, normalizeSnapshot, relativeTime, toEpochMs } from './tidings-core.js';
-import { el, svgIcon, timeEl, typeIcon } from './tidings-dom.js';
+import { el, svgIcon } from './tidings-dom.js';
+import { cardRow, groupCards } from './tidings-groups.js';
 import { PushToggle } from './tidings-push.js';
 import { ToastStack } from './tidings-toasts.js';
 
@@ -63,6 +64,7 @@ export class TidingsBell extends HTMLElement {
   #view = normalizeSnapshot({});
   #state = 'connecting';
   #open = false;
+  #expanded = new Set(); // the groups whose earlier items are shown
   #ticker = null;
   #reconnectQueued = false;
   #push;
@@ -242,14 +244,20 @@ export class TidingsBell extends HTMLElement {
     this.#client?.refresh({ unread: true }).catch(() => {}); // offline: the next ready brings it
   }
 
-  async #activate(n, event) {
+  #toggleEarlier(key) {
+    if (!this.#expanded.delete(key)) this.#expanded.add(key);
+    this.#renderList();
+    this.#ui.list.querySelector(`[part~="earlier"][data-group="${CSS.escape(key)}"]`)?.focus();
+  }
+
+  async #activate(n, event, group = null) {
     const detail = { notification: n };
     const proceed = this.dispatchEvent(
       new CustomEvent('tidings-click', { detail, bubbles: true, composed: true, cancelable: true }),
     );
     let pending = null;
-    if (!n.read && this.#client) {
-      pending = this.#client.markRead([n.id]).catch(() => this.#resync());
+    if ((group || !n.read) && this.#client) {
+      pending = this.#client.markRead(group ? { groups: [group] } : [n.id]).catch(() => this.#resync());
     }
     if (!proceed || !isSafeLink(n.link)) return;
     if (event && (event.ctrlKey || event.metaKey || event.shiftKey)) {
@@ -310,11 +318,14 @@ export class TidingsBell extends HTMLElement {
     markAll.addEventListener('click', () => this.#client?.markRead('all').catch(() => this.#resync()));
     push.addEventListener('click', () => this.#push.toggle());
     list.addEventListener('click', (e) => {
+      const more = e.target.closest?.('[part~="earlier"]');
+      if (more) return this.#toggleEarlier(more.dataset.group);
       const item = e.target.closest?.('[part~="item"]');
-      if (!item) return;
-      const id = Number(item.dataset.id);
+      const id = Number(item?.dataset.id);
       const n = this.#view.latest.find((x) => x.id === id);
-      if (n) this.#activate(n, e);
+      // A card's head stands for its group: reading it reads the group (issue 10 item 3).
+      const card = groupCards(this.#view.latest).find((c) => c.key && c.item.id === id);
+      if (n) this.#activate(n, e, card?.unread ? card.key : null);
     });
     return { button, badge, dot, panel, list, empty, markAll, viewAll, prefs, push, foot, toasts };
   }
@@ -421,31 +432,8 @@ export class TidingsBell extends HTMLElement {
   #renderList() {
     const { list, empty } = this.#ui;
     const focused = this.shadowRoot.activeElement?.closest?.('[part~="item"]')?.dataset.id;
-    const rows = this.#view.latest.map((n) => {
-      const unread = !n.read;
-      const item = el(
-        'button',
-        {
-          part: 'item',
-          className: 'item',
-          type: 'button',
-          'data-id': n.id,
-          'data-type': typeof n.type === 'string' ? n.type : null,
-          'data-unread': unread ? 'true' : null,
-        },
-        typeIcon(n.type),
-        el(
-          'span',
-          { className: 'text' },
-          unread ? el('span', { className: 'sr-only', text: 'Unread: ' }) : null,
-          el('span', { className: 'title', text: n.title ?? '' }),
-          n.body ? el('span', { className: 'body', text: n.body }) : null,
-          timeEl(n.created_at, this.#locale()),
-        ),
-        el('span', { className: 'mark', 'aria-hidden': 'true' }),
-      );
-      return el('li', {}, item);
-    });
+    const cards = groupCards(this.#view.latest);
+    const rows = cards.map((card) => cardRow(card, this.#locale(), this.#expanded.has(card.key)));
     list.replaceChildren(...rows);
     list.hidden = rows.length === 0;
     empty.hidden = rows.length !== 0;
