@@ -54,5 +54,5 @@ def test_group_on_publish_and_mark_read_by_group(
     with pytest.raises(ApiError) as caught:
         client.mark_read("ann", groups=["booking:7"])
     assert caught.value.status == 404
-    with pytest.raises(ValueError, match="one of ids, groups"):
+    with pytest.raises(ValueError, match="either ids or all=True, or groups"):
         client.mark_read("ann", [1], groups=["booking:42"])

@@ -149,7 +149,7 @@ def mark_read(
     groups: Sequence[str] | None = None,
 ) -> Call[MarkResult]:
     if [all, ids is not None, groups is not None].count(True) != 1:
-        raise ValueError("pass one of ids, groups or all=True")
+        raise ValueError("pass either ids or all=True, or groups")
     body: dict[str, Any] = {"all": True} if all else {"ids": list(ids or ())}
     if groups is not None:
         body = {"groups": list(groups)}
