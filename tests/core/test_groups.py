@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.support import ServerThread, Stream, Tenant, mark, open_service, publish
@@ -200,3 +201,11 @@ async def test_bad_groups_are_a_problem_and_change_nothing(
         await mark(tenant)
         flat = (await c.get("/v1/feed", headers=bearer(ann))).json()["items"]
         assert [n["title"] for n in flat] == ["marker", "n1"], "nothing else was published"
+
+
+def test_a_request_without_a_group_keeps_its_fingerprint() -> None:
+    plain = NewNotification(type="system", title="x")
+    before_groups = {k: v for k, v in plain.model_dump(mode="json").items() if k != "group"}
+    assert plain.fingerprint() == orjson.dumps(before_groups, option=orjson.OPT_SORT_KEYS)
+    grouped = NewNotification(type="system", title="x", group="booking:1")
+    assert grouped.fingerprint() != plain.fingerprint()

@@ -148,8 +148,12 @@ class NewNotification(StrictModel):
         return value
 
     def fingerprint(self) -> bytes:
-        """Canonical bytes of the request, to tell an honest retry from a reused key."""
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        """Canonical bytes of the request, to tell an honest retry from a reused key. Without a
+        group they are what they were before groups existed (a retry across the upgrade)."""
+        dumped = self.model_dump(mode="json")
+        if dumped.get("group") is None:
+            del dumped["group"]
+        return orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)
 
 
 def is_safe_link(value: str) -> bool:
