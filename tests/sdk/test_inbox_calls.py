@@ -50,6 +50,11 @@ def test_group_on_publish_and_mark_read_by_group(
     client.publish("system", "Booking #42 paid", group="booking:42")
     client.publish("system", "other")
     assert client.unread_count("ann") == {"count": 3, "more": False}
+    cards = client.feed("ann", grouped=True)["items"]
+    assert [(c["title"], c.get("group_count"), c.get("group_unread")) for c in cards] == [
+        ("other", 1, 1),
+        ("Booking #42 paid", 2, 2),
+    ]
     assert client.mark_read("ann", groups=["booking:42"])["unread"] == {"count": 1, "more": False}
     with pytest.raises(ApiError) as caught:
         client.mark_read("ann", groups=["booking:7"])

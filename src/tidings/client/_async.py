@@ -129,8 +129,12 @@ class AsyncClient(Base):
         type: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        grouped: bool = False,
     ) -> FeedPage:
-        return await self._run(calls.feed(UserRef.of(user, roles), status, type, limit, cursor))
+        """``grouped=True``: one item per collapse key, with ``group_count``/``group_unread``."""
+        return await self._run(
+            calls.feed(UserRef.of(user, roles), status, type, limit, cursor, grouped)
+        )
 
     async def unread_count(self, user: str, *, roles: Sequence[str] = ()) -> UnreadCount:
         return await self._run(calls.unread_count(UserRef.of(user, roles)))

@@ -127,9 +127,16 @@ def mint_token(ref: UserRef, ttl: int | None, tenant: str | None = None) -> Call
 
 
 def feed(
-    ref: UserRef, status: FeedStatus, type: str | None, limit: int, cursor: str | None
+    ref: UserRef,
+    status: FeedStatus,
+    type: str | None,
+    limit: int,
+    cursor: str | None,
+    grouped: bool = False,
 ) -> Call[FeedPage]:
     params: dict[str, str | int] = {"status": status, "limit": limit}
+    if grouped:
+        params["grouped"] = "true"
     if type is not None:
         params["type"] = type
     if cursor is not None:
