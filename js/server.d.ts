@@ -18,6 +18,8 @@ export interface NewNotification {
   link?: string | null;
   /** Omit (or null) for the whole tenant. */
   audience?: Audience | null;
+  /** Collapse key (issue 10), e.g. "booking:42": lower-case letters, digits, '_', '.', ':' and '-', starting with a letter (1–128). */
+  group?: string | null;
 }
 
 /** `POST /v1/tokens`: a stream token for one of the host's users. */

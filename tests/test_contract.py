@@ -159,7 +159,9 @@ def seeded(live: Live, credentials: dict[str, str]) -> dict[str, Any]:
     audience = {"users": [USER]}
     ids = [
         post(
-            "/v1/notifications", {"type": "booking_created", "title": t, "audience": audience}, key
+            "/v1/notifications",
+            {"type": "booking_created", "title": t, "audience": audience, "group": "booking:1"},
+            key,
         )["id"]
         for t in ("one", "two", "three")
     ]
@@ -192,6 +194,8 @@ def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any
         ("GET /v1/feed", {"query": {"limit": 2}}, 200),
         ("GET /v1/feed/unread-count", {}, 200),
         ("POST /v1/feed/read", {"body": {"ids": seeded["ids"][:1]}}, 200),
+        ("GET /v1/feed", {"query": {"grouped": True}}, 200),  # issue 10 item 3
+        ("POST /v1/feed/read", {"body": {"groups": ["booking:1"]}}, 200),
         ("POST /v1/feed/archive", {"body": {"ids": seeded["ids"][1:2]}}, 200),
         ("POST /v1/feed/unread", {"body": {"ids": seeded["ids"][:1]}}, 200),
         ("POST /v1/feed/unarchive", {"body": {"ids": seeded["ids"][1:2]}}, 200),

@@ -117,6 +117,7 @@ PACKED = {
             "tidings-source",
             "tidings-tabs",
             "tidings-dom",
+            "tidings-groups",
             "tidings-toasts",
             "tidings-bell-styles",
         )

@@ -29,11 +29,12 @@ from tidings.delivery.hub import Hub
 from tidings.domain.notifications import NewNotification, Notification, format_time, utcnow
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
-from tidings.errors import Code, PayloadTooLarge, Unauthorized, ValidationFailed
+from tidings.errors import Code, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from tidings.hooks import AfterPublish, Hooks, MutedTypes, UserEraser, muted_by_all
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
+from tidings.store import groups as gq
 from tidings.store import notifications as nq
 from tidings.store import readstate as rq
 from tidings.store import signingkeys as kq
@@ -342,6 +343,51 @@ class Tidings:
                 limit=limit,
                 exclude_types=muted,
             )
+
+    async def grouped_feed(
+        self,
+        principal: Principal,
+        *,
+        status: rq.Status,
+        type_: str | None,
+        before: int | None,
+        limit: int,
+    ) -> tuple[list[gq.Card], int | None]:
+        """The feed with one card per group (issue 10 item 3; :mod:`tidings.store.groups`)."""
+        muted = await self.muted(principal)
+        async with self.store.read() as conn:
+            return await gq.grouped_feed(
+                conn,
+                principal.tenant,
+                principal.user,
+                sorted(principal.roles),
+                status=status,
+                type_=type_,
+                before=before,
+                limit=limit,
+                exclude_types=muted,
+            )
+
+    async def mark_groups_read(self, principal: Principal, groups: Sequence[str]) -> UnreadCount:
+        """Marks read every notification of ``groups`` the user may see: the ``read`` event
+        carries their ids, so streams stay exact. A group with none of them is not found."""
+        roles = sorted(principal.roles)
+        async with self.store.read() as conn:
+            ids, missing = await gq.group_seqs(
+                conn, principal.tenant, principal.user, roles, groups
+            )
+        if len(ids) > gq.GROUP_IDS_MAX:
+            raise ValidationFailed(
+                f"These groups hold more than {gq.GROUP_IDS_MAX} notifications; "
+                'mark them with {"all": true} and up_to.'
+            )
+        if missing:
+            raise NotFound(
+                f"No notification of group {', '.join(missing[:20])} for this user.",
+                code=Code.NOTIFICATION_NOT_FOUND,
+                extra={"groups": missing[:100]},
+            )
+        return await self.mark_read(principal, ids)
 
     async def unread(self, principal: Principal) -> UnreadCount:
         muted = await self.muted(principal)

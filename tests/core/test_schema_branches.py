@@ -31,7 +31,7 @@ DEMO_TABLES = {"demo_users", "customers", "bookings", "booking_events", "payment
 CHANNEL_TABLES = {"channel_users", "push_subscriptions", "scheduled_reminders", "digest_runs"}
 CORE_TABLES = {"tenants", "notifications", "api_keys", "server_secrets", "signing_keys"}
 PRODUCTION = bundled_schema(Settings(demo=False))
-HEADS = {"0006_inbox", "0003_channels"}
+HEADS = {"0007_groups", "0003_channels"}
 T = TypeVar("T")
 
 

@@ -89,6 +89,7 @@ async def test_a_token_is_verified_once_then_served_from_the_cache(tmp_path: Pat
 # -- the opening: memory against the store ------------------------------------------------------
 
 Op = tuple[Any, ...]
+GROUPS = ("booking:1", "booking:2")
 ops = st.lists(
     st.one_of(
         st.tuples(
@@ -97,7 +98,9 @@ ops = st.lists(
             st.one_of(st.none(), st.sampled_from([("ann",), ("bob",), ("staff",), ("owner",)])),
             st.integers(1, 3),
             st.one_of(st.none(), st.sampled_from(USERS)),  # the actor: read for them
+            st.one_of(st.none(), st.sampled_from(GROUPS)),  # the collapse key (issue 10)
         ),
+        st.tuples(st.just("read_group"), st.sampled_from(USERS), st.sampled_from(GROUPS)),
         st.tuples(
             st.sampled_from(("read", "archive", "unread", "unarchive", "snooze")),
             st.sampled_from(USERS),
@@ -172,14 +175,17 @@ async def _run(service: Tidings, tenant: str, program: list[Op]) -> None:
         for op in program:
             kind = op[0]
             if kind == "publish":
-                _, type_, target, count, actor = op
+                _, type_, target, count, actor, *rest = op
+                group = rest[0] if rest else None
                 by = None if actor is None else Actor(id=actor)
                 audience = None
                 if target is not None:
                     name = target[0]
                     audience = Audience(users=(name,)) if name in USERS else Audience(roles=target)
                 for i in range(count):
-                    new = NewNotification(type=type_, title=f"n{i}", audience=audience, actor=by)
+                    new = NewNotification(
+                        type=type_, title=f"n{i}", audience=audience, actor=by, group=group
+                    )
                     await service.publish(tenant, new)
             elif kind == "snooze":
                 _, user, seq = op
@@ -196,6 +202,9 @@ async def _run(service: Tidings, tenant: str, program: list[Op]) -> None:
                 }[kind]
                 with contextlib.suppress(NotFound):  # not visible to them, or not yet published
                     await act(principal(tenant, user), [seq])
+            elif kind == "read_group":
+                with contextlib.suppress(NotFound):  # none of the group visible to them yet
+                    await service.mark_groups_read(principal(tenant, op[1]), [op[2]])
             elif kind == "wake":
                 await service.wake_snoozed(datetime.now(UTC) + timedelta(days=2))
             elif kind == "read_all":
@@ -224,6 +233,15 @@ INBOX_STATES: list[Op] = [
     ("connect", "bob", frozenset(), None),
     ("wake",),
 ]
+# ... and a group: items in the ring carry it, marking the group read reaches the kept view.
+GROUPED: list[Op] = [
+    ("connect", "ann", frozenset(), None),
+    ("publish", "system", None, 2, None, "booking:1"),
+    ("publish", "system", ("ann",), 1, None, "booking:2"),
+    ("publish", "system", None, 1, "ann", "booking:1"),
+    ("read_group", "ann", "booking:1"),
+    ("connect", "ann", frozenset(), 1),
+]
 
 
 @pytest.fixture
@@ -251,6 +269,7 @@ def test_the_opening_from_memory_is_the_opening_from_the_store(
     @given(program=ops)
     @example(program=OWN_IN_A_KEPT_VIEW)
     @example(program=INBOX_STATES)
+    @example(program=GROUPED)
     def check(program: list[Op]) -> None:
         loop.run_until_complete(_run(service, next(names), program))
 

@@ -96,6 +96,19 @@ test('markRead updates the view at once; mark all takes the answer count', async
   );
 });
 
+test('markRead({groups}) reads the view\'s items of those groups at once; the answer brings the count', async () => {
+  const calls = [];
+  const fetch = fakeFetch({ '/v1/feed/read': { unread: { count: 1, more: false } } }, calls);
+  const { client, es } = await open({ fetch });
+  const latest = [n(4, { group: 'booking:1' }), n(3), n(2, { group: 'booking:1' }), n(1, { group: 'booking:2' })];
+  es.send('ready', { unread: { count: 5, more: false }, latest_seq: 4, latest }, 4);
+  const pending = client.markRead({ groups: ['booking:1'] });
+  assert.deepEqual(client.view.latest.map((x) => x.read), [true, false, true, false]); // before the answer
+  await pending;
+  assert.deepEqual(calls.map((c) => c.body), [{ groups: ['booking:1'] }]);
+  assert.deepEqual(client.unread, { count: 1, more: false }); // the server's word (items older than the view)
+});
+
 test('refresh() reads the latest page (and the count when asked) into the view', async () => {
   const fetch = fakeFetch({
     '/v1/feed': { items: [n(5, { read: false }), n(4, { read: true })], next_cursor: null },

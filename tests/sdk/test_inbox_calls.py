@@ -39,3 +39,25 @@ def test_actor_and_inbox_states(live: ServerThread, fresh: Tenant, make: Clients
     with pytest.raises(ApiError) as caught:
         client.mark_unread("ann", [99])
     assert caught.value.status == 404
+
+
+def test_group_on_publish_and_mark_read_by_group(
+    live: ServerThread, fresh: Tenant, make: Clients
+) -> None:
+    client = make(live.url, api_key=fresh.key)
+    first = client.publish("system", "Booking #42 created", group="booking:42")
+    assert first["group"] == "booking:42"
+    client.publish("system", "Booking #42 paid", group="booking:42")
+    client.publish("system", "other")
+    assert client.unread_count("ann") == {"count": 3, "more": False}
+    cards = client.feed("ann", grouped=True)["items"]
+    assert [(c["title"], c.get("group_count"), c.get("group_unread")) for c in cards] == [
+        ("other", 1, 1),
+        ("Booking #42 paid", 2, 2),
+    ]
+    assert client.mark_read("ann", groups=["booking:42"])["unread"] == {"count": 1, "more": False}
+    with pytest.raises(ApiError) as caught:
+        client.mark_read("ann", groups=["booking:7"])
+    assert caught.value.status == 404
+    with pytest.raises(ValueError, match="either ids or all=True, or groups"):
+        client.mark_read("ann", [1], groups=["booking:42"])

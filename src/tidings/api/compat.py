@@ -57,6 +57,7 @@ class CompatNotification(StrictModel):
     actor: CompatActor | None = None
     actorId: UserRef | None = None
     actorName: StrictStr | None = None
+    group: StrictStr | None = None  # collapse key (issue 10), e.g. "booking:42"
 
     def extra_fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -94,6 +95,7 @@ def to_new(raw: CompatNotification) -> NewNotification:
                 "link": raw.link or raw.url or raw.actionUrl,
                 "audience": audience,
                 "actor": actor,
+                "group": raw.group,
             }
         )
     except ValidationError as error:

@@ -43,9 +43,19 @@ async def feed(
     type: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z][a-z0-9_.]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
+    grouped: bool = False,
 ) -> dict[str, Any]:
-    """Newest first. ``all`` is everything neither archived nor snoozed."""
+    """Newest first. ``all`` is everything neither archived nor snoozed. ``grouped=true``: one
+    item per collapse key (the newest), with ``group_count`` and ``group_unread``."""
     before = decode_cursor(cursor) if cursor else None
+    if grouped:
+        cards, after = await service.grouped_feed(
+            principal, status=status, type_=type, before=before, limit=limit
+        )
+        return {
+            "items": [c.public() for c in cards],
+            "next_cursor": encode_cursor(after) if after is not None else None,
+        }
     items, next_before = await service.feed(
         principal, status=status, type_=type, before=before, limit=limit
     )
@@ -62,11 +72,16 @@ async def unread_count(principal: UserDep, service: ServiceDep) -> dict[str, Any
 
 @router.post("/read", response_model=ReadOut, openapi_extra=raises(Code.NOTIFICATION_NOT_FOUND))
 async def mark_read(body: ReadIn, principal: UserDep, service: ServiceDep) -> dict[str, Any]:
-    """``{"ids": [...]}`` marks those; ``{"all": true}`` (optionally ``up_to``) marks all."""
-    if body.all == (body.ids is not None):
-        raise ValidationFailed('Send either {"ids": [...]} or {"all": true}.')
+    """``{"ids": [...]}`` marks those; ``{"groups": [...]}`` every item of those collapse keys
+    (the ``read`` event lists their ids); ``{"all": true}`` (optionally ``up_to``) marks all."""
+    if [body.all, body.ids is not None, body.groups is not None].count(True) != 1:
+        raise ValidationFailed('Send one of {"ids": [...]}, {"groups": [...]} or {"all": true}.')
+    if body.up_to is not None and not body.all:
+        raise ValidationFailed('up_to goes with {"all": true}.')
     if body.all:
         count = await service.mark_all_read(principal, body.up_to)
+    elif body.groups is not None:
+        count = await service.mark_groups_read(principal, sorted(set(body.groups)))
     else:
         assert body.ids is not None
         _check_ids(body.ids)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from tidings.domain.inputs import StoreInt, StrictModel
 from tidings.domain.notifications import NewNotification
+
+GROUP_RE = r"^[a-z][a-z0-9_.:\-]*$"
+"""A collapse key (issue 10), as :data:`tidings.domain.notifications.GROUP_PATTERN`."""
 
 
 class Strict(StrictModel):
@@ -37,6 +40,9 @@ class SnoozeIn(Strict):
 
 class ReadIn(Strict):
     ids: list[int] | None = Field(default=None, min_length=1, max_length=500)
+    groups: list[Annotated[str, Field(min_length=1, max_length=128, pattern=GROUP_RE)]] | None = (
+        Field(default=None, min_length=1, max_length=100, description="Collapse keys (issue 10).")
+    )
     all: bool = False
     up_to: StoreInt | None = None
 
@@ -117,12 +123,19 @@ class NotificationOut(Out):
     )
     created_at: str
     actor: ActorOut | None = Field(description="Who caused it (read for them); null: nobody.")
+    group: str | None = Field(default=None, description="Collapse key; null: its own card.")
 
 
 class FeedItemOut(NotificationOut):
     read: bool
     archived: bool
     snoozed_until: str | None = Field(description="RFC 3339, UTC, while snoozed; else null.")
+    group_count: int | None = Field(
+        default=None, description="grouped=true: items of its group this view admits."
+    )
+    group_unread: int | None = Field(
+        default=None, description="grouped=true: how many of them are unread."
+    )
 
 
 class FeedOut(Out):

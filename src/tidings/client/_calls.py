@@ -63,6 +63,7 @@ def _notification(
     link: str | None,
     audience: Mapping[str, Sequence[str]] | None,
     actor: ActorRef | None = None,
+    group: str | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {"type": type, "title": title, "body": body, "data": dict(data or {})}
     if link is not None:
@@ -71,6 +72,8 @@ def _notification(
         payload["audience"] = {k: list(v) for k, v in audience.items()}
     if actor is not None:
         payload["actor"] = {"id": actor} if isinstance(actor, str) else dict(actor)
+    if group is not None:
+        payload["group"] = group
     return payload
 
 
@@ -83,12 +86,13 @@ def publish(
     audience: Mapping[str, Sequence[str]] | None,
     idempotency_key: str | None,
     actor: ActorRef | None = None,
+    group: str | None = None,
 ) -> Call[Notification]:
     return Call(
         "POST",
         "/v1/notifications",
         "key",
-        json=_notification(type, title, body, data, link, audience, actor),
+        json=_notification(type, title, body, data, link, audience, actor, group),
         headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
     )
 
@@ -123,9 +127,16 @@ def mint_token(ref: UserRef, ttl: int | None, tenant: str | None = None) -> Call
 
 
 def feed(
-    ref: UserRef, status: FeedStatus, type: str | None, limit: int, cursor: str | None
+    ref: UserRef,
+    status: FeedStatus,
+    type: str | None,
+    limit: int,
+    cursor: str | None,
+    grouped: bool = False,
 ) -> Call[FeedPage]:
     params: dict[str, str | int] = {"status": status, "limit": limit}
+    if grouped:
+        params["grouped"] = "true"
     if type is not None:
         params["type"] = type
     if cursor is not None:
@@ -138,11 +149,17 @@ def unread_count(ref: UserRef) -> Call[UnreadCount]:
 
 
 def mark_read(
-    ref: UserRef, ids: Sequence[int] | None, all: bool, up_to: int | None
+    ref: UserRef,
+    ids: Sequence[int] | None,
+    all: bool,
+    up_to: int | None,
+    groups: Sequence[str] | None = None,
 ) -> Call[MarkResult]:
-    if all == (ids is not None):
-        raise ValueError("pass either ids or all=True")
+    if [all, ids is not None, groups is not None].count(True) != 1:
+        raise ValueError("pass either ids or all=True, or groups")
     body: dict[str, Any] = {"all": True} if all else {"ids": list(ids or ())}
+    if groups is not None:
+        body = {"groups": list(groups)}
     if up_to is not None:
         body["up_to"] = up_to
     return Call("POST", "/v1/feed/read", "user", json=body, user=ref)

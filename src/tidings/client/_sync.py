@@ -91,11 +91,13 @@ class Client(Base):
         audience: Mapping[str, Sequence[str]] | None = None,
         idempotency_key: str | None = None,
         actor: ActorRef | None = None,
+        group: str | None = None,
     ) -> Notification:
         """Store and deliver one notification; retried with one ``Idempotency-Key``.
-        ``actor`` (a user id or ``{"id", "name"}``): who caused it; they get it already read."""
+        ``actor`` (a user id or ``{"id", "name"}``): who caused it; they get it already read.
+        ``group`` (e.g. ``"booking:42"``): a collapse key; clients show one card per group."""
         return self._run(
-            calls.publish(type, title, body, data, link, audience, idempotency_key, actor)
+            calls.publish(type, title, body, data, link, audience, idempotency_key, actor, group)
         )
 
     def publish_batch(
@@ -127,8 +129,10 @@ class Client(Base):
         type: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        grouped: bool = False,
     ) -> FeedPage:
-        return self._run(calls.feed(UserRef.of(user, roles), status, type, limit, cursor))
+        """``grouped=True``: one item per collapse key, with ``group_count``/``group_unread``."""
+        return self._run(calls.feed(UserRef.of(user, roles), status, type, limit, cursor, grouped))
 
     def unread_count(self, user: str, *, roles: Sequence[str] = ()) -> UnreadCount:
         return self._run(calls.unread_count(UserRef.of(user, roles)))
@@ -141,8 +145,10 @@ class Client(Base):
         all: bool = False,
         up_to: int | None = None,
         roles: Sequence[str] = (),
+        groups: Sequence[str] | None = None,
     ) -> MarkResult:
-        return self._run(calls.mark_read(UserRef.of(user, roles), ids, all, up_to))
+        """``ids``, ``groups`` (every item of those collapse keys) or ``all=True``."""
+        return self._run(calls.mark_read(UserRef.of(user, roles), ids, all, up_to, groups))
 
     def archive(self, user: str, ids: Sequence[int], *, roles: Sequence[str] = ()) -> MarkResult:
         return self._run(calls.archive(UserRef.of(user, roles), ids))

@@ -43,6 +43,7 @@ class Notification(TypedDict):
     audience: Audience | None
     created_at: str
     actor: Actor | None
+    group: str | None  # collapse key (issue 10): one card per group
 
 
 class FeedItem(Notification):
@@ -51,6 +52,8 @@ class FeedItem(Notification):
     read: bool
     archived: bool
     snoozed_until: str | None
+    group_count: NotRequired[int | None]  # feed(grouped=True): items of its group
+    group_unread: NotRequired[int | None]  # feed(grouped=True): how many unread
 
 
 class FeedPage(TypedDict):

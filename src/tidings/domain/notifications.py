@@ -37,6 +37,9 @@ KNOWN_TYPES = (
 
 _ID_PATTERN = r"^[A-Za-z0-9_.@:+\-]{1,128}\Z"
 
+GROUP_PATTERN = re.compile(r"^[a-z][a-z0-9_.:\-]{0,127}\Z")
+"""A collapse key (issue 10): like a type, plus ':' and '-' for an entity's id (``booking:42``)."""
+
 
 class Audience(StrictModel):
     """Who may see a notification: listed users, members of listed roles, or both (union).
@@ -107,6 +110,17 @@ class NewNotification(StrictModel):
     link: str | None = Field(default=None, max_length=2048)
     audience: Audience | None = None
     actor: Actor | None = None
+    group: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not GROUP_PATTERN.match(value):
+            raise ValueError(
+                "group is 1-128 of lower-case letters, digits, '_', '.', ':' and '-', "
+                "starting with a letter"
+            )
+        return value
 
     @field_validator("type")
     @classmethod
@@ -134,8 +148,12 @@ class NewNotification(StrictModel):
         return value
 
     def fingerprint(self) -> bytes:
-        """Canonical bytes of the request, to tell an honest retry from a reused key."""
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        """Canonical bytes of the request, to tell an honest retry from a reused key. Without a
+        group they are what they were before groups existed (a retry across the upgrade)."""
+        dumped = self.model_dump(mode="json")
+        if dumped.get("group") is None:
+            del dumped["group"]
+        return orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)
 
 
 def is_safe_link(value: str) -> bool:
@@ -162,6 +180,7 @@ class Notification:
     audience: Audience | None
     created_at: datetime
     actor: Actor | None = None
+    group: str | None = None  # collapse key (issue 10): one card per group in the bell and feed
     _encoded: list[bytes] = field(default_factory=list, compare=False, repr=False)
 
     def visible_to(self, user: str, roles: frozenset[str]) -> bool:
@@ -182,6 +201,7 @@ class Notification:
             "audience": self.audience.public() if self.audience else None,
             "created_at": format_time(self.created_at),
             "actor": self.actor.public() if self.actor else None,
+            "group": self.group,
         }
 
     def encode(self) -> bytes:

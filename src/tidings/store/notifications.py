@@ -101,6 +101,7 @@ def _stage(
             "created_at": now,
             "actor_id": new.actor.id if new.actor else None,
             "actor_name": new.actor.name if new.actor else None,
+            "group_key": new.group,
         }
     )
     if audience is not None:
@@ -121,6 +122,7 @@ def _stage(
         audience=audience,
         created_at=now,
         actor=new.actor,
+        group=new.group,
     )
 
 
@@ -351,6 +353,7 @@ def _from_row(row: Row[Any]) -> Notification:
         actor=None
         if row.actor_id is None
         else Actor.model_construct(id=row.actor_id, name=row.actor_name),
+        group=row.group_key,
     )
 
 

@@ -64,9 +64,12 @@ notifications = Table(
     # Who caused it (issue 10): that user gets it already read; never pushed or e-mailed to them.
     Column("actor_id", String(128), nullable=True),
     Column("actor_name", String(200), nullable=True),
+    # Collapse key (issue 10 item 3): the bell and the grouped feed show one card per group.
+    Column("group_key", String(128), nullable=True),
     PrimaryKeyConstraint("tenant_id", "seq"),
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_notifications_idempotency"),
     Index("ix_notifications_tenant_created", "tenant_id", "created_at"),
+    Index("ix_notifications_group", "tenant_id", "group_key", "seq"),
 )
 
 audience_targets = Table(

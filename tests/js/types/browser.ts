@@ -43,6 +43,11 @@ async function page(): Promise<FeedItem[]> {
   await client.feed({ status: 'new' });
   const other = await feed({ apiBase: 'https://tidings.example.com', token: 't', cursor: first.next_cursor });
   await markRead([1, 2, 3], { apiBase: '' });
+  // Collapse keys (issue 10): a group's items are read together.
+  const grouped: string | null | undefined = first.items[0]?.group;
+  await client.markRead({ groups: grouped ? [grouped] : ['booking:42'] });
+  // @ts-expect-error: groups are strings
+  await markRead({ groups: [42] });
   void count;
   return [...first.items, ...other.items].filter((item) => !item.read);
 }

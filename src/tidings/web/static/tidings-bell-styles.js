@@ -116,6 +116,8 @@ button { font: inherit; color: inherit; }
 .time { color: var(--_muted); font-size: 12px; }
 .mark { flex: none; width: 8px; height: 8px; margin-top: 6px; border-radius: 50%; background: var(--_accent); visibility: hidden; }
 .item[data-unread] .mark { visibility: visible; }
+.earlier { display: block; margin: 0 0 4px 52px; font-size: 12px; }
+.earlier-list { list-style: none; margin: 0; padding: 0 0 0 24px; }
 .empty { margin: 0; padding: 32px 16px; text-align: center; color: var(--_muted); }
 .foot {
   display: flex; align-items: center; justify-content: space-between; gap: 8px;

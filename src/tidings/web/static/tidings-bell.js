@@ -25,7 +25,8 @@
 import { connect, fetchToken } from './tidings.js';
 import { adoptBellStyles } from './tidings-bell-styles.js';
 import { badgeText, isSafeLink, LATEST_LIMIT, normalizeSnapshot, relativeTime, toEpochMs } from './tidings-core.js';
-import { el, svgIcon, timeEl, typeIcon } from './tidings-dom.js';
+import { bellParts } from './tidings-dom.js';
+import { cardRow, groupCards } from './tidings-groups.js';
 import { translator } from './tidings-i18n.js';
 import { PushToggle } from './tidings-push.js';
 import { ToastStack } from './tidings-toasts.js';
@@ -57,6 +58,7 @@ export class TidingsBell extends HTMLElement {
   #view = normalizeSnapshot({});
   #state = 'connecting';
   #open = false;
+  #expanded = new Set(); // the groups whose earlier items are shown
   #ticker = null;
   #reconnectQueued = false;
   #push;
@@ -258,14 +260,20 @@ export class TidingsBell extends HTMLElement {
     this.#client?.refresh({ unread: true }).catch(() => {}); // offline: the next ready brings it
   }
 
-  async #activate(n, event) {
+  #toggleEarlier(key) {
+    if (!this.#expanded.delete(key)) this.#expanded.add(key);
+    this.#renderList();
+    this.#ui.list.querySelector(`[part~="earlier"][data-group="${CSS.escape(key)}"]`)?.focus();
+  }
+
+  async #activate(n, event, group = null) {
     const detail = { notification: n };
     const proceed = this.dispatchEvent(
       new CustomEvent('tidings-click', { detail, bubbles: true, composed: true, cancelable: true }),
     );
     let pending = null;
-    if (!n.read && this.#client) {
-      pending = this.#client.markRead([n.id]).catch(() => this.#resync());
+    if ((group || !n.read) && this.#client) {
+      pending = this.#client.markRead(group ? { groups: [group] } : [n.id]).catch(() => this.#resync());
     }
     if (!proceed || !isSafeLink(n.link)) return;
     if (event && (event.ctrlKey || event.metaKey || event.shiftKey)) {
@@ -283,35 +291,8 @@ export class TidingsBell extends HTMLElement {
   #build() {
     const root = this.shadowRoot;
     const panelId = `tidings-panel-${++panelSeq}`;
-    const headingId = `${panelId}-heading`;
-
-    const badge = el('span', { part: 'badge', className: 'badge', 'aria-hidden': 'true', hidden: true });
-    const dot = el('span', { part: 'dot', className: 'dot', 'data-state': 'connecting', 'aria-hidden': 'true' });
-    const button = el(
-      'button',
-      { part: 'button', className: 'bell', type: 'button', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'aria-controls': panelId },
-      svgIcon('bell'),
-      badge,
-      dot,
-    );
-
-    const markAll = el('button', { part: 'mark-all', className: 'text-btn', type: 'button' });
-    const list = el('ul', { part: 'list', className: 'list', role: 'list', 'aria-labelledby': headingId });
-    const empty = el('p', { className: 'empty' });
-    const viewAll = el('a', { part: 'view-all' });
-    const prefs = el('a', { part: 'preferences' });
-    const heading = el('h2', { className: 'heading', id: headingId });
-    const push = el('button', { part: 'enable-push', className: 'text-btn push-btn', type: 'button', hidden: true });
-    const foot = el('div', { className: 'foot' }, viewAll, prefs, push);
-    const panel = el(
-      'div',
-      { part: 'panel', className: 'panel', id: panelId, role: 'dialog', 'aria-labelledby': headingId, tabindex: '-1', hidden: true },
-      el('div', { className: 'head' }, heading, markAll),
-      list,
-      empty,
-      foot,
-    );
-    const toasts = el('div', { part: 'toasts', className: 'toasts', 'aria-live': 'polite', 'aria-atomic': 'false', 'aria-relevant': 'additions' });
+    const { button, badge, dot, panel, heading, list, empty, markAll, viewAll, prefs, push, foot, toasts } =
+      bellParts(panelId);
 
     adoptBellStyles(root);
     root.append(button, panel, toasts);
@@ -327,11 +308,14 @@ export class TidingsBell extends HTMLElement {
     markAll.addEventListener('click', () => this.#client?.markRead('all').catch(() => this.#resync()));
     push.addEventListener('click', () => this.#push.toggle());
     list.addEventListener('click', (e) => {
+      const more = e.target.closest?.('[part~="earlier"]');
+      if (more) return this.#toggleEarlier(more.dataset.group);
       const item = e.target.closest?.('[part~="item"]');
-      if (!item) return;
-      const id = Number(item.dataset.id);
+      const id = Number(item?.dataset.id);
       const n = this.#view.latest.find((x) => x.id === id);
-      if (n) this.#activate(n, e);
+      // A card's head stands for its group: reading it reads the group (issue 10 item 3).
+      const card = groupCards(this.#view.latest).find((c) => c.key && c.item.id === id);
+      if (n) this.#activate(n, e, card?.unread ? card.key : null);
     });
     return { button, badge, dot, panel, heading, list, empty, markAll, viewAll, prefs, push, foot, toasts };
   }
@@ -421,12 +405,8 @@ export class TidingsBell extends HTMLElement {
   }
 
   #renderTexts() {
-    const { heading, markAll, empty, viewAll, prefs } = this.#ui;
-    heading.textContent = this.#t('notifications');
-    markAll.textContent = this.#t('markAll');
-    empty.textContent = this.#t('empty');
-    viewAll.textContent = this.#t('viewAll');
-    prefs.textContent = this.#t('preferences');
+    const keys = { heading: 'notifications', markAll: 'markAll', empty: 'empty', viewAll: 'viewAll', prefs: 'preferences' };
+    for (const [part, key] of Object.entries(keys)) this.#ui[part].textContent = this.#t(key);
   }
 
   #locale() {
@@ -463,31 +443,8 @@ export class TidingsBell extends HTMLElement {
   #renderList() {
     const { list, empty } = this.#ui;
     const focused = this.shadowRoot.activeElement?.closest?.('[part~="item"]')?.dataset.id;
-    const rows = this.#view.latest.map((n) => {
-      const unread = !n.read;
-      const item = el(
-        'button',
-        {
-          part: 'item',
-          className: 'item',
-          type: 'button',
-          'data-id': n.id,
-          'data-type': typeof n.type === 'string' ? n.type : null,
-          'data-unread': unread ? 'true' : null,
-        },
-        typeIcon(n.type, 'icon', this.#t.type(n.type)),
-        el(
-          'span',
-          { className: 'text' },
-          unread ? el('span', { className: 'sr-only', text: this.#t('unreadPrefix') }) : null,
-          el('span', { className: 'title', text: n.title ?? '' }),
-          n.body ? el('span', { className: 'body', text: n.body }) : null,
-          timeEl(n.created_at, this.#locale()),
-        ),
-        el('span', { className: 'mark', 'aria-hidden': 'true' }),
-      );
-      return el('li', {}, item);
-    });
+    const cards = groupCards(this.#view.latest);
+    const rows = cards.map((card) => cardRow(card, this.#locale(), this.#expanded.has(card.key), this.#t));
     list.replaceChildren(...rows);
     list.hidden = rows.length === 0;
     empty.hidden = rows.length !== 0;

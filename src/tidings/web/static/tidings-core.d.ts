@@ -32,6 +32,8 @@ export interface Notification {
   created_at: string;
   /** Who caused it: that user gets it already read (never counted, toasted or pushed). */
   actor?: Actor | null;
+  /** Collapse key (e.g. "booking:42"): the bell shows one card per group. null: its own card. */
+  group?: string | null;
 }
 
 /** The user who caused a notification; `name` is for display. */

@@ -97,3 +97,39 @@ export function typeIcon(type, className = 'icon', label = undefined) {
   span.append(svgIcon(name));
   return span;
 }
+
+/** The bell's shadow DOM, unattached: its parts by name (tidings-bell.js wires them). Text is
+ * filled in by the bell (its catalogue); `panelId` ties the button, panel and heading. */
+export function bellParts(panelId) {
+    const headingId = `${panelId}-heading`;
+
+    const badge = el('span', { part: 'badge', className: 'badge', 'aria-hidden': 'true', hidden: true });
+    const dot = el('span', { part: 'dot', className: 'dot', 'data-state': 'connecting', 'aria-hidden': 'true' });
+    const button = el(
+      'button',
+      { part: 'button', className: 'bell', type: 'button', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'aria-controls': panelId },
+      svgIcon('bell'),
+      badge,
+      dot,
+    );
+
+    const markAll = el('button', { part: 'mark-all', className: 'text-btn', type: 'button' });
+    const list = el('ul', { part: 'list', className: 'list', role: 'list', 'aria-labelledby': headingId });
+    const empty = el('p', { className: 'empty' });
+    const viewAll = el('a', { part: 'view-all' });
+    const prefs = el('a', { part: 'preferences' });
+    const heading = el('h2', { className: 'heading', id: headingId });
+    const push = el('button', { part: 'enable-push', className: 'text-btn push-btn', type: 'button', hidden: true });
+    const foot = el('div', { className: 'foot' }, viewAll, prefs, push);
+    const panel = el(
+      'div',
+      { part: 'panel', className: 'panel', id: panelId, role: 'dialog', 'aria-labelledby': headingId, tabindex: '-1', hidden: true },
+      el('div', { className: 'head' }, heading, markAll),
+      list,
+      empty,
+      foot,
+    );
+    const toasts = el('div', { part: 'toasts', className: 'toasts', 'aria-live': 'polite', 'aria-atomic': 'false', 'aria-relevant': 'additions' });
+
+  return { button, badge, dot, panel, heading, list, empty, markAll, viewAll, prefs, push, foot, toasts };
+}

@@ -169,6 +169,8 @@ export function markRead(ids, opts = {}) {
     body = { all: true };
     const upTo = toSeq(opts.upTo);
     if (upTo !== null) body.up_to = upTo;
+  } else if (Array.isArray(ids?.groups)) {
+    body = { groups: ids.groups.map(String) }; // every item of those collapse keys
   } else {
     body = { ids: idList(ids) };
   }

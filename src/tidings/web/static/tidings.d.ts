@@ -114,7 +114,7 @@ export interface MarkReadOptions extends RequestOptions {
 /** GET /v1/feed. */
 export function feed(options?: FeedOptions): Promise<FeedPage>;
 /** POST /v1/feed/read with ids, or 'all'. */
-export function markRead(ids: number | readonly number[] | 'all', options?: MarkReadOptions): Promise<{ unread: Unread }>;
+export function markRead(ids: number | readonly number[] | 'all' | { groups: readonly string[] }, options?: MarkReadOptions): Promise<{ unread: Unread }>;
 /** POST /v1/feed/archive. */
 export function archive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
 /** POST /v1/feed/unread: unread again, whatever the watermark (a snooze on them ends). */
@@ -209,7 +209,7 @@ export interface TidingsClient {
   /** A token (fresh through `getToken` when asked), or null for cookie auth. */
   token(fresh?: boolean): Promise<string | null>;
   feed(options?: FeedOptions): Promise<FeedPage>;
-  markRead(ids: number | readonly number[] | 'all', options?: MarkReadOptions): Promise<{ unread: Unread }>;
+  markRead(ids: number | readonly number[] | 'all' | { groups: readonly string[] }, options?: MarkReadOptions): Promise<{ unread: Unread }>;
   archive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
   markUnread(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;
   unarchive(ids: number | readonly number[], options?: RequestOptions): Promise<{ unread: Unread }>;

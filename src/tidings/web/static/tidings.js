@@ -343,8 +343,11 @@ export function connect(options = {}) {
       const all = ids === 'all';
       const upTo = all ? (opts.upTo ?? lastId) : undefined;
       const request = markRead(ids, { ...rest, ...opts, upTo });
-      if (view) setView(applyRead(view, all ? { all: true, up_to: upTo ?? undefined } : { ids: [].concat(ids) }), 'markRead');
-      if (!all) return request;
+      // {groups: [...]}: the view's items of those groups now; the answer brings the count.
+      const groups = Array.isArray(ids?.groups) ? ids.groups : null;
+      const some = groups ? view?.latest.filter((n) => groups.includes(n.group)).map((n) => n.id) : [].concat(ids);
+      if (view) setView(applyRead(view, all ? { all: true, up_to: upTo ?? undefined } : { ids: some }), 'markRead');
+      if (!all && !groups) return request;
       return request.then((answer) => {
         if (answer?.unread && view) setView({ ...view, unread: normalizeUnread(answer.unread) }, 'markRead');
         return answer;

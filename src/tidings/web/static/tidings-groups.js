@@ -1,0 +1,78 @@
+/**
+ * tidings-groups.js — collapse keys (issue 10 item 3): the bell's cards. `groupCards(latest)`
+ * folds the view's latest items into one card per `group`; `cardRow()` renders one.
+ *
+ * Invariants: every item of `latest` is in exactly one card, in the order of its newest item
+ * (`latest` is newest first); a card's `item` is the newest of its group, `earlier` the others
+ * (newest first); `unread` when any of them is unread. An item without a group is a card of its
+ * own. Pure but for `cardRow`, which puts data in the DOM only as text (tidings-dom.js `el`).
+ */
+
+import { el, timeEl, typeIcon } from './tidings-dom.js';
+
+/** One card per group: [{key, item, earlier, unread}], newest card first. */
+export function groupCards(latest) {
+  const cards = [];
+  const byKey = new Map();
+  for (const n of Array.isArray(latest) ? latest : []) {
+    const key = typeof n?.group === 'string' && n.group ? n.group : null;
+    const card = key === null ? undefined : byKey.get(key);
+    if (card) {
+      card.earlier.push(n);
+      card.unread = card.unread || !n.read;
+      continue;
+    }
+    const fresh = { key, item: n, earlier: [], unread: !n.read };
+    if (key !== null) byKey.set(key, fresh);
+    cards.push(fresh);
+  }
+  return cards;
+}
+
+// Without a translator (tidings-i18n.js `translator`): English.
+const ENGLISH = Object.assign(
+  (key, vars = {}) =>
+    ({ unreadPrefix: 'Unread: ', earlier: `+${vars.count} earlier`, hideEarlier: 'Hide earlier' })[key] ?? key,
+  { type: () => undefined },
+);
+
+/** The button of one item (`unread` for a card's head: any of its group unread). */
+export function itemButton(n, locale, unread = !n.read, t = ENGLISH) {
+  return el(
+    'button',
+    {
+      part: 'item',
+      className: 'item',
+      type: 'button',
+      'data-id': n.id,
+      'data-type': typeof n.type === 'string' ? n.type : null,
+      'data-group': typeof n.group === 'string' ? n.group : null,
+      'data-unread': unread ? 'true' : null,
+    },
+    typeIcon(n.type, 'icon', t.type(n.type)),
+    el(
+      'span',
+      { className: 'text' },
+      unread ? el('span', { className: 'sr-only', text: t('unreadPrefix') }) : null,
+      el('span', { className: 'title', text: n.title ?? '' }),
+      n.body ? el('span', { className: 'body', text: n.body }) : null,
+      timeEl(n.created_at, locale),
+    ),
+    el('span', { className: 'mark', 'aria-hidden': 'true' }),
+  );
+}
+
+/** A card's `<li>`: its newest item, then "+N earlier" that shows the others when expanded. */
+export function cardRow(card, locale, expanded = false, t = ENGLISH) {
+  const row = el('li', { 'data-group': card.key }, itemButton(card.item, locale, card.unread, t));
+  if (!card.earlier.length) return row;
+  const label = expanded ? t('hideEarlier') : t('earlier', { count: String(card.earlier.length) });
+  row.append(
+    el('button', { part: 'earlier', className: 'text-btn earlier', type: 'button', 'aria-expanded': String(expanded), 'data-group': card.key, text: label }),
+  );
+  if (expanded) {
+    const items = card.earlier.map((n) => el('li', {}, itemButton(n, locale, !n.read, t)));
+    row.append(el('ul', { part: 'earlier-list', className: 'earlier-list', role: 'list' }, ...items));
+  }
+  return row;
+}
