@@ -61,6 +61,12 @@ export {
 } from './tidings-feed.js';
 export { STREAM_EVENTS } from './tidings-source.js';
 
+/** The events that change an item's read state, and the reducer (tidings-core.js) of each. */
+const STATE_EVENTS = {
+  read: applyRead, archived: applyArchived, unread: applyUnread, snoozed: applySnoozed,
+  unarchived: applyRestored, unsnoozed: applyRestored,
+};
+
 function report(err) {
   if (typeof globalThis.reportError === 'function') globalThis.reportError(err);
   else setTimeout(() => { throw err; });
@@ -74,9 +80,7 @@ function absolute(url) {
   }
 }
 
-function randomId() {
-  return globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-}
+const randomId = () => globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
 /**
  * Opens the stream and returns the client. Options:
@@ -190,23 +194,8 @@ export function connect(options = {}) {
         outMeta.id = lastId;
         break;
       }
-      case 'read':
-        if (view) next = applyRead(view, data ?? {});
-        break;
-      case 'archived':
-        if (view) next = applyArchived(view, data ?? {});
-        break;
-      case 'unread':
-        if (view) next = applyUnread(view, data ?? {});
-        break;
-      case 'snoozed':
-        if (view) next = applySnoozed(view, data ?? {});
-        break;
-      case 'unarchived':
-      case 'unsnoozed':
-        if (view) next = applyRestored(view, data ?? {});
-        break;
-      default:
+      default: // a read-state event: its reducer, if it has one
+        if (view && STATE_EVENTS[type]) next = STATE_EVENTS[type](view, data ?? {});
         break;
     }
     post({ t: 'event', type, data: out, meta: outMeta });
@@ -293,30 +282,16 @@ export function connect(options = {}) {
 
   return {
     /** 'connecting' | 'open' | 'reconnecting' | 'closed' */
-    get state() {
-      return state;
-    },
+    get state() { return state; },
     /** The last notification id seen (the resume point), or null. */
-    get lastId() {
-      return lastId;
-    },
+    get lastId() { return lastId; },
     /** The latest snapshot ({unread, latest_seq, latest}) kept current by live events, or null. */
-    get view() {
-      return view;
-    },
-    get unread() {
-      return view ? view.unread : null;
-    },
+    get view() { return view; },
+    get unread() { return view ? view.unread : null; },
     /** True in the tab that holds the connection. */
-    get isLeader() {
-      return leading;
-    },
-    get shared() {
-      return canShare;
-    },
-    get apiBase() {
-      return apiBase;
-    },
+    get isLeader() { return leading; },
+    get shared() { return canShare; },
+    get apiBase() { return apiBase; },
     /**
      * Subscribes to 'view' | 'notification' | 'read' | 'archived' | 'unread' | 'unarchived' |
      * 'snoozed' | 'unsnoozed' | 'state' | 'ready' | 'reset' | 'expired' | 'bye'.
@@ -329,12 +304,8 @@ export function connect(options = {}) {
     },
     close,
     /** A fresh token (through getToken when available), or null for cookie auth. */
-    token(fresh = false) {
-      return tokens.get(fresh);
-    },
-    feed(opts = {}) {
-      return feed({ ...rest, ...opts });
-    },
+    token(fresh = false) { return tokens.get(fresh); },
+    feed(opts = {}) { return feed({ ...rest, ...opts }); },
     /**
      * Marks read on the server, and in this tab's view at once (the stream's `read` event
      * confirms it); for 'all', the answer's unread count is taken as it comes.
@@ -353,21 +324,11 @@ export function connect(options = {}) {
         return answer;
       });
     },
-    archive(ids, opts = {}) {
-      return archive(ids, { ...rest, ...opts });
-    },
-    markUnread(ids, opts = {}) {
-      return markUnread(ids, { ...rest, ...opts });
-    },
-    unarchive(ids, opts = {}) {
-      return unarchive(ids, { ...rest, ...opts });
-    },
-    snooze(ids, until, opts = {}) {
-      return snooze(ids, until, { ...rest, ...opts });
-    },
-    unreadCount(opts = {}) {
-      return unreadCount({ ...rest, ...opts });
-    },
+    archive(ids, opts = {}) { return archive(ids, { ...rest, ...opts }); },
+    markUnread(ids, opts = {}) { return markUnread(ids, { ...rest, ...opts }); },
+    unarchive(ids, opts = {}) { return unarchive(ids, { ...rest, ...opts }); },
+    snooze(ids, until, opts = {}) { return snooze(ids, until, { ...rest, ...opts }); },
+    unreadCount(opts = {}) { return unreadCount({ ...rest, ...opts }); },
     /**
      * Re-reads the latest items from the Feed API into the view (after a `reset`, or when
      * archiving emptied slots); with `{unread: true}` the unread count too. The last call wins.
