@@ -353,6 +353,20 @@ class Settings(BaseSettings):
         500, ge=1, le=5000, description="Most outbox rows claimed in one transaction."
     )
 
+    # -- languages: per-type templates (issue 10 item 5, tidings/templates.py, docs/i18n.md) ------
+    max_templates: int = Field(
+        500, ge=1, description="Most notification types a tenant may register templates for."
+    )
+    max_template_locales: int = Field(
+        20, ge=1, le=100, description="Most locales of one type's templates."
+    )
+    max_l10n_chars: int = Field(
+        32_000,
+        ge=1000,
+        description="Most characters of rendered text in a notification's other locales "
+        "(l10n), all together: it travels in every stream frame.",
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
