@@ -228,19 +228,24 @@ async def test_bad_input_is_a_problem_and_changes_nothing(
         r = await c.put("/v1/templates/payment_failed", headers=tenant.auth, json=ok)
         assert r.status_code == 201, r.text
         before = (await c.get("/v1/templates/payment_failed", headers=tenant.auth)).json()
+
+        def en(title: str, **more: Any) -> dict[str, Any]:
+            return {"default_locale": "en", "locales": {"en": {"title": title, **more}}}
+
+        invalid = "invalid_template"
         bad_bodies: list[tuple[Any, int, str | None]] = [
-            ({"default_locale": "en", "locales": {"en": {"title": "{{ oops"}}}, 422, "invalid_template"),
-            ({"default_locale": "en", "locales": {"en": {"title": "{{ x.__class__ }}"}}}, 422, "invalid_template"),
-            ({"default_locale": "en", "locales": {"en": {"title": "{{ x|center(9) }}"}}}, 422, "invalid_template"),
-            ({"default_locale": "en", "locales": {"en": {"title": "x", "body": "{% include 'a' %}"}}}, 422, "invalid_template"),
-            ({"default_locale": "fr", "locales": {"en": {"title": "x"}}}, 422, None),
+            (en("{{ oops"), 422, invalid),
+            (en("{{ x.__class__ }}"), 422, invalid),
+            (en("{{ x|center(9) }}"), 422, invalid),
+            (en("x", body="{% include 'a' %}"), 422, invalid),
+            ({**en("x"), "default_locale": "fr"}, 422, None),
             ({"default_locale": "en", "locales": {}}, 422, None),
             ({"default_locale": "en", "locales": {"e n": {"title": "x"}}}, 422, None),
-            ({"default_locale": "en", "locales": {"en": {"title": "x"}, "EN": {"title": "y"}}}, 422, None),
-            ({"default_locale": "en", "locales": {"en": {"title": ""}}}, 422, None),
-            ({"default_locale": "en", "locales": {"en": {"title": "x" * 2001}}}, 422, None),
-            ({"default_locale": "en", "locales": {"en": {"title": "x", "extra": 1}}}, 422, None),
-            ({"default_locale": "en\n", "locales": {"en": {"title": "x"}}}, 422, None),
+            ({**en("x"), "locales": {"en": {"title": "x"}, "EN": {"title": "y"}}}, 422, None),
+            (en(""), 422, None),
+            (en("x" * 2001), 422, None),
+            (en("x", extra=1), 422, None),
+            ({**en("x"), "default_locale": "en\n"}, 422, None),
             ({"locales": {"en": {"title": "x"}}}, 422, None),
             ("not an object", 422, None),
         ]  # fmt: skip
