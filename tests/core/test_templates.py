@@ -309,3 +309,24 @@ async def test_bad_input_is_a_problem_and_changes_nothing(
         assert (await c.get("/v1/feed", headers=bearer(token(tenant, "ann")))).json() == latest
         r = await c.post("/v1/tokens", headers=tenant.auth, json={"user": "u", "locale": "d e"})
         is_problem(r, 422)
+
+
+def test_the_sdk_mints_a_locale_and_publishes_by_template(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    from tidings.client import Client
+
+    with Client(server.url, api_key=tenant.key) as client:
+        minted = client.mint_token("greta", locale="de-at")
+        claims = jwt.decode(minted.token, options={"verify_signature": False})
+        assert claims["locale"] == "de-AT"
+        r = httpx.put(
+            f"{server.url}/v1/templates/reminder", headers=tenant.auth, json=TEMPLATE, timeout=10
+        )
+        assert r.status_code == 201, r.text
+        sent = client.publish("reminder", "", data=DATA)  # no title: the templates make it
+        assert sent["title"] == "Booking #42 for Ann"
+        page = client.feed("greta")  # a token the SDK mints itself: no locale, the default
+        assert page["items"][0]["title"] == "Booking #42 for Ann"
+    r = httpx.get(f"{server.url}/v1/feed", headers=bearer(minted.token), timeout=10)
+    assert r.json()["items"][0]["title"] == "Buchung #42 für Ann"
