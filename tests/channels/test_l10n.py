@@ -109,15 +109,16 @@ async def test_the_digest_speaks_the_users_language_with_the_tenants_words(
             # Bad overrides: 4xx problems, nothing changed.
             before = (await c.get("/v1/tenant/messages", headers=tenant.auth)).json()
             assert before["overrides"] == {"de": words} and "en" in before["catalogue"]
-            for path, body in (
+            bad: tuple[tuple[str, Any], ...] = (
                 ("/v1/tenant/messages/de", {"messages": {"nope": "x"}}),
                 ("/v1/tenant/messages/de", {"messages": {"open": "{count:>99999999}"}}),
                 ("/v1/tenant/messages/de", {"messages": {"open": 7}}),
                 ("/v1/tenant/messages/de", {"words": {}}),
                 ("/v1/tenant/messages/d%20e", {"messages": {"open": "x"}}),
                 ("/v1/tenant/messages/de-", {"messages": {"open": "x"}}),
-            ):
-                problem(await c.put(path, headers=tenant.auth, json=body))
+            )
+            for path, wrong in bad:
+                problem(await c.put(path, headers=tenant.auth, json=wrong))
             publisher = create_tenant(server.url, "huepfburg", scopes=["publish"])
             r = await c.put("/v1/tenant/messages/de", headers=publisher.auth, json={"messages": {}})
             problem(r, 403)
@@ -128,20 +129,21 @@ async def test_the_digest_speaks_the_users_language_with_the_tenants_words(
             assert r.status_code == 201, r.text
             users = {"greta": "de", "ella": None}
             for user, locale in users.items():
-                body: dict[str, Any] = {"user": user, "email": f"{user}@example.com"}
+                claims: dict[str, Any] = {"user": user, "email": f"{user}@example.com"}
                 if locale:
-                    body["locale"] = locale
-                r = await c.post("/v1/tokens", headers=tenant.auth, json=body)
+                    claims["locale"] = locale
+                r = await c.post("/v1/tokens", headers=tenant.auth, json=claims)
                 assert r.status_code == 201, r.text
                 r = await c.get("/v1/preferences", headers=bearer(r.json()["token"]))
                 assert r.status_code == 200 and r.json()["locale"] == locale, r.text
 
             data = {"id": 7, "customer": "Ann", "slot": "Sa 10:00"}
-            for body in (
+            published: tuple[dict[str, Any], ...] = (
                 {"type": "booking_created", "data": data},
                 {"type": "system", "title": "Wartung heute Nacht"},
-            ):
-                r = await c.post("/v1/notifications", headers=tenant.auth, json=body)
+            )
+            for one in published:
+                r = await c.post("/v1/notifications", headers=tenant.auth, json=one)
                 assert r.status_code == 201, r.text
 
             sent = await asyncio.wait_for(on_server(server, lambda ch: ch.digests.tick()), 30)
