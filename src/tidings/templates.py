@@ -119,10 +119,13 @@ class Templates:
         async with self.store.read() as conn:
             return await tq.list_for(conn, tenant)
 
-    async def remove(self, tenant: str, type_: str) -> None:
+    async def remove(self, tenant: str, type_: str) -> TemplateSet:
+        """Forget the type's templates; the ones removed."""
         async with self.store.write() as conn:
-            if not await tq.remove(conn, tenant, type_):
+            found = await tq.get(conn, tenant, type_)
+            if found is None or not await tq.remove(conn, tenant, type_):
                 raise NotFound(f"No template for type {type_!r}.", code=Code.TEMPLATE_NOT_FOUND)
+        return found
 
     # -- the publish hook ------------------------------------------------------------------------
 

@@ -97,12 +97,12 @@ async def put_template(
     return _saved(found, created)
 
 
-@router.delete("/v1/templates/{type}", status_code=204, openapi_extra=MISSING)
-async def delete_template(key: KeyDep, service: ServiceDep, type: str = TypePath) -> Response:
-    """Publishes of the type need a title again; notifications already stored keep their text."""
+@router.delete("/v1/templates/{type}", response_model=TemplateOut, openapi_extra=MISSING)
+async def delete_template(key: KeyDep, service: ServiceDep, type: str = TypePath) -> dict[str, Any]:
+    """Forget the type's templates (answered with them): publishes of the type need a title
+    again; notifications already stored keep their text."""
     require_scope(key, "admin")
-    await service.templates.remove(key.tenant, type)
-    return Response(status_code=204)
+    return (await service.templates.remove(key.tenant, type)).public()
 
 
 @router.put(
