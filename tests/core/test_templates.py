@@ -12,11 +12,22 @@ import httpx
 import jwt
 import pytest
 
-from tests.support import OPERATOR, SECRET, ServerThread, Stream, Tenant, create_tenant
+from tests.support import (
+    OPERATOR,
+    SECRET,
+    ServerThread,
+    Stream,
+    Tenant,
+    create_tenant,
+    open_service,
+)
 from tidings import auth
+from tidings.config import Settings
 from tidings.domain.locales import canonical, localize, pick
+from tidings.domain.notifications import NewNotification
 from tidings.domain.templating import Pair, TemplateProblem
 from tidings.errors import Unauthorized, ValidationFailed
+from tidings.store import notifications as nq
 
 TEMPLATE: dict[str, Any] = {
     "default_locale": "en",
@@ -330,3 +341,28 @@ def test_the_sdk_mints_a_locale_and_publishes_by_template(
         assert page["items"][0]["title"] == "Booking #42 for Ann"
     r = httpx.get(f"{server.url}/v1/feed", headers=bearer(minted.token), timeout=10)
     assert r.json()["items"][0]["title"] == "Buchung #42 für Ann"
+
+
+@pytest.mark.anyio
+async def test_in_process_publishes_render_too(settings: Settings) -> None:
+    """``publish``, ``publish_many`` and ``transaction().publish`` all pass the hook."""
+    async with open_service(settings) as service:
+        await service.create_tenant("acme", "Acme")
+        await service.templates.put("acme", "system", "de", TEMPLATE["locales"])
+        new = NewNotification(type="system", data=DATA)
+        one, _ = await service.publish("acme", new)
+        [(two, _), (plain, _)] = await service.publish_many(
+            "acme", [new, NewNotification(type="system", title="plain")]
+        )
+        async with service.transaction() as tx:
+            three, _ = await tx.publish("acme", new)
+        for n in (one, two, three):
+            assert (n.title, n.body) == ("Buchung #42 für Ann", "2 Teile")
+            assert n.l10n is not None and n.l10n["en"]["title"] == "Booking #42 for Ann"
+        assert plain.l10n is None and plain.title == "plain"
+        async with service.store.read() as conn:
+            stored = await nq.get(conn, "acme", three.seq)
+        assert stored is not None and stored.l10n == three.l10n
+        with pytest.raises(ValidationFailed):
+            async with service.transaction() as tx:
+                await tx.publish("acme", NewNotification(type="nothing", data={}))
