@@ -14,9 +14,16 @@ import httpx
 import orjson
 import pytest
 
-from tests.channels.conftest import MailSink, bearer, channel_settings, on_server, start_server
+from tests.channels.conftest import (
+    MailSink,
+    PushService,
+    bearer,
+    channel_settings,
+    on_server,
+    start_server,
+)
 from tests.channels.test_digest import html_of, text_of
-from tests.support import create_tenant
+from tests.support import ServerThread, create_tenant
 from tidings.channels.catalogue import Messages, check_overrides
 from tidings.channels.pushqueue import payload
 from tidings.domain.notifications import Notification
@@ -161,3 +168,34 @@ async def test_the_digest_speaks_the_users_language_with_the_tenants_words(
         assert "Booking #7 by Ann" in text_of(ella) and "System (1)" in text_of(ella)
     finally:
         server.stop()
+
+
+@pytest.mark.anyio
+async def test_a_push_arrives_in_the_users_language(
+    push_server: ServerThread, push_service: PushService
+) -> None:
+    tenant = create_tenant(push_server.url, "jump-joy")
+    async with httpx.AsyncClient(base_url=push_server.url, timeout=10) as c:
+        push_service.vapid_key = (await c.get("/v1/push/key")).json()["public_key"]
+        r = await c.put("/v1/templates/booking_created", headers=tenant.auth, json=TEMPLATE)
+        assert r.status_code == 201, r.text
+        for user, locale in (("greta", "de-DE"), ("ella", None)):
+            claims: dict[str, Any] = {"user": user, **({"locale": locale} if locale else {})}
+            r = await c.post("/v1/tokens", headers=tenant.auth, json=claims)
+            assert r.status_code == 201, r.text
+            device = push_service.device(f"{user}-phone").subscription()
+            r = await c.post(
+                "/v1/push/subscriptions", json=device, headers=bearer(r.json()["token"])
+            )
+            assert r.status_code == 201, r.text
+        data = {"id": 7, "customer": "Ann", "slot": "Sa 10:00"}
+        r = await c.post(
+            "/v1/notifications",
+            headers=tenant.auth,
+            json={"type": "booking_created", "data": data},
+        )
+        assert r.status_code == 201, r.text
+    [greta] = await push_service.wait_for("greta-phone")
+    [ella] = await push_service.wait_for("ella-phone")
+    assert (greta["title"], greta["body"]) == ("Buchung #7 von Ann", "Sa 10:00")
+    assert (ella["title"], ella["body"]) == ("Booking #7 by Ann", "")
