@@ -74,6 +74,8 @@ class Templates:
             if not is_locale(tag):
                 raise ValidationFailed(f"{tag!r} is not a BCP 47 language tag (e.g. 'de-AT').")
             title, body = pair.get("title", ""), pair.get("body", "")
+            if not title.strip():
+                raise ValidationFailed(f"The title template of {tag!r} is empty.")
             try:
                 Pair.of(title, body)
             except TemplateProblem as error:
