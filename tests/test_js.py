@@ -106,6 +106,8 @@ PACKED = {
     "js/react.js",
     "js/server.d.ts",
     "js/server.js",
+    "js/webhooks.js",  # re-exported by js/server.js (no types of their own: internal)
+    "js/outbox.js",
     "js/vue.d.ts",
     "js/vue.js",
     "src/tidings/web/static/sw.js",
