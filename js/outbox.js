@@ -57,10 +57,9 @@ function json(value, field, depth) {
   if (typeof value === 'string') return clean(value, field);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) refuse(`${field} is NaN or infinite, which JSON cannot represent`);
-    // Written without an exponent below 1e21: the server reads an integer, at most 64 bits.
-    if (Number.isInteger(value) && Math.abs(value) < 1e21 && (value >= 2 ** 64 || value <= -(2 ** 63))) {
-      refuse(`${field} is an integer beyond 64 bits`);
-    }
+    // A whole number is an integer to tidings once in jsonb (1e21 too), and at most 64 bits.
+    // -(2 ** 63) itself is written "-9223372036854776000": beyond.
+    if (Number.isInteger(value) && (value >= 2 ** 64 || value <= -(2 ** 63))) refuse(`${field} is a whole number beyond 64 bits`);
     return;
   }
   if (typeof value !== 'object') refuse(`${field} is a ${typeof value}, which is not JSON`);

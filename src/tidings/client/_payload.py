@@ -11,8 +11,9 @@ applied here first, in plain Python (the SDK imports no pydantic), and a bad not
 - ``link``: an ``http(s)://`` URL with a host, or a same-site path (``/x``, not ``//x``);
 - ``audience``: ``users`` (at most 1,000) and/or ``roles`` (at most 100), ids of 1-128 of
   ``A-Z a-z 0-9 _ . @ : + -``, at least one of them; ``actor`` an id or ``{"id", "name"}``;
-- ``data``: a JSON object: string keys, finite numbers, integers within 64 bits, at most 200
-  levels deep; no string anywhere holds NUL or a lone UTF-16 surrogate.
+- ``data``: a JSON object: string keys, finite numbers, whole numbers within 64 bits (also
+  floats such as ``1e300``: ``jsonb`` keeps them as integers, which tidings then reads), at
+  most 200 levels deep; no string anywhere holds NUL or a lone UTF-16 surrogate.
 
 and the limits the operator sets (:class:`NotificationLimits`: tidings' defaults unless told
 otherwise): title and body length, the encoded size of ``data``, users + roles named.
@@ -29,6 +30,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,6 +94,9 @@ def _json(value: object, field: str, depth: int) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{field} is NaN or infinite, which JSON cannot represent")
+        # jsonb keeps 1e+300 as the integer 1000…0: tidings reads it back as one.
+        if value.is_integer() and not _INT_RANGE[0] <= int(Decimal(repr(value))) <= _INT_RANGE[1]:
+            raise ValueError(f"{field} is a whole number beyond 64 bits (jsonb stores it so)")
         return value
     if depth >= MAX_DEPTH:
         raise ValueError(f"data is nested deeper than {MAX_DEPTH} levels")
