@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.outbox.conftest import drained, fetch, host_database
+from tests.sdk.node import host_app
 from tests.services import PostgresServer
 from tests.support import make_settings, open_service, require_binary
 from tidings.client import (
@@ -251,8 +254,10 @@ async def test_each_kind_of_connection_inserts_in_the_callers_transaction(
 
         def sync(conn: Connection) -> None:  # SQLAlchemy's sync API, and the driver's cursor
             insert_outbox(conn, row("sync connection"))
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            insert_outbox(cursor, row("DB-API cursor"), paramstyle="numeric_dollar")
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            insert_outbox(dbapi.cursor(), row("DB-API cursor"), paramstyle="numeric_dollar")
+            insert_outbox(dbapi, row("DB-API connection"), paramstyle="numeric_dollar")
 
         async with engine.begin() as conn:
             await conn.run_sync(sync)
@@ -284,6 +289,51 @@ async def test_each_kind_of_connection_inserts_in_the_callers_transaction(
         "async session",
         "sync connection",
         "DB-API cursor",
+        "DB-API connection",
         "asyncpg",
     ]
     assert await fetch(outbox, "SELECT id FROM tidings_outbox_dead") == []
+
+
+# insertOutbox of js/server.js with pg: a Client in a transaction, a Pool refused.
+JS_PG = """
+import pg from 'pg';
+import { insertOutbox } from 'tidings/server';
+
+const note = (title) => ({ type: 'system', title });
+const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+await client.connect();
+await client.query('BEGIN');
+await insertOutbox(client, 'acme', note('pg rolled back'));
+await client.query('ROLLBACK');
+await client.query('BEGIN');
+const id = await insertOutbox(client, 'acme', note('pg client'));
+await client.query('COMMIT');
+await client.end();
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+await insertOutbox(pool, 'acme', note('pool')).then(
+  () => console.log('the pool was taken'),
+  (err) => console.log(err.constructor.name, /not the Pool/.test(err.message)),
+);
+await pool.end();
+console.log(typeof id, id);
+"""
+
+
+async def test_insert_outbox_of_node_with_pg(outbox: str, tmp_path: Path) -> None:
+    app = host_app(tmp_path)
+    (app / "insert.mjs").write_text(JS_PG)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [require_binary("node", "nodejs"), "insert.mjs"],
+        cwd=app,
+        env={**os.environ, "DATABASE_URL": outbox},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["TypeError true", "number 2"]
+    settings = await consume(outbox, tmp_path)
+    async with open_service(settings) as service, service.store.read() as store:
+        assert [n.title for n in await nq.fetch_after(store, "acme", 0)] == ["pg client"]
