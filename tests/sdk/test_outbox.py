@@ -235,8 +235,9 @@ async def test_limits_other_than_the_defaults() -> None:
 async def test_each_kind_of_connection_inserts_in_the_callers_transaction(
     outbox: str, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
-    """SQLAlchemy (async connection, async session, sync connection), a DB-API cursor and
-    asyncpg: committed rows are published once each, in order; rolled-back ones never."""
+    """SQLAlchemy (async connection and session, sync connection and session), a DB-API
+    cursor and connection, and asyncpg: committed rows are published once each, in order;
+    rolled-back ones never."""
     sa_url = outbox.replace("postgresql://", "postgresql+asyncpg://", 1)
     engine = create_async_engine(sa_url)
 
@@ -261,6 +262,8 @@ async def test_each_kind_of_connection_inserts_in_the_callers_transaction(
 
         async with engine.begin() as conn:
             await conn.run_sync(sync)
+        async with AsyncSession(engine) as session, session.begin():  # an ORM Session (sync)
+            await session.run_sync(lambda sync_session: insert_outbox(sync_session, row("session")))
         with pytest.raises(TypeError, match="not the engine"):
             await insert_outbox_async(engine, row("engine"))
         with pytest.raises(TypeError, match="not the Engine"):
@@ -290,6 +293,7 @@ async def test_each_kind_of_connection_inserts_in_the_callers_transaction(
         "sync connection",
         "DB-API cursor",
         "DB-API connection",
+        "session",
         "asyncpg",
     ]
     assert await fetch(outbox, "SELECT id FROM tidings_outbox_dead") == []

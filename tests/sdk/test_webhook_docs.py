@@ -31,6 +31,8 @@ FOREIGN = "whsec_" + base64.b64encode(b"f" * 32).decode()
 def block(language: str) -> str:
     text = DOC.read_text()
     section = text[text.index("## Verifying a delivery") :]
+    end = section.find("\n## ")  # the next section, if any
+    section = section if end < 0 else section[: end + 1]
     found = re.findall(rf"^```{language}\n(.*?)^```", section, re.S | re.M)
     assert len(found) == 1, f"one {language} block in the section"
     return str(found[0])
