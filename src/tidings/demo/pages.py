@@ -90,21 +90,10 @@ async def bookings(
         if when == option:
             when_ = option
     async with service.store.read() as conn:
-        rows = await queries.list_bookings(
-            conn,
-            user.tenant,
-            today=today(request),
-            status=status or None,
-            when=when_,
-            search=q.strip(),
+        view = await views.bookings(
+            conn, user.tenant, today=today(request), status=status, when=when_, q=q
         )
-    filters = {"status": status, "when": when_, "q": q.strip()}
-    return render(
-        request,
-        "bookings.html",
-        {"nav": "bookings", "bookings": rows, "filters": filters, "statuses": STATUSES},
-        user=user,
-    )
+    return render(request, "bookings.html", {"nav": "bookings", **view}, user=user)
 
 
 @router.get("/bookings/new")

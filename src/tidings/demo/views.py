@@ -1,6 +1,7 @@
-"""What the live pages show: the template context of the dashboard and of a booking's page,
-read in one place so that a full page and the parts :mod:`tidings.demo.live` sends to refresh
-it are rendered from the same data by the same templates (``templates/live/*.html``).
+"""What the live pages show: the template context of the dashboard, the bookings list and a
+booking's page, read in one place so that a full page and the parts :mod:`tidings.demo.live`
+sends to refresh it are rendered from the same data by the same templates
+(``templates/live/*.html``).
 
 Each view reads with the signed-in user's tenant only; a booking of another tenant reads as not
 found (:func:`tidings.demo.queries.get_booking`).
@@ -15,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.channels import reminders
 from tidings.demo import queries
-from tidings.demo.domain import FINAL, moves_from
+from tidings.demo.domain import FINAL, STATUSES, moves_from
 
 # The parts of each live page, as ``data-live`` names (one template ``live/<name>.html`` each).
 DASHBOARD_PARTS: Final = ("figures", "today", "upcoming")
+BOOKINGS_PARTS: Final = ("bookings-list",)
 BOOKING_PARTS: Final = (
     "booking-head",
     "booking-details",
@@ -31,6 +33,17 @@ BOOKING_PARTS: Final = (
 
 async def dashboard(conn: AsyncConnection, tenant: str, *, today: date) -> dict[str, Any]:
     return {"dash": await queries.dashboard(conn, tenant, today=today), "today": today}
+
+
+async def bookings(
+    conn: AsyncConnection, tenant: str, *, today: date, status: str, when: queries.When, q: str
+) -> dict[str, Any]:
+    """The bookings list with its filters (``status`` ``""``: any)."""
+    rows = await queries.list_bookings(
+        conn, tenant, today=today, status=status or None, when=when, search=q.strip()
+    )
+    filters = {"status": status, "when": when, "q": q.strip()}
+    return {"bookings": rows, "filters": filters, "statuses": STATUSES}
 
 
 async def booking(
