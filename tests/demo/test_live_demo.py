@@ -128,6 +128,7 @@ def test_live_parts_are_the_pages_own_and_follow_a_change(demo: DemoServer) -> N
         ("/demo/live/bookings?status=flying", 422),
         ("/demo/live/bookings?q=" + "x" * 101, 422),
         ("/demo/live/nothing", 404),
+        ("/demo/live/bookings?q=a%00b", 400),
     ],
 )
 def test_live_routes_answer_bad_input_with_a_problem_and_change_nothing(
