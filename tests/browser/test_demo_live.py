@@ -105,3 +105,21 @@ def test_a_booking_page_follows_a_colleagues_payment_and_keeps_what_is_typed(
     )
     assert owner.input_value("#p-note") == "half-typed by Ann"  # the form was left alone
     assert same_document(owner)
+
+
+def test_the_cancel_question_fits_a_phone(
+    demo: DemoServer, contexts: Callable[[], BrowserContext]
+) -> None:
+    context = contexts()
+    page = sign_in(context, demo.url, "ann")
+    page.set_viewport_size({"width": 390, "height": 844})
+    booking = todays_confirmed(demo)
+    page.goto(f"{demo.url}/demo/bookings/{booking}")
+    click(page, "summary[data-move=cancel]")
+    pop = page.locator("[data-confirm=cancel] .confirm-pop")
+    pop.wait_for()
+    box = pop.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 390
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
