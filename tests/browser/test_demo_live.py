@@ -1,5 +1,5 @@
 """The demo is live all over (issue 10 item 6): a change made in one browser refreshes the
-dashboard's figures and schedule, and a booking's page, in another — without a reload and
+dashboard's figures and schedule, a booking's page and the lists, in another — without a reload and
 without a banner — and cancelling asks first."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,8 @@ import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.browser.helpers import click, sign_in, wait_live
-from tests.demo.helpers import DemoServer
+from tests.demo.helpers import DemoServer, csrf
+from tests.demo.helpers import sign_in as http_sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -123,3 +125,24 @@ def test_the_cancel_question_fits_a_phone(
     assert box["x"] >= 0
     assert box["x"] + box["width"] <= 390
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_customers_list_shows_a_colleagues_new_customer(
+    demo: DemoServer, contexts: Callable[[], BrowserContext]
+) -> None:
+    owner = sign_in(contexts(), demo.url, "ann")
+    owner.goto(f"{demo.url}/demo/customers")
+    wait_live(owner)
+    mark_no_reload(owner)
+    with closing(http_sign_in(demo.url, "sam")) as sam:
+        r = sam.post(
+            "/demo/customers",
+            data={
+                "csrf": csrf(sam, "/demo/customers"),
+                "name": "Nia Newcomer",
+                "email": "nia@example.com",
+            },
+        )
+        assert r.status_code == 303
+    owner.locator("[data-live=customers-list] tr", has_text="Nia Newcomer").wait_for(timeout=5_000)
+    assert same_document(owner)

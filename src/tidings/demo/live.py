@@ -8,6 +8,7 @@ fetches its parts here and swaps them in — no banner, no reload, nothing typed
 - ``GET /demo/live/dashboard`` → the key figures, today's schedule, the upcoming bookings;
 - ``GET /demo/live/bookings?when=&status=&q=`` → the bookings list with those filters (the
   page's; an unknown ``when`` or ``status`` is ``422`` here, where the page ignores it);
+- ``GET /demo/live/customers?q=`` and ``GET /demo/live/payments`` → those lists;
 - ``GET /demo/live/bookings/<id>`` → a booking's heading and moves, details, payments,
   history, and its two forms (which the page swaps only when their ``data-live-key`` — the
   booking's status — changed, so a half-typed payment survives a colleague's change).
@@ -81,6 +82,25 @@ async def bookings(
             conn, user.tenant, today=today(request), status=status, when=when, q=q
         )
     return _parts(request, user, views.BOOKINGS_PARTS, view)
+
+
+@router.get("/customers")
+async def customers(
+    request: Request,
+    user: UserDep,
+    service: ServiceDep,
+    q: Annotated[str, Query(max_length=100)] = "",
+) -> JSONResponse:
+    async with service.store.read() as conn:
+        view = await views.customers(conn, user.tenant, q=q)
+    return _parts(request, user, views.CUSTOMERS_PARTS, view)
+
+
+@router.get("/payments")
+async def payments(request: Request, user: UserDep, service: ServiceDep) -> JSONResponse:
+    async with service.store.read() as conn:
+        view = await views.payments(conn, user.tenant)
+    return _parts(request, user, views.PAYMENTS_PARTS, view)
 
 
 @router.get("/bookings/{booking_id}")

@@ -84,6 +84,14 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat().replace("+00:00", "Z") if value.tzinfo else value.isoformat() + "Z"
 
 
+@jinja2.pass_context
+def _since(ctx: Context, value: datetime | None) -> str:
+    """The business's calendar day of an instant: ``19 Nov 2026``."""
+    if value is None:
+        return ""
+    return local(value, ctx.get("zone") or UTC_ZONE).strftime("%d %b %Y")
+
+
 def build_templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -99,6 +107,7 @@ def build_templates() -> Jinja2Templates:
         clock=_clock,
         stamp=_stamp,
         moment=_moment,
+        since=_since,
         iso=_iso,
         type_label=type_label,
     )

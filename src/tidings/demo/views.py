@@ -1,7 +1,7 @@
-"""What the live pages show: the template context of the dashboard, the bookings list and a
-booking's page, read in one place so that a full page and the parts :mod:`tidings.demo.live`
-sends to refresh it are rendered from the same data by the same templates
-(``templates/live/*.html``).
+"""What the live pages show: the template context of the dashboard, the bookings, customers
+and payments lists and a booking's page, read in one place so that a full page and the parts
+:mod:`tidings.demo.live` sends to refresh it are rendered from the same data by the same
+templates (``templates/live/*.html``).
 
 Each view reads with the signed-in user's tenant only; a booking of another tenant reads as not
 found (:func:`tidings.demo.queries.get_booking`).
@@ -21,6 +21,8 @@ from tidings.demo.domain import FINAL, STATUSES, moves_from
 # The parts of each live page, as ``data-live`` names (one template ``live/<name>.html`` each).
 DASHBOARD_PARTS: Final = ("figures", "today", "upcoming")
 BOOKINGS_PARTS: Final = ("bookings-list",)
+CUSTOMERS_PARTS: Final = ("customers-list",)
+PAYMENTS_PARTS: Final = ("payments-list",)
 BOOKING_PARTS: Final = (
     "booking-head",
     "booking-details",
@@ -44,6 +46,14 @@ async def bookings(
     )
     filters = {"status": status, "when": when, "q": q.strip()}
     return {"bookings": rows, "filters": filters, "statuses": STATUSES}
+
+
+async def customers(conn: AsyncConnection, tenant: str, *, q: str) -> dict[str, Any]:
+    return {"customers": await queries.list_customers(conn, tenant, q.strip()), "q": q.strip()}
+
+
+async def payments(conn: AsyncConnection, tenant: str) -> dict[str, Any]:
+    return {"payments": await queries.list_payments(conn, tenant)}
 
 
 async def booking(

@@ -8,12 +8,17 @@
 
 const livePage = document.querySelector('[data-live-page]');
 
+/** Whether a notification changes what this page shows: one about a booking (or, on the
+ *  customers page, `data-live-on="customer"`, one naming a customer); on a booking's page, about
+ *  that booking. */
 function touches(notification) {
   const data = notification?.data ?? {};
-  if (data.booking_id == null && !String(notification?.group ?? '').startsWith('booking:')) return false;
-  const booking = livePage?.dataset.booking;
-  if (!booking) return true; // the dashboard: any booking or payment changes its figures
-  const id = data.booking_id ?? String(notification.group).slice('booking:'.length);
+  const group = String(notification?.group ?? '');
+  if (livePage.dataset.liveOn === 'customer') return data.customer_id != null;
+  if (data.booking_id == null && !group.startsWith('booking:')) return false;
+  const booking = livePage.dataset.booking;
+  if (!booking) return true; // the dashboard and the lists: any booking or payment
+  const id = data.booking_id ?? group.slice('booking:'.length);
   return String(id) === booking;
 }
 
