@@ -57,12 +57,18 @@ class Transaction:
     published: list[Notification] = field(default_factory=list)
 
     async def publish(
-        self, tenant: str, new: NewNotification, *, idempotency_key: str | None = None
+        self,
+        tenant: str,
+        new: NewNotification,
+        *,
+        idempotency_key: str | None = None,
+        at: datetime | None = None,
     ) -> tuple[Notification, bool]:
+        """``at`` backdates ``created_at`` (the demo's seeded history); the seq is the next."""
         new = (await self.service.templates.apply(tenant, [new], self.conn))[0]
         self.service.check_limits(new)
         stored, created = await nq.insert(
-            self.conn, tenant, new, now=utcnow(), idempotency_key=idempotency_key
+            self.conn, tenant, new, now=at or utcnow(), idempotency_key=idempotency_key
         )
         if created:
             self.published.append(stored)

@@ -33,7 +33,9 @@ def test_readme_screenshots(
 
     click(page, "tidings-bell [part=button]")
     page.locator("tidings-bell [part=panel]").wait_for(state="visible")
-    assert page.locator("tidings-bell [part=item]").count() == 5
+    # The demo's publishes carry group "booking:<id>": the latest five fold into one card per
+    # booking, so the dropdown holds up to five cards.
+    assert 3 <= page.locator("tidings-bell [part=item]").count() <= 5
     shots["dropdown"] = page.screenshot(path=img / "dropdown.png")
     page.keyboard.press("Escape")
     page.evaluate("document.activeElement?.blur()")
