@@ -363,7 +363,7 @@ class Settings(BaseSettings):
     max_l10n_chars: int = Field(
         32_000,
         ge=1000,
-        description="Most characters of rendered text in a notification's other locales "
+        description="Most characters of rendered text in all of a notification's locales "
         "(l10n), all together: it travels in every stream frame.",
     )
 

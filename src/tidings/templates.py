@@ -3,7 +3,9 @@ hook that renders a publish without a title before the store inserts it.
 
 Choice (docs/i18n.md): a templated notification is rendered **once, at publish**, for every
 locale its type has a template for. The default locale's text is its ``title``/``body`` (as for
-any notification); the others go to ``l10n`` (``{"de": {"title", "body"}}``), stored with the
+any notification), and every locale's, the default's included, goes to ``l10n``
+(``{"en": {"title", "body"}, "de": {…}}``: a reader of ``en`` must find ``en`` before a
+``en-US`` variant, and a client can tell which locale ``title`` is in), stored with the
 row and carried by the stream frame, so the hub still encodes one frame per notification for
 all subscribers. Each reader picks its language (:func:`tidings.domain.locales.pick`).
 
@@ -172,10 +174,10 @@ class Templates:
                     extra={"locale": tag},
                 )
             texts[tag] = {"title": title, "body": body}
-        default = texts.pop(found.default_locale)
+        default = texts[found.default_locale]
         if sum(len(t["title"]) + len(t["body"]) for t in texts.values()) > s.max_l10n_chars:
             raise ValidationFailed(
-                f"The text of {new.type!r} in its other locales is longer than "
+                f"The text of {new.type!r} in all its locales is longer than "
                 f"{s.max_l10n_chars} characters together.",
                 code=Code.TEMPLATE_FAILED,
             )

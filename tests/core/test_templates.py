@@ -80,6 +80,9 @@ def test_locales_are_canonical_and_picked_by_tag_then_language() -> None:
     assert localize(plain, "de") is plain
     rendered = {"title": "t", "body": "b", "l10n": {"de": {"title": "T", "body": "B"}}}
     assert localize(rendered, "de-CH")["title"] == "T" and localize(rendered, "fr") is rendered
+    variants = {"en": {"title": "GB", "body": ""}, "en-US": {"title": "US", "body": ""}}
+    both = {"title": "GB", "body": "", "l10n": variants}
+    assert [localize(both, t)["title"] for t in ("en", "en-GB", "en-us")] == ["GB", "GB", "US"]
 
 
 @pytest.mark.parametrize(
@@ -174,6 +177,7 @@ async def test_one_publish_renders_in_each_recipients_language(
             stored = r.json()
             assert (stored["title"], stored["body"]) == ("Booking #42 for Ann", "2 items")
             assert stored["l10n"] == {
+                "en": {"title": "Booking #42 for Ann", "body": "2 items"},
                 "de": {"title": "Buchung #42 für Ann", "body": "2 Teile"},
                 "es-MX": {"title": "Reserva #42", "body": ""},
             }

@@ -137,7 +137,7 @@ class NotificationOut(Out):
     group: str | None = Field(default=None, description="Collapse key; null: its own card.")
     l10n: dict[str, TextOut] | None = Field(
         default=None,
-        description="Rendered from the type's templates (docs/i18n.md): the text in its other "
+        description="Rendered from the type's templates (docs/i18n.md): the text in each of its "
         "locales; title/body are the default locale's (the feed: the token's locale). Absent "
         "for a notification published with a title.",
     )

@@ -40,7 +40,7 @@ class TemplateIn(Strict):
         max_length=64,
         pattern=LOCALE_PATTERN,
         description="The locale of the notification's own title/body (readers without one of "
-        "the other locales see it); one of `locales`.",
+        "none of the locales see it); one of `locales`.",
     )
     locales: dict[str, LocaleTemplate] = Field(
         min_length=1, max_length=100, description="BCP 47 tag → title and body templates."

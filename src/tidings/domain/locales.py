@@ -1,10 +1,10 @@
 """Locales (BCP 47 language tags) and picking a notification's text for one (issue 10 item 5).
 
 A notification published from a per-type template carries its text in every locale the type
-has a template for: ``title``/``body`` in the template's default locale, the others in
-``l10n`` (``{"de": {"title": …, "body": …}}``). Each reader picks by its own locale: the bell by
-its ``locale`` attribute, the feed by the token's ``locale`` claim, push and the digest by the
-user's profile locale.
+has a template for: ``title``/``body`` in the template's default locale, and every locale
+(the default's too) in ``l10n`` (``{"en": {"title": …, "body": …}, "de": {…}}``). Each
+reader picks by its own locale: the bell by its ``locale`` attribute, the feed by the token's
+``locale`` claim, push and the digest by the user's profile locale.
 
 Invariants:
 - a tag is 2-3 letters, then up to four ``-`` subtags of 1-8 letters or digits (no newline or

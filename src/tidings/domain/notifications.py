@@ -124,7 +124,7 @@ class NewNotification(StrictModel):
         return self._l10n
 
     def rendered(self, title: str, body: str, l10n: dict[str, dict[str, str]]) -> NewNotification:
-        """This request with the text its templates made (``l10n``: the other locales)."""
+        """This request with the text its templates made (``l10n``: every locale's)."""
         out = self.model_copy(update={"title": title, "body": body})
         out._l10n = l10n or None
         out._sent = self.fingerprint()
