@@ -80,8 +80,8 @@ def test_locales_are_canonical_and_picked_by_tag_then_language() -> None:
     assert localize(plain, "de") is plain
     rendered = {"title": "t", "body": "b", "l10n": {"de": {"title": "T", "body": "B"}}}
     assert localize(rendered, "de-CH")["title"] == "T" and localize(rendered, "fr") is rendered
-    variants = {"en": {"title": "GB", "body": ""}, "en-US": {"title": "US", "body": ""}}
-    both = {"title": "GB", "body": "", "l10n": variants}
+    english = {"en": {"title": "GB", "body": ""}, "en-US": {"title": "US", "body": ""}}
+    both = {"title": "GB", "body": "", "l10n": english}
     assert [localize(both, t)["title"] for t in ("en", "en-GB", "en-us")] == ["GB", "GB", "US"]
 
 
