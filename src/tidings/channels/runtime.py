@@ -185,7 +185,8 @@ class Channels:
     # -- hooks into the service and the API ------------------------------------------------------
 
     async def note_principal(self, principal: Principal) -> None:
-        """Record the e-mail and roles a stream token carries (only when they changed).
+        """Record the e-mail, roles and locale a stream token carries (only when they changed;
+        the ``locale`` claim is saved as the user's ``locale`` preference).
 
         The cache is an LRU: past ``CACHE_MAX`` live users only the least recent entry goes, and
         a miss first reads the stored profile, so a large tenant's heartbeat costs reads, not a
