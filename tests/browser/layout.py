@@ -16,11 +16,13 @@ MIN_CHARS = 12
 
 _MEASURE = """([minPx, minChars]) => {
   const roots = [document];
-  for (const host of document.querySelectorAll('tidings-bell, tidings-inbox')) roots.push(host.shadowRoot);
+  const hosts = document.querySelectorAll('tidings-bell, tidings-inbox');
+  for (const host of hosts) roots.push(host.shadowRoot);
   const narrow = [];
   for (const root of roots) {
     for (const node of root.querySelectorAll('*')) {
-      const own = [...node.childNodes].filter((c) => c.nodeType === 3).map((c) => c.textContent).join('').trim();
+      const own = [...node.childNodes].filter((c) => c.nodeType === 3)
+        .map((c) => c.textContent).join('').trim();
       const column = root !== document && node.classList.contains('text');
       if (!column && (own.length < minChars || node.closest('thead'))) continue;
       const box = node.getBoundingClientRect();
@@ -28,7 +30,9 @@ _MEASURE = """([minPx, minChars]) => {
       if (!box.width || style.visibility === 'hidden' || node.closest('.sr-only')) continue;
       const line = parseFloat(style.lineHeight) || parseFloat(style.fontSize) * 1.4;
       if (!column && box.height < 2.5 * line) continue; // one or two lines: a label, not a column
-      if (box.width < minPx) narrow.push(`${node.tagName.toLowerCase()}.${node.className}: ${Math.round(box.width)}px "${own.slice(0, 30)}"`);
+      const name = `${node.tagName.toLowerCase()}.${node.className}`;
+      const px = Math.round(box.width);
+      if (px < minPx) narrow.push(`${name}: ${px}px "${own.slice(0, 30)}"`);
     }
   }
   const doc = document.scrollingElement;
