@@ -2,7 +2,7 @@
  * tidings-inbox-parts.js — <tidings-inbox>'s shadow DOM (unattached, its parts by name) and its
  * stylesheet: the item styles it shares with the bell (tidings-bell-styles.js ITEM_CSS) and its
  * own page layout, which works from 320 px up (toolbar and item actions wrap; the text column
- * keeps at least 12rem before the actions move under it).
+ * keeps at least 16rem before the actions move under it).
  */
 
 import { adoptStyles, ITEM_CSS } from './tidings-bell-styles.js';
@@ -66,7 +66,10 @@ export const INBOX_CSS = ITEM_CSS + `
 .card {
   display: flex; flex-wrap: wrap; align-items: center; border-top: 1px solid var(--_border);
 }
-.card > .item { flex: 1 1 12rem; min-width: 0; padding: 12px 16px; }
+.card > .item { flex: 1 1 16rem; min-width: 0; padding: 12px 16px; }
+.card > .item, .card > .item:hover { background: transparent; }
+.card:has(> .item[data-unread]) { background: var(--_unread); }
+.card:hover { background: var(--_hover); }
 .card > .actions { flex: none; flex-wrap: wrap; justify-content: flex-end; margin-left: auto; padding: 4px 8px; max-width: 100%; }
 .card > .earlier, .card > .earlier-list { flex: 1 0 100%; }
 .earlier-list .card { border-top: 0; }
@@ -83,6 +86,7 @@ export const INBOX_CSS = ITEM_CSS + `
   .toolbar { padding: 10px; }
   .type { flex: 1 1 8rem; }
   .card > .item { padding: 10px 12px; gap: 10px; }
+  .card > .actions { margin-top: -8px; padding: 0 8px 6px; }
   .day { padding: 12px 12px 4px; }
 }
 `;
