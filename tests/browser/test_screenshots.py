@@ -1,6 +1,7 @@
 """The README's screenshots, taken from the real demo: the dashboard, the open dropdown, a
-toast, and the "View all" page (<tidings-inbox>) on a desktop and on a phone. The test run writes them to a temporary directory (the tree stays clean); ``make
-screenshots`` sets ``SCREENSHOTS_DIR=docs/img`` to regenerate the README's pictures."""
+toast, and the "View all" page (<tidings-inbox>) on a desktop and on a phone. The test run
+writes them to a temporary directory (the tree stays clean); ``make screenshots`` sets
+``SCREENSHOTS_DIR=docs/img`` to regenerate the README's pictures."""
 
 from __future__ import annotations
 
