@@ -57,7 +57,8 @@ export function actionBar(n, { unread = !n.read, t, snoozing = false, details = 
   }
   if (details && isSafeLink(details)) {
     const label = t('action.details');
-    bar.append(el('a', { part: 'action details', className: 'action', href: details, 'aria-label': label, title: label }, svgIcon('arrow-right')));
+    const props = { part: 'action details', className: 'action', href: details, 'data-action': 'details', 'data-id': n.id };
+    bar.append(el('a', { ...props, 'aria-label': label, title: label }, svgIcon('arrow-right')));
   }
   if (snoozing) {
     const options = SNOOZE_PRESETS.map((preset) =>
