@@ -178,9 +178,11 @@ def test_actions_reach_the_server_and_the_other_tabs(
     shown(page, sent)  # ...and in the other tab's "All" again
     assert receipt()[1] == 0
 
+    inbox(page, "i.client.on('snoozed', (e) => { window.__snoozed = e.ids; })")
     click(page, f"{action}[data-action=snooze]")
     click(page, f"{INBOX} [part=snooze-option][data-id='{sent}'][data-preset=tomorrow]")
-    gone(page, sent)
+    gone(page, sent)  # at once; the stream's `snoozed` says the server has it
+    page.wait_for_function("id => (window.__snoozed || []).includes(id)", arg=sent)
     until = demo.sql(
         "SELECT snoozed_until FROM receipts WHERE tenant_id = 'jump-joy' AND user_id = 'sam' "
         "AND seq = ?",
