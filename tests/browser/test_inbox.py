@@ -282,3 +282,31 @@ def test_one_icon_map_with_a_default_and_host_overrides(
     )
     in_bell, in_inbox = icons(unknown)
     assert in_bell == in_inbox and in_bell[0] == "credit-card"
+
+
+def test_group_cards_as_the_bell_shows_them(
+    demo: DemoServer, contexts: Callable[[], BrowserContext]
+) -> None:
+    context = contexts()
+    page = sign_in(context, demo.url, "sam")
+    open_inbox(page, demo.url)
+    other = open_tab(context, demo.url)
+    key = api_key(demo.url, "jump-joy")
+    sent = [
+        publish(key, title, type="booking_created", group="booking:77")["id"]
+        for title in ("Booking #77 created", "Booking #77 confirmed", "Booking #77 paid")
+    ]
+    shown(page, sent[-1], unread=True)
+    card = f"{INBOX} li[data-group='booking:77']"
+    assert page.locator(card).count() == 1
+    assert page.locator(f"{card} > [part~=item]").get_attribute("data-id") == str(sent[-1])
+    assert page.locator(f"{card} > [part~=earlier]").inner_text() == "+2 earlier"
+    click(page, f"{card} > [part~=earlier]")
+    page.locator(f"{card} [part=earlier-list] [part~=item]").nth(1).wait_for()
+    assert ids(page)[:3] == sent[::-1]
+    before = int(bell(other, "b.unread"))
+    # Reading the card's head reads the whole group, here and in the other tab.
+    click(page, f"{card} > [part=actions] > [data-action=read]")
+    wait_unread(other, before - 3)
+    for id_ in sent:
+        shown(page, id_, unread=False)
