@@ -166,6 +166,7 @@ export class TidingsBell extends HTMLElement {
   disconnectedCallback() {
     this.#disconnect();
     clearInterval(this.#ticker);
+    clearTimeout(this.#unreadTimer);
     this.#ticker = null;
     document.removeEventListener('pointerdown', this.#onDocumentPointer, true);
     window.removeEventListener('resize', this.#onResize);
