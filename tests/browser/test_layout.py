@@ -11,7 +11,7 @@ from playwright.sync_api import BrowserContext, Page
 
 from tests.browser.helpers import click, sign_in, wait_live
 from tests.browser.layout import assert_fits
-from tests.demo.helpers import DemoServer
+from tests.demo.helpers import DemoServer, api_key, publish
 
 pytestmark = pytest.mark.browser
 
@@ -29,6 +29,11 @@ def wait_inbox(page: Page) -> None:
 def test_bell_inbox_and_preferences_fit(
     demo: DemoServer, contexts: Callable[[], BrowserContext], width: int, height: int
 ) -> None:
+    # The seeded history folds into one card per booking; five news of their own (no group)
+    # make the latest five five cards, so the dropdown has five to show whole.
+    key = api_key(demo.url, "jump-joy")
+    for n in range(5):
+        publish(key, f"Weather warning {n}: wind above 20 mph, take the castles down")
     page = sign_in(contexts(), demo.url, "ann")
     page.set_viewport_size({"width": width, "height": height})
 
