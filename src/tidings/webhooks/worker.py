@@ -1,0 +1,331 @@
+"""The delivery worker: one per instance, cooperating with the others through the store.
+
+Each round it turns new notifications into events (:func:`queue.tail_notifications`), then
+**claims endpoints**, not deliveries: an enabled endpoint whose oldest pending delivery is due
+and whose lease is free gets this instance's lease (``owner``, ``lease_until``), taken in a
+write transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, SQLite's one writer otherwise), so
+exactly one instance delivers to an endpoint at a time and sends its deliveries one by one in
+queue order: **one in flight per endpoint, in order**. Each claimed endpoint is drained by its
+own task, at most ``TIDINGS_WEBHOOK_CONCURRENCY`` at once, so a slow receiver holds one slot
+for at most ``TIDINGS_WEBHOOK_TIMEOUT`` per attempt and never delays another tenant's.
+
+After an attempt, in one transaction: the delivery is ``delivered``, or retried later (the
+endpoint waits: nothing overtakes it) with exponential backoff and jitter, or ``failed`` after
+``TIDINGS_WEBHOOK_MAX_ATTEMPTS``; the attempt is logged; a failure streak of
+``TIDINGS_WEBHOOK_DISABLE_FAILURES`` attempts that has lasted ``TIDINGS_WEBHOOK_DISABLE_AFTER``
+seconds disables the endpoint (logged as ``disabled``). The lease is renewed with each attempt
+and released when the task ends; an instance that dies leaves a lease that expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, true, update
+
+from tidings.channels.clock import as_utc
+from tidings.config import Settings
+from tidings.domain.notifications import utcnow
+from tidings.store import Store
+from tidings.webhooks import queue, signing
+from tidings.webhooks.sender import Outcome, Sender
+from tidings.webhooks.tables import (
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_events,
+    webhook_log,
+)
+
+log = logging.getLogger(__name__)
+_E = webhook_endpoints.c
+_D = webhook_deliveries.c
+DRAIN = 100  # deliveries sent under one claim before the endpoint is let go
+
+
+@dataclass(frozen=True)
+class Job:
+    delivery: int
+    tenant: str
+    endpoint: str
+    url: str
+    secret: str
+    event: str
+    body: bytes
+    attempts: int
+
+
+class Deliverer:
+    def __init__(self, store: Store, settings: Settings, instance: str) -> None:
+        self.store = store
+        self.settings = settings
+        self.instance = instance
+        self.sender = Sender(settings)
+        self.lease = timedelta(seconds=settings.webhook_timeout + 10.0)
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._pruned = 0.0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tidings-webhooks")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        with suppress(Exception):  # let the others take over at once
+            async with self.store.write() as conn:
+                await conn.execute(
+                    update(webhook_endpoints)
+                    .where(_E.owner == self.instance)
+                    .values(lease_until=None, owner=None)
+                )
+        await self.sender.close()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("webhooks round failed (will retry): %r", error)
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.webhook_poll_interval):
+                    await self._wake.wait()
+
+    async def round(self) -> None:
+        now = utcnow()
+        await queue.tail_notifications(self.store, now)
+        free = self.settings.webhook_concurrency - len(self._running)
+        if free > 0:
+            for endpoint in await self._claim(now, free):
+                task = asyncio.create_task(
+                    self._drain(endpoint), name=f"tidings-webhook-{endpoint}"
+                )
+                self._running[endpoint] = task
+        if time.monotonic() - self._pruned > 3600:
+            await self._prune(now)
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    async def _claim(self, now: datetime, most: int) -> list[str]:
+        """Lease up to ``most`` endpoints whose oldest pending delivery is due. Looked for in a
+        read transaction first: an idle round (each publish wakes one) writes nothing."""
+        first = webhook_deliveries.alias("first")
+        head = (
+            select(func.min(first.c.id))
+            .where(first.c.endpoint_id == _E.id, first.c.state == "pending")
+            .correlate(webhook_endpoints)
+            .scalar_subquery()
+        )
+        due = exists().where(_D.id == head, _D.due_at <= now)
+        query = (
+            select(_E.id)
+            .where(
+                _E.enabled == true(),
+                or_(_E.lease_until.is_(None), _E.lease_until < now),
+                _E.id.not_in(list(self._running)) if self._running else true(),
+                due,
+            )
+            .order_by(_E.lease_until.nulls_first(), _E.id)
+            .limit(most)
+        )
+        async with self.store.read() as conn:
+            if (await conn.execute(query.limit(1))).first() is None:
+                return []
+        async with self.store.write() as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=webhook_endpoints)
+            claimed = list((await conn.execute(query)).scalars())
+            if claimed:
+                await conn.execute(
+                    update(webhook_endpoints)
+                    .where(_E.id.in_(claimed))
+                    .values(owner=self.instance, lease_until=now + self.lease)
+                )
+        return claimed
+
+    async def _drain(self, endpoint: str) -> None:
+        try:
+            for _ in range(DRAIN):
+                job = await self._head(endpoint, utcnow())
+                if job is None:
+                    break
+                moment = int(time.time())
+                outcome = await self.sender.post(
+                    job.url, signing.headers(job.secret, job.event, moment, job.body), job.body
+                )
+                if not await self._finish(job, outcome):
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("webhook endpoint %s: delivery failed: %r", endpoint, error)
+        finally:
+            self._running.pop(endpoint, None)
+            with suppress(Exception):
+                async with self.store.write() as conn:
+                    await conn.execute(
+                        update(webhook_endpoints)
+                        .where(_E.id == endpoint, _E.owner == self.instance)
+                        .values(lease_until=None, owner=None)
+                    )
+            self.wake()  # more may be due meanwhile (or another endpoint waits for a slot)
+
+    async def _head(self, endpoint: str, now: datetime) -> Job | None:
+        """The endpoint's oldest pending delivery if it is due and the lease is still ours."""
+        async with self.store.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        _D.id,
+                        _D.tenant_id,
+                        _D.attempts,
+                        _D.due_at,
+                        _E.url,
+                        _E.secret,
+                        webhook_events.c.id.label("event"),
+                        webhook_events.c.body,
+                    )
+                    .join(webhook_endpoints, _E.id == _D.endpoint_id)
+                    .join(webhook_events, webhook_events.c.id == _D.event_id)
+                    .where(
+                        _D.endpoint_id == endpoint,
+                        _D.state == "pending",
+                        _E.enabled == true(),
+                        _E.owner == self.instance,
+                    )
+                    .order_by(_D.id)
+                    .limit(1)
+                )
+            ).first()
+        if row is None or as_utc(row.due_at) > now:
+            return None
+        return Job(
+            row.id,
+            row.tenant_id,
+            endpoint,
+            row.url,
+            row.secret,
+            row.event,
+            row.body.encode(),
+            row.attempts,
+        )
+
+    # -- after an attempt --------------------------------------------------------------------
+
+    def backoff(self, attempts: int) -> float:
+        s = self.settings
+        delay = min(s.webhook_retry_base * 2 ** max(0, attempts - 1), s.webhook_retry_max)
+        return float(delay) * random.uniform(0.5, 1.0)
+
+    async def _finish(self, job: Job, outcome: Outcome) -> bool:
+        """Record the attempt; True if the endpoint may go on with its next delivery."""
+        s = self.settings
+        now = utcnow()
+        attempt = job.attempts + 1
+        entry: dict[str, Any] = {
+            "tenant_id": job.tenant,
+            "endpoint_id": job.endpoint,
+            "event_id": job.event,
+            "ok": outcome.ok,
+            "status": outcome.status,
+            "error": outcome.error,
+            "attempt": attempt,
+            "at": now,
+        }
+        mine = and_(_D.id == job.delivery, _D.state == "pending")
+        async with self.store.write() as conn:
+            await conn.execute(
+                insert(webhook_log).values(kind="attempt", duration_ms=outcome.duration_ms, **entry)
+            )
+            if outcome.ok:
+                await conn.execute(
+                    update(webhook_deliveries)
+                    .where(mine)
+                    .values(
+                        state="delivered",
+                        attempts=attempt,
+                        last_status=outcome.status,
+                        last_error=None,
+                        updated_at=now,
+                    )
+                )
+                await conn.execute(
+                    update(webhook_endpoints)
+                    .where(_E.id == job.endpoint)
+                    .values(failures=0, failing_since=None, lease_until=now + self.lease)
+                )
+                return True
+            gave_up = attempt >= s.webhook_max_attempts
+            retry_at = now + timedelta(seconds=self.backoff(attempt))
+            await conn.execute(
+                update(webhook_deliveries)
+                .where(mine)
+                .values(
+                    state="failed" if gave_up else "pending",
+                    attempts=attempt,
+                    due_at=retry_at,
+                    last_status=outcome.status,
+                    last_error=outcome.error,
+                    updated_at=now,
+                )
+            )
+            if gave_up:
+                await conn.execute(insert(webhook_log).values(kind="gave_up", **entry))
+            row = (
+                await conn.execute(
+                    select(_E.failures, _E.failing_since).where(_E.id == job.endpoint)
+                )
+            ).one()
+            since = as_utc(row.failing_since) if row.failing_since else now
+            failures = row.failures + 1
+            disable = (
+                failures >= s.webhook_disable_failures
+                and (now - since).total_seconds() >= s.webhook_disable_after
+            )
+            await conn.execute(
+                update(webhook_endpoints)
+                .where(_E.id == job.endpoint)
+                .values(
+                    failures=failures,
+                    failing_since=since,
+                    lease_until=now + self.lease,
+                    **({"enabled": False, "disabled_reason": "failing"} if disable else {}),
+                )
+            )
+            if disable:
+                await conn.execute(
+                    insert(webhook_log).values(
+                        kind="disabled", **{**entry, "event_id": None, "ok": None}
+                    )
+                )
+                log.warning(
+                    "webhook endpoint disabled tenant=%s endpoint=%s failures=%d",
+                    job.tenant,
+                    job.endpoint,
+                    failures,
+                )
+        return gave_up and not disable
+
+    async def _prune(self, now: datetime) -> None:
+        cutoff = now - timedelta(days=self.settings.retention_days)
+        async with self.store.write() as conn:
+            await conn.execute(delete(webhook_log).where(webhook_log.c.at < cutoff))
+            await conn.execute(delete(webhook_events).where(webhook_events.c.created_at < cutoff))
+        self._pruned = time.monotonic()
