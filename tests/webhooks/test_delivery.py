@@ -176,3 +176,26 @@ def test_a_slow_receiver_is_bounded_and_slows_no_other_tenant(
             hang.server_close()
     finally:
         server.stop()
+
+
+def test_erasing_a_user_removes_the_events_of_their_acts(
+    hook_server: ServerThread, receiver: Receiver
+) -> None:
+    tenant = create_tenant(hook_server.url, "jump-joy")
+    add_endpoint(tenant, receiver, "/e", ["notification.created", "notification.read"])
+    seq = publish(tenant, "read by two")
+    for user in ("ann", "bob"):
+        r = httpx.post(
+            f"{tenant.url}/v1/feed/read",
+            json={"ids": [seq]},
+            headers={"Authorization": f"Bearer {tenant.token(user)}"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+    receiver.wait(lambda: len(receiver.ok()) == 3)
+    r = operator(hook_server.url, "DELETE", "/v1/admin/tenants/jump-joy/users/ann")
+    assert r.status_code == 200, r.text
+    assert r.json()["removed"]["webhook_events"] == 1
+    events = httpx.get(f"{tenant.url}/v1/webhooks/events", headers=tenant.auth).json()["events"]
+    users = [e["payload"]["data"].get("user") for e in events]
+    assert sorted(users, key=str) == sorted([None, "bob"], key=str)

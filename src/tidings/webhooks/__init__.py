@@ -5,8 +5,9 @@ delivered from a durable queue in the store. See ``docs/webhooks.md``.
 :class:`WebhooksExtension` (:class:`tidings.extension.Extension`) brings the routes (the
 tenant's, with an ``admin`` API key, and the operator's), its schema branch (``webhooks``, in
 ``migrations/``), and at start a :class:`~tidings.webhooks.worker.Deliverer` plus the hooks:
-``on_event`` (:meth:`tidings.webhooks.manage.Webhooks.on_event`) and an ``after_publish`` that
-wakes the worker, which turns new notifications into ``notification.created`` events.
+``on_event`` (:meth:`tidings.webhooks.manage.Webhooks.on_event`), an ``after_publish`` that
+wakes the worker (which turns new notifications into ``notification.created`` events) when any
+tenant has endpoints, and ``erase_user`` (:func:`tidings.webhooks.queue.erase_user`).
 ``app.state.webhooks`` is the :class:`~tidings.webhooks.manage.Webhooks` the routes use.
 """
 
@@ -46,11 +47,12 @@ class WebhooksExtension:
 
     async def start(self, service: Tidings, stack: AsyncExitStack) -> Hooks:
         from tidings.hooks import Hooks
+        from tidings.webhooks import queue
         from tidings.webhooks.manage import Webhooks
         from tidings.webhooks.worker import Deliverer
 
         deliverer = Deliverer(service.store, service.settings, service.instance_id)
-        hooks = Webhooks(service.store, service.settings, deliverer.wake)
+        hooks = Webhooks(service.store, service.settings, deliverer.wake, deliverer.has_endpoints)
         await deliverer.start()
         stack.push_async_callback(deliverer.stop)
         if self._app is not None:
@@ -58,9 +60,12 @@ class WebhooksExtension:
             self._app.state.webhook_deliverer = deliverer
 
         async def published(items: list[Notification]) -> None:
-            deliverer.wake()
+            if deliverer.active:  # some tenant has endpoints (else the poll finds out)
+                deliverer.wake()
 
-        return Hooks(after_publish=[published], on_event=[hooks.on_event])
+        return Hooks(
+            after_publish=[published], on_event=[hooks.on_event], erase_user=[queue.erase_user]
+        )
 
 
 __all__ = ["MIGRATIONS", "WebhooksExtension"]

@@ -23,11 +23,16 @@ from tidings.webhooks.endpoints import Endpoint
 
 class Webhooks:
     def __init__(
-        self, store: Store, settings: Settings, wake: Callable[[], None] = lambda: None
+        self,
+        store: Store,
+        settings: Settings,
+        wake: Callable[[], None] = lambda: None,
+        added: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.wake = wake
+        self.added = added
         self.policy = AddressPolicy(parse_networks(settings.webhook_allow_networks))
 
     async def add(
@@ -43,7 +48,7 @@ class Webhooks:
         url = check_url(url, self.policy)
         types = check_types(event_types)
         async with self.store.write() as conn:
-            return await endpoints.create(
+            created = await endpoints.create(
                 conn,
                 tenant,
                 url=url,
@@ -53,6 +58,8 @@ class Webhooks:
                 now=utcnow(),
                 most=self.settings.webhook_max_endpoints,
             )
+        self.added()
+        return created
 
     async def endpoints(self, tenant: str) -> list[Endpoint]:
         async with self.store.read() as conn:

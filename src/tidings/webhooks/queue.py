@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.channels.clock import as_utc
@@ -98,9 +98,9 @@ async def enqueue(
     endpoints = await subscribed(conn, tenant, event_type)
     if not endpoints:
         return None
-    return await _record(
-        conn, tenant, event_type, body(event_type, tenant, data, now), endpoints, now
-    )
+    encoded = body(event_type, tenant, data, now)
+    user = data.get("user")
+    return await _record(conn, tenant, event_type, encoded, endpoints, now, user=user)
 
 
 async def _record(
@@ -110,11 +110,18 @@ async def _record(
     encoded: bytes,
     endpoints: Sequence[Any],
     now: datetime,
+    *,
+    user: str | None = None,
 ) -> str:
     event_id = new_id()
     await conn.execute(
         insert(webhook_events).values(
-            id=event_id, tenant_id=tenant, type=event_type, body=encoded.decode(), created_at=now
+            id=event_id,
+            tenant_id=tenant,
+            type=event_type,
+            user_id=user,
+            body=encoded.decode(),
+            created_at=now,
         )
     )
     await _deliver_to(conn, tenant, event_id, [e.id for e in endpoints if e.enabled], now)
@@ -242,3 +249,13 @@ async def log_entries(
         }
         for r in rows
     ]
+
+
+async def erase_user(conn: AsyncConnection, tenant: str, user: str) -> dict[str, int]:
+    """The webhooks' part of a user's erasure: the events of the user's acts (read state,
+    pushes, digests) and their queued deliveries. ``notification.created`` events carry the
+    notification as published and stay until the retention prunes them."""
+    done = await conn.execute(
+        delete(webhook_events).where(_V.tenant_id == tenant, _V.user_id == user)
+    )
+    return {"webhook_events": int(done.rowcount or 0)}

@@ -64,9 +64,11 @@ webhook_events = Table(
     Column("id", String(40), primary_key=True),
     Column("tenant_id", String(64), _tenant_fk(), nullable=False),
     Column("type", String(40), nullable=False),
+    Column("user_id", String(128), nullable=True),  # whose act (read state, push, digest)
     Column("body", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_webhook_events_tenant", "tenant_id", "created_at"),
+    Index("ix_webhook_events_user", "tenant_id", "user_id"),
 )
 
 webhook_deliveries = Table(

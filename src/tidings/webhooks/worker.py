@@ -72,8 +72,15 @@ class Deliverer:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._pruned = 0.0
+        self.active = True
+        """Some tenant has an endpoint (checked each round; set at once by a local add): a
+        publish wakes the worker only then."""
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def has_endpoints(self) -> None:
+        self.active = True
         self._wake.set()
 
     async def start(self) -> None:
@@ -110,6 +117,10 @@ class Deliverer:
 
     async def round(self) -> None:
         now = utcnow()
+        async with self.store.read() as conn:
+            self.active = (await conn.execute(select(_E.id).limit(1))).first() is not None
+        if not self.active:
+            return
         await queue.tail_notifications(self.store, now)
         free = self.settings.webhook_concurrency - len(self._running)
         if free > 0:

@@ -54,12 +54,14 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("type", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=128), nullable=True),
         sa.Column("body", sa.Text(), nullable=False),
         _at("created_at"),
         _tenant_fk(),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_webhook_events_tenant", "webhook_events", ["tenant_id", "created_at"])
+    op.create_index("ix_webhook_events_user", "webhook_events", ["tenant_id", "user_id"])
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
