@@ -121,7 +121,7 @@ def build(prefix: str, owner: Callable[..., Awaitable[str]], tags: list[str]) ->
         tenant: Tenant,
         hooks: WebhooksDep,
         endpoint_id: Annotated[str | None, Query(max_length=40)] = None,
-        before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,  # an INTEGER id
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         """Attempts, give-ups and automatic disabling, newest first; `next_before` pages on."""
@@ -153,12 +153,12 @@ def build(prefix: str, owner: Callable[..., Awaitable[str]], tags: list[str]) ->
         tenant: Tenant,
         hooks: WebhooksDep,
         event_id: EventId,
-        body: Annotated[ReplayIn | None, Body()] = None,
+        body: Annotated[ReplayIn, Body(default_factory=ReplayIn)],
     ) -> dict[str, Any]:
         """Send a past event again, with its `webhook-id`: to `endpoint_id`, else to every
         enabled endpoint subscribed to its type; after what is already queued there."""
-        target = body.endpoint_id if body is not None else None
-        return {"event_id": event_id, "queued": await hooks.replay(tenant, event_id, target)}
+        queued = await hooks.replay(tenant, event_id, body.endpoint_id)
+        return {"event_id": event_id, "queued": queued}
 
     return router
 
