@@ -3,7 +3,9 @@
 - :func:`enqueue` records an event (its exact JSON body, signed as is) and one ``pending``
   delivery per enabled endpoint of the tenant subscribed to its type, in the caller's
   transaction: the change that caused the event and the event commit together (push, digest,
-  reminder), or the event is written right after that commit (read state).
+  reminder), or the event is written right after that commit (read state). The tenant's
+  pending ``notification.created`` events are made first, in the same transaction, so an
+  endpoint never hears of a notification being read or pushed before it was created.
 - :func:`tail_notifications` turns notifications into ``notification.created`` events: per
   tenant with endpoints, a cursor on the tenant's seq, advanced in the same transaction that
   writes the events. The notifications table is the queue, so a crash loses nothing and the
@@ -98,6 +100,10 @@ async def enqueue(
     endpoints = await subscribed(conn, tenant, event_type)
     if not endpoints:
         return None
+    # The notifications' own events first: a receiver hears of a notification being created
+    # before it hears that it was read, pushed, … (the tailer may not have come by yet).
+    while (await tail_in(conn, tenant, now))[1]:
+        pass
     encoded = body(event_type, tenant, data, now)
     user = data.get("user")
     return await _record(conn, tenant, event_type, encoded, endpoints, now, user=user)
@@ -152,27 +158,32 @@ async def _tail_one(store: Store, tenant: str, now: datetime) -> int:
     made = 0
     while True:
         async with store.write() as conn:
-            cursor = (
-                await conn.execute(
-                    select(_C.last_seq).where(_C.tenant_id == tenant).with_for_update()
-                )
-            ).scalar()
-            if cursor is None:
-                return made
-            found = await nq.fetch_after(conn, tenant, cursor, limit=TAIL_BATCH)
-            if not found:
-                return made
-            endpoints = await subscribed(conn, tenant, "notification.created")
-            for item in found if endpoints else ():
-                await _record(conn, tenant, "notification.created", _created(item), endpoints, now)
-                made += 1
-            await conn.execute(
-                update(webhook_cursors)
-                .where(_C.tenant_id == tenant)
-                .values(last_seq=found[-1].seq, updated_at=now)
-            )
-        if len(found) < TAIL_BATCH:
+            count, more = await tail_in(conn, tenant, now)
+        made += count
+        if not more:
             return made
+
+
+async def tail_in(conn: AsyncConnection, tenant: str, now: datetime) -> tuple[int, bool]:
+    """One batch of ``notification.created`` past the tenant's cursor, in ``conn``'s
+    transaction, under the cursor row's lock: (events made, whether more may follow)."""
+    cursor = (
+        await conn.execute(select(_C.last_seq).where(_C.tenant_id == tenant).with_for_update())
+    ).scalar()
+    if cursor is None:
+        return 0, False
+    found = await nq.fetch_after(conn, tenant, cursor, limit=TAIL_BATCH)
+    if not found:
+        return 0, False
+    endpoints = await subscribed(conn, tenant, "notification.created")
+    for item in found if endpoints else ():
+        await _record(conn, tenant, "notification.created", _created(item), endpoints, now)
+    await conn.execute(
+        update(webhook_cursors)
+        .where(_C.tenant_id == tenant)
+        .values(last_seq=found[-1].seq, updated_at=now)
+    )
+    return (len(found) if endpoints else 0), len(found) == TAIL_BATCH
 
 
 def _created(item: Notification) -> bytes:
