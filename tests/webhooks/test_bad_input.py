@@ -3,11 +3,14 @@ the ``admin`` scope gets 403; one tenant never sees another's endpoints or event
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
-from tests.support import ServerThread, create_tenant
+from tests.support import ServerThread, create_tenant, free_port, make_settings
 from tests.webhooks.conftest import Receiver, add_endpoint, operator
+from tidings.webhooks.sender import Sender
 
 BAD = [
     (
@@ -103,3 +106,26 @@ def test_too_many_endpoints(hook_server: ServerThread, receiver: Receiver) -> No
     body = {"url": f"{receiver.url}/x", "event_types": ["push.sent"]}
     r = httpx.post(f"{tenant.url}/v1/webhooks/endpoints", json=body, headers=tenant.auth)
     assert r.status_code == 409 and r.json()["code"] == "too_many_webhooks"
+
+
+@pytest.mark.anyio
+async def test_the_sender_checks_addresses_at_connect_time(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """A name may resolve anywhere later: the decisive check is made when connecting. Without
+    TIDINGS_WEBHOOK_ALLOW_NETWORKS a loopback receiver is never reached; a closed port and a
+    refused address look the same (``unreachable``)."""
+    refusing = Sender(make_settings(str(tmp_path)))
+    allowing = Sender(make_settings(str(tmp_path), webhook_allow_networks="127.0.0.0/8"))
+    try:
+        refused = await refusing.post(f"{receiver.url}/x", {}, b"{}")
+        assert (refused.ok, refused.status, refused.error) == (False, None, "unreachable")
+        assert receiver.got == []
+        closed = await allowing.post(f"http://127.0.0.1:{free_port()}/x", {}, b"{}")
+        assert closed.error == "unreachable"
+        reached = await allowing.post(f"{receiver.url}/x", {}, b"{}")  # unsigned: 401
+        assert (reached.ok, reached.status, reached.error) == (False, 401, "http_401")
+        assert len(receiver.got) == 1
+    finally:
+        await refusing.close()
+        await allowing.close()
