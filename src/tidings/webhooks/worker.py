@@ -9,11 +9,8 @@ queue order: **one in flight per endpoint, in order**. Each claimed endpoint is 
 own task, at most ``TIDINGS_WEBHOOK_CONCURRENCY`` at once, so a slow receiver holds one slot
 for at most ``TIDINGS_WEBHOOK_TIMEOUT`` per attempt and never delays another tenant's.
 
-After an attempt, in one transaction: the delivery is ``delivered``, or retried later (the
-endpoint waits: nothing overtakes it) with exponential backoff and jitter, or ``failed`` after
-``TIDINGS_WEBHOOK_MAX_ATTEMPTS``; the attempt is logged; a failure streak of
-``TIDINGS_WEBHOOK_DISABLE_FAILURES`` attempts that has lasted ``TIDINGS_WEBHOOK_DISABLE_AFTER``
-seconds disables the endpoint (logged as ``disabled``). The lease is renewed with each attempt
+After an attempt, one transaction records it (:mod:`tidings.webhooks.attempts`: delivered,
+retried with backoff, given up, the endpoint disabled). The lease is renewed with each attempt
 and released when the task ends; an instance that dies leaves a lease that expires.
 """
 
@@ -21,20 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, true, update
+from sqlalchemy import delete, exists, func, or_, select, true, update
 
 from tidings.channels.clock import as_utc
 from tidings.config import Settings
 from tidings.domain.notifications import utcnow
 from tidings.store import Store
-from tidings.webhooks import queue, signing
+from tidings.webhooks import attempts, queue, signing
+from tidings.webhooks.attempts import Job
 from tidings.webhooks.sender import Outcome, Sender
 from tidings.webhooks.tables import (
     webhook_deliveries,
@@ -47,18 +42,6 @@ log = logging.getLogger(__name__)
 _E = webhook_endpoints.c
 _D = webhook_deliveries.c
 DRAIN = 100  # deliveries sent under one claim before the endpoint is let go
-
-
-@dataclass(frozen=True)
-class Job:
-    delivery: int
-    tenant: str
-    endpoint: str
-    url: str
-    secret: str
-    event: str
-    body: bytes
-    attempts: int
 
 
 class Deliverer:
@@ -240,99 +223,10 @@ class Deliverer:
 
     # -- after an attempt --------------------------------------------------------------------
 
-    def backoff(self, attempts: int) -> float:
-        s = self.settings
-        delay = min(s.webhook_retry_base * 2 ** max(0, attempts - 1), s.webhook_retry_max)
-        return float(delay) * random.uniform(0.5, 1.0)
-
     async def _finish(self, job: Job, outcome: Outcome) -> bool:
         """Record the attempt; True if the endpoint may go on with its next delivery."""
-        s = self.settings
-        now = utcnow()
-        attempt = job.attempts + 1
-        entry: dict[str, Any] = {
-            "tenant_id": job.tenant,
-            "endpoint_id": job.endpoint,
-            "event_id": job.event,
-            "ok": outcome.ok,
-            "status": outcome.status,
-            "error": outcome.error,
-            "attempt": attempt,
-            "at": now,
-        }
-        mine = and_(_D.id == job.delivery, _D.state == "pending")
         async with self.store.write() as conn:
-            await conn.execute(
-                insert(webhook_log).values(kind="attempt", duration_ms=outcome.duration_ms, **entry)
-            )
-            if outcome.ok:
-                await conn.execute(
-                    update(webhook_deliveries)
-                    .where(mine)
-                    .values(
-                        state="delivered",
-                        attempts=attempt,
-                        last_status=outcome.status,
-                        last_error=None,
-                        updated_at=now,
-                    )
-                )
-                await conn.execute(
-                    update(webhook_endpoints)
-                    .where(_E.id == job.endpoint)
-                    .values(failures=0, failing_since=None, lease_until=now + self.lease)
-                )
-                return True
-            gave_up = attempt >= s.webhook_max_attempts
-            retry_at = now + timedelta(seconds=self.backoff(attempt))
-            await conn.execute(
-                update(webhook_deliveries)
-                .where(mine)
-                .values(
-                    state="failed" if gave_up else "pending",
-                    attempts=attempt,
-                    due_at=retry_at,
-                    last_status=outcome.status,
-                    last_error=outcome.error,
-                    updated_at=now,
-                )
-            )
-            if gave_up:
-                await conn.execute(insert(webhook_log).values(kind="gave_up", **entry))
-            row = (
-                await conn.execute(
-                    select(_E.failures, _E.failing_since).where(_E.id == job.endpoint)
-                )
-            ).one()
-            since = as_utc(row.failing_since) if row.failing_since else now
-            failures = row.failures + 1
-            disable = (
-                failures >= s.webhook_disable_failures
-                and (now - since).total_seconds() >= s.webhook_disable_after
-            )
-            await conn.execute(
-                update(webhook_endpoints)
-                .where(_E.id == job.endpoint)
-                .values(
-                    failures=failures,
-                    failing_since=since,
-                    lease_until=now + self.lease,
-                    **({"enabled": False, "disabled_reason": "failing"} if disable else {}),
-                )
-            )
-            if disable:
-                await conn.execute(
-                    insert(webhook_log).values(
-                        kind="disabled", **{**entry, "event_id": None, "ok": None}
-                    )
-                )
-                log.warning(
-                    "webhook endpoint disabled tenant=%s endpoint=%s failures=%d",
-                    job.tenant,
-                    job.endpoint,
-                    failures,
-                )
-        return gave_up and not disable
+            return await attempts.record(conn, job, outcome, self.settings, self.lease)
 
     async def _prune(self, now: datetime) -> None:
         cutoff = now - timedelta(days=self.settings.retention_days)
