@@ -129,3 +129,23 @@ async def test_the_sender_checks_addresses_at_connect_time(
     finally:
         await refusing.close()
         await allowing.close()
+
+
+def test_bad_changes_change_nothing(hook_server: ServerThread, receiver: Receiver) -> None:
+    tenant = create_tenant(hook_server.url, "jump-joy")
+    endpoint = add_endpoint(tenant, receiver, "/p", ["push.sent"])
+    url = f"{tenant.url}/v1/webhooks/endpoints/{endpoint['id']}"
+    for body, code in (
+        ({"event_types": ["push.sent", "nope.never"]}, "unknown_event_type"),
+        ({"url": "gopher://example.com/"}, "invalid_webhook_url"),
+        ({"url": "http://192.168.1.1/"}, "invalid_webhook_url"),
+        ({"enabled": "sometimes"}, "validation_failed"),
+    ):
+        r = httpx.patch(url, json=body, headers=tenant.auth)
+        assert r.status_code == 422 and r.json()["code"] == code, (body, r.text)
+    found = httpx.get(url, headers=tenant.auth).json()
+    assert {k: found[k] for k in ("url", "event_types", "enabled")} == {
+        "url": f"{receiver.url}/p",
+        "event_types": ["push.sent"],
+        "enabled": True,
+    }
