@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from tests.support import OPERATOR, ServerThread, Tenant
-from tidings.config import Settings
 from tidings.client import WebhookVerificationError, verify_webhook
+from tidings.config import Settings
 
 FAST = {
     "webhook_allow_networks": "127.0.0.0/8",
