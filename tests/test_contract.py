@@ -176,7 +176,25 @@ def seeded(live: Live, credentials: dict[str, str]) -> dict[str, Any]:
     kid = post(f"/v1/admin/tenants/{live.tenant.id}/signing-keys", {"name": "spare"}, op)["kid"]
     user = {"Authorization": f"Bearer {credentials['streamToken']}"}
     device = post("/v1/push/subscriptions", Device("d", f"{PUSH}/d").subscription(), user)
-    return {"key_id": spare, "kid": kid, "ids": ids, "device": device["id"]}
+    # Webhooks (issue 13 item 2): endpoints of the tenant's and the operator's, and a past event
+    # (never delivered: nothing listens at example.invalid).
+    hook = {"url": "https://example.invalid/hook", "event_types": ["notification.created"]}
+    endpoint = post("/v1/webhooks/endpoints", hook, key)["id"]
+    spare_hooks = [post("/v1/webhooks/endpoints", hook, key)["id"] for _ in range(2)]
+    post("/v1/notifications", {"type": "system", "title": "for the webhook"}, key)
+    deadline = time.monotonic() + 10
+    while not (events := httpx.get(f"{live.url}/v1/webhooks/events", headers=key).json()["events"]):
+        assert time.monotonic() < deadline, "no webhook event was recorded"
+        time.sleep(0.05)
+    return {
+        "key_id": spare,
+        "kid": kid,
+        "ids": ids,
+        "device": device["id"],
+        "endpoint": endpoint,
+        "spare_hooks": spare_hooks,
+        "event": events[0]["id"],
+    }
 
 
 TYPED = {"type": "contract.templated"}
@@ -283,6 +301,34 @@ def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any
         ("GET /v1/admin/outbox/dead/{row_id}", {"path_parameters": {"row_id": 1}}, 404),
         ("POST /v1/admin/outbox/dead/{row_id}/retry", {"path_parameters": {"row_id": 1}}, 404),
         ("DELETE /v1/admin/outbox/dead/{row_id}", {"path_parameters": {"row_id": 1}}, 404),
+        # Webhooks (issue 13 item 2): the tenant's routes (admin key), then the operator's.
+        *_webhook_cases(seeded, "/v1/webhooks", 0),
+        *_webhook_cases(seeded, "/v1/admin/tenants/{tenant_id}/webhooks", 1),
+    ]
+
+
+def _webhook_cases(
+    seeded: dict[str, Any], prefix: str, spare: int
+) -> list[tuple[str, dict[str, Any], int]]:
+    hook = {"url": "https://example.invalid/other", "event_types": ["push.sent", "digest.sent"]}
+    one = {"path_parameters": {"endpoint_id": seeded["endpoint"]}}
+    return [
+        (f"POST {prefix}/endpoints", {"body": hook}, 201),
+        (f"GET {prefix}/endpoints", {}, 200),
+        (f"GET {prefix}/endpoints/{{endpoint_id}}", one, 200),
+        (f"PATCH {prefix}/endpoints/{{endpoint_id}}", {**one, "body": {"description": "d"}}, 200),
+        (
+            f"DELETE {prefix}/endpoints/{{endpoint_id}}",
+            {"path_parameters": {"endpoint_id": seeded["spare_hooks"][spare]}},
+            200,
+        ),
+        (f"GET {prefix}/log", {}, 200),
+        (f"GET {prefix}/events", {}, 200),
+        (
+            f"POST {prefix}/events/{{event_id}}/replay",
+            {"path_parameters": {"event_id": seeded["event"]}, "body": {}},
+            202,
+        ),
     ]
 
 

@@ -122,11 +122,23 @@ PACKED = {
             "tidings-groups",
             "tidings-toasts",
             "tidings-bell-styles",
+            "tidings-inbox-parts",
+            "tidings-actions",
+            "tidings-attrs",
+            "tidings-days",
+            "tidings-panel",
         )
     ),
     *(
         f"src/tidings/web/static/{name}.{ext}"
-        for name in ("tidings", "tidings-core", "tidings-bell", "tidings-push", "tidings-i18n")
+        for name in (
+            "tidings",
+            "tidings-core",
+            "tidings-bell",
+            "tidings-inbox",
+            "tidings-push",
+            "tidings-i18n",
+        )
         for ext in ("js", "d.ts")
     ),
 }

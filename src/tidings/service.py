@@ -30,7 +30,7 @@ from tidings.domain.notifications import NewNotification, Notification, format_t
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
 from tidings.errors import Code, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
-from tidings.hooks import AfterPublish, Hooks, MutedTypes, UserEraser, muted_by_all
+from tidings.hooks import AfterPublish, EventSink, Hooks, MutedTypes, UserEraser, muted_by_all
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
@@ -96,6 +96,7 @@ class Tidings:
         self.after_publish: list[AfterPublish] = []
         self.muted_types: MutedTypes | None = None
         self.user_erasers: list[UserEraser] = []
+        self.event_sinks: list[EventSink] = []
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
@@ -113,6 +114,7 @@ class Tidings:
         for plugged in hooks:
             self.after_publish.extend(plugged.after_publish)
             self.user_erasers.extend(plugged.erase_user)
+            self.event_sinks.extend(plugged.on_event)
         self.muted_types = muted_by_all([h.muted_types for h in hooks if h.muted_types])
 
     async def load_secrets(self) -> keyring.ServerSecrets:
@@ -290,6 +292,22 @@ class Tidings:
             except Exception:
                 log.exception("after-publish hook failed")
 
+    async def emit(
+        self, tenant: str, event: str, data: dict[str, Any], conn: AsyncConnection | None = None
+    ) -> None:
+        """Tell the extensions' event sinks (:data:`tidings.hooks.EventSink`) that ``event``
+        happened: inside the caller's write transaction when ``conn`` is given (a savepoint,
+        so a failing sink leaves the transaction usable), else after its commit. Never raises."""
+        for sink in self.event_sinks:
+            try:
+                if conn is None:
+                    await sink(None, tenant, event, data)
+                else:
+                    async with conn.begin_nested():
+                        await sink(conn, tenant, event, data)
+            except Exception:
+                log.exception("event sink failed event=%s tenant=%s", event, tenant)
+
     async def _ephemeral(self, principal: Principal, event: str, data: dict[str, Any]) -> None:
         await self._ephemeral_to(principal.tenant, principal.user, event, data)
 
@@ -312,6 +330,7 @@ class Tidings:
         except Exception as error:
             self.metrics.broker_errors.inc()
             log.warning("broker publish of %s failed: %r", event, error)
+        await self.emit(tenant, f"notification.{event}", {"user": user, **data})  # webhooks
 
     async def preferences_changed(self, tenant: str, user: str | None = None) -> None:
         """After a commit that changed a user's (``user`` None: any of the tenant's) preferences

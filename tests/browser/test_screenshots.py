@@ -1,6 +1,7 @@
-"""The README's screenshots, taken from the real demo: the dashboard, the open dropdown and a
-toast. The test run writes them to a temporary directory (the tree stays clean); ``make
-screenshots`` sets ``SCREENSHOTS_DIR=docs/img`` to regenerate the README's pictures."""
+"""The README's screenshots, taken from the real demo: the dashboard, the open dropdown, a
+toast, and the "View all" page (<tidings-inbox>) on a desktop and on a phone. The test run
+writes them to a temporary directory (the tree stays clean); ``make screenshots`` sets
+``SCREENSHOTS_DIR=docs/img`` to regenerate the README's pictures."""
 
 from __future__ import annotations
 
@@ -48,6 +49,18 @@ def test_readme_screenshots(
     page.locator("tidings-bell [part=toast]").wait_for()
     page.wait_for_timeout(400)  # the toast's slide-in
     shots["toast"] = page.screenshot(path=img / "toast.png")
+
+    page.goto(f"{demo.url}/demo/notifications")
+    wait_live(page)
+    page.wait_for_function(
+        "(() => { const i = document.querySelector('tidings-inbox');"
+        " return i && !i.loading && i.items.length > 0; })()"
+    )
+    page.mouse.move(5, 795)
+    shots["inbox"] = page.screenshot(path=img / "inbox.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(200)  # the layout settles
+    shots["inbox-phone"] = page.screenshot(path=img / "inbox-phone.png")
 
     for name, data in shots.items():
         assert data.startswith(PNG), name

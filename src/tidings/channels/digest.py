@@ -237,6 +237,9 @@ class DigestRunner:
                 + [note(n, "skipped", "already_read") for n in read]
                 + [note(n, "skipped", "preference") for n in email_off],
             )
+            if unread:  # webhooks
+                sent = {"user": user, "period": d.period, "ids": [n.seq for n in unread]}
+                await self.ch.emit(tenant, "digest.sent", sent, conn)
         if unread:
             log.info(
                 "digest sent tenant=%s user=%s period=%s items=%d",

@@ -210,6 +210,7 @@ class PushWorker:
             )
 
         mine = and_(_O.id == job.id, _O.owner == self.ch.instance, _O.state == "sending")
+        event = {"user": job.user, "notification_id": job.seq, "device": job.subscription}
         async with self.ch.store.write() as conn:
             if result is None:
                 await conn.execute(delete(push_outbox).where(_O.id == job.id))
@@ -224,6 +225,9 @@ class PushWorker:
                     .values(last_success_at=now, failures=0)
                 )
                 await deliverylog.write(conn, [note("sent", None, status=result.status)])
+                await self.ch.emit(
+                    job.tenant, "push.sent", {**event, "status": result.status}, conn
+                )
             elif result.gone:
                 await conn.execute(
                     delete(push_outbox).where(_O.subscription_id == job.subscription)
@@ -232,6 +236,7 @@ class PushWorker:
                 await deliverylog.write(
                     conn, [note("failed", "gone", status=result.status, removed=True)]
                 )
+                await self.ch.emit(job.tenant, "push.failed", {**event, "reason": "gone"}, conn)
                 log.info("push subscription %d gone (%s); removed", job.subscription, result.status)
             elif result.retry and job.attempts < self.ch.settings.push_max_attempts:
                 retry_at = now + timedelta(seconds=self._backoff(job.attempts, result.retry_after))
@@ -255,6 +260,7 @@ class PushWorker:
                         )
                     ],
                 )
+                await self.ch.emit(job.tenant, "push.failed", {**event, "reason": "retrying"}, conn)
             else:
                 await conn.execute(delete(push_outbox).where(_O.id == job.id))
                 await conn.execute(
@@ -273,6 +279,12 @@ class PushWorker:
                             attempt=job.attempts,
                         )
                     ],
+                )
+                await self.ch.emit(
+                    job.tenant,
+                    _gave_up(result.retry),
+                    {**event, "reason": "gave_up" if result.retry else "refused"},
+                    conn,
                 )
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
@@ -300,3 +312,9 @@ async def _is_read(conn: Any, job: Job) -> bool:
         )
     ).scalar_one_or_none()
     return unread is not None and not unread
+
+
+def _gave_up(retried: bool) -> str:
+    """The webhook event of a push that ends unsent: ``push.gave_up`` after its retries,
+    ``push.failed`` when the push service refused it outright."""
+    return "push.gave_up" if retried else "push.failed"

@@ -75,6 +75,7 @@ class Channels:
             live=self.presence.live,
             wake_push=lambda: self.push_worker.wake(),
             wake_snoozed=service.wake_snoozed,
+            emit=service.emit,
         )
         """What the workers get (not this object: no runtime <-> worker import cycle)."""
         self.planner = Planner(self.deps)
