@@ -197,6 +197,13 @@ def seeded(live: Live, credentials: dict[str, str]) -> dict[str, Any]:
     }
 
 
+TYPED = {"type": "contract.templated"}
+TEMPLATE = {
+    "default_locale": "en",
+    "locales": {"en": {"title": "Hi {{ name }}"}, "de": {"title": "Hallo {{ name }}"}},
+}
+
+
 def _soon() -> str:
     """A snooze's end: in the future, within the year a snooze may last."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))
@@ -261,6 +268,22 @@ def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any
         ("POST /v1/unsubscribe", {"query": {"token": make_token(SECRET, tenant, USER)}}, 200),
         ("GET /v1/tenant/preferences", {}, 200),
         ("PUT /v1/tenant/preferences", {"body": {"time_zone": "UTC"}}, 200),
+        # issue 10 item 5: per-type templates, the digest's strings per tenant
+        ("PUT /v1/templates/{type}", {"path_parameters": TYPED, "body": TEMPLATE}, 201),
+        ("GET /v1/templates", {}, 200),
+        ("GET /v1/templates/{type}", {"path_parameters": TYPED}, 200),
+        ("DELETE /v1/templates/{type}", {"path_parameters": TYPED}, 200),
+        (
+            "PUT /v1/admin/tenants/{tenant_id}/templates/{type}",
+            {"path_parameters": {"type": "contract.op"}, "body": TEMPLATE},
+            201,
+        ),
+        ("GET /v1/tenant/messages", {}, 200),
+        (
+            "PUT /v1/tenant/messages/{locale}",
+            {"path_parameters": {"locale": "de"}, "body": {"messages": {"open": "Öffnen"}}},
+            200,
+        ),
         ("GET /v1/users/{user}", {"path_parameters": {"user": USER}}, 200),
         ("PUT /v1/users/{user}", {"path_parameters": {"user": USER}, "body": {}}, 200),
         ("POST /v1/reminders", {"body": {"key": "r2", "due_at": LATER, "title": "t"}}, 201),

@@ -396,6 +396,20 @@ class Settings(BaseSettings):
     def _webhook_networks(cls, value: str) -> str:
         return cls._networks(value)
 
+    # -- languages: per-type templates (issue 10 item 5, tidings/templates.py, docs/i18n.md) ------
+    max_templates: int = Field(
+        500, ge=1, description="Most notification types a tenant may register templates for."
+    )
+    max_template_locales: int = Field(
+        20, ge=1, le=100, description="Most locales of one type's templates."
+    )
+    max_l10n_chars: int = Field(
+        32_000,
+        ge=1000,
+        description="Most characters of rendered text in all of a notification's locales "
+        "(l10n), all together: it travels in every stream frame.",
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

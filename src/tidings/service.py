@@ -40,6 +40,7 @@ from tidings.store import readstate as rq
 from tidings.store import signingkeys as kq
 from tidings.store import tenants as tq
 from tidings.store.groupcommit import GroupCommitter
+from tidings.templates import Templates
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Transaction:
         at: datetime | None = None,
     ) -> tuple[Notification, bool]:
         """``at`` backdates ``created_at`` (the demo's seeded history); the seq is the next."""
+        new = (await self.service.templates.apply(tenant, [new], self.conn))[0]
         self.service.check_limits(new)
         stored, created = await nq.insert(
             self.conn, tenant, new, now=at or utcnow(), idempotency_key=idempotency_key
@@ -101,6 +103,7 @@ class Tidings:
         self.api_keys = ApiKeys(store, ttl=settings.api_key_cache)
         self.tokens = auth.TokenCache(settings.token_cache)  # verified stream tokens (issue 8)
         self._secrets: keyring.ServerSecrets | None = None
+        self.templates = Templates(store, settings)  # per-type templates (issue 10 item 5)
         self.committer = GroupCommitter(
             store, in_transaction=self._announce_in_transaction, announce=self._deliver
         )
@@ -220,7 +223,9 @@ class Tidings:
         self, tenant: str, new: NewNotification, *, idempotency_key: str | None = None
     ) -> tuple[Notification, bool]:
         """Store and announce one notification; publishes arriving together commit together
-        (:mod:`tidings.store.groupcommit`). Answered after the commit."""
+        (:mod:`tidings.store.groupcommit`). Answered after the commit. Without a title it is
+        rendered from its type's templates first (:mod:`tidings.templates`)."""
+        new = (await self.templates.apply(tenant, [new]))[0]
         self.check_limits(new)
         started = time.perf_counter()
         results = await self.committer.publish(tenant, [new], [idempotency_key])
@@ -238,6 +243,7 @@ class Tidings:
     ) -> list[tuple[Notification, bool]]:
         """Store and announce up to a batch of notifications: all of them, or none.
         ``keys``: one idempotency key per item, instead of ``<idempotency_key>#<index>``."""
+        items = await self.templates.apply(tenant, items)
         for item in items:
             self.check_limits(item)
         self.check_targets(items)
@@ -586,6 +592,7 @@ class Tidings:
         *,
         ttl: int | None = None,
         email: str | None = None,
+        locale: str | None = None,
     ) -> tuple[str, Any]:
         lifetime = ttl or self.settings.token_default_ttl
         if not 1 <= lifetime <= self.settings.token_max_ttl:
@@ -595,7 +602,13 @@ class Tidings:
         if not tq.TENANT_ID.match(tenant):
             raise ValidationFailed("tenant is not a valid tenant id.")
         return auth.mint(
-            self.secret, tenant=tenant, user=user, roles=list(roles), ttl=lifetime, email=email
+            self.secret,
+            tenant=tenant,
+            user=user,
+            roles=list(roles),
+            ttl=lifetime,
+            email=email,
+            locale=locale,
         )
 
     async def verify_token(self, token: str) -> Principal:

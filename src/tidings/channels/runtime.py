@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete
 
@@ -33,6 +34,7 @@ from tidings.channels.deps import WorkerDeps
 from tidings.channels.digest import DigestRunner
 from tidings.channels.mutes import Mutes
 from tidings.channels.planner import Planner
+from tidings.channels.preferences import UserPreferences
 from tidings.channels.presence import Presence
 from tidings.channels.pushqueue import PushWorker
 from tidings.channels.service import ChannelsService
@@ -82,7 +84,9 @@ class Channels:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._keys_ready = asyncio.Event()
-        self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str], str | None]] = (
+            OrderedDict()
+        )
         self.mutes = Mutes(service.hub, self.settings.muted_cache)
         self.api = ChannelsService(
             service, self.clock, self.rules, streams=self, keys=lambda: self.keys
@@ -182,38 +186,40 @@ class Channels:
     # -- hooks into the service and the API ------------------------------------------------------
 
     async def note_principal(self, principal: Principal) -> None:
-        """Record the e-mail and roles a stream token carries (only when they changed).
+        """Record the e-mail, roles and locale a stream token carries (only when they changed;
+        the ``locale`` claim is saved as the user's ``locale`` preference).
 
         The cache is an LRU: past ``CACHE_MAX`` live users only the least recent entry goes, and
         a miss first reads the stored profile, so a large tenant's heartbeat costs reads, not a
         write per user holding the write lock that publishes need.
         """
         key = (principal.tenant, principal.user)
-        seen = (principal.email, principal.roles)
+        seen = (principal.email, principal.roles, principal.locale)
         if self._seen.get(key) == seen:
             self._seen.move_to_end(key)
             return
         async with self.service.store.read() as conn:
             stored = await profiles.get(conn, *key)
+        # A token's ``locale`` claim (issue 10) becomes the user's ``locale`` preference.
+        relocale = principal.locale is not None and (
+            stored is None or stored.prefs.locale != principal.locale
+        )
         unchanged = (
             stored is not None
             and (not principal.email or stored.email == principal.email)
             and tuple(sorted(principal.roles)) == tuple(stored.roles)
+            and not relocale
         )
         if not unchanged:
+            changes: dict[str, Any] = {"roles": sorted(principal.roles)}
+            if principal.email:
+                changes["email"] = principal.email
             async with self.service.store.write() as conn:
-                if principal.email:
-                    await profiles.save(
-                        conn,
-                        *key,
-                        now=self.clock.now(),
-                        email=principal.email,
-                        roles=sorted(principal.roles),
-                    )
-                else:
-                    await profiles.save(
-                        conn, *key, now=self.clock.now(), roles=sorted(principal.roles)
-                    )
+                if relocale:
+                    mine = await profiles.get(conn, *key)
+                    prefs = mine.prefs if mine is not None else UserPreferences()
+                    changes["prefs"] = prefs.model_copy(update={"locale": principal.locale})
+                await profiles.save(conn, *key, now=self.clock.now(), **changes)
         self._seen[key] = seen
         if len(self._seen) > CACHE_MAX:
             self._seen.popitem(last=False)

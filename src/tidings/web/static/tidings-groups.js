@@ -9,6 +9,7 @@
  */
 
 import { el, timeEl, typeIcon } from './tidings-dom.js';
+import { localText } from './tidings-i18n.js';
 
 /** One card per group: [{key, item, earlier, unread}], newest card first. */
 export function groupCards(latest) {
@@ -38,6 +39,7 @@ const ENGLISH = Object.assign(
 
 /** The button of one item (`unread` for a card's head: any of its group unread). */
 export function itemButton(n, locale, unread = !n.read, t = ENGLISH) {
+  const text = localText(n, locale); // rendered per locale from templates (docs/i18n.md)
   return el(
     'button',
     {
@@ -54,8 +56,8 @@ export function itemButton(n, locale, unread = !n.read, t = ENGLISH) {
       'span',
       { className: 'text' },
       unread ? el('span', { className: 'sr-only', text: t('unreadPrefix') }) : null,
-      el('span', { className: 'title', text: n.title ?? '' }),
-      n.body ? el('span', { className: 'body', text: n.body }) : null,
+      el('span', { className: 'title', text: text.title }),
+      text.body ? el('span', { className: 'body', text: text.body }) : null,
       timeEl(n.created_at, locale),
       n.snoozed_until ? el('span', { className: 'snoozed', text: t('snoozedUntil', { time: shortDate(n.snoozed_until, locale) }) }) : null,
     ),

@@ -66,3 +66,8 @@ export function resolveLocale(tag?: string | null, preferred?: readonly string[]
 export function translator(locale?: string | null, overrides?: Messages): Translator;
 export function placeholders(text: string): string[];
 export function typeName(type: string): string;
+/** A notification's text in `locale`: from its `l10n` (per-type templates), else its own. */
+export function localText(
+  n: { title?: string; body?: string; l10n?: Record<string, { title: string; body: string }> | null },
+  locale?: string | null,
+): { title: string; body: string };

@@ -266,3 +266,25 @@ export function translator(locale, overrides = {}) {
   };
   return t;
 }
+
+/**
+ * A notification's own text in `locale` (issue 10 item 5, docs/i18n.md): one rendered from the
+ * tenant's per-type templates carries its other locales in `l10n` ({"de": {title, body}});
+ * the exact tag wins, then its language, then another tag of that language, else `title`/`body`.
+ */
+export function localText(n, locale) {
+  const variants = n?.l10n;
+  if (variants && typeof variants === 'object' && locale) {
+    const wanted = String(locale).replace(/_/g, '-').toLowerCase();
+    const language = wanted.split('-')[0];
+    const tags = Object.keys(variants).sort();
+    const lower = (tag) => tag.toLowerCase();
+    const found =
+      tags.find((tag) => lower(tag) === wanted) ??
+      tags.find((tag) => lower(tag) === language) ??
+      tags.find((tag) => lower(tag).split('-')[0] === language);
+    const text = found === undefined ? undefined : variants[found];
+    if (typeof text?.title === 'string') return { title: text.title, body: typeof text.body === 'string' ? text.body : '' };
+  }
+  return { title: n?.title ?? '', body: n?.body ?? '' };
+}
