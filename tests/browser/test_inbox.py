@@ -69,7 +69,13 @@ def test_filters_day_headers_and_load_more(
 ) -> None:
     total = demo.sql("SELECT last_seq FROM tenants WHERE id = 'jump-joy'")[0][0]
     assert total > 20
-    # Some history from yesterday and from five days ago (the store keeps UTC).
+    # The latest four from today, four from yesterday, the rest from five days ago (the store
+    # keeps UTC; the seeded history has real times over the previous days, set aside here).
+    demo.sql(
+        "UPDATE notifications SET created_at = datetime('now') "
+        "WHERE tenant_id = 'jump-joy' AND seq > ?",
+        total - 4,
+    )
     demo.sql(
         "UPDATE notifications SET created_at = datetime('now', '-1 day') "
         "WHERE tenant_id = 'jump-joy' AND seq BETWEEN ? AND ?",

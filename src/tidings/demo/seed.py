@@ -231,6 +231,9 @@ async def _seed_tenant(service: Tidings, tenant: SeedTenant, day: date) -> bool:
     except IntegrityError:  # another process seeding at the same moment won (PostgreSQL)
         return False
     owner = tenant.users[0].name
+    # The owner did the seeded moves and payments, so they are read for the owner (the actor
+    # rule of issue 10): the owner's bell never shows "… by Ann Alvarez" unread.
+    owner_id = tenant.users[0].user_id
     ids: dict[int, int] = {}
     steps = timeline(tenant.bookings, today=day, zone=ZoneInfo(tenant.zone), now=utcnow())
     for step in steps:
@@ -250,13 +253,20 @@ async def _seed_tenant(service: Tidings, tenant: SeedTenant, day: date) -> bool:
                     notes="",
                 ),
                 actor=owner,
+                actor_id=None if ci % 2 == 0 else owner_id,
                 source="widget" if ci % 2 == 0 else "staff",
                 at=step.at,
             )
             ids[step.booking] = created.booking_id
         elif step.kind == "move":
             await actions.move_booking(
-                service, tenant.id, ids[step.booking], moves[step.index], actor=owner, at=step.at
+                service,
+                tenant.id,
+                ids[step.booking],
+                moves[step.index],
+                actor=owner,
+                actor_id=owner_id,
+                at=step.at,
             )
         else:
             cents, status = paid[step.index]
@@ -267,6 +277,7 @@ async def _seed_tenant(service: Tidings, tenant: SeedTenant, day: date) -> bool:
                 ids[step.booking],
                 PaymentIn(cents, status, "card", note),
                 actor=owner,
+                actor_id=owner_id,
                 at=step.at,
             )
     await _leave_a_few_unread(service, tenant)
