@@ -5,8 +5,9 @@ answer to the first delivery of endpoint ``/held`` (more are queued behind it), 
 endpoint ``/down`` answers 503 (its deliveries wait for retries). A new process on the same
 store then delivers everything: at least once with the same ``webhook-id`` — a duplicate only
 for the attempt that was in flight — in queue order per endpoint; and it does not send to
-``/held`` before the dead instance's lease has expired, ``TIDINGS_WEBHOOK_TIMEOUT`` + 10 s
-after it was taken (docs/webhooks.md, "Several instances"), nor long after.
+``/held`` (nor what was published after the restart, queued behind) before the dead
+instance's lease has expired, ``TIDINGS_WEBHOOK_TIMEOUT`` + 10 s after it was taken
+(docs/webhooks.md, "Several instances"), nor long after.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.cluster.processes import Instance
-from tests.support import OPERATOR, SECRET, create_tenant
+from tests.support import OPERATOR, SECRET, Tenant, create_tenant
 from tests.webhooks.conftest import Delivery, Receiver, _verified, add_endpoint, publish
 from tidings.channels.clock import as_utc
 from tidings.webhooks.tables import webhook_endpoints
@@ -164,15 +165,18 @@ def test_kill_9_mid_attempt_then_a_new_process_delivers_everything(
         holding.release.set()  # the held answer goes nowhere: the sender is dead
         holding.down.clear()  # and /down is back
         second.start()  # a new process, the same store
+        # Published while /held is still leased by the dead instance: queued behind.
+        later = Tenant(tenant.id, tenant.key, second.url)
+        seqs += [publish(later, f"after{i}") for i in range(2)]
         wait = (until - datetime.now(UTC)).total_seconds() + 10
-        holding.wait(lambda: len(holding.ok("/down")) == COUNT, timeout=wait)
-        holding.wait(lambda: len(holding.ok("/held")) == COUNT + 1, timeout=wait)
+        holding.wait(lambda: len(holding.ok("/down")) == len(seqs), timeout=wait)
+        holding.wait(lambda: len(holding.ok("/held")) == len(seqs) + 1, timeout=wait)
 
         # /held: the in-flight event twice (the dead attempt, then the new process' first),
         # every other event once, all in queue order; the same webhook-id, the same body.
         got = holding.ok("/held")
         ids = [d.id for d in got]
-        assert ids[0] == ids[1] and len(set(ids)) == COUNT
+        assert ids[0] == ids[1] and len(set(ids)) == len(seqs)
         assert got[0].body == got[1].body
         assert _seqs(got[1:]) == seqs
         # Not before the dead instance's lease expired, and soon after it did.
