@@ -13,6 +13,7 @@ instance's lease has expired, ``TIDINGS_WEBHOOK_TIMEOUT`` + 10 s after it was ta
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.cluster.processes import Instance
-from tests.support import OPERATOR, SECRET, Tenant, create_tenant
+from tests.support import OPERATOR, SECRET, ServerThread, Tenant, create_tenant, make_settings
 from tests.webhooks.conftest import Delivery, Receiver, _verified, add_endpoint, publish
 from tidings.channels.clock import as_utc
 from tidings.webhooks.tables import webhook_endpoints
@@ -113,20 +114,8 @@ def _lease(database: str, endpoint: str) -> tuple[str | None, datetime | None]:
     return asyncio.run(asyncio.wait_for(read(), 10))
 
 
-def _seqs(deliveries: list[Delivery]) -> list[int]:
-    return [d.payload["data"]["notification"]["id"] for d in deliveries]
-
-
-@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_kill_9_mid_attempt_then_a_new_process_delivers_everything(
-    tmp_path: Path, holding: Holding, store: str, request: pytest.FixtureRequest
-) -> None:
-    database = (
-        request.getfixturevalue("postgres_url")
-        if store == "postgres"
-        else f"sqlite+aiosqlite:///{tmp_path}/tidings.db"
-    )
-    env = {
+def _env(database: str) -> dict[str, str]:
+    return {
         "TIDINGS_ENV": "test",
         "TIDINGS_DATABASE_URL": database,
         "TIDINGS_SECRET": SECRET,
@@ -141,6 +130,22 @@ def test_kill_9_mid_attempt_then_a_new_process_delivers_everything(
         "TIDINGS_WEBHOOK_RETRY_BASE": "0.5",
         "TIDINGS_WEBHOOK_RETRY_MAX": "1",
     }
+
+
+def _seqs(deliveries: list[Delivery]) -> list[int]:
+    return [d.payload["data"]["notification"]["id"] for d in deliveries]
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_kill_9_mid_attempt_then_a_new_process_delivers_everything(
+    tmp_path: Path, holding: Holding, store: str, request: pytest.FixtureRequest
+) -> None:
+    database = (
+        request.getfixturevalue("postgres_url")
+        if store == "postgres"
+        else f"sqlite+aiosqlite:///{tmp_path}/tidings.db"
+    )
+    env = _env(database)
     first, second = Instance("first", env, tmp_path), Instance("second", env, tmp_path)
     try:
         first.start()
@@ -190,6 +195,42 @@ def test_kill_9_mid_attempt_then_a_new_process_delivers_everything(
         assert _seqs(down) == seqs
         assert [d.id for d in down] == ids[1:]
         assert all(signed for _, _, _, signed in holding.came)  # every request verified
+    finally:
+        holding.release.set()
+        second.stop()
+        first.kill()
+
+
+def test_sigterm_mid_attempt_releases_the_lease(tmp_path: Path, holding: Holding) -> None:
+    """A graceful stop cuts the attempt short and releases the endpoint (docs: "releases it …
+    at shutdown"): the next process sends again at once, not after the lease would expire."""
+    database = f"sqlite+aiosqlite:///{tmp_path}/tidings.db"
+    first = Instance("first", _env(database), tmp_path)
+    second = ServerThread(
+        make_settings(
+            str(tmp_path),
+            webhook_allow_networks="127.0.0.0/8",
+            webhook_timeout=TIMEOUT,
+            webhook_poll_interval=0.1,
+        )
+    )
+    try:
+        first.start()
+        tenant = create_tenant(first.url, "jump-joy")
+        held = add_endpoint(tenant, holding, "/held", ["notification.created"])["id"]
+        seqs = [publish(tenant, f"n{i}") for i in range(3)]
+        assert holding.arrived.wait(15), "the first delivery never came"
+        first.signal(signal.SIGTERM)
+        assert first.wait(TIMEOUT + 10) == 0  # no waiting out the held answer
+        assert _lease(database, held) == (None, None)
+        holding.release.set()
+        second.start()  # in this process, on the same store
+        holding.wait(lambda: len(holding.ok("/held")) == len(seqs) + 1, timeout=15)
+        got = holding.ok("/held")
+        assert got[0].id == got[1].id and len({d.id for d in got}) == len(seqs)
+        assert _seqs(got[1:]) == seqs
+        came = [at for path, _, at, _ in holding.came if path == "/held"]
+        assert (came[1] - came[0]).total_seconds() < LEASE, "waited for the lease to expire"
     finally:
         holding.release.set()
         second.stop()
