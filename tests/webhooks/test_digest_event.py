@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -34,15 +35,22 @@ def _types(receiver: Receiver) -> list[str]:
     return [d.payload["type"] for d in receiver.ok()]
 
 
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_digest_sent_is_delivered_once_with_the_documented_body(
     tmp_path: Path,
     mail_sink: MailSink,  # noqa: F811
     receiver: Receiver,
+    store: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     day = datetime.now(UTC).astimezone(BERLIN).date()
     clock = ManualClock(at(day, 17, 59, BERLIN))
+    database: dict[str, Any] = (
+        {"database_url": request.getfixturevalue("postgres_url")} if store == "postgres" else {}
+    )
     settings = channel_settings(
         tmp_path,
+        **database,
         smtp_host="127.0.0.1",
         smtp_port=mail_sink.port,
         smtp_tls="none",
