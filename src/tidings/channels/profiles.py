@@ -66,6 +66,20 @@ async def get(conn: AsyncConnection, tenant: str, user: str) -> Profile | None:
     return None if row is None else _profile(row)
 
 
+async def get_many(conn: AsyncConnection, tenant: str, users: Sequence[str]) -> dict[str, Profile]:
+    """The stored rows of those of ``users`` that have one (one statement per 500 users)."""
+    found: dict[str, Profile] = {}
+    names = sorted(set(users))
+    for start in range(0, len(names), 500):
+        rows = await conn.execute(
+            select(channel_users).where(
+                _U.tenant_id == tenant, _U.user_id.in_(names[start : start + 500])
+            )
+        )
+        found.update((row.user_id, _profile(row)) for row in rows)
+    return found
+
+
 async def any_email(conn: AsyncConnection, tenant: str) -> bool:
     """Whether some user of ``tenant`` has an e-mail address (one indexed probe)."""
     found = await conn.execute(

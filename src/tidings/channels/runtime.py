@@ -83,6 +83,9 @@ class Channels:
         self._keys_ready = asyncio.Event()
         self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = OrderedDict()
         self.mutes = Mutes(service.hub, self.settings.muted_cache)
+        # Muted-type misses of the current loop iteration, read together (muted_types).
+        self._muted_reads: dict[tuple[str, str], asyncio.Future[frozenset[str]]] = {}
+        self._reading: set[asyncio.Task[None]] = set()
         self.api = ChannelsService(
             service, self.clock, self.rules, streams=self, keys=lambda: self.keys
         )
@@ -105,7 +108,7 @@ class Channels:
         self._spawn("push", self._after_keys(self.push_worker.run_forever))
         self._spawn("digests", self.digests.run_forever())
         self._spawn("reminders", self._every(s.reminder_interval, self.reminders_tick))
-        self._spawn("presence", self._every(s.presence_interval, self.presence.beat))
+        self._spawn("presence", self._every(s.presence_interval, self.presence_beat))
         self._spawn("housekeeping", self._every(3600.0, self.housekeeping))
         log.info("channels started instance=%s", self.instance)
         return hooks
@@ -180,6 +183,52 @@ class Channels:
 
     # -- hooks into the service and the API ------------------------------------------------------
 
+    async def presence_beat(self) -> None:
+        """The presence heartbeat. The principals it is about to note (:meth:`note_principal`)
+        that this instance has not seen as they are are noted first, all together: their
+        stored profiles read in one statement per tenant, the changed ones saved in ONE write
+        transaction (a connect storm of new users costs two transactions, not two per user)."""
+        fresh = [p for p in self.service.hub.present() if not self._known(p)]
+        if fresh:
+            await self._note_many(fresh)
+        await self.presence.beat()
+
+    def _known(self, principal: Principal) -> bool:
+        key = (principal.tenant, principal.user)
+        if self._seen.get(key) != (principal.email, principal.roles):
+            return False
+        self._seen.move_to_end(key)
+        return True
+
+    def _remember(self, principal: Principal) -> None:
+        self._seen[(principal.tenant, principal.user)] = (principal.email, principal.roles)
+        if len(self._seen) > CACHE_MAX:
+            self._seen.popitem(last=False)
+
+    async def _note_many(self, principals: list[Principal]) -> None:
+        tenants: dict[str, list[str]] = {}
+        for p in principals:
+            tenants.setdefault(p.tenant, []).append(p.user)
+        async with self.service.store.read() as conn:
+            stored = {
+                (tenant, user): profile
+                for tenant, users in tenants.items()
+                for user, profile in (await profiles.get_many(conn, tenant, users)).items()
+            }
+        changed = [p for p in principals if not _unchanged(stored.get((p.tenant, p.user)), p)]
+        if changed:
+            now = self.clock.now()
+            async with self.service.store.write() as conn:
+                for p in changed:
+                    if p.email:
+                        await profiles.save(
+                            conn, p.tenant, p.user, now=now, email=p.email, roles=sorted(p.roles)
+                        )
+                    else:
+                        await profiles.save(conn, p.tenant, p.user, now=now, roles=sorted(p.roles))
+        for p in principals:
+            self._remember(p)
+
     async def note_principal(self, principal: Principal) -> None:
         """Record the e-mail and roles a stream token carries (only when they changed).
 
@@ -188,18 +237,11 @@ class Channels:
         write per user holding the write lock that publishes need.
         """
         key = (principal.tenant, principal.user)
-        seen = (principal.email, principal.roles)
-        if self._seen.get(key) == seen:
-            self._seen.move_to_end(key)
+        if self._known(principal):
             return
         async with self.service.store.read() as conn:
             stored = await profiles.get(conn, *key)
-        unchanged = (
-            stored is not None
-            and (not principal.email or stored.email == principal.email)
-            and tuple(sorted(principal.roles)) == tuple(stored.roles)
-        )
-        if not unchanged:
+        if not _unchanged(stored, principal):
             async with self.service.store.write() as conn:
                 if principal.email:
                     await profiles.save(
@@ -213,9 +255,7 @@ class Channels:
                     await profiles.save(
                         conn, *key, now=self.clock.now(), roles=sorted(principal.roles)
                     )
-        self._seen[key] = seen
-        if len(self._seen) > CACHE_MAX:
-            self._seen.popitem(last=False)
+        self._remember(principal)
 
     async def muted_types(self, principal: Principal) -> frozenset[str]:
         """Types switched off in-app for this user: from :class:`Mutes` (no SQL), else one
@@ -224,13 +264,46 @@ class Channels:
         muted = self.mutes.get(*key)
         if muted is not None:
             return muted
+        pending = self._muted_reads.get(key)
+        if pending is None:
+            if not self._muted_reads:  # the first miss of this loop iteration: one read for all
+                asyncio.get_running_loop().call_soon(self._read_muted)
+            pending = self._muted_reads[key] = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(_retrieved)
+        return await asyncio.shield(pending)
+
+    def _read_muted(self) -> None:
+        batch, self._muted_reads = self._muted_reads, {}
+        task = asyncio.get_running_loop().create_task(self._muted_many(batch))
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _muted_many(
+        self, batch: dict[tuple[str, str], asyncio.Future[frozenset[str]]]
+    ) -> None:
+        """The muted types of the users whose connects missed :class:`Mutes` in one loop
+        iteration: ONE read transaction (per tenant its defaults and one statement for the
+        users' rows), each kept in :class:`Mutes` as a single read would be."""
         begun = self.mutes.begin()
-        async with self.service.store.read() as conn:
-            profile = await profiles.get(conn, *key)
-            defaults = await profiles.tenant_prefs(conn, principal.tenant)
-        muted = (profile or profiles.Profile(*key)).effective(defaults).muted_types()
-        self.mutes.put(*key, muted, begun)
-        return muted
+        tenants: dict[str, list[str]] = {}
+        for tenant, user in batch:
+            tenants.setdefault(tenant, []).append(user)
+        try:
+            async with self.service.store.read() as conn:
+                for tenant, users in tenants.items():
+                    defaults = await profiles.tenant_prefs(conn, tenant)
+                    found = await profiles.get_many(conn, tenant, users)
+                    for user in users:
+                        profile = found.get(user) or profiles.Profile(tenant, user)
+                        muted = profile.effective(defaults).muted_types()
+                        self.mutes.put(tenant, user, muted, begun)
+                        batch[(tenant, user)].set_result(muted)
+        except BaseException as error:
+            for future in batch.values():
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
 
     def forget(self, tenant: str, user: str | None = None) -> None:
         """Drop cached preferences after a change (one user, or a whole tenant), here only."""
@@ -250,3 +323,18 @@ class Channels:
                 muted = await self.muted_types(subs[0].principal)
                 for sub in subs:
                     sub.muted = muted
+
+
+def _unchanged(stored: profiles.Profile | None, principal: Principal) -> bool:
+    """Whether the stored profile already has what the principal's token says."""
+    return (
+        stored is not None
+        and (not principal.email or stored.email == principal.email)
+        and tuple(sorted(principal.roles)) == tuple(stored.roles)
+    )
+
+
+def _retrieved(future: asyncio.Future[frozenset[str]]) -> None:
+    """Mark a shared read's error as seen (its waiters may all have been cancelled)."""
+    if not future.cancelled():
+        future.exception()
