@@ -98,6 +98,8 @@ class Opener:
         self._proxy = ProxyHeadersMiddleware(_nothing, trusted_hosts=settings.forwarded_allow_ips)
         self._queue: list[Ticket] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0  # batches opened (each: at most one read for views, one for mutes)
+        self.opened = 0  # streams opened here (the rest went through the route)
 
     def forwarded(self, scope: Any) -> Any:
         """A copy of ``scope`` with ``client`` and ``scheme`` as ``ProxyHeadersMiddleware``
@@ -128,6 +130,7 @@ class Opener:
         batch, self._queue = self._queue, []
         if not batch:
             return
+        self.batches += 1
         task = asyncio.get_running_loop().create_task(self._open(batch))
         self._tasks.add(task)
         task.add_done_callback(self._next)
@@ -198,6 +201,7 @@ class Opener:
             if opening.replayed:
                 delivered.inc(opening.replayed)
             ticket.sent = opening.sent
+            self.opened += 1
             ticket.answer(body)
 
 
