@@ -165,7 +165,9 @@ class EdgeProtocol(HttpToolsProtocol):
             )
             return
         head = [STATUS_LINE[200]]
-        for name, value in (*self.server_state.default_headers, *opener.headers(self._origin)):
+        headers = opener.headers(self._origin)
+        self._origin = None
+        for name, value in (*self.server_state.default_headers, *headers):
             head += (name, b": ", value, b"\r\n")
         head += (b"transfer-encoding: chunked\r\n\r\n", b"%x\r\n" % len(body), body, b"\r\n")
         cycle.response_started = True

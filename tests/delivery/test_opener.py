@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import event
 
 from tests.support import SECRET, ServerThread, create_tenant, make_settings, open_service
 from tidings import auth
@@ -260,3 +261,61 @@ async def test_muted_types_missed_together_are_read_together(tmp_path: Path) -> 
             Principal(tenant="jump-joy", user="cy", roles=frozenset(), expires_at=expires)
         )
         assert again == frozenset() and reads[0] == 1, "kept"
+
+
+@pytest.mark.anyio
+async def test_a_connect_storm_of_new_users_is_noted_in_one_write(tmp_path: Path) -> None:
+    """The presence heartbeat records the e-mail and roles of every new user's token: all of
+    them in one write transaction (not two statements per user), a stored profile's
+    preferences kept, nothing written again for users it has seen as they are."""
+    async with open_service(make_settings(str(tmp_path))) as service:
+        await service.create_tenant("jump-joy", "Jump")
+        mute = UserPreferences.model_validate({"types": {"booking_created": {"in_app": False}}})
+        async with service.store.write() as conn:
+            await profiles.save(conn, "jump-joy", "u0", now=datetime.now(UTC), prefs=mute)
+        channels = Channels(service)
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        subs = []
+        for i in range(30):
+            email = f"u{i}@example.com" if i % 2 else None
+            roles = frozenset({"staff"}) if i % 3 == 0 else frozenset()
+            p = Principal(
+                tenant="jump-joy", user=f"u{i}", roles=roles, expires_at=expires, email=email
+            )
+            subs.append(await service.hub.subscribe(p))
+        writes = [0]
+        real_write = service.store.write
+
+        def counting_write() -> AbstractAsyncContextManager[Any]:
+            writes[0] += 1
+            opened: AbstractAsyncContextManager[Any] = real_write()
+            return opened
+
+        service.store.write = counting_write  # type: ignore[method-assign, assignment]
+        seen: list[str] = []
+
+        def on_execute(*args: Any) -> None:
+            seen.append(str(args[2]))
+
+        engine = service.store.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", on_execute)
+        try:
+            await channels.presence_beat()
+        finally:
+            event.remove(engine, "before_cursor_execute", on_execute)
+        assert writes[0] == 2, "the new users' profiles, then the presence rows"
+        saved = [s for s in seen if s.startswith("INSERT INTO channel_users")]
+        assert len(saved) == 2, "one statement with an e-mail, one without"
+        await channels.presence_beat()
+        assert writes[0] == 3, "seen as they are: only the presence rows again"
+        service.store.write = real_write  # type: ignore[method-assign]
+        async with service.store.read() as conn:
+            stored = await profiles.get_many(conn, "jump-joy", [f"u{i}" for i in range(30)])
+        assert len(stored) == 30
+        for i in range(30):
+            profile = stored[f"u{i}"]
+            assert profile.email == (f"u{i}@example.com" if i % 2 else None)
+            assert profile.roles == (("staff",) if i % 3 == 0 else ())
+        assert stored["u0"].prefs == mute, "a stored profile keeps its preferences"
+        for sub in subs:
+            service.hub.unsubscribe(sub)

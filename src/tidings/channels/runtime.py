@@ -217,15 +217,14 @@ class Channels:
             }
         changed = [p for p in principals if not _unchanged(stored.get((p.tenant, p.user)), p)]
         if changed:
-            now = self.clock.now()
+            by_tenant: dict[str, list[tuple[str, str | None, list[str]]]] = {}
+            for p in changed:
+                by_tenant.setdefault(p.tenant, []).append(
+                    (p.user, p.email or None, sorted(p.roles))
+                )
             async with self.service.store.write() as conn:
-                for p in changed:
-                    if p.email:
-                        await profiles.save(
-                            conn, p.tenant, p.user, now=now, email=p.email, roles=sorted(p.roles)
-                        )
-                    else:
-                        await profiles.save(conn, p.tenant, p.user, now=now, roles=sorted(p.roles))
+                for tenant, seen in by_tenant.items():
+                    await profiles.save_seen(conn, tenant, seen, now=self.clock.now())
         for p in principals:
             self._remember(p)
 
