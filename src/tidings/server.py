@@ -40,6 +40,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from tidings.api.opener import Opener, Ticket, opener_of
 from tidings.api.stream import plain_request
 from tidings.delivery.edge import Edge
+from tidings.delivery.hub import Subscriber
 from tidings.delivery.stream import EDGE
 
 log = logging.getLogger(__name__)
@@ -155,15 +156,24 @@ class EdgeProtocol(HttpToolsProtocol):
                 super()._start_asgi_task(cycle, app)
             return
         if gone:
-            opener.service.hub.unsubscribe(sub)
-            p = sub.principal
-            log_stream.info(
-                "stream closed tenant=%s user=%s conn=%d reason=disconnect sent=0",
-                p.tenant,
-                p.user,
-                sub.conn,
-            )
+            _dropped(opener, sub)
             return
+        try:
+            self._hand_over(opener, cycle, ticket, sub, body)
+        except Exception:  # never a subscriber left behind without its stream
+            log.exception("stream hand-over failed conn=%d", sub.conn)
+            _dropped(opener, sub)
+            self.transport.close()
+
+    def _hand_over(
+        self,
+        opener: Opener,
+        cycle: RequestResponseCycle,
+        ticket: Ticket,
+        sub: Subscriber,
+        body: bytes,
+    ) -> None:
+        """Write the head and the opening in one write; the edge takes the transport."""
         head = [STATUS_LINE[200]]
         headers = opener.headers(self._origin)
         self._origin = None
@@ -184,8 +194,9 @@ class EdgeProtocol(HttpToolsProtocol):
             )
         self.transport.write(b"".join(head))
         edge = Edge(opener.edges, sub, ticket.sent)
-        self._attach(cycle, edge)
-        if sub.reason is not None:  # told to leave during its opening (shutdown, a gap)
+        if not self._attach(cycle, edge):  # the write found the client gone
+            _dropped(opener, sub)
+        elif sub.reason is not None:  # told to leave during its opening (shutdown, a gap)
             edge.leave(sub.reason)
 
     def _attach(self, cycle: RequestResponseCycle, edge: Edge) -> bool:
@@ -233,6 +244,18 @@ class EdgeProtocol(HttpToolsProtocol):
             super().shutdown()
         else:
             self.edge.sub.leave("shutdown")
+
+
+def _dropped(opener: Opener, sub: Subscriber) -> None:
+    """A stream opened for a client that left before it was handed over."""
+    opener.service.hub.unsubscribe(sub)
+    p = sub.principal
+    log_stream.info(
+        "stream closed tenant=%s user=%s conn=%d reason=disconnect sent=0",
+        p.tenant,
+        p.user,
+        sub.conn,
+    )
 
 
 class Server(uvicorn.Server):

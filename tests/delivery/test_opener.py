@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
@@ -319,3 +320,29 @@ async def test_a_connect_storm_of_new_users_is_noted_in_one_write(tmp_path: Path
         assert stored["u0"].prefs == mute, "a stored profile keeps its preferences"
         for sub in subs:
             service.hub.unsubscribe(sub)
+
+
+def test_clients_gone_during_their_opening_leave_no_subscriber(tmp_path: Path) -> None:
+    srv = ServerThread(make_settings(str(tmp_path))).start()
+    try:
+        create_tenant(srv.url, "jump-joy")
+        service = srv.service
+        tokens = [service.mint_token("jump-joy", f"g{i}")[0] for i in range(20)]
+
+        async def drop_all() -> None:
+            for token in tokens:  # the request, then gone at once (before any answer is read)
+                _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+                request = f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
+                writer.write(f"{request}\r\n\r\n".encode())
+                writer.transport.abort()
+            _, writer, seen = await _open(srv.port, tokens[0])  # the server still answers
+            assert b"event: ready" in seen
+            writer.close()
+
+        asyncio.run(drop_all())
+        deadline = time.monotonic() + 10
+        while service.hub.stream_count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.hub.stream_count == 0, "every subscriber of a gone client was dropped"
+    finally:
+        srv.stop()
