@@ -1,4 +1,9 @@
-"""``GET /v1/stream``: the SSE stream of DESIGN.md's wire protocol."""
+"""``GET /v1/stream``: the SSE stream of DESIGN.md's wire protocol.
+
+On the edge protocol (``tidings serve``) a plain stream request is opened below the framework
+(:mod:`tidings.api.opener`, read by :func:`plain_request` exactly as these dependencies read
+it); this route answers every other one (every refusal included), documents the endpoint in
+the OpenAPI document, and is the whole path under plain uvicorn."""
 
 from __future__ import annotations
 
