@@ -66,6 +66,20 @@ async def get(conn: AsyncConnection, tenant: str, user: str) -> Profile | None:
     return None if row is None else _profile(row)
 
 
+async def get_many(conn: AsyncConnection, tenant: str, users: Sequence[str]) -> dict[str, Profile]:
+    """The stored rows of those of ``users`` that have one (one statement per 500 users)."""
+    found: dict[str, Profile] = {}
+    names = sorted(set(users))
+    for start in range(0, len(names), 500):
+        rows = await conn.execute(
+            select(channel_users).where(
+                _U.tenant_id == tenant, _U.user_id.in_(names[start : start + 500])
+            )
+        )
+        found.update((row.user_id, _profile(row)) for row in rows)
+    return found
+
+
 async def any_email(conn: AsyncConnection, tenant: str) -> bool:
     """Whether some user of ``tenant`` has an e-mail address (one indexed probe)."""
     found = await conn.execute(
@@ -177,6 +191,46 @@ async def save(
     found = await get(conn, tenant, user)
     assert found is not None
     return found
+
+
+async def save_seen(
+    conn: AsyncConnection,
+    tenant: str,
+    seen: Sequence[tuple[str, str | None, Sequence[str]]],
+    *,
+    now: datetime,
+) -> None:
+    """:func:`save` of many users' ``(user, email, roles)`` as their stream tokens carry them
+    (an e-mail of ``None`` is kept as it is): one multi-row statement per 500 users."""
+    for with_email in (True, False):
+        rows: list[dict[str, Any]] = [
+            {
+                "tenant_id": tenant,
+                "user_id": user,
+                "updated_at": now,
+                "email": email,
+                "time_zone": None,
+                "roles": sorted(set(roles)),
+                "prefs": {},
+            }
+            for user, email, roles in seen
+            if (email is not None) is with_email
+        ]
+        for start in range(0, len(rows), 500):
+            stmt = upsert(conn)(channel_users).values(rows[start : start + 500])
+            changed = {"updated_at": stmt.excluded.updated_at, "roles": stmt.excluded.roles}
+            if with_email:
+                changed["email"] = stmt.excluded.email
+            try:
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["tenant_id", "user_id"], set_=changed
+                    )
+                )
+            except IntegrityError as error:  # the tenant must exist
+                raise NotFound(
+                    f"Tenant {tenant!r} does not exist.", code=Code.TENANT_NOT_FOUND
+                ) from error
 
 
 async def tenant_prefs(conn: AsyncConnection, tenant: str) -> TenantPreferences:

@@ -88,6 +88,9 @@ class Channels:
             OrderedDict()
         )
         self.mutes = Mutes(service.hub, self.settings.muted_cache)
+        # Muted-type misses of the current loop iteration, read together (muted_types).
+        self._muted_reads: dict[tuple[str, str], asyncio.Future[frozenset[str]]] = {}
+        self._reading: set[asyncio.Task[None]] = set()
         self.api = ChannelsService(
             service, self.clock, self.rules, streams=self, keys=lambda: self.keys
         )
@@ -110,7 +113,7 @@ class Channels:
         self._spawn("push", self._after_keys(self.push_worker.run_forever))
         self._spawn("digests", self.digests.run_forever())
         self._spawn("reminders", self._every(s.reminder_interval, self.reminders_tick))
-        self._spawn("presence", self._every(s.presence_interval, self.presence.beat))
+        self._spawn("presence", self._every(s.presence_interval, self.presence_beat))
         self._spawn("housekeeping", self._every(3600.0, self.housekeeping))
         log.info("channels started instance=%s", self.instance)
         return hooks
@@ -185,6 +188,57 @@ class Channels:
 
     # -- hooks into the service and the API ------------------------------------------------------
 
+    async def presence_beat(self) -> None:
+        """The presence heartbeat. The principals it is about to note (:meth:`note_principal`)
+        that this instance has not seen as they are are noted first, all together: their
+        stored profiles read in one statement per tenant, the changed ones saved in ONE write
+        transaction (a connect storm of new users costs two transactions, not two per user)."""
+        fresh = [p for p in self.service.hub.present() if not self._known(p)]
+        if fresh:
+            await self._note_many(fresh)
+        await self.presence.beat()
+
+    def _known(self, principal: Principal) -> bool:
+        key = (principal.tenant, principal.user)
+        if self._seen.get(key) != (principal.email, principal.roles, principal.locale):
+            return False
+        self._seen.move_to_end(key)
+        return True
+
+    def _remember(self, principal: Principal) -> None:
+        seen = (principal.email, principal.roles, principal.locale)
+        self._seen[(principal.tenant, principal.user)] = seen
+        if len(self._seen) > CACHE_MAX:
+            self._seen.popitem(last=False)
+
+    async def _note_many(self, principals: list[Principal]) -> None:
+        tenants: dict[str, list[str]] = {}
+        for p in principals:
+            tenants.setdefault(p.tenant, []).append(p.user)
+        async with self.service.store.read() as conn:
+            stored = {
+                (tenant, user): profile
+                for tenant, users in tenants.items()
+                for user, profile in (await profiles.get_many(conn, tenant, users)).items()
+            }
+        changed = [p for p in principals if not _unchanged(stored.get((p.tenant, p.user)), p)]
+        # A new locale claim changes the user's preferences: one by one (rare; note_principal).
+        relocale = [p for p in changed if _relocale(stored.get((p.tenant, p.user)), p)]
+        changed = [p for p in changed if p not in relocale]
+        for p in relocale:
+            await self.note_principal(p)
+        if changed:
+            by_tenant: dict[str, list[tuple[str, str | None, list[str]]]] = {}
+            for p in changed:
+                by_tenant.setdefault(p.tenant, []).append(
+                    (p.user, p.email or None, sorted(p.roles))
+                )
+            async with self.service.store.write() as conn:
+                for tenant, seen in by_tenant.items():
+                    await profiles.save_seen(conn, tenant, seen, now=self.clock.now())
+        for p in principals:
+            self._remember(p)
+
     async def note_principal(self, principal: Principal) -> None:
         """Record the e-mail, roles and locale a stream token carries (only when they changed;
         the ``locale`` claim is saved as the user's ``locale`` preference).
@@ -194,35 +248,23 @@ class Channels:
         write per user holding the write lock that publishes need.
         """
         key = (principal.tenant, principal.user)
-        seen = (principal.email, principal.roles, principal.locale)
-        if self._seen.get(key) == seen:
-            self._seen.move_to_end(key)
+        if self._known(principal):
             return
         async with self.service.store.read() as conn:
             stored = await profiles.get(conn, *key)
-        # A token's ``locale`` claim (issue 10) becomes the user's ``locale`` preference.
-        relocale = principal.locale is not None and (
-            stored is None or stored.prefs.locale != principal.locale
-        )
-        unchanged = (
-            stored is not None
-            and (not principal.email or stored.email == principal.email)
-            and tuple(sorted(principal.roles)) == tuple(stored.roles)
-            and not relocale
-        )
-        if not unchanged:
+        if not _unchanged(stored, principal):
             changes: dict[str, Any] = {"roles": sorted(principal.roles)}
             if principal.email:
                 changes["email"] = principal.email
             async with self.service.store.write() as conn:
-                if relocale:
+                if _relocale(stored, principal):
+                    # A token's ``locale`` claim (issue 10) becomes the user's ``locale``
+                    # preference.
                     mine = await profiles.get(conn, *key)
                     prefs = mine.prefs if mine is not None else UserPreferences()
                     changes["prefs"] = prefs.model_copy(update={"locale": principal.locale})
                 await profiles.save(conn, *key, now=self.clock.now(), **changes)
-        self._seen[key] = seen
-        if len(self._seen) > CACHE_MAX:
-            self._seen.popitem(last=False)
+        self._remember(principal)
 
     async def muted_types(self, principal: Principal) -> frozenset[str]:
         """Types switched off in-app for this user: from :class:`Mutes` (no SQL), else one
@@ -231,13 +273,46 @@ class Channels:
         muted = self.mutes.get(*key)
         if muted is not None:
             return muted
+        pending = self._muted_reads.get(key)
+        if pending is None:
+            if not self._muted_reads:  # the first miss of this loop iteration: one read for all
+                asyncio.get_running_loop().call_soon(self._read_muted)
+            pending = self._muted_reads[key] = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(_retrieved)
+        return await asyncio.shield(pending)
+
+    def _read_muted(self) -> None:
+        batch, self._muted_reads = self._muted_reads, {}
+        task = asyncio.get_running_loop().create_task(self._muted_many(batch))
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _muted_many(
+        self, batch: dict[tuple[str, str], asyncio.Future[frozenset[str]]]
+    ) -> None:
+        """The muted types of the users whose connects missed :class:`Mutes` in one loop
+        iteration: ONE read transaction (per tenant its defaults and one statement for the
+        users' rows), each kept in :class:`Mutes` as a single read would be."""
         begun = self.mutes.begin()
-        async with self.service.store.read() as conn:
-            profile = await profiles.get(conn, *key)
-            defaults = await profiles.tenant_prefs(conn, principal.tenant)
-        muted = (profile or profiles.Profile(*key)).effective(defaults).muted_types()
-        self.mutes.put(*key, muted, begun)
-        return muted
+        tenants: dict[str, list[str]] = {}
+        for tenant, user in batch:
+            tenants.setdefault(tenant, []).append(user)
+        try:
+            async with self.service.store.read() as conn:
+                for tenant, users in tenants.items():
+                    defaults = await profiles.tenant_prefs(conn, tenant)
+                    found = await profiles.get_many(conn, tenant, users)
+                    for user in users:
+                        profile = found.get(user) or profiles.Profile(tenant, user)
+                        muted = profile.effective(defaults).muted_types()
+                        self.mutes.put(tenant, user, muted, begun)
+                        batch[(tenant, user)].set_result(muted)
+        except BaseException as error:
+            for future in batch.values():
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
 
     def forget(self, tenant: str, user: str | None = None) -> None:
         """Drop cached preferences after a change (one user, or a whole tenant), here only."""
@@ -257,3 +332,26 @@ class Channels:
                 muted = await self.muted_types(subs[0].principal)
                 for sub in subs:
                     sub.muted = muted
+
+
+def _unchanged(stored: profiles.Profile | None, principal: Principal) -> bool:
+    """Whether the stored profile already has what the principal's token says."""
+    return (
+        stored is not None
+        and (not principal.email or stored.email == principal.email)
+        and tuple(sorted(principal.roles)) == tuple(stored.roles)
+        and not _relocale(stored, principal)
+    )
+
+
+def _relocale(stored: profiles.Profile | None, principal: Principal) -> bool:
+    """Whether the token's ``locale`` claim differs from the user's stored preference."""
+    return principal.locale is not None and (
+        stored is None or stored.prefs.locale != principal.locale
+    )
+
+
+def _retrieved(future: asyncio.Future[frozenset[str]]) -> None:
+    """Mark a shared read's error as seen (its waiters may all have been cancelled)."""
+    if not future.cancelled():
+        future.exception()
