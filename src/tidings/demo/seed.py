@@ -39,8 +39,8 @@ from tidings.domain.notifications import utcnow
 from tidings.domain.principals import Principal
 from tidings.errors import Conflict
 from tidings.service import Tidings
-from tidings.store import notifications as nq
 from tidings.store import tenants as tq
+from tidings.store.tables import notifications
 
 log = logging.getLogger(__name__)
 
@@ -285,10 +285,20 @@ async def _seed_tenant(service: Tidings, tenant: SeedTenant, day: date) -> bool:
 
 
 async def _leave_a_few_unread(service: Tidings, tenant: SeedTenant) -> None:
-    """Everyone has read the seeded history except the last few, like a real inbox."""
+    """Everyone has read the seeded history except the last few by someone else, like a real
+    inbox (what a user did is read for them anyway: the actor rule)."""
     async with service.store.read() as conn:
-        latest = await nq.latest_seq(conn, tenant.id)
+        rows = (
+            await conn.execute(
+                select(notifications.c.seq, notifications.c.actor_id)
+                .where(notifications.c.tenant_id == tenant.id)
+                .order_by(notifications.c.seq.desc())
+                .limit(UNREAD_AFTER_SEED * 20)
+            )
+        ).all()
     expires = datetime.now(UTC) + timedelta(minutes=5)
     for user in tenant.users:
+        others = [seq for seq, actor in rows if actor != user.user_id]
+        upto = others[UNREAD_AFTER_SEED] if len(others) > UNREAD_AFTER_SEED else 0
         principal = Principal(tenant.id, user.user_id, frozenset({user.role}), expires)
-        await service.mark_all_read(principal, max(0, latest - UNREAD_AFTER_SEED))
+        await service.mark_all_read(principal, upto)
