@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import operator
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -76,17 +77,21 @@ class _Bulk:
         self.columns = tuple(compiled.positiontup or ())
         if sorted(self.columns) != sorted(table.c.keys()):
             raise RuntimeError(f"{table.name}: not a positional INSERT of every column")
-        self.processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in self.columns
-        )
+        self._values = operator.itemgetter(*self.columns)
+        self._processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for at, name in enumerate(self.columns):
+            process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                self._processors.append((at, process))
 
     def parameters(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        pairs = tuple(zip(self.columns, self.processors, strict=True))
-        return [
-            tuple(row[name] if process is None else process(row[name]) for name, process in pairs)
-            for row in rows
-        ]
+        out: list[tuple[Any, ...]] = []
+        for row in rows:
+            values = list(self._values(row))
+            for at, process in self._processors:
+                values[at] = process(values[at])
+            out.append(tuple(values))
+        return out
 
 
 _BULK: weakref.WeakKeyDictionary[Dialect, dict[str, _Bulk]] = weakref.WeakKeyDictionary()
