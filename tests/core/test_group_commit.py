@@ -79,23 +79,31 @@ async def test_32_concurrent_http_publishers_with_keys_replayed_mid_batch(
 
     def plan(w: int) -> list[str]:
         own = [f"w{w}-{i}" for i in range(per_worker)]
-        # Mid-batch: a replay of its own first key and a key another worker also sends.
-        return [*own[:3], own[0], f"w{(w + 1) % workers}-2", *own[3:]]
+        # Mid-batch: a replay of its own first key, a key another worker also sends, and one
+        # of its keys with a different body (refused alone: 422, nothing stored).
+        return [*own[:3], own[0], f"w{(w + 1) % workers}-2", f"!{own[1]}", *own[3:]]
 
     answers: list[tuple[str, int, int]] = []
+    refused: list[tuple[int, str]] = []
     limits = httpx.Limits(max_connections=workers)
     async with httpx.AsyncClient(timeout=20, limits=limits) as client:
 
         async def worker(w: int) -> None:
-            for key in plan(w):
+            for step in plan(w):
+                key = step.removeprefix("!")
+                payload = body(key) if key == step else {**body(key), "title": "different"}
                 headers = {**tenant.auth, "Idempotency-Key": key}
-                r = await client.post(url, json=body(key), headers=headers)
+                r = await client.post(url, json=payload, headers=headers)
+                if key != step:
+                    refused.append((r.status_code, r.json()["code"]))
+                    continue
                 assert r.status_code in (200, 201), r.text
                 answers.append((key, r.status_code, r.json()["id"]))
 
         await asyncio.gather(*(worker(w) for w in range(workers)))
         after = await client.post(url, json=body("after"), headers=tenant.auth)
 
+    assert refused == [(422, "idempotency_key_mismatch")] * workers
     total = workers * per_worker
     assert len(answers) == workers * (per_worker + 2), "every publish answered exactly once"
     ids: dict[str, set[int]] = {}
