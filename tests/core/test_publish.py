@@ -581,3 +581,23 @@ async def test_the_fast_path_takes_ordinary_publishes_and_hands_on_the_rest(
         assert await call(_ONE, bad, key=key, chunked=True) == 599
         assert await call(_ONE, good, key="tdg_nope") == 599
         assert reached == [bad, good], "what it does not take is handed on, body intact"
+
+
+def test_the_local_publish_window_counts_as_a_moving_window() -> None:
+    """``LocalWindows`` (the per-instance publish limit): charges within the window plus the
+    new cost must fit the limit; a refusal names when the oldest charge leaves the window."""
+    import time
+
+    from limits import parse
+
+    from tidings.ratelimit import LocalWindows
+
+    windows = LocalWindows(parse("5/minute"))
+    before = time.time()
+    assert windows.hit("a", 2) is None and windows.hit("a", 3) is None
+    refused = windows.hit("a", 1)
+    assert refused is not None and refused.remaining == 0
+    assert before + 60 <= refused.reset_time <= time.time() + 60
+    assert windows.hit("b", 5) is None, "each key has its own window"
+    assert windows.hit("c", 6) is not None, "a cost beyond the limit never fits"
+    assert windows.hit("c", 5) is None
