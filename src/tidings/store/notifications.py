@@ -5,9 +5,10 @@ Invariants:
   tenant's lock — the row lock (PostgreSQL) or the database write lock (SQLite, ``BEGIN
   IMMEDIATE``) — until commit, so seq order is commit order and a rolled-back publish leaves no
   gap. :func:`insert` takes the lock with ``UPDATE tenants … RETURNING``; :func:`insert_group`
-  locks every tenant of a group at once, in tenant id order (``SELECT … ORDER BY id FOR
-  UPDATE``), so groups from several instances never deadlock, and writes ``last_seq`` back
-  before the commit.
+  does too for a group of one tenant, reserving a seq per item in the same statement, and
+  locks the tenants of a group of several at once, in tenant id order (``SELECT … ORDER BY id
+  FOR UPDATE``), so groups from several instances never deadlock; it writes ``last_seq`` back
+  before the commit wherever it differs from what the group used (replays burn no seq).
 - An idempotency key is looked up only while the tenant is locked, so an earlier holder of the
   key has committed; a key replayed with the same request returns the stored notification and
   burns no seq, with a different request it is refused (``idempotency_key_mismatch``).
@@ -51,6 +52,12 @@ _LOCK_TENANTS = (
     .where(tenants.c.id.in_(bindparam("ids", expanding=True)))
     .order_by(tenants.c.id)
     .with_for_update()
+)
+_RESERVE_SEQS = (
+    update(tenants)
+    .where(tenants.c.id == bindparam("tid"))
+    .values(last_seq=tenants.c.last_seq + bindparam("n"))
+    .returning(tenants.c.last_seq)
 )
 _SET_LAST_SEQ = (
     update(tenants).where(tenants.c.id == bindparam("tid")).values(last_seq=bindparam("top"))
@@ -228,14 +235,25 @@ async def insert_group(
     Returns one outcome per request and the new notifications (in seq order per tenant). A
     request for an unknown tenant or with a mismatched idempotency key is refused alone
     (nothing of it is written); the others proceed. A key repeated within the group is a
-    replay of its first use. Statements: one lock of the group's tenants, one key lookup per
-    tenant with keys, one executemany of notification rows and one of audience targets, one
-    ``last_seq`` write per tenant.
+    replay of its first use. Statements: one lock of the group's tenants (for one tenant, with
+    its seqs reserved), one key lookup per tenant with keys, one executemany of notification
+    rows and one of audience targets, and ``last_seq`` writes where they differ from what was
+    used (several tenants; replays).
     """
     tenant_ids = sorted({r.tenant for r in requests})
-    last = {
-        str(tid): int(seq) for tid, seq in await conn.execute(_LOCK_TENANTS, {"ids": tenant_ids})
-    }
+    if len(tenant_ids) == 1:
+        # One tenant: lock it and reserve a seq for every item in one statement; what replays
+        # leave unused is written back below.
+        tid, reserve = tenant_ids[0], sum(len(r.items) for r in requests)
+        held = (await conn.execute(_RESERVE_SEQS, {"tid": tid, "n": reserve})).scalar_one_or_none()
+        last = {} if held is None else {tid: int(held) - reserve}
+        stored_top = {} if held is None else {tid: int(held)}
+    else:
+        last = {
+            str(tid): int(seq)
+            for tid, seq in await conn.execute(_LOCK_TENANTS, {"ids": tenant_ids})
+        }
+        stored_top = dict(last)
     wanted: dict[str, set[str]] = {}
     for request in requests:
         if request.tenant in last:
@@ -294,7 +312,7 @@ async def insert_group(
         await _insert_rows(conn, notifications, rows)
     if targets:
         await _insert_rows(conn, audience_targets, targets)
-    moved = [{"tid": tid, "top": seq} for tid, seq in top.items() if seq != last[tid]]
+    moved = [{"tid": tid, "top": seq} for tid, seq in top.items() if seq != stored_top[tid]]
     if moved:
         await conn.execute(_SET_LAST_SEQ, moved)
     return outcomes, published
