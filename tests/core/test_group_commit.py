@@ -236,3 +236,39 @@ async def test_a_burst_of_transactions_reuses_pooled_connections(settings: Setti
         assert first > 0 and len(opened) == first, f"{len(opened) - first} opened again"
     finally:
         await store.close()
+
+
+async def test_a_one_tenant_group_reserves_its_seqs_and_leaves_no_gap(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """A group of one tenant reserves a seq per item when it locks the tenant: replays give
+    theirs back before the commit, and a group that fails as a whole (a constraint error)
+    rolls its reservation back, so the next publishes continue without a gap."""
+    service = server.service
+    await on_server(server, lambda: service.publish(tenant.id, note("k"), idempotency_key="k"))
+    broken = NewNotification.model_construct(
+        type="booking_created",
+        title="broken",
+        body="",
+        data={},
+        link=None,
+        audience=Audience.model_construct(users=("dup", "dup"), roles=()),
+    )
+
+    async def group() -> list[Any]:
+        calls = [
+            service.publish(tenant.id, note("k"), idempotency_key="k"),  # a replay: no seq
+            service.publish(tenant.id, note("a")),
+            service.publish(tenant.id, broken),
+            service.publish_many(tenant.id, [note("b"), note("c")], idempotency_key="b"),
+            service.publish(tenant.id, note("k"), idempotency_key="k"),
+        ]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    replay, a, failed, batch, again = await on_server(server, group)
+    assert isinstance(failed, IntegrityError)
+    assert (replay[0].seq, replay[1]) == (1, False) and again == replay
+    assert (a[0].seq, [n.seq for n, _ in batch]) == (2, [3, 4])
+    after, _ = await on_server(server, lambda: service.publish(tenant.id, note("after")))
+    assert after.seq == 5
+    assert await stored_seqs(server, tenant.id) == [1, 2, 3, 4, 5], "no seq burned or doubled"
