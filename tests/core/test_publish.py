@@ -577,7 +577,7 @@ async def test_the_fast_path_takes_ordinary_publishes_and_hands_on_the_rest(
         assert await call(_ONE, good, key=key, chunked=True) == 201
         assert await call(_BATCH, json.dumps({"notifications": [NOTE]}).encode(), key=key) == 201
         assert reached == [], "ordinary publishes are answered by the fast path"
-        bad = b'{"type":"x","title":""}'
+        bad = b'{"type":"x","title":"   "}'
         assert await call(_ONE, bad, key=key, chunked=True) == 599
         assert await call(_ONE, good, key="tdg_nope") == 599
         assert reached == [bad, good], "what it does not take is handed on, body intact"
