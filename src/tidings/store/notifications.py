@@ -136,7 +136,7 @@ def _stage(
     targets: list[dict[str, Any]],
 ) -> Notification:
     """The notification ``new`` becomes at ``seq``; its row and target rows are appended."""
-    audience = new.audience
+    audience, l10n = new.audience, new.l10n  # l10n: a pydantic private attribute, read once
     rows.append(
         {
             "tenant_id": tenant,
@@ -154,7 +154,7 @@ def _stage(
             "actor_id": new.actor.id if new.actor else None,
             "actor_name": new.actor.name if new.actor else None,
             "group_key": new.group,
-            "l10n": new.l10n,
+            "l10n": l10n,
         }
     )
     if audience is not None:
@@ -176,7 +176,7 @@ def _stage(
         created_at=now,
         actor=new.actor,
         group=new.group,
-        l10n=new.l10n,
+        l10n=l10n,
     )
 
 
