@@ -22,6 +22,7 @@ from tidings import logs
 from tidings.api import admin, compat, feed, health, problems, publish, stream, templates, tokens
 from tidings.api.compat_stream import router as compat_stream_router
 from tidings.api.cors import CORS
+from tidings.api.fastpublish import FastPublish
 from tidings.api.guards import BodyLimit, TextTarget
 from tidings.config import Settings
 from tidings.delivery.stream import UnfinishedStreams
@@ -84,6 +85,9 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    # The publish routes' ordinary requests, answered without FastAPI's per-request work
+    # (api/fastpublish.py); innermost, so every guard below and every extension's runs first.
+    app.add_middleware(FastPublish)
     for ext in extensions:
         for router in ext.routers():
             app.include_router(router)

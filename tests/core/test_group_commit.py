@@ -79,23 +79,31 @@ async def test_32_concurrent_http_publishers_with_keys_replayed_mid_batch(
 
     def plan(w: int) -> list[str]:
         own = [f"w{w}-{i}" for i in range(per_worker)]
-        # Mid-batch: a replay of its own first key and a key another worker also sends.
-        return [*own[:3], own[0], f"w{(w + 1) % workers}-2", *own[3:]]
+        # Mid-batch: a replay of its own first key, a key another worker also sends, and one
+        # of its keys with a different body (refused alone: 422, nothing stored).
+        return [*own[:3], own[0], f"w{(w + 1) % workers}-2", f"!{own[1]}", *own[3:]]
 
     answers: list[tuple[str, int, int]] = []
+    refused: list[tuple[int, str]] = []
     limits = httpx.Limits(max_connections=workers)
     async with httpx.AsyncClient(timeout=20, limits=limits) as client:
 
         async def worker(w: int) -> None:
-            for key in plan(w):
+            for step in plan(w):
+                key = step.removeprefix("!")
+                payload = body(key) if key == step else {**body(key), "title": "different"}
                 headers = {**tenant.auth, "Idempotency-Key": key}
-                r = await client.post(url, json=body(key), headers=headers)
+                r = await client.post(url, json=payload, headers=headers)
+                if key != step:
+                    refused.append((r.status_code, r.json()["code"]))
+                    continue
                 assert r.status_code in (200, 201), r.text
                 answers.append((key, r.status_code, r.json()["id"]))
 
         await asyncio.gather(*(worker(w) for w in range(workers)))
         after = await client.post(url, json=body("after"), headers=tenant.auth)
 
+    assert refused == [(422, "idempotency_key_mismatch")] * workers
     total = workers * per_worker
     assert len(answers) == workers * (per_worker + 2), "every publish answered exactly once"
     ids: dict[str, set[int]] = {}
@@ -228,3 +236,39 @@ async def test_a_burst_of_transactions_reuses_pooled_connections(settings: Setti
         assert first > 0 and len(opened) == first, f"{len(opened) - first} opened again"
     finally:
         await store.close()
+
+
+async def test_a_one_tenant_group_reserves_its_seqs_and_leaves_no_gap(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """A group of one tenant reserves a seq per item when it locks the tenant: replays give
+    theirs back before the commit, and a group that fails as a whole (a constraint error)
+    rolls its reservation back, so the next publishes continue without a gap."""
+    service = server.service
+    await on_server(server, lambda: service.publish(tenant.id, note("k"), idempotency_key="k"))
+    broken = NewNotification.model_construct(
+        type="booking_created",
+        title="broken",
+        body="",
+        data={},
+        link=None,
+        audience=Audience.model_construct(users=("dup", "dup"), roles=()),
+    )
+
+    async def group() -> list[Any]:
+        calls = [
+            service.publish(tenant.id, note("k"), idempotency_key="k"),  # a replay: no seq
+            service.publish(tenant.id, note("a")),
+            service.publish(tenant.id, broken),
+            service.publish_many(tenant.id, [note("b"), note("c")], idempotency_key="b"),
+            service.publish(tenant.id, note("k"), idempotency_key="k"),
+        ]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    replay, a, failed, batch, again = await on_server(server, group)
+    assert isinstance(failed, IntegrityError)
+    assert (replay[0].seq, replay[1]) == (1, False) and again == replay
+    assert (a[0].seq, [n.seq for n, _ in batch]) == (2, [3, 4])
+    after, _ = await on_server(server, lambda: service.publish(tenant.id, note("after")))
+    assert after.seq == 5
+    assert await stored_seqs(server, tenant.id) == [1, 2, 3, 4, 5], "no seq burned or doubled"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -393,3 +393,211 @@ async def test_chunked_bodies_are_held_to_the_limit(server: ServerThread, tenant
         r = await client.post(url, content=body(1024), headers=headers)
         assert r.status_code == 201, r.text
         assert r.json()["id"] == 1, "the refused body stored nothing"
+
+
+# -- the fast path (api/fastpublish.py) answers exactly as the declared routes ---------------
+
+NOTE = {"type": "booking_created", "title": "t"}
+_ONE = "/v1/notifications"
+_BATCH = "/v1/notifications/batch"
+
+
+def _bad_requests(key: str, tokens_only: str) -> list[tuple[str, dict[str, str], bytes]]:
+    """(path, headers, body) of requests that must be refused; each is sent to both apps."""
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    good = json.dumps(NOTE).encode()
+    bodies = [
+        b"",
+        b"{not json",
+        b"[]",
+        b"null",
+        b'{"type":"x","title":"t","data":{"n":NaN}}',
+        b'{"type":"x","title":"t","data":{"n":1e400}}',
+        b'{"type":"x","title":"t","data":{"n":18446744073709551616}}',
+        b'{"type":"x","title":"t\\ud800"}',
+        b'{"type":"x","title":"t\\u0000"}',
+        b'{"type":"x","title":"t","extra":1}',
+        b'{"type":"x","title":"   "}',
+        b'{"type":"x","title":"t","link":"javascript:alert(1)"}',
+        b'{"type":"x","title":"t","link":"/a b"}',
+        b'{"type":"x","title":"t","audience":{}}',
+        json.dumps({**NOTE, "audience": {"users": [f"u{i}" for i in range(1001)]}}).encode(),
+        json.dumps({**NOTE, "data": {"d": [[[[[[[[1]]]]]]]] * 2}}).encode()[:-1],
+        b"[" * 2000 + b"]" * 2000,
+        b'{"type":"x","title":"t","data":' + b'{"a":' * 600 + b"1" + b"}" * 601,
+    ]
+    requests = [(_ONE, auth, body) for body in bodies]
+    requests += [(_BATCH, auth, body) for body in bodies[:4]]
+    requests += [
+        (_BATCH, auth, b'{"notifications":[]}'),
+        (_BATCH, auth, json.dumps({"notifications": [NOTE] * 101}).encode()),
+        (_BATCH, auth, json.dumps({"notifications": [NOTE, {"type": "x"}]}).encode()),
+        (
+            _BATCH,
+            {**auth, "Idempotency-Key": "k" * 198},
+            json.dumps({"notifications": [NOTE]}).encode(),
+        ),
+    ]
+    for headers in (
+        {"Content-Type": "application/json"},
+        {"Authorization": "Basic abc", "Content-Type": "application/json"},
+        {"Authorization": "Bearer ", "Content-Type": "application/json"},
+        {"Authorization": "Bearer tdg_nope", "Content-Type": "application/json"},
+        {"Authorization": f"Bearer {key}x", "Content-Type": "application/json"},
+        {"Authorization": f"Bearer {tokens_only}", "Content-Type": "application/json"},
+        {"Authorization": f"Bearer {key}", "Content-Type": "text/plain"},
+        {"Authorization": f"Bearer {key}"},
+        {**auth, "Idempotency-Key": "x" * 201},
+        {**auth, "Idempotency-Key": "a b"},
+        {**auth, "Idempotency-Key": "a\tb"},
+    ):
+        requests.append((_ONE, headers, good))
+        requests.append((_ONE, headers, b"{not json"))
+    return requests
+
+
+def _without_fast_path(app: Any) -> Any:
+    from tidings.api.fastpublish import FastPublish
+
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not FastPublish]
+    return app
+
+
+async def test_the_fast_path_answers_every_request_as_the_declared_route(
+    settings: Any, tmp_path: Any
+) -> None:
+    """Two apps on one store, one without :class:`FastPublish`: every refused request gets the
+    same status, media type and bytes from both, and nothing is stored by any of them."""
+    from tidings.app import create_app
+
+    fast, routed = create_app(settings), _without_fast_path(create_app(settings))
+    async with fast.router.lifespan_context(fast), routed.router.lifespan_context(routed):
+        service = fast.state.tidings
+        await service.create_tenant("same", "Same")
+        _, key = await service.create_key("same", "k", ["publish"])
+        _, tokens_only = await service.create_key("same", "t", ["tokens"])
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+            for app in (fast, routed)
+        ]
+        try:
+            auth = {"Authorization": f"Bearer {key}"}
+            first = await clients[0].post(_ONE, json=NOTE, headers={**auth, "Idempotency-Key": "k"})
+            assert first.status_code == 201
+            mismatch = (
+                _ONE,
+                {**auth, "Idempotency-Key": "k"},
+                json.dumps({**NOTE, "title": "u"}).encode(),
+            )
+            for path, headers, body in [*_bad_requests(key, tokens_only), mismatch]:
+                a, b = [await c.post(path, content=body, headers=headers) for c in clients]
+                where = (path, headers, body[:80])
+                assert 400 <= a.status_code < 500, (where, a.text)
+                assert (a.status_code, a.headers["content-type"], a.content) == (
+                    b.status_code,
+                    b.headers["content-type"],
+                    b.content,
+                ), where
+            replays = [
+                await c.post(_ONE, json=NOTE, headers={**auth, "Idempotency-Key": "k"})
+                for c in clients
+            ]
+            assert [r.status_code for r in replays] == [200, 200]
+            assert replays[0].content == replays[1].content
+            for client in clients:  # and a new one each: same shape, the next seq
+                r = await client.post(_BATCH, json={"notifications": [NOTE]}, headers=auth)
+                assert r.status_code == 201, r.text
+            ids = [n["id"] for n in r.json()["notifications"]]
+            assert ids == [3], "nothing was stored by a refused request"
+        finally:
+            for client in clients:
+                await client.aclose()
+
+
+async def test_the_fast_path_takes_ordinary_publishes_and_hands_on_the_rest(
+    settings: Any,
+) -> None:
+    """:class:`FastPublish` answers a plain publish itself; a request it does not accept
+    reaches the app behind it with its body intact (here the next app only records)."""
+    from tidings.api.fastpublish import FastPublish
+    from tidings.app import create_app
+
+    app = create_app(settings)
+    reached: list[bytes] = []
+
+    async def behind(scope: Any, receive: Any, send: Any) -> None:
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        reached.append(b"".join(chunks))
+        await send({"type": "http.response.start", "status": 599, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    fast = FastPublish(behind)
+
+    async def call(path: str, body: bytes, *, key: str, chunked: bool = False) -> int:
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "root_path": "",
+            "query_string": b"",
+            "app": app,
+            "headers": [
+                (b"authorization", f"Bearer {key}".encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+        parts = [body[:5], body[5:]] if chunked else [body]
+        messages = [
+            {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+            for i, part in enumerate(parts)
+        ]
+        status: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        await asyncio.wait_for(fast(scope, receive, send), 20)
+        return status[0]
+
+    async with app.router.lifespan_context(app):
+        service = app.state.tidings
+        await service.create_tenant("fast", "Fast")
+        _, key = await service.create_key("fast", "k", ["publish"])
+        good = json.dumps(NOTE).encode()
+        assert await call(_ONE, good, key=key) == 201
+        assert await call(_ONE, good, key=key, chunked=True) == 201
+        assert await call(_BATCH, json.dumps({"notifications": [NOTE]}).encode(), key=key) == 201
+        assert reached == [], "ordinary publishes are answered by the fast path"
+        bad = b'{"type":"x","title":"   "}'
+        assert await call(_ONE, bad, key=key, chunked=True) == 599
+        assert await call(_ONE, good, key="tdg_nope") == 599
+        assert reached == [bad, good], "what it does not take is handed on, body intact"
+
+
+def test_the_local_publish_window_counts_as_a_moving_window() -> None:
+    """``LocalWindows`` (the per-instance publish limit): charges within the window plus the
+    new cost must fit the limit; a refusal names when the oldest charge leaves the window."""
+    import time
+
+    from limits import parse
+
+    from tidings.ratelimit import LocalWindows
+
+    windows = LocalWindows(parse("5/minute"))
+    before = time.time()
+    assert windows.hit("a", 2) is None and windows.hit("a", 3) is None
+    refused = windows.hit("a", 1)
+    assert refused is not None and refused.remaining == 0
+    assert before + 60 <= refused.reset_time <= time.time() + 60
+    assert windows.hit("b", 5) is None, "each key has its own window"
+    assert windows.hit("c", 6) is not None, "a cost beyond the limit never fits"
+    assert windows.hit("c", 5) is None

@@ -6,6 +6,10 @@ batch stores ``<key>#<index>`` per item, so a batch's key is shorter by the long
 
 The answer is the notification's one-line JSON, the same bytes the hub sends to streams
 (``Notification.encode``, computed once per notification), not a second encoding per request.
+
+What a request does once accepted is :func:`answer_one` / :func:`answer_batch`, shared with
+:mod:`tidings.api.fastpublish`, which takes the routes' ordinary requests ahead of FastAPI's
+router; the routes below declare them (OpenAPI) and answer everything else.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from tidings.api.contract import raises
 from tidings.api.deps import KeyDep, ServiceDep, require_scope
 from tidings.api.schemas import BATCH_MAX, BatchIn, BatchOut, NotificationOut
 from tidings.domain.notifications import NewNotification
+from tidings.domain.principals import KeyPrincipal
 from tidings.errors import Code
+from tidings.service import Tidings
 
 router = APIRouter(prefix="/v1/notifications", tags=["publish"])
 
@@ -57,6 +63,29 @@ def _json(content: bytes, created: bool) -> Response:
     return Response(content, status_code=201 if created else 200, media_type="application/json")
 
 
+async def answer_one(
+    service: Tidings, key: KeyPrincipal, body: NewNotification, idempotency_key: str | None
+) -> tuple[bytes, bool]:
+    """One notification, once the request is accepted: the answer's bytes, and True if new."""
+    require_scope(key, "publish")
+    await service.rate_limit(key, items=[body])
+    stored, created = await service.publish(key.tenant, body, idempotency_key=idempotency_key)
+    return stored.encode(), created
+
+
+async def answer_batch(
+    service: Tidings, key: KeyPrincipal, body: BatchIn, idempotency_key: str | None
+) -> tuple[bytes, bool]:
+    """A batch, once the request is accepted: the answer's bytes, and True if any is new."""
+    require_scope(key, "publish")
+    await service.rate_limit(key, items=body.notifications)
+    results = await service.publish_many(
+        key.tenant, body.notifications, idempotency_key=idempotency_key
+    )
+    items = b",".join(n.encode() for n, _ in results)
+    return b'{"notifications":[' + items + b"]}", any(created for _, created in results)
+
+
 @router.post(
     "",
     status_code=201,
@@ -71,10 +100,7 @@ async def publish(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Store and deliver one notification. 201 when new, 200 for a repeated Idempotency-Key."""
-    require_scope(key, "publish")
-    await service.rate_limit(key, items=[body])
-    stored, created = await service.publish(key.tenant, body, idempotency_key=idempotency_key)
-    return _json(stored.encode(), created)
+    return _json(*await answer_one(service, key, body, idempotency_key))
 
 
 @router.post(
@@ -91,10 +117,4 @@ async def publish_batch(
     idempotency_key: BatchIdempotencyKey = None,
 ) -> Response:
     """Up to 100 notifications in one transaction: all are stored, or none."""
-    require_scope(key, "publish")
-    await service.rate_limit(key, items=body.notifications)
-    results = await service.publish_many(
-        key.tenant, body.notifications, idempotency_key=idempotency_key
-    )
-    items = b",".join(n.encode() for n, _ in results)
-    return _json(b'{"notifications":[' + items + b"]}", any(created for _, created in results))
+    return _json(*await answer_batch(service, key, body, idempotency_key))

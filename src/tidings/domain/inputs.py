@@ -33,6 +33,7 @@ MAX_SERIAL = 2**31 - 1
 
 _ASCII_UINT = re.compile(r"[0-9]{1,19}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SCALARS = frozenset({int, float, bool})
 
 
 def text_problem(value: str) -> str | None:
@@ -44,9 +45,17 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What :func:`text_problem` refuses, in one search (the common case: nothing found)."""
+
+
 def _check_strings(value: Any) -> None:
     """Raise ``ValueError`` if any string in ``value`` (nested lists, tuples, sets and dicts,
     keys included) fails :func:`text_problem`."""
+    if value is None or type(value) in _SCALARS:
+        return
+    if type(value) is str and not _UNSTORABLE.search(value):
+        return
     stack = [value]
     while stack:
         item = stack.pop()

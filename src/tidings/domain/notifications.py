@@ -176,9 +176,12 @@ class NewNotification(StrictModel):
         return orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)
 
 
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20]")
+
+
 def is_safe_link(value: str) -> bool:
     """True for ``http(s)://…`` and for same-site paths (``/x``, not ``//host``)."""
-    if any(ord(ch) < 0x21 for ch in value):
+    if _CONTROL_OR_SPACE.search(value):
         return False
     if value.startswith("/"):
         return not value.startswith("//") and not value.startswith("/\\")
