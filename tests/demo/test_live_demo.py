@@ -252,6 +252,9 @@ def test_each_business_shows_times_in_its_own_zone(demo: DemoServer) -> None:
             today = datetime.now(ZONES[tenant]).date()
             dash = client.get("/demo").text
             assert f"{today.strftime('%a')} {today.day} {today.strftime('%b %Y')}" in dash
+            # "View all": the inbox's day headers follow the business's calendar too.
+            inbox = client.get("/demo/notifications").text
+            assert f'time-zone="{ZONES[tenant].key}"' in inbox
 
 
 # -- words ---------------------------------------------------------------------------------------

@@ -397,4 +397,6 @@ async def create_payment(request: Request, user: UserDep, service: ServiceDep) -
 
 @router.get("/notifications")
 async def notifications(request: Request, user: UserDep) -> Response:
-    return render(request, "notifications.html", {"nav": "notifications"}, user=user)
+    # Day headers ("Today", "Yesterday") by the business's calendar, as everywhere in the demo.
+    zone = getattr(request.state, "zone", UTC_ZONE).key
+    return render(request, "notifications.html", {"nav": "notifications", "zone": zone}, user=user)
