@@ -66,6 +66,57 @@ async def get(conn: AsyncConnection, tenant: str, user: str) -> Profile | None:
     return None if row is None else _profile(row)
 
 
+async def get_many(
+    conn: AsyncConnection, tenant: str, users: Sequence[str], chunk: int = 500
+) -> dict[str, Profile]:
+    """The stored profiles of those of ``users`` who have one (one statement per ``chunk``)."""
+    found: dict[str, Profile] = {}
+    for start in range(0, len(users), chunk):
+        rows = await conn.execute(
+            select(channel_users).where(
+                _U.tenant_id == tenant, _U.user_id.in_(users[start : start + chunk])
+            )
+        )
+        found.update((row.user_id, _profile(row)) for row in rows)
+    return found
+
+
+async def record_claims(
+    conn: AsyncConnection,
+    claims: Sequence[tuple[str, str, str | None, Sequence[str]]],
+    *,
+    now: datetime,
+) -> None:
+    """Create or change many users' rows from their tokens' claims ``(tenant, user, email,
+    roles)`` at once: roles always, the e-mail only when the claim carries one (as
+    :func:`save` with ``email=KEEP``). Two statements at most, each executed for many rows.
+    Raises ``IntegrityError`` when a tenant no longer exists (nothing is written then)."""
+    for keep, group in (
+        (("email", "roles"), [c for c in claims if c[2]]),
+        (("roles",), [c for c in claims if not c[2]]),
+    ):
+        if not group:
+            continue
+        stmt = upsert(conn)(channel_users)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "user_id"],
+            set_={name: getattr(stmt.excluded, name) for name in (*keep, "updated_at")},
+        )
+        rows: list[dict[str, Any]] = [
+            {
+                "tenant_id": tenant,
+                "user_id": user,
+                "email": email or None,
+                "time_zone": None,
+                "roles": sorted(set(roles)),
+                "prefs": {},
+                "updated_at": now,
+            }
+            for tenant, user, email, roles in group
+        ]
+        await conn.execute(stmt, rows)
+
+
 async def any_email(conn: AsyncConnection, tenant: str) -> bool:
     """Whether some user of ``tenant`` has an e-mail address (one indexed probe)."""
     found = await conn.execute(

@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import timedelta
 
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
 from tidings.channels import deliverylog, profiles, reminders, snoozes
 from tidings.channels.clock import Clock, SystemClock
@@ -39,6 +40,7 @@ from tidings.channels.service import ChannelsService
 from tidings.channels.tables import digest_runs, scheduled_reminders
 from tidings.channels.webpush import HostRules, PushSender, VapidKeys, load_or_create_keys
 from tidings.domain.principals import Principal
+from tidings.errors import Code, NotFound
 from tidings.hooks import Hooks
 from tidings.service import Tidings
 
@@ -61,7 +63,7 @@ class Channels:
             self.clock,
             instance=self.instance,
             interval=self.settings.presence_interval,
-            on_seen=self.note_principal,
+            on_seen=self.note_principals,
         )
         self.deps = WorkerDeps(
             store=service.store,
@@ -76,6 +78,7 @@ class Channels:
         )
         """What the workers get (not this object: no runtime <-> worker import cycle)."""
         self.planner = Planner(self.deps)
+        self.planner.unreachable.watch(service.hub)  # told when a user gains a channel
         self.push_worker = PushWorker(self.deps)
         self.digests = DigestRunner(self.deps)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -146,6 +149,7 @@ class Channels:
         if self.sender is not None:
             await self.sender.close()
         self.mutes.close()
+        self.planner.unreachable.close()
         log.info("channels stopped instance=%s", self.instance)
 
     async def _every(self, interval: float, work: Callable[[], Awaitable[object]]) -> None:
@@ -181,40 +185,64 @@ class Channels:
     # -- hooks into the service and the API ------------------------------------------------------
 
     async def note_principal(self, principal: Principal) -> None:
-        """Record the e-mail and roles a stream token carries (only when they changed).
+        """Record the e-mail and roles a stream token carries (only when they changed); raises
+        ``NotFound`` when its tenant no longer exists."""
+        try:
+            await self.note_principals([principal], lenient=False)
+        except IntegrityError as error:
+            raise NotFound(
+                f"Tenant {principal.tenant!r} does not exist.", code=Code.TENANT_NOT_FOUND
+            ) from error
 
-        The cache is an LRU: past ``CACHE_MAX`` live users only the least recent entry goes, and
-        a miss first reads the stored profile, so a large tenant's heartbeat costs reads, not a
-        write per user holding the write lock that publishes need.
+    async def note_principals(
+        self, principals: Sequence[Principal], *, lenient: bool = True
+    ) -> None:
+        """Record the e-mail and roles of many stream tokens (the presence heartbeat's batch).
+
+        Principals whose claims are in the ``_seen`` LRU (at most ``CACHE_MAX``, least recent
+        out) cost nothing; the others cost one read of their stored profiles and, for those
+        whose claims differ, ONE write transaction for all of them (not one per user, which
+        would hold the write lock publishes need once per new user).
         """
-        key = (principal.tenant, principal.user)
-        seen = (principal.email, principal.roles)
-        if self._seen.get(key) == seen:
-            self._seen.move_to_end(key)
+        fresh: dict[tuple[str, str], Principal] = {}
+        for principal in principals:
+            key = (principal.tenant, principal.user)
+            if self._seen.get(key) == (principal.email, principal.roles):
+                self._seen.move_to_end(key)
+            else:
+                fresh[key] = principal
+        if not fresh:
             return
+        by_tenant: dict[str, list[str]] = {}
+        for tenant, user in fresh:
+            by_tenant.setdefault(tenant, []).append(user)
         async with self.service.store.read() as conn:
-            stored = await profiles.get(conn, *key)
-        unchanged = (
-            stored is not None
-            and (not principal.email or stored.email == principal.email)
-            and tuple(sorted(principal.roles)) == tuple(stored.roles)
-        )
-        if not unchanged:
-            async with self.service.store.write() as conn:
-                if principal.email:
-                    await profiles.save(
-                        conn,
-                        *key,
-                        now=self.clock.now(),
-                        email=principal.email,
-                        roles=sorted(principal.roles),
-                    )
-                else:
-                    await profiles.save(
-                        conn, *key, now=self.clock.now(), roles=sorted(principal.roles)
-                    )
-        self._seen[key] = seen
-        if len(self._seen) > CACHE_MAX:
+            stored: dict[tuple[str, str], profiles.Profile] = {}
+            for tenant, users in by_tenant.items():
+                found = await profiles.get_many(conn, tenant, users)
+                stored.update(((tenant, u), p) for u, p in found.items())
+        changed = [
+            (p.tenant, p.user, p.email, sorted(p.roles))
+            for key, p in fresh.items()
+            if not _unchanged(stored.get(key), p)
+        ]
+        if changed:
+            try:
+                async with self.service.store.write() as conn:
+                    await profiles.record_claims(conn, changed, now=self.clock.now())
+            except IntegrityError:  # a tenant gone meanwhile: record the others one by one
+                if not lenient:
+                    raise
+                for claim in changed:
+                    with suppress(IntegrityError):
+                        async with self.service.store.write() as conn:
+                            await profiles.record_claims(conn, [claim], now=self.clock.now())
+        for tenant in {claim[0] for claim in changed if claim[2]}:
+            self.planner.unreachable.forget(tenant)  # an address: e-mail may reach them now
+        for key, principal in fresh.items():
+            self._seen[key] = (principal.email, principal.roles)
+            self._seen.move_to_end(key)
+        while len(self._seen) > CACHE_MAX:
             self._seen.popitem(last=False)
 
     async def muted_types(self, principal: Principal) -> frozenset[str]:
@@ -250,3 +278,12 @@ class Channels:
                 muted = await self.muted_types(subs[0].principal)
                 for sub in subs:
                     sub.muted = muted
+
+
+def _unchanged(stored: profiles.Profile | None, principal: Principal) -> bool:
+    """Whether ``stored`` already holds what ``principal``'s token claims."""
+    return (
+        stored is not None
+        and (not principal.email or stored.email == principal.email)
+        and tuple(sorted(principal.roles)) == tuple(stored.roles)
+    )
