@@ -84,7 +84,8 @@ class Channels:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._keys_ready = asyncio.Event()
-        self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = OrderedDict()
+        # The principal whose claims were recorded last (shared with its stream: no copy).
+        self._seen: OrderedDict[tuple[str, str], Principal] = OrderedDict()
         self.mutes = Mutes(service.hub, self.settings.muted_cache)
         self.api = ChannelsService(
             service, self.clock, self.rules, streams=self, keys=lambda: self.keys
@@ -207,7 +208,8 @@ class Channels:
         fresh: dict[tuple[str, str], Principal] = {}
         for principal in principals:
             key = (principal.tenant, principal.user)
-            if self._seen.get(key) == (principal.email, principal.roles):
+            seen = self._seen.get(key)
+            if seen is not None and (seen.email, seen.roles) == (principal.email, principal.roles):
                 self._seen.move_to_end(key)
             else:
                 fresh[key] = principal
@@ -240,7 +242,7 @@ class Channels:
         for tenant in {claim[0] for claim in changed if claim[2]}:
             self.planner.unreachable.forget(tenant)  # an address: e-mail may reach them now
         for key, principal in fresh.items():
-            self._seen[key] = (principal.email, principal.roles)
+            self._seen[key] = principal
             self._seen.move_to_end(key)
         while len(self._seen) > CACHE_MAX:
             self._seen.popitem(last=False)
