@@ -104,13 +104,15 @@ class Edges:
         """Write every dirty stream's pending frames, ONE ``transport.write`` each.
 
         The hot loop of the fan-out (per stream per loop iteration), so it is written out here
-        rather than as calls: the common case, one frame for every stream, builds the chunk of
-        that frame (HTTP/1.1 chunked framing) once and hands the same bytes to each transport.
+        rather than as calls. Streams offered the same frames (the same objects: a tenant-wide
+        notification, or a batch of them) are usually next to each other in ``dirty``, so the
+        chunk (HTTP/1.1 chunked framing) is built once for a run of them and the same bytes go
+        to each transport.
         """
         dirty, self._dirty = self._dirty, []
         loop = self._loop
         now = loop.time() if loop is not None else 0.0
-        last: bytes | None = None  # the last single frame, its chunk and its notification count
+        last: list[bytes] = []  # the frames of the last chunk built, its chunk and count
         chunk = b""
         counts = 0
         delivered = 0
@@ -125,16 +127,15 @@ class Edges:
             transport = edge.transport
             if transport is None or transport.is_closing():
                 continue
-            if len(pending) != 1 or sub.encode is not None or not edge.chunked:
-                data = pending[0] if len(pending) == 1 else b"".join(pending)
+            if sub.encode is not None or not edge.chunked:
                 delivered += sum(1 for f in pending if f.startswith(b"id: "))
-                edge.write(data, now)
+                edge.write(pending[0] if len(pending) == 1 else b"".join(pending), now)
                 continue
-            data = pending[0]
-            if data is not last:
-                last = data
+            if pending != last:  # same frames as the stream before (same objects): reuse
+                last = pending
+                data = pending[0] if len(pending) == 1 else b"".join(pending)
                 chunk = b"%x\r\n%s\r\n" % (len(data), data)
-                counts = 1 if data.startswith(b"id: ") else 0
+                counts = sum(1 for f in pending if f.startswith(b"id: "))
             delivered += counts
             edge.last_write = now
             transport.write(chunk)
