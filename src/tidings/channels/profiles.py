@@ -86,11 +86,14 @@ async def record_claims(
     claims: Sequence[tuple[str, str, str | None, Sequence[str]]],
     *,
     now: datetime,
+    chunk: int = 500,
 ) -> None:
     """Create or change many users' rows from their tokens' claims ``(tenant, user, email,
     roles)`` at once: roles always, the e-mail only when the claim carries one (as
-    :func:`save` with ``email=KEEP``). Two statements at most, each executed for many rows.
-    Raises ``IntegrityError`` when a tenant no longer exists (nothing is written then)."""
+    :func:`save` with ``email=KEEP``). Two statements at most, each executed for ``chunk``
+    rows at a time (SQLAlchemy prepares the rows on the event loop's thread: a piece of 500
+    holds it a few ms, not the whole batch). Raises ``IntegrityError`` when a tenant no longer
+    exists (nothing is written then: the caller's transaction rolls back)."""
     for keep, group in (
         (("email", "roles"), [c for c in claims if c[2]]),
         (("roles",), [c for c in claims if not c[2]]),
@@ -102,19 +105,20 @@ async def record_claims(
             index_elements=["tenant_id", "user_id"],
             set_={name: getattr(stmt.excluded, name) for name in (*keep, "updated_at")},
         )
-        rows: list[dict[str, Any]] = [
-            {
-                "tenant_id": tenant,
-                "user_id": user,
-                "email": email or None,
-                "time_zone": None,
-                "roles": sorted(set(roles)),
-                "prefs": {},
-                "updated_at": now,
-            }
-            for tenant, user, email, roles in group
-        ]
-        await conn.execute(stmt, rows)
+        for start in range(0, len(group), chunk):  # the event loop runs between pieces
+            rows: list[dict[str, Any]] = [
+                {
+                    "tenant_id": tenant,
+                    "user_id": user,
+                    "email": email or None,
+                    "time_zone": None,
+                    "roles": sorted(set(roles)),
+                    "prefs": {},
+                    "updated_at": now,
+                }
+                for tenant, user, email, roles in group[start : start + chunk]
+            ]
+            await conn.execute(stmt, rows)
 
 
 async def any_email(conn: AsyncConnection, tenant: str) -> bool:
