@@ -20,6 +20,8 @@ export interface NewNotification {
   audience?: Audience | null;
   /** Collapse key (issue 10), e.g. "booking:42": lower-case letters, digits, '_', '.', ':' and '-', starting with a letter (1–128). */
   group?: string | null;
+  /** The user who caused it: it is read for them, never pushed or e-mailed to them. */
+  actor?: { id: string; name?: string | null } | null;
 }
 
 /** `POST /v1/tokens`: a stream token for one of the host's users. */
@@ -136,3 +138,99 @@ export function mintToken(user: string | TokenRequest, options?: { signal?: Abor
 
 export function backoffDelay(attempt: number, options?: { base?: number; cap?: number; random?: () => number }): number;
 export function parseRetryAfter(value: string | null | undefined, now?: number): number | null;
+
+// ---- Webhook deliveries (js/webhooks.js; docs/webhooks.md#verifying-a-delivery) ----------------
+
+/** Why a delivery was refused. */
+export type WebhookRefusal =
+  | 'missing_header'
+  | 'invalid_timestamp'
+  | 'timestamp_too_old'
+  | 'timestamp_too_new'
+  | 'invalid_signature'
+  | 'invalid_payload';
+
+/** A delivery that must not be trusted: answer it with a 4xx and do not act on it. */
+export class WebhookVerificationError extends Error {
+  constructor(reason: WebhookRefusal, message: string);
+  readonly name: 'WebhookVerificationError';
+  readonly reason: WebhookRefusal;
+}
+
+/** A verified delivery. */
+export interface WebhookEvent<T extends { [key: string]: Json } = { [key: string]: Json }> {
+  /** `webhook-id`: the same on every retry of this event; process each id once. */
+  id: string;
+  /** `notification.read`, `push.failed`, … (docs/webhooks.md). */
+  type: string;
+  /** When the event happened, as sent (ISO 8601). */
+  timestamp: string;
+  data: T;
+  /** The whole body, parsed. */
+  payload: { [key: string]: Json };
+  /** Unix seconds this attempt was signed (`webhook-timestamp`). */
+  attemptedAt: number;
+}
+
+/** `whsec_<base64>` as tidings shows it, bare base64, or the raw key. */
+export type WebhookSecret = string | Uint8Array;
+
+/** A fetch `Headers`, a `Map`, Node's `req.headers` or a plain object; names in any case. */
+export type WebhookHeaders =
+  | Headers
+  | ReadonlyMap<string, string>
+  | { readonly [name: string]: string | readonly string[] | undefined };
+
+/**
+ * The event of a delivery whose signature (HMAC-SHA256, constant-time) and timestamp check out;
+ * rejects with a WebhookVerificationError otherwise. `body` is the raw request body as received.
+ */
+export function verifyWebhook(
+  secret: WebhookSecret | readonly WebhookSecret[],
+  headers: WebhookHeaders,
+  body: string | Uint8Array | ArrayBuffer,
+  options?: { /** Seconds either way (default 300). */ tolerance?: number; /** ms since the epoch (default Date.now()). */ now?: number },
+): Promise<WebhookEvent>;
+
+/** The `webhook-signature` entry (`v1,<base64>`) tidings sends: to test a receiver. */
+export function signWebhook(secret: WebhookSecret, id: string, timestamp: number, body: string | Uint8Array | ArrayBuffer): Promise<string>;
+
+// ---- The outbox (js/outbox.js; docs/outbox.md) ------------------------------------------------
+
+/** The limits of the tidings server that consumes the outbox (its TIDINGS_MAX_* settings). */
+export interface OutboxLimits {
+  titleChars: number;
+  bodyChars: number;
+  /** Size of `data` as UTF-8 JSON. */
+  dataBytes: number;
+  /** Distinct users plus roles an audience names. */
+  audienceTargets: number;
+}
+
+/** tidings' defaults: 200, 2000, 8192, 1000. */
+export const OUTBOX_LIMITS: Readonly<OutboxLimits>;
+
+export interface OutboxRow {
+  tenant: string;
+  /** The JSON text stored in `payload`. */
+  payload: string;
+  /** `INSERT INTO tidings_outbox … VALUES ($1, $2::jsonb) RETURNING id`. */
+  text: string;
+  values: [tenant: string, payload: string];
+}
+
+/** The row for one publish, checked as tidings will (TypeError saying what is wrong). */
+export function outboxRow(tenant: string, notification: NewNotification, options?: { limits?: Partial<OutboxLimits> }): OutboxRow;
+
+/** What insertOutbox needs of a client: `pg`'s Client and PoolClient have it. */
+export interface OutboxClient {
+  query(config: { text: string; values: unknown[] }): Promise<{ rows: Array<{ id: string | number }> }>;
+}
+
+/** Insert into `tidings_outbox` in the client's transaction; resolves to the row's id. */
+export function insertOutbox(
+  client: OutboxClient,
+  tenant: string,
+  notification: NewNotification,
+  options?: { limits?: Partial<OutboxLimits> },
+): Promise<number>;

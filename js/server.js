@@ -6,6 +6,9 @@
  *   await tidings.publish({ type: 'booking_created', title: 'New booking: Castle XL' });
  *   const { token } = await tidings.mintToken({ user: 'u-42', roles: ['staff'] });
  *
+ * Also here: `verifyWebhook` / `signWebhook` (./webhooks.js: tidings' signed webhook deliveries)
+ * and `outboxRow` / `insertOutbox` (./outbox.js: a notification in your own transaction).
+ *
  * Invariants:
  * - one logical publish is one Idempotency-Key, sent on every attempt (generated with
  *   crypto.randomUUID() unless the caller gives one), so a retry after a lost answer or a
@@ -233,3 +236,6 @@ export async function publishBatch(notifications, options) {
 export async function mintToken(user, options) {
   return fromEnv().mintToken(user, options);
 }
+
+export { signWebhook, verifyWebhook, WebhookVerificationError } from './webhooks.js';
+export { insertOutbox, OUTBOX_LIMITS, outboxRow } from './outbox.js';

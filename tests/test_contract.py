@@ -176,7 +176,32 @@ def seeded(live: Live, credentials: dict[str, str]) -> dict[str, Any]:
     kid = post(f"/v1/admin/tenants/{live.tenant.id}/signing-keys", {"name": "spare"}, op)["kid"]
     user = {"Authorization": f"Bearer {credentials['streamToken']}"}
     device = post("/v1/push/subscriptions", Device("d", f"{PUSH}/d").subscription(), user)
-    return {"key_id": spare, "kid": kid, "ids": ids, "device": device["id"]}
+    # Webhooks (issue 13 item 2): endpoints of the tenant's and the operator's, and a past event
+    # (never delivered: nothing listens at example.invalid).
+    hook = {"url": "https://example.invalid/hook", "event_types": ["notification.created"]}
+    endpoint = post("/v1/webhooks/endpoints", hook, key)["id"]
+    spare_hooks = [post("/v1/webhooks/endpoints", hook, key)["id"] for _ in range(2)]
+    post("/v1/notifications", {"type": "system", "title": "for the webhook"}, key)
+    deadline = time.monotonic() + 10
+    while not (events := httpx.get(f"{live.url}/v1/webhooks/events", headers=key).json()["events"]):
+        assert time.monotonic() < deadline, "no webhook event was recorded"
+        time.sleep(0.05)
+    return {
+        "key_id": spare,
+        "kid": kid,
+        "ids": ids,
+        "device": device["id"],
+        "endpoint": endpoint,
+        "spare_hooks": spare_hooks,
+        "event": events[0]["id"],
+    }
+
+
+TYPED = {"type": "contract.templated"}
+TEMPLATE = {
+    "default_locale": "en",
+    "locales": {"en": {"title": "Hi {{ name }}"}, "de": {"title": "Hallo {{ name }}"}},
+}
 
 
 def _soon() -> str:
@@ -243,6 +268,22 @@ def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any
         ("POST /v1/unsubscribe", {"query": {"token": make_token(SECRET, tenant, USER)}}, 200),
         ("GET /v1/tenant/preferences", {}, 200),
         ("PUT /v1/tenant/preferences", {"body": {"time_zone": "UTC"}}, 200),
+        # issue 10 item 5: per-type templates, the digest's strings per tenant
+        ("PUT /v1/templates/{type}", {"path_parameters": TYPED, "body": TEMPLATE}, 201),
+        ("GET /v1/templates", {}, 200),
+        ("GET /v1/templates/{type}", {"path_parameters": TYPED}, 200),
+        ("DELETE /v1/templates/{type}", {"path_parameters": TYPED}, 200),
+        (
+            "PUT /v1/admin/tenants/{tenant_id}/templates/{type}",
+            {"path_parameters": {"type": "contract.op"}, "body": TEMPLATE},
+            201,
+        ),
+        ("GET /v1/tenant/messages", {}, 200),
+        (
+            "PUT /v1/tenant/messages/{locale}",
+            {"path_parameters": {"locale": "de"}, "body": {"messages": {"open": "Öffnen"}}},
+            200,
+        ),
         ("GET /v1/users/{user}", {"path_parameters": {"user": USER}}, 200),
         ("PUT /v1/users/{user}", {"path_parameters": {"user": USER}, "body": {}}, 200),
         ("POST /v1/reminders", {"body": {"key": "r2", "due_at": LATER, "title": "t"}}, 201),
@@ -260,6 +301,34 @@ def _happy(seeded: dict[str, Any], tenant: str) -> list[tuple[str, dict[str, Any
         ("GET /v1/admin/outbox/dead/{row_id}", {"path_parameters": {"row_id": 1}}, 404),
         ("POST /v1/admin/outbox/dead/{row_id}/retry", {"path_parameters": {"row_id": 1}}, 404),
         ("DELETE /v1/admin/outbox/dead/{row_id}", {"path_parameters": {"row_id": 1}}, 404),
+        # Webhooks (issue 13 item 2): the tenant's routes (admin key), then the operator's.
+        *_webhook_cases(seeded, "/v1/webhooks", 0),
+        *_webhook_cases(seeded, "/v1/admin/tenants/{tenant_id}/webhooks", 1),
+    ]
+
+
+def _webhook_cases(
+    seeded: dict[str, Any], prefix: str, spare: int
+) -> list[tuple[str, dict[str, Any], int]]:
+    hook = {"url": "https://example.invalid/other", "event_types": ["push.sent", "digest.sent"]}
+    one = {"path_parameters": {"endpoint_id": seeded["endpoint"]}}
+    return [
+        (f"POST {prefix}/endpoints", {"body": hook}, 201),
+        (f"GET {prefix}/endpoints", {}, 200),
+        (f"GET {prefix}/endpoints/{{endpoint_id}}", one, 200),
+        (f"PATCH {prefix}/endpoints/{{endpoint_id}}", {**one, "body": {"description": "d"}}, 200),
+        (
+            f"DELETE {prefix}/endpoints/{{endpoint_id}}",
+            {"path_parameters": {"endpoint_id": seeded["spare_hooks"][spare]}},
+            200,
+        ),
+        (f"GET {prefix}/log", {}, 200),
+        (f"GET {prefix}/events", {}, 200),
+        (
+            f"POST {prefix}/events/{{event_id}}/replay",
+            {"path_parameters": {"event_id": seeded["event"]}, "body": {}},
+            202,
+        ),
     ]
 
 
@@ -350,7 +419,8 @@ def test_every_error_is_a_problem_with_its_codes(served: dict[str, Any]) -> None
             assert codes and all(Code(c).status == int(status) for c in codes), (path, status)
         if operation.get("security"):
             assert "401" in operation["responses"], (method, path)
-        assert "200" in operation["responses"] or "201" in operation["responses"]
+        # Each operation documents its success: 200, 201, or 202 (a replay queued for later).
+        assert {"200", "201", "202"} & set(operation["responses"]), (method, path)
     assert "HTTPValidationError" not in served["components"]["schemas"]
 
 

@@ -106,6 +106,8 @@ PACKED = {
     "js/react.js",
     "js/server.d.ts",
     "js/server.js",
+    "js/webhooks.js",  # re-exported by js/server.js (no types of their own: internal)
+    "js/outbox.js",
     "js/vue.d.ts",
     "js/vue.js",
     "src/tidings/web/static/sw.js",
@@ -120,11 +122,23 @@ PACKED = {
             "tidings-groups",
             "tidings-toasts",
             "tidings-bell-styles",
+            "tidings-inbox-parts",
+            "tidings-actions",
+            "tidings-attrs",
+            "tidings-days",
+            "tidings-panel",
         )
     ),
     *(
         f"src/tidings/web/static/{name}.{ext}"
-        for name in ("tidings", "tidings-core", "tidings-bell", "tidings-push", "tidings-i18n")
+        for name in (
+            "tidings",
+            "tidings-core",
+            "tidings-bell",
+            "tidings-inbox",
+            "tidings-push",
+            "tidings-i18n",
+        )
         for ext in ("js", "d.ts")
     ),
 }
@@ -269,13 +283,16 @@ def test_node_md_examples_run(tenant: Tenant, tmp_path: Path) -> None:
 def test_types_check_with_tsc(tmp_path: Path) -> None:
     """The hand-written .d.ts, type-checked with `tsc --strict --noEmit` through the package's
     `exports` by the typed consumers in tests/js/types/ (each `@ts-expect-error` there is a type
-    that must stay strict) and by the ts/tsx blocks of docs/embedding.md's npm section and
-    docs/node.md, all as modules of a host app that installed the package."""
+    that must stay strict) and by the ts/tsx blocks of docs/embedding.md's npm section,
+    docs/node.md, docs/outbox.md and docs/webhooks.md, all as modules of a host app that
+    installed the package."""
     node = require_binary("node", "nodejs")
     app = _app(tmp_path, with_dev_modules=True)
     snippets = _blocks("embedding.md", ("ts", "tsx"), after="## The npm package")
     snippets += _blocks("node.md", ("ts",))
-    assert len(snippets) >= 4
+    snippets += _blocks("outbox.md", ("ts",))  # with pg and @types/pg (devDependencies)
+    snippets += _blocks("webhooks.md", ("ts",), after="## Verifying a delivery")
+    assert len(snippets) >= 5
     for index, (lang, code) in enumerate(snippets):
         (app / f"snippet{index}.{lang}").write_text(code)
     consumers = [p for p in (JS / "types").iterdir() if p.suffix in (".ts", ".tsx")]

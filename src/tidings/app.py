@@ -19,7 +19,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import tidings
 from tidings import logs
-from tidings.api import admin, compat, feed, health, problems, publish, stream, tokens
+from tidings.api import admin, compat, feed, health, problems, publish, stream, templates, tokens
 from tidings.api.compat_stream import router as compat_stream_router
 from tidings.api.cors import CORS
 from tidings.api.guards import BodyLimit, TextTarget
@@ -39,6 +39,7 @@ ROUTERS = (
     compat.router,
     compat_stream_router,  # the booking dashboard's /sse/notifications
     health.router,
+    templates.router,  # per-type notification templates (issue 10 item 5)
 )
 
 

@@ -1,6 +1,7 @@
 """Stream tokens (JWT, HS256) and the claims tidings trusts.
 
-Claims: ``tenant``, ``sub`` (user), ``roles``, ``email``, ``exp``, ``iat``, ``iss``/``aud`` =
+Claims: ``tenant``, ``sub`` (user), ``roles``, ``email``, ``locale`` (optional BCP 47 tag,
+issue 10: the language of the user's feed, push and digest), ``exp``, ``iat``, ``iss``/``aud`` =
 ``tidings``. A host may mint tokens through ``POST /v1/tokens``, or sign them itself: with a
 per-tenant signing key named by the header's ``kid`` (then the token is valid only for that
 key's tenant), or with the server secret (tokens tidings mints itself use it).
@@ -23,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from tidings.domain.locales import canonical, is_locale
 from tidings.domain.principals import Principal
 from tidings.errors import Code, Unauthorized, ValidationFailed
 from tidings.store.tenants import TENANT_ID
@@ -44,6 +46,7 @@ def mint(
     email: str | None = None,
     now: datetime | None = None,
     kid: str | None = None,
+    locale: str | None = None,
 ) -> tuple[str, datetime]:
     if not _USER.match(user):
         raise ValidationFailed("user is 1-128 of A-Z a-z 0-9 _ . @ : + -")
@@ -52,6 +55,8 @@ def mint(
             raise ValidationFailed(f"role {role!r} is not a valid name")
     if email is not None and not _EMAIL.match(email):
         raise ValidationFailed("email is not a valid address")
+    if locale is not None and not is_locale(locale):
+        raise ValidationFailed("locale is not a BCP 47 language tag (for example 'de-AT')")
     issued = now or datetime.now(UTC)
     expires = issued + timedelta(seconds=ttl)
     claims: dict[str, object] = {
@@ -65,6 +70,8 @@ def mint(
     }
     if email:
         claims["email"] = email
+    if locale:
+        claims["locale"] = canonical(locale)
     headers = {"kid": kid} if kid else None
     token = jwt.encode(claims, secret, algorithm="HS256", headers=headers)
     return token, expires.replace(microsecond=0)
@@ -133,13 +140,18 @@ def verify(
         )
     exp = _check_lifetime(claims, max_ttl, time.time() if now is None else now)
     expires = datetime.fromtimestamp(exp, UTC)
-    email = claims.get("email")
+    email, locale = claims.get("email"), claims.get("locale")
+    if locale is not None and (not isinstance(locale, str) or not is_locale(locale)):
+        raise Unauthorized(
+            "The token's locale is not a BCP 47 language tag.", code=Code.INVALID_CREDENTIALS
+        )
     return Principal(
         tenant=claimed,
         user=user,
         roles=frozenset(roles) if roles else _NO_ROLES,
         expires_at=expires,
         email=email if isinstance(email, str) else None,
+        locale=canonical(locale) if locale else None,
     )
 
 

@@ -516,6 +516,109 @@ def outbox_sql() -> None:
     typer.echo(SQL, nl=False)
 
 
+# -- webhooks (docs/webhooks.md) -----------------------------------------------------------------
+webhook_app = typer.Typer(
+    help="A tenant's webhook endpoints (docs/webhooks.md).", no_args_is_help=True
+)
+app.add_typer(webhook_app, name="webhook")
+
+
+def _webhooks(fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``fn(Webhooks)`` on the configured store (a running server's worker delivers what it
+    queues within ``TIDINGS_WEBHOOK_POLL_INTERVAL``)."""
+
+    async def run(service: Any) -> T:
+        from tidings.webhooks.manage import Webhooks
+
+        return await fn(Webhooks(service.store, service.settings))
+
+    return _with_service(run)
+
+
+def _endpoint_line(e: dict[str, Any]) -> str:
+    state = "enabled" if e["enabled"] else f"disabled ({e['disabled_reason']})"
+    return f"{e['id']}  {state}  {e['url']}  {','.join(e['event_types'])}"
+
+
+@webhook_app.command("add")
+def webhook_add(
+    tenant_id: str,
+    url: str,
+    event: Annotated[
+        list[str], typer.Option("--event", "-e", help="An event type (repeat for several).")
+    ],
+    description: Annotated[str | None, typer.Option(help="A note for people.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add an endpoint; prints its secret (whsec_…) once."""
+    created, secret = _webhooks(
+        lambda w: w.add(tenant_id, url=url, event_types=event, description=description)
+    )
+    out = {**created.public(), "secret": secret}
+    _out(out, as_json, f"{_endpoint_line(out)}\nsecret (shown once): {secret}")
+
+
+@webhook_app.command("list")
+def webhook_list(tenant_id: str, as_json: JsonOpt = False) -> None:
+    """The tenant's endpoints."""
+    found = [e.public() for e in _webhooks(lambda w: w.endpoints(tenant_id))]
+    _out(found, as_json, "\n".join(_endpoint_line(e) for e in found) or "(no endpoints)")
+
+
+@webhook_app.command("remove")
+def webhook_remove(tenant_id: str, endpoint_id: str) -> None:
+    """Remove an endpoint and its queued deliveries."""
+    _webhooks(lambda w: w.remove(tenant_id, endpoint_id))
+    typer.echo(f"removed {endpoint_id}")
+
+
+@webhook_app.command("enable")
+def webhook_enable(tenant_id: str, endpoint_id: str, as_json: JsonOpt = False) -> None:
+    """Enable an endpoint again (its failure streak restarts; pending deliveries resume)."""
+    found = _webhooks(lambda w: w.change(tenant_id, endpoint_id, {"enabled": True})).public()
+    _out(found, as_json, _endpoint_line(found))
+
+
+@webhook_app.command("disable")
+def webhook_disable(tenant_id: str, endpoint_id: str, as_json: JsonOpt = False) -> None:
+    """Stop delivering to an endpoint (its deliveries wait)."""
+    found = _webhooks(lambda w: w.change(tenant_id, endpoint_id, {"enabled": False})).public()
+    _out(found, as_json, _endpoint_line(found))
+
+
+@webhook_app.command("log")
+def webhook_log(
+    tenant_id: str,
+    endpoint_id: Annotated[str | None, typer.Option("--endpoint")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """The delivery log, newest first: attempts, give-ups, automatic disabling."""
+    entries = _webhooks(lambda w: w.log(tenant_id, endpoint_id=endpoint_id, limit=limit))
+    lines = [
+        f"{e['at']}  {e['endpoint_id']}  {e['kind']}  {e['event_id'] or '-'}  "
+        f"{e['status'] or '-'}  {e['error'] or 'ok' if e['kind'] == 'attempt' else ''}"
+        for e in entries
+    ]
+    _out(entries, as_json, "\n".join(lines) or "(empty)")
+
+
+@webhook_app.command("replay")
+def webhook_replay(
+    tenant_id: str,
+    event_id: str,
+    endpoint_id: Annotated[str | None, typer.Option("--endpoint")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a past event again (same webhook-id)."""
+    queued = _webhooks(lambda w: w.replay(tenant_id, event_id, endpoint_id))
+    _out(
+        {"event_id": event_id, "queued": queued},
+        as_json,
+        f"queued {event_id} to {', '.join(queued) or 'no endpoint'}",
+    )
+
+
 def main() -> None:
     app()
 

@@ -353,6 +353,63 @@ class Settings(BaseSettings):
         500, ge=1, le=5000, description="Most outbox rows claimed in one transaction."
     )
 
+    # -- webhooks (tidings.webhooks, docs/webhooks.md) ---------------------------------------------
+    webhook_allow_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs webhook deliveries may connect to although they are "
+        "not public (loopback, private, link-local, CGNAT, …). Empty: public addresses only.",
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, le=120, description="Seconds one delivery attempt may take, all in all."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=50, description="Attempts of one delivery before it is given up."
+    )
+    webhook_retry_base: float = Field(
+        5.0, gt=0, description="Seconds before the first retry; doubled each attempt, jittered."
+    )
+    webhook_retry_max: float = Field(3600.0, gt=0, description="Longest wait between attempts.")
+    webhook_disable_failures: int = Field(
+        20,
+        ge=1,
+        description="Consecutive failed attempts after which an endpoint is disabled (once it "
+        "has also been failing for TIDINGS_WEBHOOK_DISABLE_AFTER seconds).",
+    )
+    webhook_disable_after: float = Field(
+        86400.0,
+        ge=0,
+        description="Seconds an endpoint must have been failing (no success) before it is "
+        "disabled automatically.",
+    )
+    webhook_poll_interval: float = Field(
+        2.0, gt=0, description="Seconds between looks at the delivery queue when nothing woke it."
+    )
+    webhook_concurrency: int = Field(
+        16, ge=1, le=1000, description="Endpoints this instance delivers to at once."
+    )
+    webhook_max_endpoints: int = Field(
+        20, ge=1, le=1000, description="Webhook endpoints per tenant (409 beyond)."
+    )
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _webhook_networks(cls, value: str) -> str:
+        return cls._networks(value)
+
+    # -- languages: per-type templates (issue 10 item 5, tidings/templates.py, docs/i18n.md) ------
+    max_templates: int = Field(
+        500, ge=1, description="Most notification types a tenant may register templates for."
+    )
+    max_template_locales: int = Field(
+        20, ge=1, le=100, description="Most locales of one type's templates."
+    )
+    max_l10n_chars: int = Field(
+        32_000,
+        ge=1000,
+        description="Most characters of rendered text in all of a notification's locales "
+        "(l10n), all together: it travels in every stream frame.",
+    )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -77,6 +77,9 @@ class Code(StrEnum):
     OUTBOX_ROW_NOT_FOUND = "outbox_row_not_found", 404, "Outbox row not found"
     REMINDER_NOT_FOUND = "reminder_not_found", 404, "Reminder not found"
     BOOKING_NOT_FOUND = "booking_not_found", 404, "Booking not found"
+    TEMPLATE_NOT_FOUND = "template_not_found", 404, "Template not found"  # issue 10 (l10n)
+    WEBHOOK_ENDPOINT_NOT_FOUND = "webhook_endpoint_not_found", 404, "Webhook endpoint not found"
+    WEBHOOK_EVENT_NOT_FOUND = "webhook_event_not_found", 404, "Webhook event not found"
     # 405, 406
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, "Method not allowed"
     NOT_ACCEPTABLE = "not_acceptable", 406, "Not acceptable"
@@ -87,6 +90,8 @@ class Code(StrEnum):
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions", 409, "Too many push subscriptions"
     BOOKING_CANCELLED = "booking_cancelled", 409, "Booking cancelled"
     IMPOSSIBLE_MOVE = "impossible_move", 409, "Impossible move"
+    TOO_MANY_TEMPLATES = "too_many_templates", 409, "Too many templates"  # issue 10 (l10n)
+    TOO_MANY_WEBHOOKS = "too_many_webhooks", 409, "Too many webhook endpoints"
     # 413
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, "Payload too large"
     TOO_MANY_TARGETS = "too_many_targets", 413, "Too many audience targets"
@@ -97,6 +102,10 @@ class Code(StrEnum):
     IDEMPOTENCY_KEY_MISMATCH = "idempotency_key_mismatch", 422, "Idempotency key reused"
     INVALID_SUBSCRIPTION = "invalid_subscription", 422, "Invalid push subscription"
     UNKNOWN_MOVE = "unknown_move", 422, "Unknown move"
+    INVALID_TEMPLATE = "invalid_template", 422, "Invalid template"  # issue 10 (l10n)
+    TEMPLATE_FAILED = "template_failed", 422, "Template failed"  # issue 10 (l10n)
+    UNKNOWN_EVENT_TYPE = "unknown_event_type", 422, "Unknown event type"
+    INVALID_WEBHOOK_URL = "invalid_webhook_url", 422, "Invalid webhook URL"
     # 429
     RATE_LIMITED = "rate_limited", 429, "Too many requests"
     TOO_MANY_STREAMS = "too_many_streams", 429, "Too many streams"

@@ -1,9 +1,10 @@
 """The extensions tidings ships, and which of them a process runs.
 
-``bundled(settings)`` is what ``tidings serve`` and ``tidings demo`` run: the channels and the
-outbox (its consumer only with ``TIDINGS_OUTBOX_URL``) always, the demo when ``TIDINGS_DEMO`` is
-on (refused with ``TIDINGS_ENV=production``: :class:`tidings.demo.DemoInProduction`). A host
-application embedding tidings passes its own list to :func:`tidings.app.create_app`.
+``bundled(settings)`` is what ``tidings serve`` and ``tidings demo`` run: the channels, the
+outbox (its consumer only with ``TIDINGS_OUTBOX_URL``) and the webhooks always, the demo when
+``TIDINGS_DEMO`` is on (refused with ``TIDINGS_ENV=production``:
+:class:`tidings.demo.DemoInProduction`). A host application embedding tidings passes its own
+list to :func:`tidings.app.create_app`.
 
 ``schema_for(extensions)`` is the schema a process with those extensions migrates: the core's
 branch and theirs (:class:`tidings.store.migrate.Schema` knows every shipped branch besides, so
@@ -23,11 +24,12 @@ def bundled(settings: Settings) -> list[Extension]:
     from tidings.channels import ChannelsExtension
     from tidings.demo import DemoExtension
     from tidings.outbox import OutboxExtension
+    from tidings.webhooks import WebhooksExtension
 
     chosen: list[Extension] = [DemoExtension(settings.env)] if settings.demo else []
     # The demo's seeding runs before the channels start; the outbox consumer (only with
     # TIDINGS_OUTBOX_URL) last.
-    return [*chosen, ChannelsExtension(), OutboxExtension()]
+    return [*chosen, ChannelsExtension(), OutboxExtension(), WebhooksExtension()]
 
 
 def schema_for(extensions: Sequence[Extension]) -> Schema:
@@ -38,7 +40,8 @@ def schema_for(extensions: Sequence[Extension]) -> Schema:
 
 def bundled_schema(settings: Settings) -> Schema:
     """The schema of :func:`bundled` without building the extensions (the CLI's commands)."""
-    return Schema(wanted=("demo", "channels") if settings.demo else ("channels",))
+    wanted = ("demo", "channels") if settings.demo else ("channels",)
+    return Schema(wanted=(*wanted, "webhooks"))
 
 
 def every_branch() -> Schema:

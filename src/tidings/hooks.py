@@ -11,12 +11,19 @@ is behind a hook.
   count, snapshot and stream. Called per request and per stream opening, so it should cache.
 * :data:`~tidings.store.erasure.UserEraser` — the extension's part of the operator's user
   erasure, run in the same transaction as the core's (:mod:`tidings.erasure`).
+* :data:`EventSink` — told of what happened to a tenant's notifications (``notification.read``,
+  ``push.sent``, … :meth:`tidings.service.Tidings.emit`): with the connection of the write
+  transaction that made the change (inside a savepoint), or ``None`` right after its commit.
+  A sink that raises is logged; the change stands (the webhooks are one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.notifications import Notification
 from tidings.domain.principals import Principal
@@ -24,6 +31,8 @@ from tidings.store.erasure import UserEraser
 
 AfterPublish = Callable[[list[Notification]], Awaitable[None]]
 MutedTypes = Callable[[Principal], Awaitable[frozenset[str]]]
+EventSink = Callable[[AsyncConnection | None, str, str, dict[str, Any]], Awaitable[None]]
+"""``(conn, tenant, event_type, data)``: see the module docstring."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class Hooks:
     after_publish: Sequence[AfterPublish] = ()
     muted_types: MutedTypes | None = None
     erase_user: Sequence[UserEraser] = ()
+    on_event: Sequence[EventSink] = ()
 
 
 def muted_by_all(sources: Sequence[MutedTypes]) -> MutedTypes | None:
@@ -49,4 +59,4 @@ def muted_by_all(sources: Sequence[MutedTypes]) -> MutedTypes | None:
     return muted
 
 
-__all__ = ["AfterPublish", "Hooks", "MutedTypes", "UserEraser", "muted_by_all"]
+__all__ = ["AfterPublish", "EventSink", "Hooks", "MutedTypes", "UserEraser", "muted_by_all"]

@@ -6,6 +6,7 @@ first exit signal: every stream gets ``event: bye`` with a short retry hint and 
 streams are refused with 503, in-flight publishes finish, then the process exits.
 
 :class:`EdgeProtocol` is the HTTP protocol both ``tidings serve`` and the test server run: it
+opens a plain stream request itself, below the framework (:mod:`tidings.api.opener`), and
 hands a stream's transport to the hub once its opening is written (ARCHITECTURE.md, "The edge").
 
 A SIGTERM that ends in a graceful shutdown exits with status 0 (an orchestrator's ordinary stop
@@ -27,21 +28,48 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from tidings.api.opener import Opener, Ticket, opener_of
+from tidings.api.stream import plain_request
 from tidings.delivery.edge import Edge
+from tidings.delivery.hub import Subscriber
 from tidings.delivery.stream import EDGE
 
 log = logging.getLogger(__name__)
+log_stream = logging.getLogger("tidings.delivery.stream")
 STREAM_PATH = "/v1/stream"
 # Streams the edge may take over: /v1/stream and the compatible /sse/notifications.
 STREAM_PATHS = frozenset({STREAM_PATH, "/sse/notifications"})
+# The raw request targets the opener takes (path -> legacy wire): exactly these, no query
+# string aside; anything else (an escaped path, a trailing slash…) goes through the app.
+OPENED = {STREAM_PATH.encode(): False, b"/sse/notifications": True}
+# Request headers that make a stream request not plain: a body, an upgrade, 100-continue.
+NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 
 
 class EdgeProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus the edge (ARCHITECTURE.md, "The edge").
 
-    Every request runs through the ASGI app unchanged. ``GET /v1/stream`` additionally finds
+    **Below the framework.** A plain ``GET /v1/stream`` (or ``/sse/notifications``) on
+    HTTP/1.1 with a stream token is opened without an ASGI cycle: uvicorn builds its request
+    cycle as always, but its ASGI task is held back (:meth:`_start_asgi_task`) while the
+    app's :class:`~tidings.api.opener.Opener` verifies the token, registers the subscriber and
+    makes the opening together with the other streams of the same loop iteration. Then this
+    protocol writes the response head (as uvicorn would: its status line, its ``date`` and
+    ``server`` headers, the route's headers and CORS, chunked) and the opening in ONE write,
+    logs the access line as uvicorn would, and hands the transport to the edge. When the
+    opener does not open a request (any error, a long resume), the held ASGI task starts and
+    the route answers as if the opener did not exist.
+
+    Every other request runs through the ASGI app unchanged. ``GET /v1/stream`` additionally finds
     the scope extension ``tidings.edge``: once the app has written the stream's head and
     opening, it calls it with an :class:`~tidings.delivery.edge.Edge`, and this protocol hands
     the edge its transport: the ASGI call returns (uvicorn is told the client left, so it logs
@@ -57,13 +85,119 @@ class EdgeProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.edge: Edge | None = None
+        self._opener: Opener | None = None
+        self._taken: Ticket | None = None  # taken by the opener, its cycle not built yet
+        self._held: tuple[RequestResponseCycle, ASGI3Application] | None = None
+        self._origin: str | None = None
 
     def on_headers_complete(self) -> None:
+        self._taken = self._take()
         super().on_headers_complete()
         cycle = self.cycle
         if self.scope.get("path") in STREAM_PATHS and cycle is not None:
             extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
             extensions[EDGE] = lambda edge: self._attach(cycle, edge)
+
+    def _take(self) -> Ticket | None:
+        """A ticket for the opener when this request is a plain stream request, else None."""
+        parser = self.parser
+        if (
+            parser.get_method() != b"GET"
+            or parser.get_http_version() != "1.1"
+            or not parser.should_keep_alive()
+            or parser.should_upgrade()
+            or (self.cycle is not None and not self.cycle.response_complete)
+            or self.pipeline
+            or self.root_path
+            or self.limit_concurrency is not None
+            or self.edge is not None
+        ):
+            return None
+        path, _, query = self.url.partition(b"?")
+        legacy = OPENED.get(path)
+        if legacy is None or b"%00" in query or b"#" in query or not query.isascii():
+            return None
+        origin = None
+        for name, value in self.headers:
+            if name in NOT_PLAIN or (name == b"content-length" and value != b"0"):
+                return None
+            if name == b"origin" and origin is None:
+                if HEADER_VALUE_RE.search(value):
+                    return None  # uvicorn refuses to echo it (the route answers 500 as ever)
+                origin = value.decode("latin-1")
+        opener = opener_of(self.config.app)
+        if opener is None:
+            return None
+        request = plain_request(self.headers, query, legacy=legacy)
+        if request is None:
+            return None
+        self._opener, self._origin = opener, origin
+        return Ticket(request[0], request[1], self._opened, legacy=legacy)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        ticket, self._taken = self._taken, None
+        if ticket is None or self._opener is None:
+            super()._start_asgi_task(cycle, app)
+            return
+        self._held = (cycle, app)  # started only if the opener leaves it to the route
+        self._opener.submit(ticket)
+
+    def _opened(self, ticket: Ticket, body: bytes | None) -> None:
+        """The opener's answer: write the head and the opening, hand the transport to the
+        edge; or (``body`` None) let the route answer."""
+        held, self._held = self._held, None
+        opener = self._opener
+        sub = ticket.sub
+        assert held is not None and opener is not None
+        cycle, app = held
+        gone = cycle.disconnected or self.transport.is_closing()
+        if body is None or sub is None:
+            if not gone:
+                super()._start_asgi_task(cycle, app)
+            return
+        if gone:
+            _dropped(opener, sub)
+            return
+        try:
+            self._hand_over(opener, cycle, ticket, sub, body)
+        except Exception:  # never a subscriber left behind without its stream
+            log.exception("stream hand-over failed conn=%d", sub.conn)
+            _dropped(opener, sub)
+            self.transport.close()
+
+    def _hand_over(
+        self,
+        opener: Opener,
+        cycle: RequestResponseCycle,
+        ticket: Ticket,
+        sub: Subscriber,
+        body: bytes,
+    ) -> None:
+        """Write the head and the opening in one write; the edge takes the transport."""
+        head = [STATUS_LINE[200]]
+        headers = opener.headers(self._origin)
+        self._origin = None
+        for name, value in (*self.server_state.default_headers, *headers):
+            head += (name, b": ", value, b"\r\n")
+        head += (b"transfer-encoding: chunked\r\n\r\n", b"%x\r\n" % len(body), body, b"\r\n")
+        cycle.response_started = True
+        cycle.chunked_encoding = True
+        if self.access_log:
+            scope = opener.forwarded(cycle.scope)
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d',
+                get_client_addr(scope),
+                "GET",
+                get_path_with_query_string(scope),
+                "1.1",
+                200,
+            )
+        self.transport.write(b"".join(head))
+        edge = Edge(opener.edges, sub, ticket.sent)
+        if not self._attach(cycle, edge):  # the write found the client gone
+            _dropped(opener, sub)
+        elif sub.reason is not None:  # told to leave during its opening (shutdown, a gap)
+            edge.leave(sub.reason)
 
     def _attach(self, cycle: RequestResponseCycle, edge: Edge) -> bool:
         """Give ``edge`` the transport; False when the client is gone already."""
@@ -113,6 +247,18 @@ class EdgeProtocol(HttpToolsProtocol):
             super().shutdown()
         else:
             self.edge.sub.leave("shutdown")
+
+
+def _dropped(opener: Opener, sub: Subscriber) -> None:
+    """A stream opened for a client that left before it was handed over."""
+    opener.service.hub.unsubscribe(sub)
+    p = sub.principal
+    log_stream.info(
+        "stream closed tenant=%s user=%s conn=%d reason=disconnect sent=0",
+        p.tenant,
+        p.user,
+        sub.conn,
+    )
 
 
 class Server(uvicorn.Server):

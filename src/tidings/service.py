@@ -30,7 +30,7 @@ from tidings.domain.notifications import NewNotification, Notification, format_t
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
 from tidings.errors import Code, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
-from tidings.hooks import AfterPublish, Hooks, MutedTypes, UserEraser, muted_by_all
+from tidings.hooks import AfterPublish, EventSink, Hooks, MutedTypes, UserEraser, muted_by_all
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
@@ -40,6 +40,7 @@ from tidings.store import readstate as rq
 from tidings.store import signingkeys as kq
 from tidings.store import tenants as tq
 from tidings.store.groupcommit import GroupCommitter
+from tidings.templates import Templates
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,18 @@ class Transaction:
     published: list[Notification] = field(default_factory=list)
 
     async def publish(
-        self, tenant: str, new: NewNotification, *, idempotency_key: str | None = None
+        self,
+        tenant: str,
+        new: NewNotification,
+        *,
+        idempotency_key: str | None = None,
+        at: datetime | None = None,
     ) -> tuple[Notification, bool]:
+        """``at`` backdates ``created_at`` (the demo's seeded history); the seq is the next."""
+        new = (await self.service.templates.apply(tenant, [new], self.conn))[0]
         self.service.check_limits(new)
         stored, created = await nq.insert(
-            self.conn, tenant, new, now=utcnow(), idempotency_key=idempotency_key
+            self.conn, tenant, new, now=at or utcnow(), idempotency_key=idempotency_key
         )
         if created:
             self.published.append(stored)
@@ -88,12 +96,14 @@ class Tidings:
         self.after_publish: list[AfterPublish] = []
         self.muted_types: MutedTypes | None = None
         self.user_erasers: list[UserEraser] = []
+        self.event_sinks: list[EventSink] = []
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
         self.instance_id = uuid.uuid4().hex[:12]
         self.signing_keys = keyring.SigningKeys(store, ttl=settings.signing_key_cache)
         self.api_keys = ApiKeys(store, ttl=settings.api_key_cache)
         self.tokens = auth.TokenCache(settings.token_cache)  # verified stream tokens (issue 8)
         self._secrets: keyring.ServerSecrets | None = None
+        self.templates = Templates(store, settings)  # per-type templates (issue 10 item 5)
         self.committer = GroupCommitter(
             store, in_transaction=self._announce_in_transaction, announce=self._deliver
         )
@@ -104,6 +114,7 @@ class Tidings:
         for plugged in hooks:
             self.after_publish.extend(plugged.after_publish)
             self.user_erasers.extend(plugged.erase_user)
+            self.event_sinks.extend(plugged.on_event)
         self.muted_types = muted_by_all([h.muted_types for h in hooks if h.muted_types])
 
     async def load_secrets(self) -> keyring.ServerSecrets:
@@ -212,7 +223,9 @@ class Tidings:
         self, tenant: str, new: NewNotification, *, idempotency_key: str | None = None
     ) -> tuple[Notification, bool]:
         """Store and announce one notification; publishes arriving together commit together
-        (:mod:`tidings.store.groupcommit`). Answered after the commit."""
+        (:mod:`tidings.store.groupcommit`). Answered after the commit. Without a title it is
+        rendered from its type's templates first (:mod:`tidings.templates`)."""
+        new = (await self.templates.apply(tenant, [new]))[0]
         self.check_limits(new)
         started = time.perf_counter()
         results = await self.committer.publish(tenant, [new], [idempotency_key])
@@ -230,6 +243,7 @@ class Tidings:
     ) -> list[tuple[Notification, bool]]:
         """Store and announce up to a batch of notifications: all of them, or none.
         ``keys``: one idempotency key per item, instead of ``<idempotency_key>#<index>``."""
+        items = await self.templates.apply(tenant, items)
         for item in items:
             self.check_limits(item)
         self.check_targets(items)
@@ -278,6 +292,22 @@ class Tidings:
             except Exception:
                 log.exception("after-publish hook failed")
 
+    async def emit(
+        self, tenant: str, event: str, data: dict[str, Any], conn: AsyncConnection | None = None
+    ) -> None:
+        """Tell the extensions' event sinks (:data:`tidings.hooks.EventSink`) that ``event``
+        happened: inside the caller's write transaction when ``conn`` is given (a savepoint,
+        so a failing sink leaves the transaction usable), else after its commit. Never raises."""
+        for sink in self.event_sinks:
+            try:
+                if conn is None:
+                    await sink(None, tenant, event, data)
+                else:
+                    async with conn.begin_nested():
+                        await sink(conn, tenant, event, data)
+            except Exception:
+                log.exception("event sink failed event=%s tenant=%s", event, tenant)
+
     async def _ephemeral(self, principal: Principal, event: str, data: dict[str, Any]) -> None:
         await self._ephemeral_to(principal.tenant, principal.user, event, data)
 
@@ -300,6 +330,7 @@ class Tidings:
         except Exception as error:
             self.metrics.broker_errors.inc()
             log.warning("broker publish of %s failed: %r", event, error)
+        await self.emit(tenant, f"notification.{event}", {"user": user, **data})  # webhooks
 
     async def preferences_changed(self, tenant: str, user: str | None = None) -> None:
         """After a commit that changed a user's (``user`` None: any of the tenant's) preferences
@@ -561,6 +592,7 @@ class Tidings:
         *,
         ttl: int | None = None,
         email: str | None = None,
+        locale: str | None = None,
     ) -> tuple[str, Any]:
         lifetime = ttl or self.settings.token_default_ttl
         if not 1 <= lifetime <= self.settings.token_max_ttl:
@@ -570,7 +602,13 @@ class Tidings:
         if not tq.TENANT_ID.match(tenant):
             raise ValidationFailed("tenant is not a valid tenant id.")
         return auth.mint(
-            self.secret, tenant=tenant, user=user, roles=list(roles), ttl=lifetime, email=email
+            self.secret,
+            tenant=tenant,
+            user=user,
+            roles=list(roles),
+            ttl=lifetime,
+            email=email,
+            locale=locale,
         )
 
     async def verify_token(self, token: str) -> Principal:

@@ -1,7 +1,7 @@
 """One icon per notification type on every page, and the bell's styles built once per page.
 
-The bell's list and the demo's "View all" page draw a type's icon from the same module
-(``tidings-dom.js``); every bell on a page adopts one shared constructable stylesheet
+The bell and <tidings-inbox> draw a type's icon from the same module (``tidings-dom.js``;
+tested in test_inbox.py); every bell on a page adopts one shared constructable stylesheet
 (``tidings-bell-styles.js``) instead of carrying its own ``<style>``.
 """
 
@@ -16,43 +16,6 @@ from tests.browser.helpers import bell, sign_in
 from tests.demo.helpers import DemoServer, api_key, publish
 
 pytestmark = pytest.mark.browser
-
-TYPES = {
-    "booking_cancelled": "calendar-x",
-    "payment_received": "credit-card",
-    "customer_created": "user-plus",
-    "reminder": "clock",
-    "system": "info",
-}
-
-
-def test_the_history_page_shows_the_bells_icon_for_each_type(
-    demo: DemoServer, contexts: Callable[[], BrowserContext]
-) -> None:
-    page = sign_in(contexts(), demo.url, "sam")
-    page.goto(f"{demo.url}/demo/notifications")
-    page.wait_for_selector("[data-list][aria-busy=false]")
-    key = api_key(demo.url, "jump-joy")
-    sent = {publish(key, f"Icon of {t}", type=t)["id"]: t for t in TYPES}
-    last = max(sent)
-    page.wait_for_function(
-        "id => document.querySelector('tidings-bell').view.latest.some((n) => n.id === id)",
-        arg=last,
-    )
-    page.wait_for_selector(f".feed-item[data-id='{last}']")
-    for id_, type_ in sent.items():
-        in_bell = bell(
-            page,
-            f"(i => i && [i.dataset.icon, i.innerHTML])("
-            f"b.shadowRoot.querySelector('[part=item][data-id=\"{id_}\"] .icon'))",
-        )
-        on_page = page.evaluate(
-            "id => (i => i && [i.dataset.icon, i.innerHTML])("
-            "document.querySelector(`.feed-item[data-id='${id}'] .feed-icon`))",
-            id_,
-        )
-        assert in_bell == on_page, type_
-        assert on_page[0] == TYPES[type_]
 
 
 def test_every_bell_adopts_one_stylesheet(

@@ -146,7 +146,8 @@ def test_preferences_from_the_bell_mute_a_type_but_never_a_critical_one(
 
     # "View all" → a notification's delivery details.
     page.goto(f"{demo.url}/demo/notifications")
-    click(page, f".feed-item[data-id='{critical['id']}'] [data-action=details]")
+    click(page, f"tidings-inbox [part~=action][data-id='{critical['id']}'][data-action=details]")
     page.wait_for_url(f"{demo.url}/demo/notifications/{critical['id']}")
     assert page.locator("h1").inner_text() == "Critical: card terminal offline"
+    click(page, "[data-deliveries] > summary")  # "Where it was sent" opens on demand
     assert page.locator("[data-summary-empty]").is_visible()  # no device, no digest

@@ -141,14 +141,19 @@ def test_payloads_render_as_text_and_javascript_links_are_not_followed(
     assert page.evaluate("window.__xss") is None
     assert bell(page, "b.shadowRoot.querySelectorAll('img, script, b, svg[onload]').length") == 0
 
-    # The "View all" page shows the same payloads as text, and no link for javascript:.
+    # The "View all" page (<tidings-inbox>) shows the same payloads as text, and does not
+    # follow a javascript: link.
     page.goto(f"{demo.url}/demo/notifications")
-    row = page.locator(f".feed-item[data-id='{sent['id']}']")
+    row = page.locator(f"tidings-inbox [part~=item][data-id='{sent['id']}']")
     row.wait_for()
-    assert row.locator(".feed-title").inner_text() == XSS_TITLE
-    assert row.locator(".feed-text").inner_text() == XSS_BODY
-    evil_row = page.locator(f".feed-item[data-id='{evil['id']}']")
-    assert evil_row.locator("a").count() == 0
+    assert row.locator(".title").inner_text() == XSS_TITLE
+    assert row.locator(".body").inner_text() == XSS_BODY
+    before = page.url
+    click(page, f"tidings-inbox [part~=item][data-id='{evil['id']}']")
+    page.wait_for_timeout(500)
+    assert page.url == before
+    shadow = "document.querySelector('tidings-inbox').shadowRoot"
+    assert page.evaluate(f"{shadow}.querySelectorAll('img, script, b, svg[onload]').length") == 0
 
     page.wait_for_timeout(300)
     assert page.evaluate("window.__xss") is None

@@ -30,8 +30,16 @@ LEGACY = Path(__file__).parent / "legacy_schema"
 DEMO_TABLES = {"demo_users", "customers", "bookings", "booking_events", "payments"}
 CHANNEL_TABLES = {"channel_users", "push_subscriptions", "scheduled_reminders", "digest_runs"}
 CORE_TABLES = {"tenants", "notifications", "api_keys", "server_secrets", "signing_keys"}
+LATER_CORE_TABLES = {"templates", "message_overrides"}  # 0008_templates (issue 10 item 5)
+WEBHOOK_TABLES = {  # the webhooks' branch, new since the single chain
+    "webhook_endpoints",
+    "webhook_events",
+    "webhook_deliveries",
+    "webhook_log",
+    "webhook_cursors",
+}
 PRODUCTION = bundled_schema(Settings(demo=False))
-HEADS = {"0007_groups", "0003_channels"}
+HEADS = {"0008_templates", "0003_channels", "w001_webhooks"}
 T = TypeVar("T")
 
 
@@ -121,7 +129,9 @@ def test_a_database_at_the_single_chain_head_upgrades_in_place(empty_url: str) -
     assert before >= DEMO_TABLES  # the single chain made them everywhere
 
     _migrate(empty_url, PRODUCTION)  # what `tidings serve` does at start
-    assert _tables(empty_url) == before | {"alembic_version"}  # nothing created or dropped
+    # nothing dropped; created: the tables of core revisions after the chain (0008) and of
+    # the branch added since (webhooks)
+    assert _tables(empty_url) == before | {"alembic_version"} | LATER_CORE_TABLES | WEBHOOK_TABLES
     assert _versions(empty_url) == HEADS | {"0002_demo"}  # the demo's tables are recorded
     _migrate(empty_url, every_branch())  # the demo later, on the same database: nothing to do
     assert _versions(empty_url) == HEADS | {"0002_demo"}

@@ -174,7 +174,7 @@ def test_the_detail_page_shows_what_each_channel_did(
         assert "<li>pushed to 1 device</li>" in sam.get(f"/demo/notifications/{seq}").text
         quiet = ann.get("/demo/notifications/1").text
         assert "data-summary-empty" in quiet
-        assert "Only in the app" in quiet
+        assert "Only here in the app" in quiet
 
         # A notification for Ann only is not found for Sam; another business's never is.
         key = api_key(demo.url, "jump-joy")

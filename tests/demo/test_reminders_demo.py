@@ -12,6 +12,7 @@ from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from tests.demo.helpers import DemoServer, csrf, demo_settings, form_token, sign
 from tidings.channels.clock import ManualClock
 
 START = "11:00"
+ZONE = ZoneInfo("America/Chicago")  # Jump Joy's (seeded): booking times are Austin's
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def demo(tmp_path: Path, clock: ManualClock) -> Iterator[DemoServer]:
 
 
 def day(ahead: int) -> date:
-    return date.today() + timedelta(days=ahead)
+    return datetime.now(ZONE).date() + timedelta(days=ahead)
 
 
 def booking_fields(ahead: int, email: str) -> dict[str, str]:
@@ -90,15 +92,19 @@ def reminders(demo: DemoServer) -> dict[str, tuple[str, datetime, int | None]]:
 
 
 def due_for(ahead: int, start: str = START) -> datetime:
-    """24 h (the default lead) before the booking starts; the business's zone is UTC."""
-    starts = datetime.combine(day(ahead), datetime.strptime(start, "%H:%M").time(), tzinfo=UTC)
-    return starts - timedelta(hours=24)
+    """24 h (the default lead) before the booking starts, in the business's zone."""
+    starts = datetime.combine(day(ahead), datetime.strptime(start, "%H:%M").time(), tzinfo=ZONE)
+    return (starts - timedelta(hours=24)).astimezone(UTC)
 
 
 def move(client: httpx.Client, booking: int, name: str) -> None:
     r = client.post(
         f"/demo/bookings/{booking}/move",
-        data={"csrf": csrf(client, f"/demo/bookings/{booking}"), "move": name},
+        data={
+            "csrf": csrf(client, f"/demo/bookings/{booking}"),
+            "move": name,
+            "confirm": "yes",  # cancelling asks for it; the other moves ignore it
+        },
     )
     assert r.status_code == 303, r.text
 

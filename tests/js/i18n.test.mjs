@@ -36,8 +36,9 @@ describe('catalogues', () => {
     for (const type of known) assert.ok(english[`type.${type}`], type);
   });
 
-  test('the bell, toasts and push modules have no English strings left in them', () => {
-    for (const name of ['tidings-bell', 'tidings-toasts', 'tidings-push']) {
+  test('the bell, inbox, toasts and push modules have no English strings left in them', () => {
+    const modules = ['tidings-bell', 'tidings-toasts', 'tidings-push', 'tidings-inbox', 'tidings-inbox-parts', 'tidings-actions', 'tidings-dom'];
+    for (const name of modules) {
       const source = readFileSync(new URL(`../../src/tidings/web/static/${name}.js`, import.meta.url), 'utf8');
       for (const text of Object.values(english)) {
         if (text.length > 8) assert.ok(!source.includes(`'${text}'`), `${name}.js still has '${text}'`);

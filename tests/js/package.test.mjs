@@ -57,8 +57,17 @@ describe('package.json', () => {
   });
 
   test('the server entry imports nothing but the platform', () => {
+    // js/server.js re-exports its webhook and outbox helpers from two sibling modules; none of
+    // the three imports anything (Web Crypto, fetch, TextEncoder are globals).
     const source = readFileSync(new URL('js/server.js', root), 'utf8');
     assert.deepEqual([...source.matchAll(/^import .* from '([^']+)'/gm)].map((m) => m[1]), []);
+    const siblings = [...source.matchAll(/^export .* from '([^']+)'/gm)].map((m) => m[1]);
+    assert.deepEqual(siblings, ['./webhooks.js', './outbox.js']);
+    for (const sibling of siblings) {
+      const code = readFileSync(new URL(`js/${sibling.slice(2)}`, root), 'utf8');
+      assert.deepEqual([...code.matchAll(/^(?:import|export) .* from '([^']+)'/gm)], [], sibling);
+      assert.ok(pkg.files.includes(`js/${sibling.slice(2)}`), `${sibling} is packed`);
+    }
   });
 });
 

@@ -154,7 +154,7 @@ async def mint(
     async with service.store.read() as conn:
         await tq.get_tenant(conn, tenant_id)
     token, expires = service.mint_token(
-        tenant_id, body.user, body.roles, ttl=body.ttl, email=body.email
+        tenant_id, body.user, body.roles, ttl=body.ttl, email=body.email, locale=body.locale
     )
     return {
         "token": token,

@@ -81,15 +81,19 @@ class CORS:
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
-                out = MutableHeaders(scope=message)
-                out.add_vary_header("Origin")
-                if allowed:
-                    assert origin is not None
-                    self._allow(out, origin)
-                    out["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+                self.decorate(MutableHeaders(scope=message), origin if allowed else None)
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    def decorate(self, out: MutableHeaders, allowed: str | None) -> None:
+        """The CORS headers of a browser-facing response: ``Vary: Origin``, and for an allowed
+        origin (``allowed``) the ``Access-Control-Allow-*``/``Expose`` headers. Also used by
+        the edge opener (``tidings.api.opener``) for the streams it answers itself."""
+        out.add_vary_header("Origin")
+        if allowed is not None:
+            self._allow(out, allowed)
+            out["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
 
     def _allow(self, out: MutableHeaders, origin: str) -> None:
         if self.credentials:

@@ -12,6 +12,7 @@ from tidings.api.contract import raises
 from tidings.api.deps import ServiceDep, UserDep
 from tidings.api.schemas import FeedOut, IdsIn, ReadIn, ReadOut, SnoozeIn, UnreadOut
 from tidings.domain.inputs import parse_int
+from tidings.domain.locales import localize
 from tidings.errors import BadRequest, Code, ValidationFailed
 
 router = APIRouter(prefix="/v1/feed", tags=["feed"])
@@ -46,21 +47,22 @@ async def feed(
     grouped: bool = False,
 ) -> dict[str, Any]:
     """Newest first. ``all`` is everything neither archived nor snoozed. ``grouped=true``: one
-    item per collapse key (the newest), with ``group_count`` and ``group_unread``."""
+    item per collapse key (the newest), with ``group_count`` and ``group_unread``. An item
+    rendered from templates has its title and body in the token's ``locale`` when it has it."""
     before = decode_cursor(cursor) if cursor else None
     if grouped:
         cards, after = await service.grouped_feed(
             principal, status=status, type_=type, before=before, limit=limit
         )
         return {
-            "items": [c.public() for c in cards],
+            "items": [localize(c.public(), principal.locale) for c in cards],
             "next_cursor": encode_cursor(after) if after is not None else None,
         }
     items, next_before = await service.feed(
         principal, status=status, type_=type, before=before, limit=limit
     )
     return {
-        "items": [i.public() for i in items],
+        "items": [localize(i.public(), principal.locale) for i in items],
         "next_cursor": encode_cursor(next_before) if next_before is not None else None,
     }
 

@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from tidings.domain.inputs import StoreInt, StrictModel
+from tidings.domain.locales import LOCALE_PATTERN
 from tidings.domain.notifications import NewNotification
 
 GROUP_RE = r"^[a-z][a-z0-9_.:\-]*$"
@@ -58,6 +59,9 @@ class TokenIn(Strict):
     )
     email: str | None = Field(default=None, max_length=320)
     ttl: int | None = Field(default=None, ge=1)
+    locale: str | None = Field(  # issue 10: the user's language (feed, push, digest)
+        default=None, max_length=64, pattern=LOCALE_PATTERN, description="BCP 47, e.g. de-AT."
+    )
 
 
 class TenantIn(Strict):
@@ -109,6 +113,13 @@ class ActorOut(Out):
     name: str | None
 
 
+class TextOut(Out):
+    """A notification's text in one locale."""
+
+    title: str
+    body: str
+
+
 class NotificationOut(Out):
     """A stored notification; ``id`` is its per-tenant seq (the SSE ``id:``)."""
 
@@ -124,6 +135,12 @@ class NotificationOut(Out):
     created_at: str
     actor: ActorOut | None = Field(description="Who caused it (read for them); null: nobody.")
     group: str | None = Field(default=None, description="Collapse key; null: its own card.")
+    l10n: dict[str, TextOut] | None = Field(
+        default=None,
+        description="Rendered from the type's templates (docs/i18n.md): the text in each of its "
+        "locales; title/body are the default locale's (the feed: the token's locale). Absent "
+        "for a notification published with a title.",
+    )
 
 
 class FeedItemOut(NotificationOut):

@@ -16,7 +16,7 @@ router = APIRouter(tags=["tokens"])
 async def mint(body: TokenIn, key: KeyDep, service: ServiceDep) -> dict[str, Any]:
     require_scope(key, "tokens")
     token, expires = service.mint_token(
-        key.tenant, body.user, body.roles, ttl=body.ttl, email=body.email
+        key.tenant, body.user, body.roles, ttl=body.ttl, email=body.email, locale=body.locale
     )
     return {
         "token": token,

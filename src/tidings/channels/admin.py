@@ -11,16 +11,21 @@ from tidings.api.contract import raises
 from tidings.api.deps import KeyDep, require_scope
 from tidings.channels._sql import KEEP
 from tidings.channels.api import ChannelsDep
+from tidings.channels.catalogue import CATALOGUES
 from tidings.channels.preferences import TenantPreferences
 from tidings.channels.schemas import (
     CancelledReminderOut,
+    CatalogueOut,
     DeliveriesOut,
+    MessagesIn,
+    MessagesOut,
     ProfileOut,
     ReminderIn,
     ReminderOut,
     UserIn,
     UserOut,
 )
+from tidings.domain.locales import LOCALE_PATTERN
 from tidings.errors import Code
 
 router = APIRouter(tags=["channels-admin"])
@@ -47,6 +52,27 @@ async def put_tenant_preferences(
     require_scope(key, "admin")
     await channels.set_tenant_prefs(key.tenant, body)
     return body.model_dump(mode="json", exclude_none=True)
+
+
+LocalePath = Path(min_length=2, max_length=64, pattern=LOCALE_PATTERN)
+
+
+@router.get("/v1/tenant/messages", response_model=CatalogueOut, openapi_extra=OFF)
+async def get_messages(key: KeyDep, channels: ChannelsDep) -> dict[str, Any]:
+    """The digest e-mail's strings: the shipped catalogue and the tenant's overrides."""
+    require_scope(key, "admin")
+    return {"overrides": await channels.messages(key.tenant), "catalogue": CATALOGUES}
+
+
+@router.put("/v1/tenant/messages/{locale}", response_model=MessagesOut, openapi_extra=OFF)
+async def put_messages(
+    body: MessagesIn, key: KeyDep, channels: ChannelsDep, locale: str = LocalePath
+) -> dict[str, Any]:
+    """Replace the tenant's strings of the digest e-mail for ``locale`` (any BCP 47 tag: a
+    language the catalogue lacks falls back to English key by key); ``{}`` removes them."""
+    require_scope(key, "admin")
+    tag = await channels.set_messages(key.tenant, locale, body.messages)
+    return {"locale": tag, "messages": body.messages}
 
 
 @router.get(

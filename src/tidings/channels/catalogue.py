@@ -4,12 +4,23 @@ German, Spanish), type labels included.
 Invariants: every locale has every key of English, with the same ``{placeholders}``
 (checked by the tests); an unknown or unsupported locale falls back by language
 (``de-AT`` -> ``de``) and then to English; a type without a label gets one made from its name.
+
+A tenant may override any string per locale (``PUT /v1/tenant/messages/{locale}``, issue 10
+item 5), even for a locale the catalogue does not ship: :func:`check_overrides` accepts only
+known keys (and ``type.<any type>``), each with at most the English string's placeholders,
+written ``{name}`` (no attribute, index, conversion or format spec), so an override can neither
+fail nor grow at ``format`` time. The overrides of the user's locale (exact tag, else its
+language) lie over the catalogue's strings key by key.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
+
+from tidings.domain.locales import pick
+from tidings.domain.notifications import TYPE_PATTERN
 
 DEFAULT = "en"
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$"
@@ -95,15 +106,59 @@ def resolve(locale: str | None) -> str:
     return language if language in CATALOGUES else DEFAULT
 
 
-class Messages:
-    """The strings of one locale (falling back to English key by key)."""
+MAX_OVERRIDE_CHARS = 500
+MAX_OVERRIDES = 300  # keys per locale
 
-    def __init__(self, locale: str | None) -> None:
+
+def check_overrides(messages: Mapping[str, str]) -> dict[str, str]:
+    """``messages`` if every key is a catalogue key (or ``type.<type>``) and every text uses
+    only that key's English placeholders as plain ``{name}``; ``ValueError`` otherwise."""
+    if len(messages) > MAX_OVERRIDES:
+        raise ValueError(f"at most {MAX_OVERRIDES} strings per locale")
+    english = CATALOGUES[DEFAULT]
+    for key, text in messages.items():
+        if key.startswith("type.") and TYPE_PATTERN.match(key[5:]):
+            allowed: frozenset[str] = frozenset()
+        elif key in english:
+            allowed = placeholders(english[key])
+        else:
+            raise ValueError(f"{key!r} is not a string of the digest (see GET /v1/tenant/messages)")
+        if not text.strip() or len(text) > MAX_OVERRIDE_CHARS:
+            raise ValueError(f"{key!r}: 1 to {MAX_OVERRIDE_CHARS} characters, not blank")
+        try:
+            fields = list(string.Formatter().parse(text))
+        except ValueError as error:
+            raise ValueError(f"{key!r}: {error} (write a brace as {{{{ or }}}})") from error
+        for _, name, spec, conversion in fields:
+            if name is None:
+                continue
+            if name not in allowed or spec or conversion:
+                raise ValueError(
+                    f"{key!r}: {{{name}}} is not one of its placeholders "
+                    f"{sorted('{' + p + '}' for p in allowed)} (plain, no format spec)"
+                )
+    return dict(messages)
+
+
+class Messages:
+    """The strings of one locale (falling back to English key by key), with a tenant's
+    ``overrides`` (``{locale: {key: text}}``) of that locale over them."""
+
+    def __init__(
+        self, locale: str | None, overrides: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
         self.locale = resolve(locale)
         self._own = CATALOGUES[self.locale]
+        self._tenant: Mapping[str, str] = pick(overrides or {}, locale or DEFAULT) or {}
+        if self._tenant and locale and resolve(locale) != locale.split("-")[0].lower():
+            self.locale = locale.split("-")[0].lower()  # a language only the tenant speaks
+
+    def _text(self, key: str) -> str | None:
+        return self._tenant.get(key) or self._own.get(key) or CATALOGUES[DEFAULT].get(key)
 
     def __call__(self, key: str, **values: object) -> str:
-        text = self._own.get(key) or CATALOGUES[DEFAULT][key]
+        text = self._text(key)
+        assert text is not None, key
         return text.format(**values)
 
     def counted(self, key: str, one: bool, count: str, **values: object) -> str:
@@ -111,7 +166,7 @@ class Messages:
         return self(f"{key}.one" if one else f"{key}.other", count=count, **values)
 
     def type_label(self, type_: str) -> str:
-        found = self._own.get(f"type.{type_}") or CATALOGUES[DEFAULT].get(f"type.{type_}")
+        found = self._text(f"type.{type_}")
         if found:
             return found
         return type_.replace(".", " ").replace("_", " ").strip().capitalize()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,6 +42,14 @@ class WakeSnoozed(Protocol):
         ...
 
 
+class Emit(Protocol):
+    async def __call__(
+        self, tenant: str, event: str, data: dict[str, Any], conn: AsyncConnection | None = None
+    ) -> None:
+        """``Tidings.emit``: ``push.sent``, ``digest.sent``… to the extensions' event sinks."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerDeps:
     store: Store
@@ -57,3 +65,5 @@ class WorkerDeps:
     wake_push: Callable[[], None]
     """Wake the push worker: new outbox rows are due."""
     wake_snoozed: WakeSnoozed
+    emit: Emit
+    """Tell the event sinks (webhooks) what happened, in the worker's transaction."""

@@ -38,6 +38,7 @@ from tidings.channels.tables import digest_runs
 from tidings.domain.notifications import Notification
 from tidings.store import notifications as nq
 from tidings.store import readstate as rq
+from tidings.store import templates
 from tidings.store import tenants as tq
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ class DigestRunner:
             _D.state == "sending",
         )
         try:
-            unread, more, read, email_off, latest, name = await self._collect(d, now)
+            unread, more, read, email_off, latest, name, words = await self._collect(d, now)
             if unread:
                 settings = self.ch.settings
                 secret = self.ch.secret()
@@ -182,7 +183,8 @@ class DigestRunner:
                     unsubscribe=unsubscribe.link(settings.public_url, secret, tenant, user),
                     message_key=f"{tenant}/{user}/{d.period}",
                     now=now,
-                    locale=d.prefs.locale,
+                    locale=d.prefs.user.locale or d.prefs.tenant.locale,  # as set (issue 10)
+                    overrides=words,
                 )
                 await mailer.send(message, settings)
         except asyncio.CancelledError:
@@ -235,6 +237,9 @@ class DigestRunner:
                 + [note(n, "skipped", "already_read") for n in read]
                 + [note(n, "skipped", "preference") for n in email_off],
             )
+            if unread:  # webhooks
+                sent = {"user": user, "period": d.period, "ids": [n.seq for n in unread]}
+                await self.ch.emit(tenant, "digest.sent", sent, conn)
         if unread:
             log.info(
                 "digest sent tenant=%s user=%s period=%s items=%d",
@@ -247,13 +252,23 @@ class DigestRunner:
 
     async def _collect(
         self, d: Due, now: datetime
-    ) -> tuple[list[Notification], bool, list[Notification], list[Notification], int, str]:
-        """(unread for e-mail, more?, read meanwhile, e-mail off, latest seq, tenant name)."""
+    ) -> tuple[
+        list[Notification],
+        bool,
+        list[Notification],
+        list[Notification],
+        int,
+        str,
+        dict[str, dict[str, str]],
+    ]:
+        """(unread for e-mail, more?, read meanwhile, e-mail off, latest seq, tenant name, the
+        tenant's overrides of the digest's strings)."""
         tenant, user, roles = d.profile.tenant, d.profile.user, list(d.profile.roles)
         limit = self.ch.settings.digest_max_items
         async with self.ch.store.read() as conn:
             latest = await nq.latest_seq(conn, tenant)
             name = (await tq.get_tenant(conn, tenant)).name
+            words = await templates.overrides(conn, tenant)
             after = (
                 await conn.execute(
                     select(func.max(_D.last_seq)).where(
@@ -283,4 +298,4 @@ class DigestRunner:
             read = await window("read", 200)
         wanted = [n for n in unread if d.prefs.allows(n.type, "email")]
         email_off = [n for n in unread if not d.prefs.allows(n.type, "email")]
-        return wanted[:limit], len(wanted) > limit, read, email_off, latest, name
+        return wanted[:limit], len(wanted) > limit, read, email_off, latest, name, words

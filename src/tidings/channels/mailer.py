@@ -8,6 +8,7 @@ absolute against ``TIDINGS_PUBLIC_URL`` and only ``http(s)`` links are used.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -19,6 +20,7 @@ from jinja2 import Environment
 
 from tidings.channels.catalogue import Messages
 from tidings.config import Settings
+from tidings.domain.locales import pick
 from tidings.domain.notifications import Notification
 
 _HTML_ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
@@ -98,14 +100,19 @@ def absolute(public_url: str, link: str | None) -> str:
 
 
 def group(
-    items: list[Notification], public_url: str, messages: Messages | None = None
+    items: list[Notification],
+    public_url: str,
+    messages: Messages | None = None,
+    locale: str | None = None,
 ) -> list[Group]:
-    """Grouped by type, groups in order of their newest item, items newest first."""
+    """Grouped by type, groups in order of their newest item, items newest first; an item
+    rendered from templates in ``locale`` when it has it (issue 10)."""
     words = messages or Messages(None)
     by_type: dict[str, list[Item]] = {}
     for n in sorted(items, key=lambda n: n.seq, reverse=True):
+        text = pick(n.l10n or {}, locale) or {"title": n.title, "body": n.body}
         by_type.setdefault(n.type, []).append(
-            Item(n.title, n.body[:300], absolute(public_url, n.link))
+            Item(text["title"], text["body"][:300], absolute(public_url, n.link))
         )
     return [Group(words.type_label(t), entries) for t, entries in by_type.items()]
 
@@ -121,10 +128,12 @@ def digest_message(
     message_key: str,
     now: datetime,
     locale: str | None = None,
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
 ) -> EmailMessage:
     """The digest e-mail in ``locale`` (see :mod:`tidings.channels.catalogue`; English when
-    absent or unsupported)."""
-    words = Messages(locale)
+    absent or unsupported), with the tenant's ``overrides`` (``{locale: {key: text}}``) of the
+    catalogue's strings."""
+    words = Messages(locale, overrides)
     count = f"{len(items)}{'+' if more else ''}"
     one = len(items) == 1 and not more
     context = {
@@ -136,7 +145,7 @@ def digest_message(
             "why": words("why", address=to),
             "unsubscribe": words("unsubscribe"),
         },
-        "groups": group(items, settings.public_url, words),
+        "groups": group(items, settings.public_url, words, locale),
         "more": more,
         "dashboard": settings.public_url,
         "unsubscribe": unsubscribe,

@@ -66,59 +66,18 @@ async def get(conn: AsyncConnection, tenant: str, user: str) -> Profile | None:
     return None if row is None else _profile(row)
 
 
-async def get_many(
-    conn: AsyncConnection, tenant: str, users: Sequence[str], chunk: int = 500
-) -> dict[str, Profile]:
-    """The stored profiles of those of ``users`` who have one (one statement per ``chunk``)."""
+async def get_many(conn: AsyncConnection, tenant: str, users: Sequence[str]) -> dict[str, Profile]:
+    """The stored rows of those of ``users`` that have one (one statement per 500 users)."""
     found: dict[str, Profile] = {}
-    for start in range(0, len(users), chunk):
+    names = sorted(set(users))
+    for start in range(0, len(names), 500):
         rows = await conn.execute(
             select(channel_users).where(
-                _U.tenant_id == tenant, _U.user_id.in_(users[start : start + chunk])
+                _U.tenant_id == tenant, _U.user_id.in_(names[start : start + 500])
             )
         )
         found.update((row.user_id, _profile(row)) for row in rows)
     return found
-
-
-async def record_claims(
-    conn: AsyncConnection,
-    claims: Sequence[tuple[str, str, str | None, Sequence[str]]],
-    *,
-    now: datetime,
-    chunk: int = 500,
-) -> None:
-    """Create or change many users' rows from their tokens' claims ``(tenant, user, email,
-    roles)`` at once: roles always, the e-mail only when the claim carries one (as
-    :func:`save` with ``email=KEEP``). Two statements at most, each executed for ``chunk``
-    rows at a time (SQLAlchemy prepares the rows on the event loop's thread: a piece of 500
-    holds it a few ms, not the whole batch). Raises ``IntegrityError`` when a tenant no longer
-    exists (nothing is written then: the caller's transaction rolls back)."""
-    for keep, group in (
-        (("email", "roles"), [c for c in claims if c[2]]),
-        (("roles",), [c for c in claims if not c[2]]),
-    ):
-        if not group:
-            continue
-        stmt = upsert(conn)(channel_users)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "user_id"],
-            set_={name: getattr(stmt.excluded, name) for name in (*keep, "updated_at")},
-        )
-        for start in range(0, len(group), chunk):  # the event loop runs between pieces
-            rows: list[dict[str, Any]] = [
-                {
-                    "tenant_id": tenant,
-                    "user_id": user,
-                    "email": email or None,
-                    "time_zone": None,
-                    "roles": sorted(set(roles)),
-                    "prefs": {},
-                    "updated_at": now,
-                }
-                for tenant, user, email, roles in group[start : start + chunk]
-            ]
-            await conn.execute(stmt, rows)
 
 
 async def any_email(conn: AsyncConnection, tenant: str) -> bool:
@@ -232,6 +191,46 @@ async def save(
     found = await get(conn, tenant, user)
     assert found is not None
     return found
+
+
+async def save_seen(
+    conn: AsyncConnection,
+    tenant: str,
+    seen: Sequence[tuple[str, str | None, Sequence[str]]],
+    *,
+    now: datetime,
+) -> None:
+    """:func:`save` of many users' ``(user, email, roles)`` as their stream tokens carry them
+    (an e-mail of ``None`` is kept as it is): one multi-row statement per 500 users."""
+    for with_email in (True, False):
+        rows: list[dict[str, Any]] = [
+            {
+                "tenant_id": tenant,
+                "user_id": user,
+                "updated_at": now,
+                "email": email,
+                "time_zone": None,
+                "roles": sorted(set(roles)),
+                "prefs": {},
+            }
+            for user, email, roles in seen
+            if (email is not None) is with_email
+        ]
+        for start in range(0, len(rows), 500):
+            stmt = upsert(conn)(channel_users).values(rows[start : start + 500])
+            changed = {"updated_at": stmt.excluded.updated_at, "roles": stmt.excluded.roles}
+            if with_email:
+                changed["email"] = stmt.excluded.email
+            try:
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["tenant_id", "user_id"], set_=changed
+                    )
+                )
+            except IntegrityError as error:  # the tenant must exist
+                raise NotFound(
+                    f"Tenant {tenant!r} does not exist.", code=Code.TENANT_NOT_FOUND
+                ) from error
 
 
 async def tenant_prefs(conn: AsyncConnection, tenant: str) -> TenantPreferences:

@@ -34,10 +34,11 @@ from urllib.parse import urljoin
 import orjson
 from sqlalchemy import and_, delete, or_, select, update
 
-from tidings.channels import deliverylog, webpush
+from tidings.channels import deliverylog, locales, webpush
 from tidings.channels.deliverylog import entry
 from tidings.channels.tables import push_outbox, push_subscriptions
 from tidings.channels.webpush import PushResult
+from tidings.domain.locales import pick
 from tidings.domain.notifications import Notification, format_time
 from tidings.store import notifications as nq
 from tidings.store import readstate
@@ -65,14 +66,16 @@ class Job:
     attempts: int
 
 
-def payload(item: Notification, public_url: str) -> bytes:
-    """What the service worker gets: one JSON object, at most ``MAX_PAYLOAD`` bytes."""
+def payload(item: Notification, public_url: str, locale: str | None = None) -> bytes:
+    """What the service worker gets: one JSON object, at most ``MAX_PAYLOAD`` bytes; the text
+    in ``locale`` (the user's profile locale) when the notification has it (issue 10)."""
     url = urljoin(public_url.rstrip("/") + "/", item.link) if item.link else public_url
+    text = pick(item.l10n or {}, locale) or {"title": item.title, "body": item.body}
     body: dict[str, Any] = {
         "id": item.seq,
         "type": item.type,
-        "title": item.title[:200],
-        "body": item.body[:1000],
+        "title": text["title"][:200],
+        "body": text["body"][:1000],
         "url": url,
         "tag": f"tidings:{item.tenant}:{item.seq}",
         "created_at": format_time(item.created_at),
@@ -168,6 +171,8 @@ class PushWorker:
             async with self.ch.store.read() as conn:
                 item = await nq.get(conn, job.tenant, job.seq)
                 read = item is not None and await _is_read(conn, job)
+                wanted = item is not None and item.l10n  # rendered per locale: the user's
+                locale = await locales.locale_of(conn, job.tenant, job.user) if wanted else None
             if item is None or read:
                 await self._finish(job, None, "already_read" if read else "gone_notification")
                 return
@@ -177,7 +182,7 @@ class PushWorker:
                 job.endpoint,
                 job.p256dh,
                 job.auth,
-                payload(item, self.ch.settings.public_url),
+                payload(item, self.ch.settings.public_url, locale),
                 ttl=self.ch.settings.push_ttl,
                 topic=webpush.topic(job.tenant, job.seq),
             )
@@ -205,6 +210,7 @@ class PushWorker:
             )
 
         mine = and_(_O.id == job.id, _O.owner == self.ch.instance, _O.state == "sending")
+        event = {"user": job.user, "notification_id": job.seq, "device": job.subscription}
         async with self.ch.store.write() as conn:
             if result is None:
                 await conn.execute(delete(push_outbox).where(_O.id == job.id))
@@ -219,6 +225,9 @@ class PushWorker:
                     .values(last_success_at=now, failures=0)
                 )
                 await deliverylog.write(conn, [note("sent", None, status=result.status)])
+                await self.ch.emit(
+                    job.tenant, "push.sent", {**event, "status": result.status}, conn
+                )
             elif result.gone:
                 await conn.execute(
                     delete(push_outbox).where(_O.subscription_id == job.subscription)
@@ -227,6 +236,7 @@ class PushWorker:
                 await deliverylog.write(
                     conn, [note("failed", "gone", status=result.status, removed=True)]
                 )
+                await self.ch.emit(job.tenant, "push.failed", {**event, "reason": "gone"}, conn)
                 log.info("push subscription %d gone (%s); removed", job.subscription, result.status)
             elif result.retry and job.attempts < self.ch.settings.push_max_attempts:
                 retry_at = now + timedelta(seconds=self._backoff(job.attempts, result.retry_after))
@@ -250,6 +260,7 @@ class PushWorker:
                         )
                     ],
                 )
+                await self.ch.emit(job.tenant, "push.failed", {**event, "reason": "retrying"}, conn)
             else:
                 await conn.execute(delete(push_outbox).where(_O.id == job.id))
                 await conn.execute(
@@ -268,6 +279,12 @@ class PushWorker:
                             attempt=job.attempts,
                         )
                     ],
+                )
+                await self.ch.emit(
+                    job.tenant,
+                    _gave_up(result.retry),
+                    {**event, "reason": "gave_up" if result.retry else "refused"},
+                    conn,
                 )
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
@@ -295,3 +312,9 @@ async def _is_read(conn: Any, job: Job) -> bool:
         )
     ).scalar_one_or_none()
     return unread is not None and not unread
+
+
+def _gave_up(retried: bool) -> str:
+    """The webhook event of a push that ends unsent: ``push.gave_up`` after its retries,
+    ``push.failed`` when the push service refused it outright."""
+    return "push.gave_up" if retried else "push.failed"

@@ -300,6 +300,8 @@ async def run_due(service: Tidings, now: datetime, *, limit: int = 200) -> int:
                 .where(*where)
                 .values(state="done", seq=stored.seq, updated_at=now)
             )
+            fired = {"key": row.key, "notification_id": stored.seq}
+            await service.emit(row.tenant_id, "reminder.fired", fired, tx.conn)  # webhooks
         published += 1
         log.debug("reminder sent tenant=%s key=%s seq=%d", row.tenant_id, row.key, stored.seq)
     return published

@@ -24,9 +24,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 
 from tidings.channels import deliverylog, profiles, reminders, snoozes
 from tidings.channels.clock import Clock, SystemClock
@@ -34,13 +34,13 @@ from tidings.channels.deps import WorkerDeps
 from tidings.channels.digest import DigestRunner
 from tidings.channels.mutes import Mutes
 from tidings.channels.planner import Planner
+from tidings.channels.preferences import UserPreferences
 from tidings.channels.presence import Presence
 from tidings.channels.pushqueue import PushWorker
 from tidings.channels.service import ChannelsService
 from tidings.channels.tables import digest_runs, scheduled_reminders
 from tidings.channels.webpush import HostRules, PushSender, VapidKeys, load_or_create_keys
 from tidings.domain.principals import Principal
-from tidings.errors import Code, NotFound
 from tidings.hooks import Hooks
 from tidings.service import Tidings
 
@@ -63,7 +63,7 @@ class Channels:
             self.clock,
             instance=self.instance,
             interval=self.settings.presence_interval,
-            on_seen=self.note_principals,
+            on_seen=self.note_seen,
         )
         self.deps = WorkerDeps(
             store=service.store,
@@ -75,6 +75,7 @@ class Channels:
             live=self.presence.live,
             wake_push=lambda: self.push_worker.wake(),
             wake_snoozed=service.wake_snoozed,
+            emit=service.emit,
         )
         """What the workers get (not this object: no runtime <-> worker import cycle)."""
         self.planner = Planner(self.deps)
@@ -84,9 +85,13 @@ class Channels:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._keys_ready = asyncio.Event()
-        # The principal whose claims were recorded last (shared with its stream: no copy).
-        self._seen: OrderedDict[tuple[str, str], Principal] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str], str | None]] = (
+            OrderedDict()
+        )
         self.mutes = Mutes(service.hub, self.settings.muted_cache)
+        # Muted-type misses of the current loop iteration, read together (muted_types).
+        self._muted_reads: dict[tuple[str, str], asyncio.Future[frozenset[str]]] = {}
+        self._reading: set[asyncio.Task[None]] = set()
         self.api = ChannelsService(
             service, self.clock, self.rules, streams=self, keys=lambda: self.keys
         )
@@ -109,7 +114,7 @@ class Channels:
         self._spawn("push", self._after_keys(self.push_worker.run_forever))
         self._spawn("digests", self.digests.run_forever())
         self._spawn("reminders", self._every(s.reminder_interval, self.reminders_tick))
-        self._spawn("presence", self._every(s.presence_interval, self.presence.beat))
+        self._spawn("presence", self._every(s.presence_interval, self.presence_beat))
         self._spawn("housekeeping", self._every(3600.0, self.housekeeping))
         log.info("channels started instance=%s", self.instance)
         return hooks
@@ -185,67 +190,90 @@ class Channels:
 
     # -- hooks into the service and the API ------------------------------------------------------
 
-    async def note_principal(self, principal: Principal) -> None:
-        """Record the e-mail and roles a stream token carries (only when they changed); raises
-        ``NotFound`` when its tenant no longer exists."""
-        try:
-            await self.note_principals([principal], lenient=False)
-        except IntegrityError as error:
-            raise NotFound(
-                f"Tenant {principal.tenant!r} does not exist.", code=Code.TENANT_NOT_FOUND
-            ) from error
+    async def presence_beat(self) -> None:
+        """The presence heartbeat (:meth:`Presence.beat`; it hands the principals here to
+        :meth:`note_seen`)."""
+        await self.presence.beat()
 
-    async def note_principals(
-        self, principals: Sequence[Principal], *, lenient: bool = True
-    ) -> None:
-        """Record the e-mail and roles of many stream tokens (the presence heartbeat's batch).
+    async def note_seen(self, principals: Sequence[Principal]) -> None:
+        """The principals with a stream here, all at once: those this instance has not seen
+        as they are are noted together, their stored profiles read in one statement per tenant,
+        the changed ones saved in ONE write transaction (a connect storm of new users costs two
+        transactions, not two per user)."""
+        fresh = [p for p in principals if not self._known(p)]
+        if fresh:
+            await self._note_many(fresh)
 
-        Principals whose claims are in the ``_seen`` LRU (at most ``CACHE_MAX``, least recent
-        out) cost nothing; the others cost one read of their stored profiles and, for those
-        whose claims differ, ONE write transaction for all of them (not one per user, which
-        would hold the write lock publishes need once per new user).
-        """
-        fresh: dict[tuple[str, str], Principal] = {}
-        for principal in principals:
-            key = (principal.tenant, principal.user)
-            seen = self._seen.get(key)
-            if seen is not None and (seen.email, seen.roles) == (principal.email, principal.roles):
-                self._seen.move_to_end(key)
-            else:
-                fresh[key] = principal
-        if not fresh:
-            return
-        by_tenant: dict[str, list[str]] = {}
-        for tenant, user in fresh:
-            by_tenant.setdefault(tenant, []).append(user)
-        async with self.service.store.read() as conn:
-            stored: dict[tuple[str, str], profiles.Profile] = {}
-            for tenant, users in by_tenant.items():
-                found = await profiles.get_many(conn, tenant, users)
-                stored.update(((tenant, u), p) for u, p in found.items())
-        changed = [
-            (p.tenant, p.user, p.email, sorted(p.roles))
-            for key, p in fresh.items()
-            if not _unchanged(stored.get(key), p)
-        ]
-        if changed:
-            try:
-                async with self.service.store.write() as conn:
-                    await profiles.record_claims(conn, changed, now=self.clock.now())
-            except IntegrityError:  # a tenant gone meanwhile: record the others one by one
-                if not lenient:
-                    raise
-                for claim in changed:
-                    with suppress(IntegrityError):
-                        async with self.service.store.write() as conn:
-                            await profiles.record_claims(conn, [claim], now=self.clock.now())
-        for tenant in {claim[0] for claim in changed if claim[2]}:
-            self.planner.unreachable.forget(tenant)  # an address: e-mail may reach them now
-        for key, principal in fresh.items():
-            self._seen[key] = principal
-            self._seen.move_to_end(key)
-        while len(self._seen) > CACHE_MAX:
+    def _known(self, principal: Principal) -> bool:
+        key = (principal.tenant, principal.user)
+        if self._seen.get(key) != (principal.email, principal.roles, principal.locale):
+            return False
+        self._seen.move_to_end(key)
+        return True
+
+    def _remember(self, principal: Principal) -> None:
+        seen = (principal.email, principal.roles, principal.locale)
+        self._seen[(principal.tenant, principal.user)] = seen
+        if len(self._seen) > CACHE_MAX:
             self._seen.popitem(last=False)
+
+    async def _note_many(self, principals: list[Principal]) -> None:
+        tenants: dict[str, list[str]] = {}
+        for p in principals:
+            tenants.setdefault(p.tenant, []).append(p.user)
+        async with self.service.store.read() as conn:
+            stored = {
+                (tenant, user): profile
+                for tenant, users in tenants.items()
+                for user, profile in (await profiles.get_many(conn, tenant, users)).items()
+            }
+        changed = [p for p in principals if not _unchanged(stored.get((p.tenant, p.user)), p)]
+        # A new locale claim changes the user's preferences: one by one (rare; note_principal).
+        relocale = [p for p in changed if _relocale(stored.get((p.tenant, p.user)), p)]
+        changed = [p for p in changed if p not in relocale]
+        for p in relocale:
+            await self.note_principal(p)
+        if changed:
+            by_tenant: dict[str, list[tuple[str, str | None, list[str]]]] = {}
+            for p in changed:
+                by_tenant.setdefault(p.tenant, []).append(
+                    (p.user, p.email or None, sorted(p.roles))
+                )
+            async with self.service.store.write() as conn:
+                for tenant, seen in by_tenant.items():
+                    await profiles.save_seen(conn, tenant, seen, now=self.clock.now())
+            for p in changed:
+                if p.email:  # an address: e-mail may reach the tenant's users now
+                    self.planner.unreachable.forget(p.tenant)
+        for p in principals:
+            self._remember(p)
+
+    async def note_principal(self, principal: Principal) -> None:
+        """Record the e-mail, roles and locale a stream token carries (only when they changed;
+        the ``locale`` claim is saved as the user's ``locale`` preference).
+
+        The cache is an LRU: past ``CACHE_MAX`` live users only the least recent entry goes, and
+        a miss first reads the stored profile, so a large tenant's heartbeat costs reads, not a
+        write per user holding the write lock that publishes need.
+        """
+        key = (principal.tenant, principal.user)
+        if self._known(principal):
+            return
+        async with self.service.store.read() as conn:
+            stored = await profiles.get(conn, *key)
+        if not _unchanged(stored, principal):
+            changes: dict[str, Any] = {"roles": sorted(principal.roles)}
+            if principal.email:
+                changes["email"] = principal.email
+            async with self.service.store.write() as conn:
+                if _relocale(stored, principal):
+                    # A token's ``locale`` claim (issue 10) becomes the user's ``locale``
+                    # preference.
+                    mine = await profiles.get(conn, *key)
+                    prefs = mine.prefs if mine is not None else UserPreferences()
+                    changes["prefs"] = prefs.model_copy(update={"locale": principal.locale})
+                await profiles.save(conn, *key, now=self.clock.now(), **changes)
+        self._remember(principal)
 
     async def muted_types(self, principal: Principal) -> frozenset[str]:
         """Types switched off in-app for this user: from :class:`Mutes` (no SQL), else one
@@ -254,13 +282,46 @@ class Channels:
         muted = self.mutes.get(*key)
         if muted is not None:
             return muted
+        pending = self._muted_reads.get(key)
+        if pending is None:
+            if not self._muted_reads:  # the first miss of this loop iteration: one read for all
+                asyncio.get_running_loop().call_soon(self._read_muted)
+            pending = self._muted_reads[key] = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(_retrieved)
+        return await asyncio.shield(pending)
+
+    def _read_muted(self) -> None:
+        batch, self._muted_reads = self._muted_reads, {}
+        task = asyncio.get_running_loop().create_task(self._muted_many(batch))
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _muted_many(
+        self, batch: dict[tuple[str, str], asyncio.Future[frozenset[str]]]
+    ) -> None:
+        """The muted types of the users whose connects missed :class:`Mutes` in one loop
+        iteration: ONE read transaction (per tenant its defaults and one statement for the
+        users' rows), each kept in :class:`Mutes` as a single read would be."""
         begun = self.mutes.begin()
-        async with self.service.store.read() as conn:
-            profile = await profiles.get(conn, *key)
-            defaults = await profiles.tenant_prefs(conn, principal.tenant)
-        muted = (profile or profiles.Profile(*key)).effective(defaults).muted_types()
-        self.mutes.put(*key, muted, begun)
-        return muted
+        tenants: dict[str, list[str]] = {}
+        for tenant, user in batch:
+            tenants.setdefault(tenant, []).append(user)
+        try:
+            async with self.service.store.read() as conn:
+                for tenant, users in tenants.items():
+                    defaults = await profiles.tenant_prefs(conn, tenant)
+                    found = await profiles.get_many(conn, tenant, users)
+                    for user in users:
+                        profile = found.get(user) or profiles.Profile(tenant, user)
+                        muted = profile.effective(defaults).muted_types()
+                        self.mutes.put(tenant, user, muted, begun)
+                        batch[(tenant, user)].set_result(muted)
+        except BaseException as error:
+            for future in batch.values():
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
 
     def forget(self, tenant: str, user: str | None = None) -> None:
         """Drop cached preferences after a change (one user, or a whole tenant), here only."""
@@ -283,9 +344,23 @@ class Channels:
 
 
 def _unchanged(stored: profiles.Profile | None, principal: Principal) -> bool:
-    """Whether ``stored`` already holds what ``principal``'s token claims."""
+    """Whether the stored profile already has what the principal's token says."""
     return (
         stored is not None
         and (not principal.email or stored.email == principal.email)
         and tuple(sorted(principal.roles)) == tuple(stored.roles)
+        and not _relocale(stored, principal)
     )
+
+
+def _relocale(stored: profiles.Profile | None, principal: Principal) -> bool:
+    """Whether the token's ``locale`` claim differs from the user's stored preference."""
+    return principal.locale is not None and (
+        stored is None or stored.prefs.locale != principal.locale
+    )
+
+
+def _retrieved(future: asyncio.Future[frozenset[str]]) -> None:
+    """Mark a shared read's error as seen (its waiters may all have been cancelled)."""
+    if not future.cancelled():
+        future.exception()

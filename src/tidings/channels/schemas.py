@@ -165,3 +165,24 @@ class DeliveriesOut(BaseModel):
     id: int
     summary: dict[str, dict[str, Any]]
     entries: list[DeliveryOut]
+
+
+# -- the digest's strings per tenant (issue 10 item 5, PUT /v1/tenant/messages/{locale}) --------
+
+
+class MessagesIn(_Strict):
+    messages: dict[str, str] = Field(
+        max_length=300,
+        description="Catalogue key → the tenant's string (placeholders as in English, e.g. "
+        "{count}, {tenant}); {} removes the locale's overrides.",
+    )
+
+
+class MessagesOut(BaseModel):
+    locale: str
+    messages: dict[str, str]
+
+
+class CatalogueOut(BaseModel):
+    overrides: dict[str, dict[str, str]] = Field(description="The tenant's, per locale.")
+    catalogue: dict[str, dict[str, str]] = Field(description="The shipped strings per locale.")

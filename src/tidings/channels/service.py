@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings.channels import deliverylog, profiles, reminders, subscriptions, unsubscribe, webpush
 from tidings.channels._sql import KEEP, Keep
+from tidings.channels.catalogue import check_overrides
 from tidings.channels.clock import Clock
 from tidings.channels.preferences import ChannelSwitches, TenantPreferences, UserPreferences
 from tidings.channels.subscriptions import Subscription
-from tidings.errors import Code, NotFound, Unavailable
+from tidings.domain.locales import canonical, is_locale
+from tidings.errors import Code, NotFound, Unavailable, ValidationFailed
 from tidings.store import notifications as nq
+from tidings.store import templates
 from tidings.store import tenants as tq
 
 if TYPE_CHECKING:
@@ -110,6 +113,27 @@ class ChannelsService:
         async with self.tidings.store.write() as conn:
             await profiles.set_tenant_prefs(conn, tenant, prefs, now=self.clock.now())
         await self.streams.refresh_streams(tenant)
+
+    # -- the digest's strings (issue 10 item 5) ----------------------------------------------------
+
+    async def messages(self, tenant: str) -> dict[str, dict[str, str]]:
+        """The tenant's overrides of the digest's strings, ``{locale: {key: text}}``."""
+        async with self.tidings.store.read() as conn:
+            return await templates.overrides(conn, tenant)
+
+    async def set_messages(self, tenant: str, locale: str, messages: dict[str, str]) -> str:
+        """Replace the tenant's overrides of ``locale`` (checked first: 422, nothing changes);
+        ``{}`` removes them. Returns the canonical locale."""
+        if not is_locale(locale):
+            raise ValidationFailed(f"{locale!r} is not a BCP 47 language tag (e.g. 'de-AT').")
+        try:
+            checked = check_overrides(messages)
+        except ValueError as error:
+            raise ValidationFailed(f"messages: {error}") from error
+        tag = canonical(locale)
+        async with self.tidings.store.write() as conn:
+            await templates.put_overrides(conn, tenant, tag, checked, now=self.clock.now())
+        return tag
 
     # -- users' contact data ---------------------------------------------------------------------
 

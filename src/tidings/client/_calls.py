@@ -118,6 +118,8 @@ def mint_token(ref: UserRef, ttl: int | None, tenant: str | None = None) -> Call
     body: dict[str, Any] = {"user": ref.user, "roles": list(ref.roles)}
     if ref.email is not None:
         body["email"] = ref.email
+    if ref.locale is not None:
+        body["locale"] = ref.locale
     if ttl is not None:
         body["ttl"] = ttl
     if tenant is None:

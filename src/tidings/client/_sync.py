@@ -114,9 +114,10 @@ class Client(Base):
         email: str | None = None,
         ttl: int | None = None,
         tenant: str | None = None,
+        locale: str | None = None,
     ) -> StreamToken:
         """A stream token for ``user`` (API key, scope ``tokens``; with ``tenant``: operator)."""
-        return self._run(calls.mint_token(UserRef.of(user, roles, email), ttl, tenant))
+        return self._run(calls.mint_token(UserRef.of(user, roles, email, locale), ttl, tenant))
 
     # -- on behalf of a user (a stream token minted with the API key) ----------------------------
 

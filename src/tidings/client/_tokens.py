@@ -44,12 +44,19 @@ class UserRef:
     user: str
     roles: tuple[str, ...] = ()
     email: str | None = None
+    locale: str | None = None  # BCP 47 (the token's ``locale`` claim)
 
     @classmethod
-    def of(cls, user: str, roles: Sequence[str] = (), email: str | None = None) -> UserRef:
+    def of(
+        cls,
+        user: str,
+        roles: Sequence[str] = (),
+        email: str | None = None,
+        locale: str | None = None,
+    ) -> UserRef:
         if isinstance(roles, str):
             raise TypeError("roles is a sequence of role names, not one string")
-        return cls(user, tuple(sorted(set(roles))), email)
+        return cls(user, tuple(sorted(set(roles))), email, locale)
 
 
 class TokenCache:

@@ -9,6 +9,11 @@ elsewhere, not yet announced here). :func:`from_store` is then the answer, as be
 kept anything: one read transaction for the latest seq, the snapshot and the oldest retained
 seq; the replay follows from the store in pages.
 
+:func:`open_many` is :func:`from_memory` for a batch (the streams the edge opener,
+``tidings.api.opener``, took in one loop iteration): the views the hub does not keep are read
+in ONE read transaction for the whole batch, and a tenant without any notification (``last``
+0) needs none at all (every view of it is empty, exactly).
+
 Both run after the stream's subscriber is registered (invariant 3): every seq above the
 opening's ``sent`` reaches the stream live, every seq up to it was replayed or is older than
 the resume point.
@@ -16,6 +21,7 @@ the resume point.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,7 +32,7 @@ from tidings.store import notifications as nq
 from tidings.store import snapshot as sq
 
 if TYPE_CHECKING:
-    from tidings.delivery.hub import Hub, Subscriber
+    from tidings.delivery.hub import Hub, Subscriber, _Tenant
     from tidings.store import Store
 
 
@@ -42,45 +48,99 @@ def _probe(count: UnreadCount) -> int:
     return count.count + 1 if count.more else count.count
 
 
-async def _view(hub: Hub, store: Store, sub: Subscriber) -> tuple[View, int]:
-    """The user's view and the seq it is exact at: from memory, else from the store."""
+@dataclass(slots=True)
+class _Want:
+    """One stream of a batch: its opening needs its user's view, exact at ``at`` (the hub's
+    ``last`` when the batch was classified, so ``resume <= at``)."""
+
+    sub: Subscriber
+    resume: int | None
+    state: _Tenant
+    at: int = 0  # the seq the view is exact at
+    view: View | None = None
+    begun: int = 0  # ``views.epoch`` when its store read began
+
+
+def _from_memory(hub: Hub, sub: Subscriber, state: _Tenant) -> tuple[View, int] | None:
+    """The user's view from what the hub keeps, rolled to ``last``; ``None``: read the store."""
     p = sub.principal
-    state = hub.tenant_state(p.tenant)
-    assert state is not None, "the subscriber is registered: its tenant is served"
-    views = state.views
+    if state.last == 0:  # the tenant has no notification at all: every view is empty (exact)
+        view = View.of(0, p.roles, sub.muted, 0, [])
+        if hub.views_trusted:
+            state.views.put(p.user, view, state.views.epoch)
+        return view, 0
     if hub.views_trusted:
-        view = views.get(p.user, p.roles, sub.muted)
-        if view is not None and view.roll(state.ring, state.last, p.user):
-            return view, state.last
-    begun, upto = views.epoch, state.last
+        kept = state.views.get(p.user, p.roles, sub.muted)
+        if kept is not None and kept.roll(state.ring, state.last, p.user):
+            return kept, state.last
+    return None
+
+
+async def _read_views(hub: Hub, store: Store, misses: list[_Want]) -> None:
+    """The views of ``misses`` from the store: ONE read transaction for the whole batch, two
+    statements (built once) per user, each bounded by the seq its stream opens at."""
+    for want in misses:
+        want.at, want.begun = want.state.last, want.state.views.epoch
     async with store.read() as conn:
-        count, items = await sq.snapshot(
-            conn, p.tenant, p.user, p.roles, sub.muted, upto=upto, size=SNAPSHOT_SIZE
-        )
-    view = View.of(upto, p.roles, sub.muted, _probe(count), items)
+        for want in misses:
+            p, sub = want.sub.principal, want.sub
+            count, items = await sq.snapshot(
+                conn, p.tenant, p.user, p.roles, sub.muted, upto=want.at, size=SNAPSHOT_SIZE
+            )
+            want.view = View.of(want.at, p.roles, sub.muted, _probe(count), items)
     if hub.views_trusted:
-        views.put(p.user, view, begun)
-    return view, upto
+        for want in misses:
+            assert want.view is not None
+            want.state.views.put(want.sub.principal.user, want.view, want.begun)
 
 
 async def from_memory(
     hub: Hub, store: Store, sub: Subscriber, resume: int | None, *, replay_limit: int
 ) -> Opening | None:
     """The opening without a ``latest_seq`` query or a replay query; ``None``: ask the store."""
+    return (await open_many(hub, store, [(sub, resume)], replay_limit=replay_limit))[0]
+
+
+async def open_many(
+    hub: Hub,
+    store: Store,
+    streams: Sequence[tuple[Subscriber, int | None]],
+    *,
+    replay_limit: int,
+) -> list[Opening | None]:
+    """:func:`from_memory` for a batch of streams (registered, their ``muted`` set): the views
+    the hub does not keep are read in ONE read transaction for the whole batch
+    (:func:`_read_views`). ``None`` for a stream only the store can open (:func:`from_store`)."""
+    wants: list[_Want | None] = []
+    misses: list[_Want] = []
+    for sub, resume in streams:
+        state = hub.tenant_state(sub.principal.tenant)
+        if state is None or (resume is not None and resume > state.last):
+            wants.append(None)  # perhaps committed elsewhere, not yet announced here: the store
+            continue
+        replay = resume is not None and resume != state.last and state.last - resume <= replay_limit
+        if replay and not state.ring.covers(resume):  # type: ignore[arg-type]
+            wants.append(None)
+            continue
+        want = _Want(sub, resume, state)
+        found = _from_memory(hub, sub, state)
+        if found is None:
+            misses.append(want)
+        else:
+            want.view, want.at = found
+        wants.append(want)
+    if misses:
+        await _read_views(hub, store, misses)
+    return [None if want is None else _opening(want, replay_limit) for want in wants]
+
+
+def _opening(want: _Want, replay_limit: int) -> Opening | None:
+    sub, resume, state, view, at = want.sub, want.resume, want.state, want.view, want.at
+    assert view is not None
     p = sub.principal
-    state = hub.tenant_state(p.tenant)
-    if state is None:
-        return None
-    last = state.last
-    if resume is not None and resume > last:
-        return None  # perhaps committed elsewhere and not yet announced here: the store knows
-    if resume is None or resume == last or last - resume > replay_limit:
-        view, at = await _view(hub, store, sub)
-        event = "reset" if resume is not None and resume != last else "ready"
+    if resume is None or resume == at or at - resume > replay_limit:
+        event = "reset" if resume is not None and resume != at else "ready"
         return Opening(sse.frame(event, view.ready(at, p.user), at), at)
-    if not state.ring.covers(resume):
-        return None
-    view, at = await _view(hub, store, sub)
     if not state.ring.covers(resume):  # the ring moved past it during the read (rare)
         return None
     frames = [

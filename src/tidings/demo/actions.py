@@ -62,6 +62,12 @@ def booking_link(booking_id: int) -> str:
     return f"/demo/bookings/{booking_id}"
 
 
+def booking_group(booking_id: int) -> str:
+    """The collapse key of everything about one booking (issue 10): the bell and the feed show
+    its request, moves and payments as one card with the latest state."""
+    return f"booking:{booking_id}"
+
+
 async def _customer_for(
     conn: AsyncConnection, tenant: str, data: CustomerIn, now: datetime
 ) -> tuple[int, bool]:
@@ -95,10 +101,12 @@ async def create_booking(
     actor_id: str | None = None,
     source: str,
     clock: Clock | None = None,
+    at: datetime | None = None,
 ) -> Created:
     """Store a booking request and publish ``booking_created``, atomically; with ``clock``, arm
-    its reminder in the same transaction."""
-    now = utcnow()
+    its reminder in the same transaction. ``at`` dates the change in the past (the seed's
+    history); by default it happens now."""
+    now = at or utcnow()
     async with service.transaction() as tx:
         conn = tx.conn
         customer_id, new_customer = await _customer_for(conn, tenant, data.customer, now)
@@ -142,6 +150,7 @@ async def create_booking(
                 title=f"New booking from {data.customer.name}",
                 body=body + (" · new customer" if new_customer else ""),
                 link=booking_link(booking_id),
+                group=booking_group(booking_id),
                 data={
                     "booking_id": booking_id,
                     "customer_id": customer_id,
@@ -150,8 +159,9 @@ async def create_booking(
                     "via": via,
                 },
             ),
+            at=at,
         )
-        await _history(tx, tenant, booking_id, None, "requested", via, note.seq)
+        await _history(tx, tenant, booking_id, None, "requested", via, note.seq, now)
     return Created(booking_id, note.seq, new_customer)
 
 
@@ -164,9 +174,12 @@ async def move_booking(
     actor: str,
     actor_id: str | None = None,
     clock: Clock | None = None,
+    at: datetime | None = None,
 ) -> Move:
     """Change a booking's status through the state machine and publish the matching type. A
-    move to a final status (cancelled, completed, no-show) disarms the booking's reminder."""
+    move to a final status (cancelled, completed, no-show) disarms the booking's reminder.
+    ``at`` dates the change in the past (the seed's history)."""
+    now = at or utcnow()
     async with service.transaction() as tx:
         conn = tx.conn
         row = await _lock_booking(conn, tenant, booking_id)
@@ -174,7 +187,7 @@ async def move_booking(
         changed = await conn.execute(
             update(bookings)
             .where(_B.id == booking_id, _B.tenant_id == tenant, _B.status == row.status)
-            .values(status=move.target, updated_at=utcnow())
+            .values(status=move.target, updated_at=now)
         )
         if changed.rowcount != 1:  # pragma: no cover - the row lock makes this unreachable
             raise Conflict(f"Booking #{booking_id} changed meanwhile; reload and try again.")
@@ -189,10 +202,12 @@ async def move_booking(
                 title=f"Booking #{booking_id} {label}",
                 body=f"{row.customer} · {when_text(row.event_date, row.start_time)} · by {actor}",
                 link=booking_link(booking_id),
+                group=booking_group(booking_id),
                 data={"booking_id": booking_id, "status": move.target, "from": row.status},
             ),
+            at=at,
         )
-        await _history(tx, tenant, booking_id, row.status, move.target, actor, note.seq)
+        await _history(tx, tenant, booking_id, row.status, move.target, actor, note.seq, now)
     return move
 
 
@@ -240,6 +255,7 @@ async def reschedule_booking(
                 title=f"Booking #{booking_id} moved to {after}",
                 body=f"{row.customer} · {item} · was {before} · by {actor}",
                 link=booking_link(booking_id),
+                group=booking_group(booking_id),
                 data={
                     "booking_id": booking_id,
                     "date": day.isoformat(),
@@ -247,7 +263,7 @@ async def reschedule_booking(
                 },
             ),
         )
-        await _history(tx, tenant, booking_id, row.status, row.status, actor, note.seq)
+        await _history(tx, tenant, booking_id, row.status, row.status, actor, note.seq, utcnow())
 
 
 async def _history(
@@ -258,6 +274,7 @@ async def _history(
     after: str,
     actor: str,
     seq: int,
+    now: datetime,
 ) -> None:
     await tx.conn.execute(
         insert(booking_events).values(
@@ -267,7 +284,7 @@ async def _history(
             to_status=after,
             actor=actor,
             notification_seq=seq,
-            created_at=utcnow(),
+            created_at=now,
         )
     )
 
@@ -314,8 +331,10 @@ async def record_payment(
     *,
     actor: str,
     actor_id: str | None = None,
+    at: datetime | None = None,
 ) -> int:
-    """Record a received or failed payment and publish ``payment_received``/``payment_failed``."""
+    """Record a received or failed payment and publish ``payment_received``/``payment_failed``
+    (in the booking's group). ``at`` dates it in the past (the seed's history)."""
     async with service.transaction() as tx:
         conn = tx.conn
         row = (
@@ -344,12 +363,14 @@ async def record_payment(
                 body=f"Booking #{booking_id} · {row.customer} · {method}"
                 + (f" · {data.note}" if data.note else ""),
                 link=booking_link(booking_id),
+                group=booking_group(booking_id),
                 data={
                     "booking_id": booking_id,
                     "amount_cents": data.amount_cents,
                     "status": data.status,
                 },
             ),
+            at=at,
         )
         result = await conn.execute(
             insert(payments).values(
@@ -361,7 +382,7 @@ async def record_payment(
                 note=data.note,
                 recorded_by=actor,
                 notification_seq=note.seq,
-                created_at=utcnow(),
+                created_at=at or utcnow(),
             )
         )
     return int(result.inserted_primary_key[0])  # type: ignore[index]

@@ -1,7 +1,8 @@
-"""A notification's detail page in the demo, with what happened to it outside the app: the
-channels' delivery log (``deliverylog.for_notification``), summed up per channel in words
-("pushed to 2 devices · in digest at 18:00 UTC · push skipped (quiet hours)") and listed entry
-by entry.
+"""A notification's detail page in the demo, in the owner's words (its title, what kind of news
+it is, when in the business's time zone, who was told), with what happened to it outside the
+app behind a "Where it was sent" disclosure: the channels' delivery log
+(``deliverylog.for_notification``), summed up per channel in words ("pushed to 2 devices · in
+digest at 18:00 UTC · push skipped (quiet hours)") and listed entry by entry.
 
 The log is append-only: the state of one delivery is its latest entry per (channel, user,
 target) — :func:`deliverylog.summarize` counts those, :func:`describe` names them. The in-app
@@ -23,6 +24,7 @@ from starlette.responses import Response
 
 from tidings.api.deps import ServiceDep
 from tidings.channels import deliverylog
+from tidings.demo import queries
 from tidings.demo.pages import UserDep
 from tidings.demo.templating import DemoRoute, render
 from tidings.errors import Code, NotFound
@@ -108,6 +110,15 @@ def _safe_link(link: str) -> bool:
     return link.startswith(("https://", "http://"))
 
 
+def open_label(link: str | None) -> str:
+    """The words on the button that follows the notification's link."""
+    if link and link.startswith("/demo/bookings/"):
+        return "Open the booking"
+    if link and link.startswith("/demo/customers"):
+        return "Open customers"
+    return "Open"
+
+
 def _at(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -123,11 +134,14 @@ async def notification(
                 f"There is no notification #{notification_id}.", code=Code.NOTIFICATION_NOT_FOUND
             )
         entries = await deliverylog.for_notification(conn, user.tenant, notification_id)
+        names = await queries.user_names(conn, user.tenant)
     link = found.link if found.link and _safe_link(found.link) else None
     context = {
         "nav": "notifications",
         "note": found,
         "link": link,
+        "open_label": open_label(link),
+        "names": names,
         "summary": describe(entries),
         "entries": [{**e, "at": _at(e["at"])} for e in entries],
     }

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from tidings.demo import deliveries, pages, preferences, signin, widget
+from tidings.demo import deliveries, live, pages, preferences, signin, widget
 from tidings.demo import tables as _tables  # noqa: F401  (registers the demo tables)
 from tidings.demo.cookies import SecureCookies
 from tidings.demo.passwords import dummy_hash
@@ -37,6 +37,7 @@ def routers() -> Sequence[APIRouter]:
         signin.api,
         signin.router,
         pages.router,
+        live.router,
         preferences.router,
         deliveries.router,
         widget.router,

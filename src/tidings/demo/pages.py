@@ -13,14 +13,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from tidings.api.deps import ServiceDep
-from tidings.channels import reminders
-from tidings.demo import actions, queries
+from tidings.demo import actions, queries, views
+from tidings.demo.business import today_in, zone_of
 from tidings.demo.domain import (
-    FINAL,
     STATUSES,
     FormErrors,
     ImpossibleMove,
-    moves_from,
     parse_booking,
     parse_customer,
     parse_payment,
@@ -30,7 +28,7 @@ from tidings.demo.domain import (
 from tidings.demo.forms import read_form
 from tidings.demo.reminding import clock_of
 from tidings.demo.sessions import DemoUser, check_csrf, current_user
-from tidings.demo.templating import DemoRoute, redirect, render
+from tidings.demo.templating import UTC_ZONE, DemoRoute, redirect, render
 from tidings.errors import Conflict
 from tidings.service import Tidings
 
@@ -39,9 +37,10 @@ router = APIRouter(prefix="/demo", route_class=DemoRoute, include_in_schema=Fals
 BookingId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def today() -> date:
-    """The business day (the server's local date)."""
-    return date.today()
+def today(request: Request) -> date:
+    """The business's calendar day, in its time zone (``request.state.zone``, which
+    :func:`signed_in` and the widget load; UTC before that)."""
+    return today_in(getattr(request.state, "zone", UTC_ZONE))
 
 
 async def signed_in(request: Request, service: ServiceDep) -> DemoUser:
@@ -49,6 +48,7 @@ async def signed_in(request: Request, service: ServiceDep) -> DemoUser:
     request.state.demo_user = user
     async with service.store.read() as conn:
         request.state.tenant_name = await queries.tenant_name(conn, user.tenant)
+        request.state.zone = await zone_of(conn, user.tenant)
     return user
 
 
@@ -67,12 +67,9 @@ async def form_of(request: Request, user: DemoUser) -> dict[str, str]:
 
 @router.get("")
 async def dashboard(request: Request, user: UserDep, service: ServiceDep) -> Response:
-    day = today()
     async with service.store.read() as conn:
-        dash = await queries.dashboard(conn, user.tenant, today=day)
-    return render(
-        request, "dashboard.html", {"nav": "dashboard", "dash": dash, "today": day}, user=user
-    )
+        view = await views.dashboard(conn, user.tenant, today=today(request))
+    return render(request, "dashboard.html", {"nav": "dashboard", **view}, user=user)
 
 
 # -- bookings ------------------------------------------------------------------------------------
@@ -93,21 +90,15 @@ async def bookings(
         if when == option:
             when_ = option
     async with service.store.read() as conn:
-        rows = await queries.list_bookings(
-            conn, user.tenant, today=today(), status=status or None, when=when_, search=q.strip()
+        view = await views.bookings(
+            conn, user.tenant, today=today(request), status=status, when=when_, q=q
         )
-    filters = {"status": status, "when": when_, "q": q.strip()}
-    return render(
-        request,
-        "bookings.html",
-        {"nav": "bookings", "bookings": rows, "filters": filters, "statuses": STATUSES},
-        user=user,
-    )
+    return render(request, "bookings.html", {"nav": "bookings", **view}, user=user)
 
 
 @router.get("/bookings/new")
 async def new_booking(request: Request, user: UserDep) -> Response:
-    return _booking_form(request, user, {"date": today().isoformat(), "hours": "4"}, {})
+    return _booking_form(request, user, {"date": today(request).isoformat(), "hours": "4"}, {})
 
 
 def _booking_form(
@@ -120,7 +111,7 @@ def _booking_form(
     return render(
         request,
         "booking_new.html",
-        {"nav": "bookings", "values": values, "errors": errors, "today": today()},
+        {"nav": "bookings", "values": values, "errors": errors, "today": today(request)},
         status=status,
         user=user,
     )
@@ -130,7 +121,7 @@ def _booking_form(
 async def create_booking(request: Request, user: UserDep, service: ServiceDep) -> Response:
     form = await form_of(request, user)
     try:
-        data = parse_booking(form, today=today())
+        data = parse_booking(form, today=today(request))
         created = await actions.create_booking(
             service,
             user.tenant,
@@ -157,33 +148,17 @@ async def _booking_page(
     error: str | None = None,
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
+    confirm_cancel: bool = False,
     status: int = 200,
 ) -> Response:
     async with service.store.read() as conn:
-        booking = await queries.get_booking(conn, user.tenant, booking_id)
-        history = await queries.booking_history(conn, user.tenant, booking_id)
-        paid = await queries.booking_payments(conn, user.tenant, booking_id)
-        reminder = await reminders.get(conn, user.tenant, reminders.booking_key(booking_id))
-    return render(
-        request,
-        "booking.html",
-        {
-            "nav": "bookings",
-            "booking": booking,
-            "history": history,
-            "payments": paid,
-            "reminder": reminder,
-            "today": today(),
-            "moves": moves_from(booking.status),
-            "movable": booking.status not in FINAL,
-            "error": error,
-            "errors": errors or {},
-            "values": values
-            or {"amount": f"{booking.balance_cents / 100:.2f}" if booking.balance_cents else ""},
-        },
-        status=status,
-        user=user,
-    )
+        view = await views.booking(conn, user.tenant, booking_id, today=today(request))
+    view.update(nav="bookings", error=error, confirm_cancel=confirm_cancel)
+    if errors:
+        view["errors"] = errors
+    if values:
+        view["values"] = values
+    return render(request, "booking.html", view, status=status, user=user)
 
 
 @router.get("/bookings/{booking_id}")
@@ -198,6 +173,17 @@ async def move_booking(
     request: Request, booking_id: BookingId, user: UserDep, service: ServiceDep
 ) -> Response:
     form = await form_of(request, user)
+    if form.get("move") == "cancel" and form.get("confirm") != "yes":
+        # Cancelling tells the customer's day goodbye: it takes a second, explicit "yes".
+        return await _booking_page(
+            request,
+            user,
+            service,
+            booking_id,
+            error=f"Cancel booking #{booking_id}? Press \u201cYes, cancel it\u201d to confirm.",
+            confirm_cancel=True,
+            status=422,
+        )
     try:
         move = await actions.move_booking(
             service,
@@ -221,7 +207,7 @@ async def reschedule_booking(
 ) -> Response:
     form = await form_of(request, user)
     try:
-        day, start = parse_reschedule(form, today=today())
+        day, start = parse_reschedule(form, today=today(request))
         await actions.reschedule_booking(
             service,
             user.tenant,

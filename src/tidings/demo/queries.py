@@ -138,6 +138,14 @@ async def sign_in_choices(conn: AsyncConnection) -> list[tuple[str, str, list[An
     return list(grouped.values())
 
 
+async def user_names(conn: AsyncConnection, tenant: str) -> dict[str, str]:
+    """The tenant's demo users' names by tidings user id (``"ann"`` → ``"Ann Alvarez"``)."""
+    rows = await conn.execute(
+        select(demo_users.c.user_id, demo_users.c.name).where(demo_users.c.tenant_id == tenant)
+    )
+    return {str(r.user_id): str(r.name) for r in rows}
+
+
 async def user_by_email(conn: AsyncConnection, email: str) -> Any:
     return (
         await conn.execute(select(demo_users).where(demo_users.c.email == email.strip().lower()))

@@ -5,7 +5,10 @@ people did in it. A demo tenant and its users are created in one write transacti
 checks for them; SQLite serializes write transactions, and on PostgreSQL the unique tenant id
 makes a second process starting at the same moment fail its insert and step aside, so only one
 seeds. Bookings, moves and payments go through :mod:`tidings.demo.actions`, so the seeded
-history has its notifications like everything else.
+history has its notifications like everything else. Each business gets its real time zone (the
+channels' tenant ``time_zone``), and its history is replayed in the time order of
+:func:`tidings.demo.history.timeline`: spread over the days before, at business hours, each
+notification dated when its change happened.
 
 Which tenants are the demo's: exactly those with demo users. A tenant id that exists already
 without them belongs to somebody else (the demo turned on over a real store): it is not
@@ -18,21 +21,26 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.channels import profiles
+from tidings.channels.preferences import TenantPreferences
 from tidings.demo import actions
+from tidings.demo.business import today_in
 from tidings.demo.domain import ITEMS, BookingIn, CustomerIn, PaymentIn
+from tidings.demo.history import SeedBooking, timeline
 from tidings.demo.passwords import hash_password
 from tidings.demo.tables import demo_users
 from tidings.domain.notifications import utcnow
 from tidings.domain.principals import Principal
 from tidings.errors import Conflict
 from tidings.service import Tidings
-from tidings.store import notifications as nq
 from tidings.store import tenants as tq
+from tidings.store.tables import notifications
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +59,17 @@ class SeedUser:
 class SeedTenant:
     id: str
     name: str
+    zone: str  # the business's IANA time zone: its bookings' dates and times are local to it
     users: tuple[SeedUser, ...]
     customers: tuple[tuple[str, str, str], ...]
-    # (customer index, item, days from today, start, hours, address, moves, payments)
-    bookings: tuple[
-        tuple[int, str, int, str, int, str, tuple[str, ...], tuple[tuple[int, str], ...]], ...
-    ]
+    bookings: tuple[SeedBooking, ...]
 
 
 TENANTS: tuple[SeedTenant, ...] = (
     SeedTenant(
         "jump-joy",
         "Jump Joy Rentals",
+        "America/Chicago",  # Austin, Texas
         (
             SeedUser("ann", "Ann Alvarez", "ann@jumpjoy.example", "owner"),
             SeedUser("sam", "Sam Shaw", "sam@jumpjoy.example", "staff"),
@@ -126,6 +133,7 @@ TENANTS: tuple[SeedTenant, ...] = (
     SeedTenant(
         "bounce-bros",
         "Bounce Bros",
+        "America/Denver",  # Denver, Colorado
         (
             SeedUser("bob", "Bob Brennan", "bob@bouncebros.example", "owner"),
             SeedUser("tia", "Tia Tran", "tia@bouncebros.example", "staff"),
@@ -157,10 +165,11 @@ UNREAD_AFTER_SEED = 3
 
 
 async def seed(service: Tidings, *, today: date | None = None) -> list[str]:
-    """Seed every demo tenant that has no demo users yet. Returns the ids seeded."""
-    day = today or date.today()
+    """Seed every demo tenant that has no demo users yet. Returns the ids seeded. ``today``
+    (default: each business's own calendar day) is the day the seeded bookings are around."""
     seeded = []
     for tenant in TENANTS:
+        day = today or today_in(ZoneInfo(tenant.zone))
         if await _seed_tenant(service, tenant, day):
             seeded.append(tenant.id)
     if seeded:
@@ -216,45 +225,80 @@ async def _seed_tenant(service: Tidings, tenant: SeedTenant, day: date) -> bool:
                     for u, h in zip(tenant.users, hashes, strict=True)
                 ],
             )
+            await profiles.set_tenant_prefs(
+                conn, tenant.id, TenantPreferences(time_zone=tenant.zone), now=now
+            )
     except IntegrityError:  # another process seeding at the same moment won (PostgreSQL)
         return False
     owner = tenant.users[0].name
-    for ci, item, days, start, hours, address, moves, paid in tenant.bookings:
-        name, email, phone = tenant.customers[ci]
-        created = await actions.create_booking(
-            service,
-            tenant.id,
-            BookingIn(
-                customer=CustomerIn(name, email, phone),
-                item=ITEMS[item],
-                event_date=day + timedelta(days=days),
-                start_time=time.fromisoformat(start),
-                hours=hours,
-                address=address,
-                notes="",
-            ),
-            actor=owner,
-            source="widget" if ci % 2 == 0 else "staff",
-        )
-        for move in moves:
-            await actions.move_booking(service, tenant.id, created.booking_id, move, actor=owner)
-        for cents, status in paid:
+    # The owner did the seeded moves and payments, so they are read for the owner (the actor
+    # rule of issue 10): the owner's bell never shows "… by Ann Alvarez" unread.
+    owner_id = tenant.users[0].user_id
+    ids: dict[int, int] = {}
+    steps = timeline(tenant.bookings, today=day, zone=ZoneInfo(tenant.zone), now=utcnow())
+    for step in steps:
+        ci, item, days, start, hours, address, moves, paid = tenant.bookings[step.booking]
+        if step.kind == "create":
+            name, email, phone = tenant.customers[ci]
+            created = await actions.create_booking(
+                service,
+                tenant.id,
+                BookingIn(
+                    customer=CustomerIn(name, email, phone),
+                    item=ITEMS[item],
+                    event_date=day + timedelta(days=days),
+                    start_time=time.fromisoformat(start),
+                    hours=hours,
+                    address=address,
+                    notes="",
+                ),
+                actor=owner,
+                actor_id=None if ci % 2 == 0 else owner_id,
+                source="widget" if ci % 2 == 0 else "staff",
+                at=step.at,
+            )
+            ids[step.booking] = created.booking_id
+        elif step.kind == "move":
+            await actions.move_booking(
+                service,
+                tenant.id,
+                ids[step.booking],
+                moves[step.index],
+                actor=owner,
+                actor_id=owner_id,
+                at=step.at,
+            )
+        else:
+            cents, status = paid[step.index]
+            note = "card declined" if status == "failed" else ""
             await actions.record_payment(
                 service,
                 tenant.id,
-                created.booking_id,
-                PaymentIn(cents, status, "card", "card declined" if status == "failed" else ""),
+                ids[step.booking],
+                PaymentIn(cents, status, "card", note),
                 actor=owner,
+                actor_id=owner_id,
+                at=step.at,
             )
     await _leave_a_few_unread(service, tenant)
     return True
 
 
 async def _leave_a_few_unread(service: Tidings, tenant: SeedTenant) -> None:
-    """Everyone has read the seeded history except the last few, like a real inbox."""
+    """Everyone has read the seeded history except the last few by someone else, like a real
+    inbox (what a user did is read for them anyway: the actor rule)."""
     async with service.store.read() as conn:
-        latest = await nq.latest_seq(conn, tenant.id)
+        rows = (
+            await conn.execute(
+                select(notifications.c.seq, notifications.c.actor_id)
+                .where(notifications.c.tenant_id == tenant.id)
+                .order_by(notifications.c.seq.desc())
+                .limit(UNREAD_AFTER_SEED * 20)
+            )
+        ).all()
     expires = datetime.now(UTC) + timedelta(minutes=5)
     for user in tenant.users:
+        others = [seq for seq, actor in rows if actor != user.user_id]
+        upto = others[UNREAD_AFTER_SEED] if len(others) > UNREAD_AFTER_SEED else 0
         principal = Principal(tenant.id, user.user_id, frozenset({user.role}), expires)
-        await service.mark_all_read(principal, max(0, latest - UNREAD_AFTER_SEED))
+        await service.mark_all_read(principal, upto)

@@ -13,19 +13,25 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
+from zoneinfo import ZoneInfo
 
 import jinja2
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from jinja2.runtime import Context
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from tidings.demo.business import local
 from tidings.demo.domain import CATALOGUE, PAYMENT_METHODS, STATUS_LABELS, money
+from tidings.demo.prefsform import label as type_label
 from tidings.demo.sessions import DemoUser, SignInRequired
 from tidings.errors import TidingsError, ValidationFailed
 
 log = logging.getLogger(__name__)
+
+UTC_ZONE = ZoneInfo("UTC")
 
 TEMPLATES = Path(__file__).parent / "templates"
 FLASH_COOKIE = "demo_flash"
@@ -53,16 +59,37 @@ def _clock(value: time | None) -> str:
     return "" if value is None else value.strftime("%H:%M")
 
 
-def _stamp(value: datetime | None) -> str:
+@jinja2.pass_context
+def _stamp(ctx: Context, value: datetime | None) -> str:
+    """An instant in the business's time zone (``zone`` in the context): ``24 Nov 2026, 09:12
+    CST``."""
     if value is None:
         return ""
-    return f"{value.day} {value.strftime('%b %Y, %H:%M')} UTC"
+    at = local(value, ctx.get("zone") or UTC_ZONE)
+    return f"{at.day} {at.strftime('%b %Y, %H:%M')} {at.tzname()}"
+
+
+@jinja2.pass_context
+def _moment(ctx: Context, value: datetime | None) -> str:
+    """A recent instant, short, in the business's time zone: ``Tue 24 Nov, 09:12``."""
+    if value is None:
+        return ""
+    at = local(value, ctx.get("zone") or UTC_ZONE)
+    return f"{at.strftime('%a')} {at.day} {at.strftime('%b, %H:%M')}"
 
 
 def _iso(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.isoformat().replace("+00:00", "Z") if value.tzinfo else value.isoformat() + "Z"
+
+
+@jinja2.pass_context
+def _since(ctx: Context, value: datetime | None) -> str:
+    """The business's calendar day of an instant: ``19 Nov 2026``."""
+    if value is None:
+        return ""
+    return local(value, ctx.get("zone") or UTC_ZONE).strftime("%d %b %Y")
 
 
 def build_templates() -> Jinja2Templates:
@@ -74,7 +101,15 @@ def build_templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(
-        money=money, day=_day, short_day=_short_day, clock=_clock, stamp=_stamp, iso=_iso
+        money=money,
+        day=_day,
+        short_day=_short_day,
+        clock=_clock,
+        stamp=_stamp,
+        moment=_moment,
+        since=_since,
+        iso=_iso,
+        type_label=type_label,
     )
     env.globals.update(
         STATUS_LABELS=STATUS_LABELS, CATALOGUE=CATALOGUE, PAYMENT_METHODS=PAYMENT_METHODS
@@ -96,6 +131,7 @@ def render(
     ctx: dict[str, Any] = {
         "user": user,
         "tenant_name": getattr(request.state, "tenant_name", ""),
+        "zone": getattr(request.state, "zone", UTC_ZONE),
         "flash": flash,
         "error": None,
         "nav": "",

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from tidings.api.deps import ServiceDep
 from tidings.demo import actions, queries
+from tidings.demo.business import zone_of
 from tidings.demo.domain import FormErrors, parse_booking
 from tidings.demo.forms import read_form
 from tidings.demo.pages import today
@@ -41,6 +42,7 @@ async def _page(
 ) -> Response:
     async with service.store.read() as conn:
         name = await queries.tenant_name(conn, tenant)
+        request.state.zone = await zone_of(conn, tenant)
     request.state.tenant_name = name
     token = form_token(request)
     response = render(
@@ -52,7 +54,7 @@ async def _page(
             "values": values or {"hours": "4"},
             "errors": errors or {},
             "form_token": token,
-            "today": today(),
+            "today": today(request),
         },
         status=status,
     )
@@ -69,6 +71,7 @@ async def widget(request: Request, tenant: TenantId, service: ServiceDep) -> Res
 async def request_booking(request: Request, tenant: TenantId, service: ServiceDep) -> Response:
     async with service.store.read() as conn:
         await queries.tenant_name(conn, tenant)  # 404 for anything but a demo business
+        request.state.zone = await zone_of(conn, tenant)
     form = await read_form(request)
     check_form_token(request, form.get("form_token"))
     limiter: RateLimiter = request.app.state.demo_limiter
@@ -83,7 +86,7 @@ async def request_booking(request: Request, tenant: TenantId, service: ServiceDe
     if form.get("website"):  # the honeypot field people never see
         return redirect(f"/book/{tenant}/thanks", "Thanks! We will be in touch.")
     try:
-        data = parse_booking(form, today=today())
+        data = parse_booking(form, today=today(request))
         created = await actions.create_booking(
             service,
             tenant,

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from tidings.domain.inputs import JsonObject, StrictModel
 
@@ -104,13 +104,31 @@ class NewNotification(StrictModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str = Field(min_length=1, max_length=64)
-    title: str = Field(min_length=1, max_length=10_000)
+    # Absent (or ""): rendered from the tenant's template for ``type`` (issue 10 item 5).
+    title: str = Field(default="", max_length=10_000)
     body: str = Field(default="", max_length=100_000)
     data: JsonObject = Field(default_factory=dict)
     link: str | None = Field(default=None, max_length=2048)
     audience: Audience | None = None
     actor: Actor | None = None
     group: str | None = Field(default=None, min_length=1, max_length=128)
+
+    # Set by the service's template hook (never by a request): the text in the type's other
+    # locales, and the fingerprint of the request as sent (a retry matches whatever the
+    # templates rendered).
+    _l10n: dict[str, dict[str, str]] | None = PrivateAttr(default=None)
+    _sent: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def l10n(self) -> dict[str, dict[str, str]] | None:
+        return self._l10n
+
+    def rendered(self, title: str, body: str, l10n: dict[str, dict[str, str]]) -> NewNotification:
+        """This request with the text its templates made (``l10n``: every locale's)."""
+        out = self.model_copy(update={"title": title, "body": body})
+        out._l10n = l10n or None
+        out._sent = self.fingerprint()
+        return out
 
     @field_validator("group")
     @classmethod
@@ -134,7 +152,7 @@ class NewNotification(StrictModel):
     @field_validator("title")
     @classmethod
     def _title(cls, value: str) -> str:
-        if not value.strip():
+        if value and not value.strip():
             raise ValueError("title must not be blank")
         return value
 
@@ -150,6 +168,8 @@ class NewNotification(StrictModel):
     def fingerprint(self) -> bytes:
         """Canonical bytes of the request, to tell an honest retry from a reused key. Without a
         group they are what they were before groups existed (a retry across the upgrade)."""
+        if self._sent is not None:
+            return self._sent
         dumped = self.model_dump(mode="json")
         if dumped.get("group") is None:
             del dumped["group"]
@@ -181,6 +201,7 @@ class Notification:
     created_at: datetime
     actor: Actor | None = None
     group: str | None = None  # collapse key (issue 10): one card per group in the bell and feed
+    l10n: dict[str, dict[str, str]] | None = None  # {locale: {title, body}} from templates
     _encoded: list[bytes] = field(default_factory=list, compare=False, repr=False)
 
     def visible_to(self, user: str, roles: frozenset[str]) -> bool:
@@ -191,6 +212,12 @@ class Notification:
         return self.actor is not None and self.actor.id == user
 
     def public(self) -> dict[str, Any]:
+        out = self._public()
+        if self.l10n:  # only then: a plain notification's bytes are what they always were
+            out["l10n"] = self.l10n
+        return out
+
+    def _public(self) -> dict[str, Any]:
         return {
             "id": self.seq,
             "type": self.type,

@@ -15,6 +15,7 @@ class Principal:
     roles: frozenset[str]
     expires_at: datetime
     email: str | None = None
+    locale: str | None = None  # BCP 47 (issue 10): the feed's text, the profile's locale
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ def _stage(
             "actor_id": new.actor.id if new.actor else None,
             "actor_name": new.actor.name if new.actor else None,
             "group_key": new.group,
+            "l10n": new.l10n,
         }
     )
     if audience is not None:
@@ -123,6 +124,7 @@ def _stage(
         created_at=now,
         actor=new.actor,
         group=new.group,
+        l10n=new.l10n,
     )
 
 
@@ -354,6 +356,7 @@ def _from_row(row: Row[Any]) -> Notification:
         if row.actor_id is None
         else Actor.model_construct(id=row.actor_id, name=row.actor_name),
         group=row.group_key,
+        l10n=row.l10n or None,
     )
 
 

@@ -66,6 +66,8 @@ notifications = Table(
     Column("actor_name", String(200), nullable=True),
     # Collapse key (issue 10 item 3): the bell and the grouped feed show one card per group.
     Column("group_key", String(128), nullable=True),
+    # Text per locale from a type's templates (issue 10 item 5): {"de": {"title", "body"}}.
+    Column("l10n", JSON(none_as_null=True), nullable=True),
     PrimaryKeyConstraint("tenant_id", "seq"),
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_notifications_idempotency"),
     Index("ix_notifications_tenant_created", "tenant_id", "created_at"),
@@ -142,15 +144,42 @@ signing_keys = Table(
     Index("ix_signing_keys_tenant", "tenant_id"),
 )
 
+# Per-type notification templates (issue 10 item 5, store/templates.py): one row per type,
+# ``locales`` = {"en": {"title": "…", "body": "…"}, …}; ``default_locale`` is one of them.
+templates = Table(
+    "templates",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("default_locale", String(64), nullable=False),
+    Column("locales", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "type"),
+)
+
+# A tenant's own strings over a message catalogue's (issue 10 item 5: the digest e-mail's),
+# per locale: ``messages`` = {"intro.other": "…", "type.booking_created": "…"}.
+message_overrides = Table(
+    "message_overrides",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("locale", String(64), nullable=False),
+    Column("messages", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant_id", "locale"),
+)
+
 __all__ = [
     "api_keys",
     "audience_targets",
     "kv",
+    "message_overrides",
     "metadata",
     "notifications",
     "read_state",
     "receipts",
     "server_secrets",
     "signing_keys",
+    "templates",
     "tenants",
 ]

@@ -100,3 +100,22 @@ try {
 } catch (err) {
   if (err instanceof PushError) void (err.stage satisfies 'support' | 'permission' | 'register' | 'key' | 'subscribe' | 'save');
 }
+
+// <tidings-inbox>: the "view all" element, and the one icon map it shares with the bell.
+import 'tidings/inbox';
+import { setTypeIcons, TidingsInbox, type InboxStatus, type TidingsInboxAttributes } from 'tidings/inbox';
+import { setTypeIcons as setBellIcons } from 'tidings/bell';
+
+const inboxEl: TidingsInbox | null = document.querySelector('tidings-inbox');
+const wanted: InboxStatus = 'archived';
+void inboxEl?.filter({ status: wanted, type: 'payment_failed' }).then(() => inboxEl.loadMore());
+inboxEl?.addEventListener('tidings-inbox-load', (e) => void [e.detail.count, e.detail.status]);
+inboxEl?.addEventListener('tidings-click', (e) => void e.detail.notification.read);
+const inboxAttrs: TidingsInboxAttributes = { 'time-zone': 'America/Chicago', 'details-url': '/n/{id}', 'page-size': '50' };
+void [inboxAttrs, inboxEl?.items.map((n) => n.snoozed_until), inboxEl?.loading];
+setTypeIcons({ 'invoice.overdue': 'credit-card', custom: () => document.createElement('img'), system: null });
+setBellIcons({ reminder: 'clock' });
+// @ts-expect-error: not a filter
+void inboxEl?.filter({ status: 'read' });
+// @ts-expect-error: not an icon name
+setTypeIcons({ x: 'rocket' });

@@ -1,5 +1,20 @@
 // A typed consumer of tidings/server (tsc --noEmit in tests/test_js.py).
-import { createPublisher, publish, TidingsError, type NewNotification, type Notification } from 'tidings/server';
+import type { PoolClient } from 'pg';
+import {
+  createPublisher,
+  insertOutbox,
+  OUTBOX_LIMITS,
+  outboxRow,
+  publish,
+  signWebhook,
+  TidingsError,
+  verifyWebhook,
+  WebhookVerificationError,
+  type NewNotification,
+  type Notification,
+  type OutboxRow,
+  type WebhookEvent,
+} from 'tidings/server';
 
 const tidings = createPublisher({
   url: 'https://tidings.example.com',
@@ -39,3 +54,37 @@ try {
     void [status, code, detail, err.retryable, err.retryAfterMs, err.problem?.title];
   }
 }
+
+// ---- webhook verification and the outbox -------------------------------------------------------
+
+const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const signature: string = await signWebhook(secret, 'msg_1', 1614265330, '{"type":"x"}');
+const body = new TextEncoder().encode('{"type":"x"}');
+const fromPlain: WebhookEvent = await verifyWebhook(secret, { 'webhook-id': 'msg_1', 'webhook-signature': [signature] }, body);
+const fromFetch = await verifyWebhook([secret, new Uint8Array(32)], new Headers(), body.buffer, { tolerance: 60, now: Date.now() });
+const kind: string = fromFetch.type;
+const when: number = fromFetch.attemptedAt;
+void [fromPlain.id, fromPlain.data, kind, when];
+// @ts-expect-error: the body is the raw bytes or text, never a parsed object
+await verifyWebhook(secret, {}, { type: 'x' });
+// @ts-expect-error: a secret is a string or bytes
+await verifyWebhook(42, {}, '');
+try {
+  await verifyWebhook(secret, {}, '');
+} catch (err) {
+  if (err instanceof WebhookVerificationError) {
+    const reason: 'missing_header' | 'invalid_timestamp' | 'timestamp_too_old' | 'timestamp_too_new' | 'invalid_signature' | 'invalid_payload' = err.reason;
+    // @ts-expect-error: reasons are a closed set
+    const other: 'nope' = err.reason;
+    void [reason, other];
+  }
+}
+
+const row: OutboxRow = outboxRow('jump-joy', booking, { limits: { titleChars: 500 } });
+const [rowTenant, rowPayload]: [string, string] = row.values;
+void [row.text, rowTenant, rowPayload, OUTBOX_LIMITS.dataBytes];
+// @ts-expect-error: an outbox row is for one tenant's notification
+outboxRow('jump-joy', { title: 'no type' });
+declare const client: PoolClient;
+const rowId: number = await insertOutbox(client, 'jump-joy', { ...booking, actor: { id: 'u-42', name: 'Ann' } });
+void rowId;

@@ -81,6 +81,18 @@ export interface TidingsBellEventMap extends HTMLElementEventMap {
   'tidings-push': CustomEvent<TidingsPushDetail>;
 }
 
+/** A built-in icon (`setTypeIcons`), or a function that draws the host's own for a type. */
+export type TypeIcon =
+  | 'bell' | 'calendar-plus' | 'calendar-check' | 'calendar-x' | 'check-circle' | 'user-x' | 'user-plus'
+  | 'credit-card' | 'alert-triangle' | 'clock' | 'info' | 'check' | 'circle-dot' | 'archive' | 'inbox' | 'arrow-right'
+  | ((type: string) => Element);
+
+/**
+ * The host's icons per notification type, over the defaults (one map for every bell and inbox
+ * on the page; `null` restores a type's default; an unknown type shows the bell). Re-renders them.
+ */
+export function setTypeIcons(icons: Record<string, TypeIcon | null>): void;
+
 export class TidingsBell extends HTMLElement {
   static readonly observedAttributes: string[];
   /** The connect() client (null while disconnected). */

@@ -9,8 +9,12 @@
  * shared ("false" for one connection per tab), no-toasts, align ("left"), locale, theme ("dark"),
  * sw-url (the service worker for Web Push; default /static/sw.js next to this file), no-push.
  * Stable selectors (open shadow root): [part=button] [part=badge] [part=dot][data-state]
- * [part=panel] [part=item][data-id][data-unread] [part=mark-all] [part=view-all]
- * [part=preferences] [part=enable-push][data-state=off|on|busy|denied|error] [part=toast].
+ * [part=panel] [part=status][data-state] [part=unread-toggle][aria-pressed] [part=empty]
+ * [part=item][data-id][data-unread] [part=action][data-action] [part=snooze-option][data-preset]
+ * [part=mark-all] [part=view-all] [part=preferences]
+ * [part=enable-push][data-state=off|on|busy|denied|error] [part=toast].
+ * Items render as in <tidings-inbox> (tidings-groups.js, one icon map: `setTypeIcons`), with
+ * their actions on hover or focus (always shown where there is no hover).
  *
  * Web Push: where the browser has it ('PushManager' in window, navigator.serviceWorker) and the
  * service worker is same-origin with the page, the panel footer has an "Enable push" button
@@ -22,35 +26,29 @@
  * attribute; nothing is parsed as HTML. A link is followed only when `isSafeLink` accepts it.
  */
 
-import { connect, fetchToken } from './tidings.js';
+import { connect } from './tidings.js';
+import { actionBar, runAction, snoozeUntil, targets } from './tidings-actions.js';
+import { CONNECTION_ATTRIBUTES, connectOptions, linkTo, pushAvailable, pushOptions } from './tidings-attrs.js';
 import { adoptBellStyles } from './tidings-bell-styles.js';
 import { badgeText, isSafeLink, LATEST_LIMIT, normalizeSnapshot, relativeTime, toEpochMs } from './tidings-core.js';
 import { bellParts } from './tidings-dom.js';
-import { cardRow, groupCards } from './tidings-groups.js';
+import { cardRow, findCard, groupCards } from './tidings-groups.js';
 import { translator } from './tidings-i18n.js';
+import { arrowTarget, fitPanel, focusKey, refocus } from './tidings-panel.js';
 import { PushToggle } from './tidings-push.js';
 import { ToastStack } from './tidings-toasts.js';
+
+export { setTypeIcons } from './tidings-dom.js';
 
 const TICK_MS = 30000;
 /** Replayed (not live) notifications younger than this were missed during a drop: toast them. */
 const FRESH_REPLAY_MS = 60000;
 const NAV_WAIT_MS = 400;
-/** The open panel keeps at least this many pixels from the viewport's edges. */
-const PANEL_MARGIN = 8;
-
-// The default stream and API live next to this file: .../static/tidings-bell.js → .../v1/stream.
-// Same-origin pages get "/v1/stream" and "", cross-origin embeds and path prefixes just work.
-const DEFAULT_STREAM_URL = new URL('../v1/stream', import.meta.url).href;
-const DEFAULT_API_BASE = new URL('..', import.meta.url).href.replace(/\/$/, '');
-const DEFAULT_SW_URL = new URL('./sw.js', import.meta.url).href;
 
 let panelSeq = 0;
 
 export class TidingsBell extends HTMLElement {
-  static observedAttributes = [
-    'token', 'token-url', 'stream-url', 'api-base', 'channel', 'shared',
-    'view-all-url', 'preferences-url', 'locale', 'sw-url', 'no-push',
-  ];
+  static observedAttributes = [...CONNECTION_ATTRIBUTES, 'view-all-url', 'preferences-url', 'locale', 'sw-url', 'no-push'];
 
   #client = null;
   #unsubscribe = [];
@@ -59,6 +57,10 @@ export class TidingsBell extends HTMLElement {
   #state = 'connecting';
   #open = false;
   #expanded = new Set(); // the groups whose earlier items are shown
+  #unreadOnly = false; // the Unread toggle: the latest five unread (feed status=unread)
+  #unreadPage = [];
+  #unreadTimer = null;
+  #snoozing = null; // the item whose snooze presets are open
   #ticker = null;
   #reconnectQueued = false;
   #push;
@@ -73,8 +75,8 @@ export class TidingsBell extends HTMLElement {
     this.attachShadow({ mode: 'open' });
     this.#ui = this.#build();
     this.#push = new PushToggle(this, this.#ui.push, {
-      options: () => this.#pushOptions(),
-      available: () => this.#pushAvailable(),
+      options: () => pushOptions(this),
+      available: () => pushAvailable(this),
       onShow: (state) => {
         this.#ui.push.hidden = state === 'unsupported';
         this.#renderFooter();
@@ -158,14 +160,17 @@ export class TidingsBell extends HTMLElement {
     this.#ticker = setInterval(() => this.#tick(), TICK_MS);
     document.addEventListener('pointerdown', this.#onDocumentPointer, true);
     window.addEventListener('resize', this.#onResize);
+    window.addEventListener('tidings-icons', this.#onIcons);
   }
 
   disconnectedCallback() {
     this.#disconnect();
     clearInterval(this.#ticker);
+    clearTimeout(this.#unreadTimer);
     this.#ticker = null;
     document.removeEventListener('pointerdown', this.#onDocumentPointer, true);
     window.removeEventListener('resize', this.#onResize);
+    window.removeEventListener('tidings-icons', this.#onIcons);
     this.#toasts.clear();
   }
 
@@ -193,19 +198,13 @@ export class TidingsBell extends HTMLElement {
 
   #connect() {
     this.#disconnect();
-    const client = connect({
-      ...this.#auth(),
-      url: this.getAttribute('stream-url') || DEFAULT_STREAM_URL,
-      channel: this.getAttribute('channel') || 'default',
-      shared: this.getAttribute('shared') !== 'false',
-    });
+    const client = connect(connectOptions(this));
     this.#client = client;
     this.#unsubscribe = [
       client.on('view', (view, meta) => this.#onView(view, meta)),
       client.on('reset', () => this.#refresh()),
       client.on('notification', (n, meta) => this.#onNotification(n, meta)),
-      client.on('archived', (data) => this.#toasts.clear(data?.ids ?? [])),
-      client.on('snoozed', (data) => this.#toasts.clear(data?.ids ?? [])),
+      ...['archived', 'snoozed'].map((type) => client.on(type, (data) => this.#toasts.clear(data?.ids ?? []))),
       client.on('state', (state) => this.#onState(state)),
     ];
     this.#onState(client.state);
@@ -230,6 +229,51 @@ export class TidingsBell extends HTMLElement {
     this.#renderBadge();
     this.#renderList();
     if (cause === 'archived' && before >= LATEST_LIMIT && view.latest.length < LATEST_LIMIT) this.#refresh();
+    if (this.#unreadOnly) this.#fetchUnread();
+  }
+
+  /** The items the list shows: the latest five, or (Unread toggle) the latest five unread. */
+  #shown() {
+    if (!this.#unreadOnly) return this.#view.latest;
+    const byId = new Map(this.#unreadPage.map((n) => [n.id, n]));
+    for (const n of this.#view.latest) byId.set(n.id, n); // the view is the newer truth
+    return [...byId.values()].filter((n) => !n.read).sort((a, b) => b.id - a.id).slice(0, LATEST_LIMIT);
+  }
+
+  #toggleUnread() {
+    this.#ui.unreadOnly.setAttribute('aria-pressed', String((this.#unreadOnly = !this.#unreadOnly)));
+    this.#unreadPage = [];
+    this.#renderList();
+    if (this.#unreadOnly) this.#fetchUnread();
+  }
+
+  /** The unread page again, soon (several view changes in a row fetch once). */
+  #fetchUnread() {
+    clearTimeout(this.#unreadTimer);
+    this.#unreadTimer = setTimeout(() => {
+      this.#client?.feed({ status: 'unread', limit: LATEST_LIMIT }).then((page) => {
+        if (!this.#unreadOnly) return;
+        this.#unreadPage = page?.items ?? [];
+        this.#renderList();
+      }, () => {});
+    }, 50);
+  }
+
+  /** An item's action ([part~=action] or a snooze preset) on the server; the stream's event
+   * (or, for read, the client at once) updates the view. */
+  #onAction(button) {
+    const id = Number(button.dataset.id);
+    const found = findCard(groupCards(this.#shown()), id);
+    if (!found || !this.#client) return;
+    const { action, preset } = button.dataset;
+    if (action === 'snooze') {
+      this.#snoozing = this.#snoozing === id ? null : id;
+      this.#renderList();
+      return;
+    }
+    this.#snoozing = null;
+    const until = preset ? snoozeUntil(preset) : null;
+    runAction(this.#client, preset ? 'snooze' : action, targets(found.card, found.item), until).catch(() => this.#resync());
   }
 
   #onNotification(n, meta = {}) {
@@ -291,8 +335,8 @@ export class TidingsBell extends HTMLElement {
   #build() {
     const root = this.shadowRoot;
     const panelId = `tidings-panel-${++panelSeq}`;
-    const { button, badge, dot, panel, heading, list, empty, markAll, viewAll, prefs, push, foot, toasts } =
-      bellParts(panelId);
+    const parts = bellParts(panelId);
+    const { button, panel, list, markAll, push, toasts } = parts;
 
     adoptBellStyles(root);
     root.append(button, panel, toasts);
@@ -306,18 +350,20 @@ export class TidingsBell extends HTMLElement {
     });
     root.addEventListener('keydown', (e) => this.#onKey(e));
     markAll.addEventListener('click', () => this.#client?.markRead('all').catch(() => this.#resync()));
+    parts.unreadOnly.addEventListener('click', () => this.#toggleUnread());
     push.addEventListener('click', () => this.#push.toggle());
     list.addEventListener('click', (e) => {
+      const action = e.target.closest?.('button[part~="action"], [part~="snooze-option"]');
+      if (action) return this.#onAction(action);
       const more = e.target.closest?.('[part~="earlier"]');
       if (more) return this.#toggleEarlier(more.dataset.group);
       const item = e.target.closest?.('[part~="item"]');
       const id = Number(item?.dataset.id);
-      const n = this.#view.latest.find((x) => x.id === id);
+      const found = findCard(groupCards(this.#shown()), id);
       // A card's head stands for its group: reading it reads the group (issue 10 item 3).
-      const card = groupCards(this.#view.latest).find((c) => c.key && c.item.id === id);
-      if (n) this.#activate(n, e, card?.unread ? card.key : null);
+      if (found) this.#activate(found.item, e, targets(found.card, found.item).group);
     });
-    return { button, badge, dot, panel, heading, list, empty, markAll, viewAll, prefs, push, foot, toasts };
+    return parts;
   }
 
   #onKey(e) {
@@ -328,13 +374,7 @@ export class TidingsBell extends HTMLElement {
     }
     if (!this.#open || !this.#ui.panel.contains(e.target)) return;
     const items = [...this.#ui.list.querySelectorAll('[part~="item"]')];
-    if (!items.length) return;
-    const at = items.indexOf(this.shadowRoot.activeElement);
-    let next = null;
-    if (e.key === 'ArrowDown') next = items[at < 0 ? 0 : (at + 1) % items.length];
-    else if (e.key === 'ArrowUp') next = items[at < 0 ? items.length - 1 : (at - 1 + items.length) % items.length];
-    else if (e.key === 'Home') next = items[0];
-    else if (e.key === 'End') next = items[items.length - 1];
+    const next = arrowTarget(e.key, items, this.shadowRoot.activeElement);
     if (next) {
       e.preventDefault();
       next.focus();
@@ -357,7 +397,7 @@ export class TidingsBell extends HTMLElement {
     if (open) {
       this.#tick();
       if (this.#push.state !== 'busy') this.#push.sync(); // permission may have changed meanwhile
-      this.#fitPanel();
+      fitPanel(panel, list);
       if (focus) {
         const items = list.querySelectorAll('[part~="item"]');
         const target = focus === 'last' ? items[items.length - 1] : items[0];
@@ -371,22 +411,12 @@ export class TidingsBell extends HTMLElement {
     this.dispatchEvent(new CustomEvent(open ? 'tidings-open' : 'tidings-close', { bubbles: true, composed: true }));
   }
 
+  // A bell near the edge of a narrow screen would push its panel off it (tidings-panel.js).
   #onResize = () => {
-    if (this.#open) this.#fitPanel();
+    if (this.#open) fitPanel(this.#ui.panel, this.#ui.list);
   };
 
-  /** Keeps the open panel inside the viewport: a bell near the left edge of a narrow screen
-   * would otherwise push its right-aligned panel off the screen. */
-  #fitPanel() {
-    const { panel } = this.#ui;
-    panel.style.transform = '';
-    const rect = panel.getBoundingClientRect();
-    const width = document.documentElement.clientWidth || window.innerWidth;
-    let dx = 0;
-    if (rect.left < PANEL_MARGIN) dx = PANEL_MARGIN - rect.left;
-    else if (rect.right > width - PANEL_MARGIN) dx = width - PANEL_MARGIN - rect.right;
-    if (dx) panel.style.transform = `translateX(${Math.round(dx)}px)`;
-  }
+  #onIcons = () => this.#renderList();
 
   /** The catalogue lookup for the `locale` attribute (else the browser's languages) + overrides. */
   get #t() {
@@ -405,7 +435,10 @@ export class TidingsBell extends HTMLElement {
   }
 
   #renderTexts() {
-    const keys = { heading: 'notifications', markAll: 'markAll', empty: 'empty', viewAll: 'viewAll', prefs: 'preferences' };
+    const keys = {
+      heading: 'notifications', markAll: 'markAll', unreadOnly: 'unreadOnly', emptyTitle: 'caughtUp', emptyHint: 'caughtUpHint',
+      viewAll: 'viewAll', prefs: 'preferences',
+    };
     for (const [part, key] of Object.entries(keys)) this.#ui[part].textContent = this.#t(key);
   }
 
@@ -429,70 +462,37 @@ export class TidingsBell extends HTMLElement {
     let label = text ? this.#t('unreadLabel', { count: `${count}${more ? '+' : ''}` }) : this.#t('notifications');
     if (this.#state !== 'open') label += `, ${this.#t(`state.${this.#state}`)}`.replace(/…$/, '');
     button.setAttribute('aria-label', label);
+    button.title = `${label}${this.#state === 'open' ? ` · ${this.#t('state.open')}` : ''}`; // the dot, in words
     markAll.disabled = count === 0 && !more;
     if (this.isConnected) this.toggleAttribute('data-has-unread', text !== '');
   }
 
   #renderDot() {
-    const { dot } = this.#ui;
+    const { dot, status, statusText } = this.#ui;
     dot.dataset.state = this.#state;
+    status.dataset.state = this.#state;
     dot.title = this.#t(`state.${this.#state}`);
+    statusText.textContent = dot.title;
+    status.title = this.#t('status', { state: dot.title });
     if (this.isConnected) this.dataset.state = this.#state;
   }
 
   #renderList() {
-    const { list, empty } = this.#ui;
-    const focused = this.shadowRoot.activeElement?.closest?.('[part~="item"]')?.dataset.id;
-    const cards = groupCards(this.#view.latest);
-    const rows = cards.map((card) => cardRow(card, this.#locale(), this.#expanded.has(card.key), this.#t));
+    const { list, empty, panel } = this.#ui;
+    const focused = list.contains(this.shadowRoot.activeElement) ? focusKey(this.shadowRoot) : null;
+    const bar = (n, unread) => actionBar(n, { unread, t: this.#t, snoozing: this.#snoozing === n.id });
+    const cards = groupCards(this.#shown());
+    const rows = cards.map((card) => cardRow(card, this.#locale(), this.#expanded.has(card.key), this.#t, bar));
     list.replaceChildren(...rows);
     list.hidden = rows.length === 0;
     empty.hidden = rows.length !== 0;
-    if (focused) list.querySelector(`[data-id="${Number(focused)}"]`)?.focus();
+    refocus(list, focused, panel);
   }
 
   #renderFooter() {
     const { viewAll, prefs, push, foot } = this.#ui;
-    for (const [link, attr] of [
-      [viewAll, 'view-all-url'],
-      [prefs, 'preferences-url'],
-    ]) {
-      const href = this.getAttribute(attr);
-      if (href && isSafeLink(href)) {
-        link.setAttribute('href', href);
-        link.hidden = false;
-      } else {
-        link.removeAttribute('href');
-        link.hidden = true;
-      }
-    }
-    foot.hidden = viewAll.hidden && prefs.hidden && push.hidden;
-  }
-
-  // -- web push -------------------------------------------------------------------------------
-
-  /** Where tidings is and how to get a token, for the stream and for push alike. */
-  #auth() {
-    const tokenUrl = this.getAttribute('token-url');
-    return {
-      apiBase: this.getAttribute('api-base') ?? DEFAULT_API_BASE,
-      token: this.getAttribute('token') || undefined,
-      getToken: tokenUrl ? () => fetchToken(tokenUrl) : undefined,
-    };
-  }
-
-  #pushOptions() {
-    return { ...this.#auth(), swUrl: new URL(this.getAttribute('sw-url') || DEFAULT_SW_URL, document.baseURI).href };
-  }
-
-  /** Push needs the browser's support and a service worker on the page's own origin. */
-  #pushAvailable() {
-    if (this.hasAttribute('no-push') || !('PushManager' in window) || !navigator.serviceWorker) return false;
-    try {
-      return new URL(this.#pushOptions().swUrl).origin === window.location.origin;
-    } catch {
-      return false;
-    }
+    const links = [linkTo(viewAll, this, 'view-all-url'), linkTo(prefs, this, 'preferences-url')];
+    foot.hidden = !links.some(Boolean) && push.hidden;
   }
 }
 

@@ -34,6 +34,9 @@ export interface Notification {
   actor?: Actor | null;
   /** Collapse key (e.g. "booking:42"): the bell shows one card per group. null: its own card. */
   group?: string | null;
+  /** Rendered from the tenant's per-type templates: the text in each locale of the type
+   * (title/body are the default locale's). `localText(n, locale)` in tidings-i18n picks. */
+  l10n?: { [locale: string]: { title: string; body: string } };
 }
 
 /** The user who caused a notification; `name` is for display. */

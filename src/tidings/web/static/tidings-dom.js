@@ -7,8 +7,9 @@
  *   row.append(typeIcon('booking_cancelled'));   // <span class="icon" data-icon="calendar-x"><svg>…
  *
  * Invariants: data reaches the DOM only as text or attribute values (never parsed as HTML);
- * which type gets which icon is `iconName` in tidings-core.js (the one map); the shapes are
- * static 24×24 stroked paths built with createElementNS — never from data.
+ * which type gets which icon is `iconName` in tidings-core.js (the one map; an unknown type gets
+ * the bell) under the host's `setTypeIcons` overrides; the shapes are static 24×24 stroked paths
+ * built with createElementNS — never from data.
  */
 
 import { iconName, relativeTime, toEpochMs } from './tidings-core.js';
@@ -61,7 +62,34 @@ const SHAPES = {
   ],
   clock: [['circle', { cx: 12, cy: 12, r: 10 }], ['path', { d: 'M12 6v6l4 2' }]],
   info: [['circle', { cx: 12, cy: 12, r: 10 }], ['path', { d: 'M12 16v-4M12 8h.01' }]],
+  // the per-item actions (tidings-actions.js)
+  check: [['path', { d: 'M20 6 9 17l-5-5' }]],
+  'circle-dot': [['circle', { cx: 12, cy: 12, r: 9 }], ['circle', { cx: 12, cy: 12, r: 3 }]],
+  archive: [['rect', { x: 2, y: 3, width: 20, height: 5, rx: 1 }], ['path', { d: 'M4 8v11a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8M10 12h4' }]],
+  inbox: [['path', { d: 'M22 12h-6l-2 3h-4l-2-3H2' }], ['path', { d: 'M5.5 5.1 2 12v6a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2v-6l-3.5-6.9A2 2 0 0 0 16.8 4H7.2a2 2 0 0 0-1.7 1.1z' }]],
+  'arrow-right': [['path', { d: 'M5 12h14M13 6l6 6-6 6' }]],
 };
+
+/** The names `svgIcon` draws (a host may map a type to any of them: `setTypeIcons`). */
+export const ICON_NAMES = Object.freeze(Object.keys(SHAPES));
+
+// The host's icons per type, over `iconName`'s defaults: one map for every bell and inbox.
+const HOST_ICONS = new Map();
+const typeKey = (type) => String(type ?? '').trim().toLowerCase().replace(/[.\-\s]+/g, '_');
+
+/**
+ * The host's icon for some types: `{type: name}` (one of `ICON_NAMES`) or `{type: () => Element}`
+ * (its own picture, e.g. an <img>); `null` gives a type its default back. Bells and inboxes on
+ * the page re-render (a `tidings-icons` event on window).
+ */
+export function setTypeIcons(map) {
+  for (const [type, icon] of Object.entries(map ?? {})) {
+    if (icon === null || icon === undefined) HOST_ICONS.delete(typeKey(type));
+    else if (typeof icon === 'function' || Object.hasOwn(SHAPES, icon)) HOST_ICONS.set(typeKey(type), icon);
+    else throw new TypeError(`tidings: unknown icon ${JSON.stringify(icon)} (one of ${ICON_NAMES.join(', ')}, or a function)`);
+  }
+  globalThis.dispatchEvent?.(new Event('tidings-icons'));
+}
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const SVG_ATTRS = {
@@ -89,47 +117,62 @@ export function svgIcon(name) {
 
 /** `<span class="{className}" data-icon="{name}">` around the icon of a notification type. */
 export function typeIcon(type, className = 'icon', label = undefined) {
-  const name = iconName(type);
+  const own = typeof type === 'string' ? HOST_ICONS.get(typeKey(type)) : undefined;
+  const name = typeof own === 'string' ? own : own ? 'custom' : iconName(type);
   const span = document.createElement('span');
   span.className = className;
   if (label) span.title = label; // the type's label in the page's language (tidings-i18n.js)
   span.dataset.icon = name;
-  span.append(svgIcon(name));
+  let picture = null;
+  if (typeof own === 'function') {
+    try {
+      picture = own(type);
+    } catch {
+      picture = null;
+    }
+  }
+  span.append(picture instanceof Element ? picture : svgIcon(name));
   return span;
 }
 
 /** The bell's shadow DOM, unattached: its parts by name (tidings-bell.js wires them). Text is
  * filled in by the bell (its catalogue); `panelId` ties the button, panel and heading. */
 export function bellParts(panelId) {
-    const headingId = `${panelId}-heading`;
+  const headingId = `${panelId}-heading`;
 
-    const badge = el('span', { part: 'badge', className: 'badge', 'aria-hidden': 'true', hidden: true });
-    const dot = el('span', { part: 'dot', className: 'dot', 'data-state': 'connecting', 'aria-hidden': 'true' });
-    const button = el(
-      'button',
-      { part: 'button', className: 'bell', type: 'button', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'aria-controls': panelId },
-      svgIcon('bell'),
-      badge,
-      dot,
-    );
+  const badge = el('span', { part: 'badge', className: 'badge', 'aria-hidden': 'true', hidden: true });
+  const dot = el('span', { part: 'dot', className: 'dot', 'data-state': 'connecting', 'aria-hidden': 'true' });
+  const button = el(
+    'button',
+    { part: 'button', className: 'bell', type: 'button', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'aria-controls': panelId },
+    svgIcon('bell'),
+    badge,
+    dot,
+  );
 
-    const markAll = el('button', { part: 'mark-all', className: 'text-btn', type: 'button' });
-    const list = el('ul', { part: 'list', className: 'list', role: 'list', 'aria-labelledby': headingId });
-    const empty = el('p', { className: 'empty' });
-    const viewAll = el('a', { part: 'view-all' });
-    const prefs = el('a', { part: 'preferences' });
-    const heading = el('h2', { className: 'heading', id: headingId });
-    const push = el('button', { part: 'enable-push', className: 'text-btn push-btn', type: 'button', hidden: true });
-    const foot = el('div', { className: 'foot' }, viewAll, prefs, push);
-    const panel = el(
-      'div',
-      { part: 'panel', className: 'panel', id: panelId, role: 'dialog', 'aria-labelledby': headingId, tabindex: '-1', hidden: true },
-      el('div', { className: 'head' }, heading, markAll),
-      list,
-      empty,
-      foot,
-    );
-    const toasts = el('div', { part: 'toasts', className: 'toasts', 'aria-live': 'polite', 'aria-atomic': 'false', 'aria-relevant': 'additions' });
+  const markAll = el('button', { part: 'mark-all', className: 'text-btn', type: 'button' });
+  const unreadOnly = el('button', { part: 'unread-toggle', className: 'text-btn toggle', type: 'button', 'aria-pressed': 'false' });
+  // The connection's state in words next to the heading (the dot on the button is only a colour).
+  const statusText = el('span', { className: 'status-text' });
+  const status = el('span', { part: 'status', className: 'status', 'data-state': 'connecting' }, el('span', { className: 'status-dot', 'aria-hidden': 'true' }), statusText);
+  const list = el('ul', { part: 'list', className: 'list', role: 'list', 'aria-labelledby': headingId });
+  const emptyTitle = el('strong', { className: 'empty-title' });
+  const emptyHint = el('span', { className: 'empty-hint' });
+  const empty = el('div', { part: 'empty', className: 'empty' }, el('span', { className: 'empty-icon', 'aria-hidden': 'true' }, svgIcon('check-circle')), emptyTitle, emptyHint);
+  const viewAll = el('a', { part: 'view-all' });
+  const prefs = el('a', { part: 'preferences' });
+  const heading = el('h2', { className: 'heading', id: headingId });
+  const push = el('button', { part: 'enable-push', className: 'text-btn push-btn', type: 'button', hidden: true });
+  const foot = el('div', { className: 'foot' }, viewAll, prefs, push);
+  const panel = el(
+    'div',
+    { part: 'panel', className: 'panel', id: panelId, role: 'dialog', 'aria-labelledby': headingId, tabindex: '-1', hidden: true },
+    el('div', { className: 'head' }, heading, status, el('span', { className: 'tools' }, unreadOnly, markAll)),
+    list,
+    empty,
+    foot,
+  );
+  const toasts = el('div', { part: 'toasts', className: 'toasts', 'aria-live': 'polite', 'aria-atomic': 'false', 'aria-relevant': 'additions' });
 
-  return { button, badge, dot, panel, heading, list, empty, markAll, viewAll, prefs, push, foot, toasts };
+  return { button, badge, dot, panel, heading, status, statusText, list, empty, emptyTitle, emptyHint, markAll, unreadOnly, viewAll, prefs, push, foot, toasts };
 }

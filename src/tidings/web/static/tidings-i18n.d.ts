@@ -1,6 +1,6 @@
 /**
- * Types for tidings-i18n.js: the message catalogues (en, de, es) of the bell, its toasts and
- * its push button, and the lookup.
+ * Types for tidings-i18n.js: the message catalogues (en, de, es) of the bell, its toasts, its
+ * push button and the inbox, and the lookup.
  *
  *   import { translator } from 'tidings/i18n';
  *   const t = translator('de', { markAll: 'Alles gelesen' });
@@ -20,6 +20,28 @@ export type MessageKey =
   | 'viewAll'
   | 'preferences'
   | 'dismiss'
+  | 'earlier'
+  | 'hideEarlier'
+  | 'unreadOnly'
+  | 'caughtUp'
+  | 'caughtUpHint'
+  | 'status'
+  | 'filters'
+  | `filter.${'all' | 'unread' | 'archived' | 'snoozed'}`
+  | 'typeFilter'
+  | 'allTypes'
+  | 'today'
+  | 'yesterday'
+  | 'loadMore'
+  | 'loadFailed'
+  | 'actionFailed'
+  | 'retry'
+  | 'emptyArchived'
+  | 'emptySnoozed'
+  | 'snoozedUntil'
+  | 'actions'
+  | `action.${'read' | 'unread' | 'archive' | 'unarchive' | 'snooze' | 'unsnooze' | 'details'}`
+  | `snooze.${'hour' | 'tomorrow' | 'week'}`
   | `state.${'open' | 'connecting' | 'reconnecting' | 'closed'}`
   | `push.${'unsupported' | 'denied' | 'off' | 'on' | 'busy' | 'turningOff' | 'error'}`
   | `pushTitle.${'off' | 'on' | 'denied'}`
@@ -44,3 +66,8 @@ export function resolveLocale(tag?: string | null, preferred?: readonly string[]
 export function translator(locale?: string | null, overrides?: Messages): Translator;
 export function placeholders(text: string): string[];
 export function typeName(type: string): string;
+/** A notification's text in `locale`: from its `l10n` (per-type templates), else its own. */
+export function localText(
+  n: { title?: string; body?: string; l10n?: Record<string, { title: string; body: string }> | null },
+  locale?: string | null,
+): { title: string; body: string };

@@ -1,6 +1,6 @@
 /**
- * tidings-i18n.js — the message catalogues of the bell, its toasts and its push button
- * (English, German, Spanish), and the lookup that picks one by locale.
+ * tidings-i18n.js — the message catalogues of the bell, its toasts, its push button and the
+ * inbox (English, German, Spanish), and the lookup that picks one by locale.
  *
  *   import { translator } from './tidings-i18n.js';
  *   const t = translator('de-AT', { 'type.invoice_due': 'Rechnung fällig' });
@@ -41,6 +41,37 @@ export const CATALOGUES = {
     'pushTitle.off': 'Get notifications on this device when the dashboard is closed',
     'pushTitle.on': 'Push is on for this device; click to turn it off',
     'pushTitle.denied': 'Notifications are blocked for this site in the browser settings',
+    unreadOnly: 'Unread only',
+    caughtUp: 'All caught up',
+    caughtUpHint: 'New notifications will show up here.',
+    status: 'Connection: {state}',
+    filters: 'Show',
+    'filter.all': 'All',
+    'filter.unread': 'Unread',
+    'filter.archived': 'Archived',
+    'filter.snoozed': 'Snoozed',
+    typeFilter: 'Type',
+    allTypes: 'All types',
+    today: 'Today',
+    yesterday: 'Yesterday',
+    loadMore: 'Load more',
+    loadFailed: 'Could not load notifications.',
+    actionFailed: 'That did not work. Please try again.',
+    retry: 'Retry',
+    emptyArchived: 'Nothing archived',
+    emptySnoozed: 'Nothing snoozed',
+    snoozedUntil: 'Snoozed until {time}',
+    actions: 'Actions',
+    'action.read': 'Mark as read',
+    'action.unread': 'Mark as unread',
+    'action.archive': 'Archive',
+    'action.unarchive': 'Move to inbox',
+    'action.snooze': 'Snooze',
+    'action.unsnooze': 'Wake up now',
+    'action.details': 'Details',
+    'snooze.hour': 'For 1 hour',
+    'snooze.tomorrow': 'Until tomorrow',
+    'snooze.week': 'Until next week',
     'type.booking_created': 'Booking created',
     'type.booking_confirmed': 'Booking confirmed',
     'type.booking_cancelled': 'Booking cancelled',
@@ -77,6 +108,37 @@ export const CATALOGUES = {
     'pushTitle.off': 'Benachrichtigungen auf diesem Gerät erhalten, wenn das Dashboard geschlossen ist',
     'pushTitle.on': 'Push ist auf diesem Gerät an; klicken zum Abschalten',
     'pushTitle.denied': 'Benachrichtigungen sind für diese Seite in den Browser-Einstellungen blockiert',
+    unreadOnly: 'Nur ungelesene',
+    caughtUp: 'Alles erledigt',
+    caughtUpHint: 'Neue Benachrichtigungen erscheinen hier.',
+    status: 'Verbindung: {state}',
+    filters: 'Anzeigen',
+    'filter.all': 'Alle',
+    'filter.unread': 'Ungelesen',
+    'filter.archived': 'Archiviert',
+    'filter.snoozed': 'Zurückgestellt',
+    typeFilter: 'Art',
+    allTypes: 'Alle Arten',
+    today: 'Heute',
+    yesterday: 'Gestern',
+    loadMore: 'Mehr laden',
+    loadFailed: 'Benachrichtigungen konnten nicht geladen werden.',
+    actionFailed: 'Das hat nicht geklappt. Bitte erneut versuchen.',
+    retry: 'Erneut versuchen',
+    emptyArchived: 'Nichts archiviert',
+    emptySnoozed: 'Nichts zurückgestellt',
+    snoozedUntil: 'Zurückgestellt bis {time}',
+    actions: 'Aktionen',
+    'action.read': 'Als gelesen markieren',
+    'action.unread': 'Als ungelesen markieren',
+    'action.archive': 'Archivieren',
+    'action.unarchive': 'In den Posteingang',
+    'action.snooze': 'Zurückstellen',
+    'action.unsnooze': 'Jetzt wieder anzeigen',
+    'action.details': 'Details',
+    'snooze.hour': 'Für 1 Stunde',
+    'snooze.tomorrow': 'Bis morgen',
+    'snooze.week': 'Bis nächste Woche',
     'type.booking_created': 'Neue Buchung',
     'type.booking_confirmed': 'Buchung bestätigt',
     'type.booking_cancelled': 'Buchung storniert',
@@ -113,6 +175,37 @@ export const CATALOGUES = {
     'pushTitle.off': 'Recibe notificaciones en este dispositivo cuando el panel está cerrado',
     'pushTitle.on': 'Push está activado en este dispositivo; haz clic para desactivarlo',
     'pushTitle.denied': 'Las notificaciones están bloqueadas para este sitio en la configuración del navegador',
+    unreadOnly: 'Solo sin leer',
+    caughtUp: 'Todo al día',
+    caughtUpHint: 'Las notificaciones nuevas aparecerán aquí.',
+    status: 'Conexión: {state}',
+    filters: 'Mostrar',
+    'filter.all': 'Todas',
+    'filter.unread': 'Sin leer',
+    'filter.archived': 'Archivadas',
+    'filter.snoozed': 'Pospuestas',
+    typeFilter: 'Tipo',
+    allTypes: 'Todos los tipos',
+    today: 'Hoy',
+    yesterday: 'Ayer',
+    loadMore: 'Cargar más',
+    loadFailed: 'No se pudieron cargar las notificaciones.',
+    actionFailed: 'No funcionó. Inténtalo de nuevo.',
+    retry: 'Reintentar',
+    emptyArchived: 'Nada archivado',
+    emptySnoozed: 'Nada pospuesto',
+    snoozedUntil: 'Pospuesta hasta {time}',
+    actions: 'Acciones',
+    'action.read': 'Marcar como leída',
+    'action.unread': 'Marcar como no leída',
+    'action.archive': 'Archivar',
+    'action.unarchive': 'Mover a la bandeja',
+    'action.snooze': 'Posponer',
+    'action.unsnooze': 'Mostrar ahora',
+    'action.details': 'Detalles',
+    'snooze.hour': 'Durante 1 hora',
+    'snooze.tomorrow': 'Hasta mañana',
+    'snooze.week': 'Hasta la próxima semana',
     'type.booking_created': 'Reserva creada',
     'type.booking_confirmed': 'Reserva confirmada',
     'type.booking_cancelled': 'Reserva cancelada',
@@ -172,4 +265,26 @@ export function translator(locale, overrides = {}) {
     return found === undefined ? typeName(type) : fill(found, {});
   };
   return t;
+}
+
+/**
+ * A notification's own text in `locale` (issue 10 item 5, docs/i18n.md): one rendered from the
+ * tenant's per-type templates carries its other locales in `l10n` ({"de": {title, body}});
+ * the exact tag wins, then its language, then another tag of that language, else `title`/`body`.
+ */
+export function localText(n, locale) {
+  const variants = n?.l10n;
+  if (variants && typeof variants === 'object' && locale) {
+    const wanted = String(locale).replace(/_/g, '-').toLowerCase();
+    const language = wanted.split('-')[0];
+    const tags = Object.keys(variants).sort();
+    const lower = (tag) => tag.toLowerCase();
+    const found =
+      tags.find((tag) => lower(tag) === wanted) ??
+      tags.find((tag) => lower(tag) === language) ??
+      tags.find((tag) => lower(tag).split('-')[0] === language);
+    const text = found === undefined ? undefined : variants[found];
+    if (typeof text?.title === 'string') return { title: text.title, body: typeof text.body === 'string' ? text.body : '' };
+  }
+  return { title: n?.title ?? '', body: n?.body ?? '' };
 }

@@ -10,7 +10,7 @@
  */
 
 import { el, timeEl, typeIcon } from './tidings-dom.js';
-import { translator } from './tidings-i18n.js';
+import { localText, translator } from './tidings-i18n.js';
 
 export const TOAST_MS = 6000;
 export const MAX_TOASTS = 3;
@@ -23,6 +23,7 @@ export class ToastStack {
   }
 
   show(n) {
+    const text = localText(n, this.locale()); // rendered per locale from templates
     const main = el(
       'button',
       { className: 'toast-main', part: 'toast-body', type: 'button' },
@@ -30,8 +31,8 @@ export class ToastStack {
       el(
         'span',
         { className: 'text' },
-        el('span', { className: 'title', text: n.title ?? '' }),
-        n.body ? el('span', { className: 'body', text: n.body }) : null,
+        el('span', { className: 'title', text: text.title }),
+        text.body ? el('span', { className: 'body', text: text.body }) : null,
         timeEl(n.created_at, this.locale()),
       ),
     );
