@@ -61,9 +61,9 @@ class Presence:
 
     async def beat(self) -> None:
         """Refresh this instance's rows; drop rows of users gone from here and expired rows."""
-        now = self.clock.now()
         principals = self.hub.present()
         current = await self._pushable({(p.tenant, p.user) for p in principals})
+        now = self.clock.now()  # after the read: a row's expiry counts from its write
         gone = self._mine - current
         if current or gone or now >= self._next_cleanup:
             self._next_cleanup = now + self.ttl
