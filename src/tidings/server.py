@@ -214,6 +214,9 @@ class EdgeProtocol(HttpToolsProtocol):
             self.parser = None  # type: ignore[assignment]
             self.flow = None  # type: ignore[assignment]
             self.url = b""
+            # Nor its pipeline (an empty deque holds a 64-slot block) and address tuples.
+            self.pipeline = None  # type: ignore[assignment]
+            self.client = self.server = None
         edge.attach(self.transport, chunked=bool(cycle.chunked_encoding), paused=paused)
         return True
 

@@ -1,26 +1,43 @@
-"""What the channel planner costs (issue 8): proportional to what it must do.
+"""What the channels cost (issue 8): proportional to what they must do.
 
 A tenant with no channel for anyone (no push subscription, no e-mail address) has its cursor
-moved past everything committed in one transaction, without reading a notification; a tenant
-with one device plans for that user only; parsed profiles are reused while their row is the
-same. Real store on SQLite and PostgreSQL, the planner called directly (no background worker).
+moved past everything committed in one transaction, without reading a notification, and from
+then on passes woken by its publishes cost no SQL at all (the 1 s poll moves its cursor) until
+a user gains a channel — on any instance; a tenant with one device plans for that user only;
+parsed profiles are reused while their row is the same. The presence heartbeat writes rows
+only for users with a device and records new users' token claims in one write. Real store on
+SQLite and PostgreSQL, the planner and heartbeat called directly (no background worker), and
+two servers on one store and one Redis broker for the event across instances.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, func, select
 
-from tests.support import open_service
+from tests.channels.conftest import (
+    PushService,
+    bearer,
+    channel_settings,
+    on_server,
+    start_server,
+    token,
+    wait_until,
+)
+from tests.support import create_tenant, open_service
+from tests.support import publish as publish_http
 from tidings.channels import profiles, subscriptions
 from tidings.channels.runtime import Channels
-from tidings.channels.tables import channel_cursors, push_outbox
+from tidings.channels.tables import channel_cursors, channel_users, presence, push_outbox
 from tidings.config import Settings
 from tidings.domain.notifications import NewNotification, utcnow
+from tidings.domain.principals import Principal
 from tidings.service import Tidings
 from tidings.store import Store
 
@@ -129,3 +146,94 @@ async def test_parsed_profiles_are_reused_while_their_row_is_unchanged(
             changed = await profiles.reachable(conn, TENANT, False, True, cache)
             assert await profiles.reachable(conn, TENANT, False, False, cache) == []
         assert changed[0].time_zone == "Europe/Berlin", "a changed row is parsed again"
+
+
+async def test_woken_passes_skip_a_tenant_without_channels_until_the_poll(
+    settings: Settings,
+) -> None:
+    async with open_service(settings) as service:
+        await service.create_tenant(TENANT, "J")
+        await publish(service, 10)
+        planner = Channels(service).planner
+        assert await planner.run_once([TENANT]) == 10  # finds nobody reachable, remembers it
+        await publish(service, 5)
+        with statements(service.store) as seen:
+            assert await planner.run_once([TENANT]) == 0  # a pass woken by a publish
+        assert seen == [], "no SQL for a tenant where nobody can be reached"
+        assert await cursor(service) == 10
+        assert await planner.run_once() == 5  # the full poll moves the cursor on
+        assert await cursor(service) == 15
+
+
+async def test_a_push_subscription_on_another_instance_is_planned_for(
+    tmp_path: Any, redis_url: str, push_service: PushService
+) -> None:
+    settings = channel_settings(tmp_path, broker_url=redis_url, push_ca_file=str(push_service.ca))
+    a, b = start_server(settings), start_server(settings)
+    try:
+        tenant = create_tenant(a.url, TENANT)
+        async with httpx.AsyncClient(timeout=10) as client:
+            await publish_http(client, tenant, "nobody can be pushed yet")
+
+            def unreachable_on_a(expected: bool) -> Any:
+                async def check() -> bool:
+                    async def probe(channels: Any) -> bool:
+                        return (TENANT in channels.planner.unreachable) is expected
+
+                    return await on_server(a, probe)
+
+                return check
+
+            await wait_until(unreachable_on_a(True), what="A's planner to skip the tenant")
+            ann = token(tenant, "ann")
+            r = await client.post(
+                f"{b.url}/v1/push/subscriptions",
+                json=push_service.device("ann").subscription(),
+                headers=bearer(ann),
+            )
+            assert r.status_code == 201, r.text
+            # B's "p" broker message reaches A: A plans the tenant again at once, not at a poll
+            await wait_until(unreachable_on_a(False), what="A's planner to hear of the device")
+            sent = await publish_http(client, tenant, "pushed")
+            got = await push_service.wait_for("ann", 1)
+            assert [m["id"] for m in got] == [sent["id"]]
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _principal(user: str, email: str | None = None) -> Principal:
+    return Principal(TENANT, user, frozenset({"staff"}), utcnow() + timedelta(hours=1), email)
+
+
+async def test_presence_rows_only_for_users_with_a_device_and_claims_in_one_write(
+    settings: Settings,
+) -> None:
+    async with open_service(settings) as service:
+        await service.create_tenant(TENANT, "J")
+        async with service.store.write() as conn:
+            await subscriptions.save(
+                conn,
+                TENANT,
+                "u7",
+                endpoint="https://push.example/u7",
+                p256dh="p" * 87,
+                auth="a" * 22,
+                user_agent=None,
+                now=utcnow(),
+            )
+        channels = Channels(service)
+        users = [f"u{i}" for i in range(40)]
+        for user in users:
+            await service.hub.subscribe(_principal(user, f"{user}@example.com"))
+        with statements(service.store) as seen:
+            await channels.presence.beat()
+        async with service.store.read() as conn:
+            rows = (await conn.execute(select(presence.c.user_id))).scalars().all()
+            recorded = (await conn.execute(select(channel_users.c.user_id))).scalars().all()
+        assert rows == ["u7"], "a presence row only for the user who can be pushed"
+        assert sorted(recorded) == sorted(users), "every token's claims recorded"
+        assert len([s for s in seen if s.startswith("INSERT INTO channel_users")]) == 1
+        with statements(service.store) as seen:
+            await channels.presence.beat()  # nothing new: no claims written again
+        assert not [s for s in seen if "channel_users" in s]

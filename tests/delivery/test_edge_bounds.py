@@ -7,6 +7,10 @@ same bounds from outside, but only after seconds; these fail at once when a boun
 - Frames offered while a catch-up runs are held in the subscriber's buffer — at most
   ``subscriber_buffer``; past that it lags and the catch-up reads them from the store.
 Either way every notification then arrives exactly once, in order.
+
+And what an open edge stream costs in memory (issue 8: at most half of Nchan's ~10 KiB per
+stream in all): the hub's and the edge's own objects stay a few hundred bytes; no frame buffer
+is held once the frames buffered during the opening went out, nor after a catch-up.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +27,7 @@ import pytest
 from tests.delivery.conftest import BUFFER, TENANT
 from tidings.delivery import sse
 from tidings.delivery.edge import Edge, Edges
-from tidings.delivery.hub import Hub
+from tidings.delivery.hub import NO_FRAMES, Hub
 from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import Principal
 from tidings.metrics import Metrics
@@ -105,3 +110,52 @@ async def test_frames_offered_during_a_catch_up_are_bounded(
         assert len(stream.sub.buffer) <= BUFFER
     assert stream.sub.lagging, "past the bound the buffer is dropped and read from the store"
     assert await received_ids(peer, later[-1].seq) == [i.seq for i in first + later]
+
+
+async def test_frames_held_during_a_catch_up_are_dropped_after_it(
+    edge: tuple[Edge, socket.socket], store: Store
+) -> None:
+    stream, peer = edge
+    assert stream.sub.buffer is NO_FRAMES, "attached: nothing held"
+    items = await commit(store, 3)
+    more = await commit(store, 2)
+    stream.sub.lagging = True
+    stream.resume_writing()
+    await asyncio.sleep(0)
+    assert stream.task is not None
+    for item in more:
+        stream.sub.offer(item.seq, sse.notification_frame(item.seq, item.encode()))
+    assert len(stream.sub.buffer) == 2, "held while the catch-up runs"
+    assert await received_ids(peer, more[-1].seq) == [i.seq for i in items + more]
+    async with asyncio.timeout(10):  # it ends once a page comes back empty
+        while stream.task is not None:
+            await asyncio.sleep(0.01)
+    assert stream.sub.buffer is NO_FRAMES, "the catch-up over: the buffer is gone"
+
+
+async def test_an_edge_stream_costs_a_few_hundred_bytes_of_hub_and_edge_objects(
+    hub: Hub, store: Store
+) -> None:
+    count = 100  # the hub fixture's cap per tenant
+    edges = Edges(hub, store, Metrics(), keepalive=60, send_timeout=10, retry_ms=500, buffer=64)
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    principals = [Principal(TENANT, f"user-{i}", frozenset(), expires) for i in range(count)]
+    await hub.subscribe(principals[0])  # the tenant's state exists before measuring
+    streams: list[Edge] = []
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for principal in principals[1:]:  # every stream its own user, as in the benchmark
+            sub = await hub.subscribe(principal)
+            stream = Edge(edges, sub, sent=0)
+            sub.to_edge(stream)
+            sub.take()  # what ``attach`` does with the frames of the opening
+            streams.append(stream)
+        per_stream = (tracemalloc.get_traced_memory()[0] - base) / (count - 1)
+    finally:
+        tracemalloc.stop()
+    assert all(s.sub.buffer is NO_FRAMES for s in streams)
+    # Subscriber and Edge (slots), the hub's set, dict and per-user list entries (with their
+    # tables' growth): ~700 bytes; with a deque per subscriber (~760) and a set per user
+    # (216) it was ~1,600.
+    assert per_stream < 1000, f"{per_stream:.0f} bytes per stream"

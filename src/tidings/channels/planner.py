@@ -19,6 +19,13 @@ every second. Cost follows the work there is:
 - Only users who can receive something are read: those with a push subscription, and, when
   e-mail is configured, those with an address. A tenant with none of them (no channel for
   anyone) has its cursor moved to its last seq without reading a notification.
+- Such a tenant is then remembered (:class:`Unreachable`): passes woken by its publishes skip
+  it without any SQL, and its cursor is moved on by the full poll (once per ``interval``, one
+  short transaction, which also checks again). The memory only ever *defers* planning to that
+  poll, never skips a notification: the poll reads the store. It is forgotten at once, here
+  and on every other instance, when a user of the tenant gains a channel (a push subscription
+  saved, preferences or an e-mail address recorded: the ``p`` broker message,
+  ``Hub.on_preferences``), and ignored while the broker is away or once it came back.
 - Parsed profiles and tenant defaults are kept while their stored row is unchanged (compared
   with the row read in the planning transaction, so a change anywhere is seen at once).
 Tenants that existed when migration ``0003_channels`` ran got a cursor at their last seq (no
@@ -51,6 +58,7 @@ from tidings.store.tables import tenants
 
 if TYPE_CHECKING:
     from tidings.channels.deps import WorkerDeps
+    from tidings.delivery.hub import Hub
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -67,12 +75,52 @@ class Recipient:
     live: bool
 
 
+class Unreachable:
+    """Tenants in which, when last planned, nobody could be pushed or mailed (see the module
+    docstring): an entry holds while the hub's broker epoch is the one it was noted in."""
+
+    __slots__ = ("_hub", "_tenants")
+
+    def __init__(self) -> None:
+        self._hub: Hub | None = None
+        self._tenants: dict[str, int] = {}
+
+    def watch(self, hub: Hub) -> None:
+        """Be told by ``hub`` of preference and channel changes (here and elsewhere)."""
+        self._hub = hub
+        hub.on_preferences.append(self.forget)
+
+    def close(self) -> None:
+        if self._hub is not None and self.forget in self._hub.on_preferences:
+            self._hub.on_preferences.remove(self.forget)
+        self._tenants.clear()
+
+    def note(self, tenant: str) -> None:
+        hub = self._hub
+        if hub is not None and hub.views_trusted:
+            self._tenants[tenant] = hub.broker_epoch
+
+    def __contains__(self, tenant: str) -> bool:
+        hub = self._hub
+        epoch = self._tenants.get(tenant)
+        if hub is None or epoch is None:
+            return False
+        if epoch != hub.broker_epoch or not hub.views_trusted:
+            del self._tenants[tenant]
+            return False
+        return True
+
+    def forget(self, tenant: str, user: str | None = None) -> None:
+        self._tenants.pop(tenant, None)
+
+
 class Planner:
     def __init__(self, deps: WorkerDeps) -> None:
         self.ch = deps
         self._wake = asyncio.Event()
         self._woken: set[str] = set()  # tenants published to here since the last pass
         self.profiles = profiles.ProfileCache()
+        self.unreachable = Unreachable()
 
     async def on_publish(self, published: list[Notification]) -> None:
         """``service.after_publish`` hook: no I/O, just note the tenants and wake the planner."""
@@ -106,9 +154,14 @@ class Planner:
             self._woken.clear()
 
     async def run_once(self, tenants: list[str] | None = None) -> int:
-        """Plan what is pending for ``tenants`` (default: every tenant with something pending)."""
+        """Plan what is pending for ``tenants`` (default: every tenant with something pending);
+        of given ``tenants``, those known :class:`Unreachable` are left to the next full poll."""
         planned = 0
-        for tenant in await self._pending_tenants() if tenants is None else tenants:
+        if tenants is None:
+            tenants = await self._pending_tenants()
+        else:
+            tenants = [t for t in tenants if t not in self.unreachable]
+        for tenant in tenants:
             more = True
             while more:
                 done, more = await self._plan(tenant)
@@ -160,7 +213,9 @@ class Planner:
             devices = await self._devices(conn, tenant)
             emailing = bool(self.ch.settings.smtp_host)
             if not devices and not (emailing and await profiles.any_email(conn, tenant)):
+                self.unreachable.note(tenant)
                 return await self._skip_to_last(conn, tenant, int(cursor), now), False
+            self.unreachable.forget(tenant)
             batch = await nq.fetch_after(conn, tenant, int(cursor), limit=BATCH)
             if not batch:
                 return 0, False

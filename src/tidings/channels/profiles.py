@@ -201,7 +201,7 @@ async def save_seen(
     now: datetime,
 ) -> None:
     """:func:`save` of many users' ``(user, email, roles)`` as their stream tokens carry them
-    (an e-mail of ``None`` is kept as it is): one multi-row statement per 500 users."""
+    (an e-mail of ``None`` is kept as it is): one statement, executed for 500 users at a time."""
     for with_email in (True, False):
         rows: list[dict[str, Any]] = [
             {
@@ -216,17 +216,18 @@ async def save_seen(
             for user, email, roles in seen
             if (email is not None) is with_email
         ]
+        if not rows:
+            continue
+        # One statement executed for many rows (compiled once, then cached), not a multi-row
+        # VALUES compiled anew for each batch: a connect storm's heartbeat costs a few ms.
+        stmt = upsert(conn)(channel_users)
+        changed = {"updated_at": stmt.excluded.updated_at, "roles": stmt.excluded.roles}
+        if with_email:
+            changed["email"] = stmt.excluded.email
+        stmt = stmt.on_conflict_do_update(index_elements=["tenant_id", "user_id"], set_=changed)
         for start in range(0, len(rows), 500):
-            stmt = upsert(conn)(channel_users).values(rows[start : start + 500])
-            changed = {"updated_at": stmt.excluded.updated_at, "roles": stmt.excluded.roles}
-            if with_email:
-                changed["email"] = stmt.excluded.email
             try:
-                await conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["tenant_id", "user_id"], set_=changed
-                    )
-                )
+                await conn.execute(stmt, rows[start : start + 500])
             except IntegrityError as error:  # the tenant must exist
                 raise NotFound(
                     f"Tenant {tenant!r} does not exist.", code=Code.TENANT_NOT_FOUND

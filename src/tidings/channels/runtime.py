@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import timedelta
 from typing import Any
@@ -63,7 +63,7 @@ class Channels:
             self.clock,
             instance=self.instance,
             interval=self.settings.presence_interval,
-            on_seen=self.note_principal,
+            on_seen=self.note_seen,
         )
         self.deps = WorkerDeps(
             store=service.store,
@@ -79,6 +79,7 @@ class Channels:
         )
         """What the workers get (not this object: no runtime <-> worker import cycle)."""
         self.planner = Planner(self.deps)
+        self.planner.unreachable.watch(service.hub)  # told when a user gains a channel
         self.push_worker = PushWorker(self.deps)
         self.digests = DigestRunner(self.deps)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -154,6 +155,7 @@ class Channels:
         if self.sender is not None:
             await self.sender.close()
         self.mutes.close()
+        self.planner.unreachable.close()
         log.info("channels stopped instance=%s", self.instance)
 
     async def _every(self, interval: float, work: Callable[[], Awaitable[object]]) -> None:
@@ -189,14 +191,18 @@ class Channels:
     # -- hooks into the service and the API ------------------------------------------------------
 
     async def presence_beat(self) -> None:
-        """The presence heartbeat. The principals it is about to note (:meth:`note_principal`)
-        that this instance has not seen as they are are noted first, all together: their
-        stored profiles read in one statement per tenant, the changed ones saved in ONE write
-        transaction (a connect storm of new users costs two transactions, not two per user)."""
-        fresh = [p for p in self.service.hub.present() if not self._known(p)]
+        """The presence heartbeat (:meth:`Presence.beat`; it hands the principals here to
+        :meth:`note_seen`)."""
+        await self.presence.beat()
+
+    async def note_seen(self, principals: Sequence[Principal]) -> None:
+        """The principals with a stream here, all at once: those this instance has not seen
+        as they are are noted together, their stored profiles read in one statement per tenant,
+        the changed ones saved in ONE write transaction (a connect storm of new users costs two
+        transactions, not two per user)."""
+        fresh = [p for p in principals if not self._known(p)]
         if fresh:
             await self._note_many(fresh)
-        await self.presence.beat()
 
     def _known(self, principal: Principal) -> bool:
         key = (principal.tenant, principal.user)
@@ -236,6 +242,9 @@ class Channels:
             async with self.service.store.write() as conn:
                 for tenant, seen in by_tenant.items():
                     await profiles.save_seen(conn, tenant, seen, now=self.clock.now())
+            for p in changed:
+                if p.email:  # an address: e-mail may reach the tenant's users now
+                    self.planner.unreachable.forget(p.tenant)
         for p in principals:
             self._remember(p)
 

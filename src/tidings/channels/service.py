@@ -197,10 +197,11 @@ class ChannelsService:
         auth: str,
         user_agent: str | None,
     ) -> tuple[Subscription, bool]:
-        """Store a browser's subscription, checked first (``(saved, created)``)."""
+        """Store a browser's subscription, checked first (``(saved, created)``); then every
+        instance's planner hears that the user can be pushed (``preferences_changed``)."""
         webpush.check_subscription(endpoint, p256dh, auth, self.rules)
         async with self.tidings.store.write() as conn:
-            return await subscriptions.save(
+            saved = await subscriptions.save(
                 conn,
                 tenant,
                 user,
@@ -210,6 +211,8 @@ class ChannelsService:
                 user_agent=user_agent,
                 now=self.clock.now(),
             )
+        await self.tidings.preferences_changed(tenant, user)
+        return saved
 
     async def remove_subscription(
         self,
