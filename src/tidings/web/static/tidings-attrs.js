@@ -21,6 +21,22 @@ export const DEFAULT_SW_URL = new URL('./sw.js', import.meta.url).href;
 /** The attributes that, changed, make an element reconnect. */
 export const CONNECTION_ATTRIBUTES = Object.freeze(['token', 'token-url', 'stream-url', 'api-base', 'channel', 'shared']);
 
+/**
+ * `run` at most once per microtask however often the returned function is called: several
+ * connection attributes often change together, and the element reconnects once.
+ */
+export function batched(run) {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      run();
+    });
+  };
+}
+
 /** Where tidings is and how to get a token, for the stream, the Feed API and push alike. */
 export function authOptions(host) {
   const tokenUrl = host.getAttribute('token-url');

@@ -28,7 +28,7 @@
 
 import { connect } from './tidings.js';
 import { actionBar, runAction, snoozeUntil, targets } from './tidings-actions.js';
-import { CONNECTION_ATTRIBUTES, connectOptions, linkTo, pushAvailable, pushOptions, RELABEL, withMessages, WORDS } from './tidings-attrs.js';
+import { batched, CONNECTION_ATTRIBUTES, connectOptions, linkTo, pushAvailable, pushOptions, RELABEL, withMessages, WORDS } from './tidings-attrs.js';
 import { adoptBellStyles } from './tidings-bell-styles.js';
 import { badgeText, isSafeLink, LATEST_LIMIT, normalizeSnapshot, relativeTime, toEpochMs } from './tidings-core.js';
 import { bellParts } from './tidings-dom.js';
@@ -61,7 +61,7 @@ export class TidingsBell extends withMessages(HTMLElement) {
   #unreadTimer = null;
   #snoozing = null; // the item whose snooze presets are open
   #ticker = null;
-  #reconnectQueued = false;
+  #reconnect = batched(() => this.isConnected && this.#connect());
   #push;
   #toasts;
   #ui;
@@ -169,12 +169,7 @@ export class TidingsBell extends withMessages(HTMLElement) {
       this.#push.sync();
       return;
     }
-    if (!this.isConnected || !this.#client || this.#reconnectQueued) return;
-    this.#reconnectQueued = true; // several attributes often change together: reconnect once
-    queueMicrotask(() => {
-      this.#reconnectQueued = false;
-      if (this.isConnected) this.#connect();
-    });
+    if (this.isConnected && this.#client) this.#reconnect();
   }
 
   #connect() {

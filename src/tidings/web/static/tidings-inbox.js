@@ -27,7 +27,7 @@
 
 import { connect } from './tidings.js';
 import { actionBar, runAction, snoozeUntil, targets } from './tidings-actions.js';
-import { CONNECTION_ATTRIBUTES, connectOptions, RELABEL, withMessages, WORDS } from './tidings-attrs.js';
+import { batched, CONNECTION_ATTRIBUTES, connectOptions, RELABEL, withMessages, WORDS } from './tidings-attrs.js';
 import { isSafeLink, relativeTime, toSeq } from './tidings-core.js';
 import { dayKey, dayLabel } from './tidings-days.js';
 import { el } from './tidings-dom.js';
@@ -69,7 +69,7 @@ export class TidingsInbox extends withMessages(HTMLElement) {
   #snoozing = null;
   #ticker = null;
   #today = '';
-  #reconnectQueued = false;
+  #reconnect = batched(() => this.isConnected && this.#connect());
   #ui;
 
   constructor() {
@@ -149,12 +149,7 @@ export class TidingsInbox extends withMessages(HTMLElement) {
       return;
     }
     if (name === 'page-size') return;
-    if (!this.isConnected || !this.#client || this.#reconnectQueued) return;
-    this.#reconnectQueued = true; // several attributes often change together: reconnect once
-    queueMicrotask(() => {
-      this.#reconnectQueued = false;
-      if (this.isConnected) this.#connect();
-    });
+    if (this.isConnected && this.#client) this.#reconnect();
   }
 
   #connect() {
