@@ -117,6 +117,18 @@ class ServerThread:
         assert not self.thread.is_alive(), f"the server thread did not end within {within} s"
 
 
+class PlainServer(ServerThread):
+    """tidings under plain uvicorn (no edge protocol): every stream stays on the ASGI route."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = Server(config, self.app)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+
 @dataclass
 class Tenant:
     id: str

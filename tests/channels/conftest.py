@@ -341,6 +341,22 @@ def channel_settings(tmp: str | Path, **overrides: Any) -> Settings:
     return make_settings(str(tmp), **values)
 
 
+def mail_settings(
+    tmp: str | Path, sink: MailSink, *, sender: str = "notify@bounce.example", **overrides: Any
+) -> Settings:
+    """Channel settings that send e-mail in the clear to ``sink`` from ``sender``; the digest
+    interval is an hour, so the test ticks the digests itself."""
+    return channel_settings(
+        tmp,
+        smtp_host="127.0.0.1",
+        smtp_port=sink.port,
+        smtp_tls="none",
+        smtp_from=sender,
+        digest_interval=3600,
+        **overrides,
+    )
+
+
 def start_server(settings: Settings, clock: Any = None) -> ServerThread:
     server = ServerThread(settings)
     if clock is not None:

@@ -16,7 +16,7 @@ import pytest
 from tests.channels.conftest import (
     MailSink,
     bearer,
-    channel_settings,
+    mail_settings,
     on_server,
     start_server,
     token,
@@ -57,14 +57,8 @@ async def test_one_digest_per_user_and_period_with_only_unread(
     database: dict[str, Any] = (
         {"database_url": request.getfixturevalue("postgres_url")} if store == "postgres" else {}
     )
-    settings = channel_settings(
-        tmp_path,
-        **database,
-        smtp_host="127.0.0.1",
-        smtp_port=mail_sink.port,
-        smtp_tls="none",
-        smtp_from="Bounce House <notify@bounce.example>",
-        digest_interval=3600,
+    settings = mail_settings(
+        tmp_path, mail_sink, sender="Bounce House <notify@bounce.example>", **database
     )
     a, b = start_server(settings, clock), start_server(settings, clock)
     servers = [a, b]

@@ -15,7 +15,7 @@ import pytest
 from tests.channels.conftest import (
     MailSink,
     bearer,
-    channel_settings,
+    mail_settings,
     on_server,
     start_server,
     token,
@@ -54,14 +54,7 @@ def test_locales_resolve_by_language_and_fall_back_to_english() -> None:
 async def test_a_german_user_gets_a_german_digest(tmp_path: Path, mail_sink: MailSink) -> None:
     day = datetime.now(UTC).astimezone(BERLIN).date()
     clock = ManualClock(datetime.combine(day, time(18, 1), BERLIN).astimezone(UTC))
-    settings = channel_settings(
-        tmp_path,
-        smtp_host="127.0.0.1",
-        smtp_port=mail_sink.port,
-        smtp_tls="none",
-        smtp_from="notify@bounce.example",
-        digest_interval=3600,
-    )
+    settings = mail_settings(tmp_path, mail_sink)
     server = start_server(settings, clock)
     try:
         tenant = create_tenant(server.url, "huepfburg")

@@ -18,7 +18,7 @@ from tests.channels.conftest import (
     MailSink,
     PushService,
     bearer,
-    channel_settings,
+    mail_settings,
     on_server,
     start_server,
 )
@@ -93,14 +93,7 @@ async def test_the_digest_speaks_the_users_language_with_the_tenants_words(
 
     day = datetime.now(UTC).astimezone(BERLIN).date()
     clock = ManualClock(datetime.combine(day, time(18, 1), BERLIN).astimezone(UTC))
-    settings = channel_settings(
-        tmp_path,
-        smtp_host="127.0.0.1",
-        smtp_port=mail_sink.port,
-        smtp_tls="none",
-        smtp_from="notify@bounce.example",
-        digest_interval=3600,
-    )
+    settings = mail_settings(tmp_path, mail_sink)
     server = start_server(settings, clock)
     try:
         tenant = create_tenant(server.url, "huepfburg")

@@ -9,7 +9,6 @@ like ``/v1/stream``; read-state events never reach it.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,13 +18,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 
-from tests.support import ServerThread, Tenant, create_tenant, make_settings
+from tests.support import PlainServer, ServerThread, Tenant, create_tenant, make_settings
 from tidings.api.compat_stream import legacy_frames
-from tidings.config import Settings
 from tidings.delivery import sse
-from tidings.server import Server
 
 pytestmark = pytest.mark.anyio
 
@@ -37,18 +33,6 @@ class Message:
     event: str
     data: Any
     id: str | None
-
-
-class PlainServer(ServerThread):
-    """tidings under plain uvicorn (no edge protocol)."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = Server(config, self.app)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
 
 @pytest.fixture(params=["edge", "plain-asgi"])

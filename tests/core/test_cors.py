@@ -10,19 +10,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import ValidationError
 
-from tests.support import OPERATOR, ServerThread, Tenant, create_tenant, make_settings
+from tests.support import OPERATOR, PlainServer, ServerThread, Tenant, create_tenant, make_settings
 from tidings.config import Settings
-from tidings.server import Server
 
 HOST = "http://host.test:3000"
 EVIL = "http://evil.test"
@@ -228,18 +225,6 @@ def test_wildcard_allows_any_origin(tmp_path: Path) -> None:
 
 
 # -- the stream's head, on the edge and on plain uvicorn ----------------------------------------
-
-
-class PlainServer(ServerThread):
-    """tidings under plain uvicorn (no edge protocol): streams stay on the ASGI path."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = Server(config, self.app)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
 
 def stream_head(url: str, path: str, token: str, origin: str) -> tuple[int, dict[str, Any]]:

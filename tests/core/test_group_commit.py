@@ -51,6 +51,19 @@ def note(title: str, **extra: Any) -> NewNotification:
     return NewNotification(type="booking_created", title=title, **extra)
 
 
+def broken_note() -> NewNotification:
+    """A notification whose rows break a primary key at insert: validation would drop the
+    repeated user, so it is built around validation."""
+    return NewNotification.model_construct(
+        type="booking_created",
+        title="broken",
+        body="",
+        data={},
+        link=None,
+        audience=Audience.model_construct(users=("dup", "dup"), roles=()),
+    )
+
+
 async def test_publishes_arriving_together_share_one_commit(
     server: ServerThread, tenant: Tenant
 ) -> None:
@@ -157,15 +170,7 @@ async def test_a_constraint_error_inside_a_group_fails_alone(
 ) -> None:
     service = server.service
     other = create_tenant(server.url, "bounce-bros")
-    # Validation would drop the repeated user; built around it, the row breaks a primary key.
-    broken = NewNotification.model_construct(
-        type="booking_created",
-        title="broken",
-        body="",
-        data={},
-        link=None,
-        audience=Audience.model_construct(users=("dup", "dup"), roles=()),
-    )
+    broken = broken_note()
 
     async def group() -> list[Any]:
         calls = [
@@ -246,14 +251,7 @@ async def test_a_one_tenant_group_reserves_its_seqs_and_leaves_no_gap(
     rolls its reservation back, so the next publishes continue without a gap."""
     service = server.service
     await on_server(server, lambda: service.publish(tenant.id, note("k"), idempotency_key="k"))
-    broken = NewNotification.model_construct(
-        type="booking_created",
-        title="broken",
-        body="",
-        data={},
-        link=None,
-        audience=Audience.model_construct(users=("dup", "dup"), roles=()),
-    )
+    broken = broken_note()
 
     async def group() -> list[Any]:
         calls = [

@@ -8,7 +8,6 @@ of a batch) with nothing lost or doubled afterwards."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
@@ -18,31 +17,23 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import event
 
-from tests.support import SECRET, ServerThread, create_tenant, make_settings, open_service
+from tests.support import (
+    SECRET,
+    PlainServer,
+    ServerThread,
+    create_tenant,
+    make_settings,
+    open_service,
+)
 from tidings import auth
 from tidings.channels import profiles
 from tidings.channels.preferences import UserPreferences
 from tidings.channels.runtime import Channels
-from tidings.config import Settings
 from tidings.domain.principals import Principal
-from tidings.server import Server
 
 HOST = "https://rentals.example"
-
-
-class PlainServer(ServerThread):
-    """tidings under plain uvicorn (no edge protocol): every stream through the route."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = Server(config, self.app)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
 
 @pytest.fixture

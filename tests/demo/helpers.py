@@ -80,6 +80,24 @@ _FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
+def latest_seq(demo: DemoServer, tenant: str) -> int:
+    """The last seq ``tenant`` has published, as the database holds it."""
+    return int(demo.sql("SELECT last_seq FROM tenants WHERE id = ?", tenant)[0][0])
+
+
+def booking_with(demo: DemoServer, tenant: str, status: str) -> int:
+    """The id of ``tenant``'s first booking in ``status`` (the seed has one of each)."""
+    rows = demo.sql(
+        "SELECT id FROM bookings WHERE tenant_id = ? AND status = ? ORDER BY id", tenant, status
+    )
+    assert rows, f"no {status} booking for {tenant}"
+    return int(rows[0][0])
+
+
+def status_of(demo: DemoServer, booking: int) -> str:
+    return str(demo.sql("SELECT status FROM bookings WHERE id = ?", booking)[0][0])
+
+
 def form_token(html: str) -> str:
     match = _FORM_TOKEN.search(html)
     assert match, "no form_token in the page"

@@ -16,27 +16,18 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.demo.helpers import DemoServer, csrf, sign_in
+from tests.demo.helpers import (
+    DemoServer,
+    booking_with,
+    csrf,
+    latest_seq,
+    sign_in,
+    status_of,
+)
 from tidings.demo.prefsform import DEMO_TYPES
 from tidings.demo.seed import TENANTS
 
 ZONES = {"jump-joy": ZoneInfo("America/Chicago"), "bounce-bros": ZoneInfo("America/Denver")}
-
-
-def latest_seq(demo: DemoServer, tenant: str) -> int:
-    return int(demo.sql("SELECT last_seq FROM tenants WHERE id = ?", tenant)[0][0])
-
-
-def booking_with(demo: DemoServer, tenant: str, status: str) -> int:
-    rows = demo.sql(
-        "SELECT id FROM bookings WHERE tenant_id = ? AND status = ? ORDER BY id", tenant, status
-    )
-    assert rows, f"no {status} booking for {tenant}"
-    return int(rows[0][0])
-
-
-def status_of(demo: DemoServer, booking: int) -> str:
-    return str(demo.sql("SELECT status FROM bookings WHERE id = ?", booking)[0][0])
 
 
 def seeded_count(tenant: str) -> int:

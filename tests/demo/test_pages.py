@@ -10,24 +10,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.demo.helpers import DemoServer, csrf, form_token, sign_in, start_demo
+from tests.demo.helpers import (
+    DemoServer,
+    booking_with,
+    csrf,
+    form_token,
+    latest_seq,
+    sign_in,
+    start_demo,
+    status_of,
+)
 from tests.support import ServerThread, make_settings
-
-
-def latest_seq(demo: DemoServer, tenant: str) -> int:
-    return int(demo.sql("SELECT last_seq FROM tenants WHERE id = ?", tenant)[0][0])
-
-
-def booking_with(demo: DemoServer, tenant: str, status: str) -> int:
-    rows = demo.sql(
-        "SELECT id FROM bookings WHERE tenant_id = ? AND status = ? ORDER BY id", tenant, status
-    )
-    assert rows, f"no {status} booking for {tenant}"
-    return int(rows[0][0])
-
-
-def status_of(demo: DemoServer, booking: int) -> str:
-    return str(demo.sql("SELECT status FROM bookings WHERE id = ?", booking)[0][0])
 
 
 def widget_form(client: httpx.Client, tenant: str, **fields: str) -> dict[str, str]:

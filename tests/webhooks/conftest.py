@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -81,16 +82,46 @@ def _verified(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return True
 
 
-def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+class QuietHandler(BaseHTTPRequestHandler):
+    """A stand-in receiver's request handler: no access log, and a POST read as a host would."""
 
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def read_post(self, secrets: dict[str, str]) -> tuple[bytes, dict[str, str], bool]:
+        """(body, headers with lower-case names, whether it is signed with the secret that
+        ``secrets`` holds for this path; never when it holds none)."""
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        secret = secrets.get(self.path, "")
+        return body, headers, bool(secret) and _verified(secret, headers, body)
+
+
+R = TypeVar("R", bound=Receiver)
+
+
+@contextmanager
+def serving(
+    make: Callable[[ThreadingHTTPServer], R], handler: Callable[[R], type[BaseHTTPRequestHandler]]
+) -> Iterator[R]:
+    """A receiver ``make(server)`` on a free loopback port, its requests handled by
+    ``handler(receiver)``, served from a thread until the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    found = make(server)
+    server.RequestHandlerClass = handler(found)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            secret = receiver.secrets.get(self.path, "")
-            signed = bool(secret) and _verified(secret, headers, body)
+            body, headers, signed = self.read_post(receiver.secrets)
             if receiver.delay:
                 time.sleep(receiver.delay)
             with receiver.lock:
@@ -107,16 +138,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(None))  # type: ignore[arg-type]
-    found = Receiver(server)
-    server.RequestHandlerClass = _handler(found)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Receiver, _handler) as found:
         yield found
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

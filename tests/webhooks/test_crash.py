@@ -18,9 +18,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -28,7 +27,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.cluster.processes import Instance
 from tests.support import OPERATOR, SECRET, ServerThread, Tenant, create_tenant, make_settings
-from tests.webhooks.conftest import Delivery, Receiver, _verified, add_endpoint, publish
+from tests.webhooks.conftest import (
+    Delivery,
+    QuietHandler,
+    Receiver,
+    add_endpoint,
+    publish,
+    serving,
+)
 from tidings.channels.clock import as_utc
 from tidings.webhooks.tables import webhook_endpoints
 
@@ -51,14 +57,9 @@ class Holding(Receiver):
 
 
 def _handler(receiver: Holding) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            signed = _verified(receiver.secrets.get(self.path, ""), headers, body)
+            body, headers, signed = self.read_post(receiver.secrets)
             with receiver.lock:
                 held = self.path == receiver.hold and not receiver.arrived.is_set()
                 status = 503 if self.path in receiver.down else 200
@@ -80,17 +81,11 @@ def _handler(receiver: Holding) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def holding() -> Iterator[Holding]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    found = Holding(server)
-    server.RequestHandlerClass = _handler(found)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield found
-    finally:
-        found.release.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Holding, _handler) as found:
+        try:
+            yield found
+        finally:
+            found.release.set()  # before the server stops: a held answer goes out
 
 
 def _lease(database: str, endpoint: str) -> tuple[str | None, datetime | None]:

@@ -16,7 +16,7 @@ import pytest
 from tests.channels.conftest import (
     MailSink,
     bearer,
-    channel_settings,
+    mail_settings,
     mail_sink,  # noqa: F401
     start_server,
     token,
@@ -48,15 +48,8 @@ async def test_digest_sent_is_delivered_once_with_the_documented_body(
     database: dict[str, Any] = (
         {"database_url": request.getfixturevalue("postgres_url")} if store == "postgres" else {}
     )
-    settings = channel_settings(
-        tmp_path,
-        **database,
-        smtp_host="127.0.0.1",
-        smtp_port=mail_sink.port,
-        smtp_tls="none",
-        smtp_from="Bounce House <notify@bounce.example>",
-        digest_interval=3600,  # the test ticks the digests itself
-        **FAST,
+    settings = mail_settings(
+        tmp_path, mail_sink, sender="Bounce House <notify@bounce.example>", **database, **FAST
     )
     a, b = start_server(settings, clock), start_server(settings, clock)
     try:

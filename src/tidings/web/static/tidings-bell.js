@@ -28,12 +28,11 @@
 
 import { connect } from './tidings.js';
 import { actionBar, runAction, snoozeUntil, targets } from './tidings-actions.js';
-import { CONNECTION_ATTRIBUTES, connectOptions, linkTo, pushAvailable, pushOptions } from './tidings-attrs.js';
+import { batched, CONNECTION_ATTRIBUTES, connectOptions, linkTo, pushAvailable, pushOptions, RELABEL, withMessages, WORDS } from './tidings-attrs.js';
 import { adoptBellStyles } from './tidings-bell-styles.js';
 import { badgeText, isSafeLink, LATEST_LIMIT, normalizeSnapshot, relativeTime, toEpochMs } from './tidings-core.js';
 import { bellParts } from './tidings-dom.js';
 import { cardRow, findCard, groupCards } from './tidings-groups.js';
-import { translator } from './tidings-i18n.js';
 import { arrowTarget, fitPanel, focusKey, refocus } from './tidings-panel.js';
 import { PushToggle } from './tidings-push.js';
 import { ToastStack } from './tidings-toasts.js';
@@ -47,7 +46,7 @@ const NAV_WAIT_MS = 400;
 
 let panelSeq = 0;
 
-export class TidingsBell extends HTMLElement {
+export class TidingsBell extends withMessages(HTMLElement) {
   static observedAttributes = [...CONNECTION_ATTRIBUTES, 'view-all-url', 'preferences-url', 'locale', 'sw-url', 'no-push'];
 
   #client = null;
@@ -62,13 +61,10 @@ export class TidingsBell extends HTMLElement {
   #unreadTimer = null;
   #snoozing = null; // the item whose snooze presets are open
   #ticker = null;
-  #reconnectQueued = false;
+  #reconnect = batched(() => this.isConnected && this.#connect());
   #push;
   #toasts;
   #ui;
-  /** Host overrides of catalogue strings ({key: text}; see tidings-i18n.js). */
-  #messages = {};
-  #translator = null;
 
   constructor() {
     super();
@@ -125,21 +121,6 @@ export class TidingsBell extends HTMLElement {
     return this.#state;
   }
 
-  /** Host overrides of any catalogue string, type labels too ({'markAll': '…', 'type.x': '…'}). */
-  get messages() {
-    return { ...this.#messages };
-  }
-
-  set messages(value) {
-    this.setMessages(value);
-  }
-
-  /** Replace the host's overrides and re-render every string. */
-  setMessages(value) {
-    this.#messages = { ...(value ?? {}) };
-    this.#relabel();
-  }
-
   get expanded() {
     return this.#open;
   }
@@ -181,19 +162,14 @@ export class TidingsBell extends HTMLElement {
       return;
     }
     if (name === 'locale') {
-      this.#relabel();
+      this[RELABEL]();
       return;
     }
     if (name === 'sw-url' || name === 'no-push') {
       this.#push.sync();
       return;
     }
-    if (!this.isConnected || !this.#client || this.#reconnectQueued) return;
-    this.#reconnectQueued = true; // several attributes often change together: reconnect once
-    queueMicrotask(() => {
-      this.#reconnectQueued = false;
-      if (this.isConnected) this.#connect();
-    });
+    if (this.isConnected && this.#client) this.#reconnect();
   }
 
   #connect() {
@@ -420,13 +396,11 @@ export class TidingsBell extends HTMLElement {
 
   /** The catalogue lookup for the `locale` attribute (else the browser's languages) + overrides. */
   get #t() {
-    this.#translator ??= translator(this.getAttribute('locale'), this.#messages);
-    return this.#translator;
+    return this[WORDS];
   }
 
   /** After a locale or override change: every string again. */
-  #relabel() {
-    this.#translator = null;
+  [RELABEL]() {
     this.#renderTexts();
     this.#renderBadge();
     this.#renderDot();

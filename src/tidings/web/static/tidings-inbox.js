@@ -27,12 +27,12 @@
 
 import { connect } from './tidings.js';
 import { actionBar, runAction, snoozeUntil, targets } from './tidings-actions.js';
-import { CONNECTION_ATTRIBUTES, connectOptions } from './tidings-attrs.js';
+import { batched, CONNECTION_ATTRIBUTES, connectOptions, RELABEL, withMessages, WORDS } from './tidings-attrs.js';
 import { isSafeLink, relativeTime, toSeq } from './tidings-core.js';
 import { dayKey, dayLabel } from './tidings-days.js';
 import { el } from './tidings-dom.js';
 import { cardRow, findCard, groupCards } from './tidings-groups.js';
-import { CATALOGUES, DEFAULT_LOCALE, translator } from './tidings-i18n.js';
+import { CATALOGUES, DEFAULT_LOCALE } from './tidings-i18n.js';
 import { adoptInboxStyles, inboxParts, STATUSES } from './tidings-inbox-parts.js';
 import { focusKey, refocus } from './tidings-panel.js';
 
@@ -52,7 +52,7 @@ const CHANGES = {
   unsnoozed: { read: false, snoozed_until: null },
 };
 
-export class TidingsInbox extends HTMLElement {
+export class TidingsInbox extends withMessages(HTMLElement) {
   static observedAttributes = [...CONNECTION_ATTRIBUTES, 'locale', 'time-zone', 'types', 'page-size', 'details-url'];
 
   #client = null;
@@ -67,11 +67,9 @@ export class TidingsInbox extends HTMLElement {
   #readies = 0;
   #expanded = new Set();
   #snoozing = null;
-  #messages = {};
-  #translator = null;
   #ticker = null;
   #today = '';
-  #reconnectQueued = false;
+  #reconnect = batched(() => this.isConnected && this.#connect());
   #ui;
 
   constructor() {
@@ -82,7 +80,7 @@ export class TidingsInbox extends HTMLElement {
     this.shadowRoot.append(this.#ui.root);
     this.#ui.root.addEventListener('click', (e) => this.#onClick(e));
     this.#ui.type.addEventListener('change', () => this.filter({ type: this.#ui.type.value }));
-    this.#relabel();
+    this[RELABEL]();
   }
 
   // -- public surface -------------------------------------------------------------------------
@@ -108,20 +106,6 @@ export class TidingsInbox extends HTMLElement {
   /** The items shown, newest first (a card's earlier items included). */
   get items() {
     return this.#visible();
-  }
-
-  get messages() {
-    return { ...this.#messages };
-  }
-
-  set messages(value) {
-    this.setMessages(value);
-  }
-
-  /** Replace the host's overrides of catalogue strings and re-render every string. */
-  setMessages(value) {
-    this.#messages = { ...(value ?? {}) };
-    this.#relabel();
   }
 
   /** Shows `status` ('all' | 'unread' | 'archived' | 'snoozed') and/or `type` ('' for all). */
@@ -161,16 +145,11 @@ export class TidingsInbox extends HTMLElement {
   attributeChangedCallback(name, oldValue, newValue) {
     if (oldValue === newValue) return;
     if (name === 'locale' || name === 'time-zone' || name === 'types' || name === 'details-url') {
-      this.#relabel();
+      this[RELABEL]();
       return;
     }
     if (name === 'page-size') return;
-    if (!this.isConnected || !this.#client || this.#reconnectQueued) return;
-    this.#reconnectQueued = true; // several attributes often change together: reconnect once
-    queueMicrotask(() => {
-      this.#reconnectQueued = false;
-      if (this.isConnected) this.#connect();
-    });
+    if (this.isConnected && this.#client) this.#reconnect();
   }
 
   #connect() {
@@ -346,8 +325,7 @@ export class TidingsInbox extends HTMLElement {
   // -- rendering ------------------------------------------------------------------------------
 
   get #t() {
-    this.#translator ??= translator(this.getAttribute('locale'), this.#messages);
-    return this.#translator;
+    return this[WORDS];
   }
 
   #locale() {
@@ -360,8 +338,7 @@ export class TidingsInbox extends HTMLElement {
 
   #onIcons = () => this.#render();
 
-  #relabel() {
-    this.#translator = null;
+  [RELABEL]() {
     const t = this.#t;
     const ui = this.#ui;
     ui.filters.setAttribute('aria-label', t('filters'));
