@@ -103,3 +103,54 @@ async def test_sigterm_with_open_streams_exits_zero_after_bye(workdir: Path) -> 
         assert status == 0, instance.tail()
     finally:
         instance.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_a_stream_opened_while_postgres_is_down_is_a_503_problem(
+    pg_live: PostgresServer, workdir: Path
+) -> None:
+    """A stream whose opening needs the store (a user the instance has no view of) while the
+    store is down is refused before its head: ``503 store_unavailable`` with ``Retry-After``,
+    as a problem the client's reconnect understands, never a 200 cut off mid-opening. Once the
+    store is back the same stream opens."""
+    database = pg_live.fresh_database("opendown")
+    settings = env(pg_live.url(database)) | {"TIDINGS_STREAM_VIEW_TTL": "0"}
+    instance = Instance("opendown", settings, workdir).start()
+    try:
+        key = create_tenant(instance.url, "down")
+        auth = {"Authorization": f"Bearer {key}"}
+        for n in range(3):
+            r = httpx.post(
+                f"{instance.url}/v1/notifications",
+                json={"type": "system", "title": f"before {n}"},
+                headers=auth,
+            )
+            assert r.status_code == 201, r.text
+        pg_live.stop()
+        jwt = token("down", "newcomer", [])
+        headers = {"Authorization": f"Bearer {jwt}", "Last-Event-ID": "0"}
+        with httpx.stream("GET", f"{instance.url}/v1/stream", headers=headers, timeout=30) as r:
+            body = r.read()
+        assert r.status_code == 503, (r.status_code, body[:300], instance.tail())
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "retry-after" in r.headers
+        pg_live.start()
+        deadline = time.monotonic() + 30
+        while True:
+            with httpx.stream("GET", f"{instance.url}/v1/stream", headers=headers, timeout=30) as r:
+                if r.status_code == 200:
+                    seen = b""
+                    for chunk in r.iter_bytes():
+                        seen += chunk
+                        if seen.count(b"event: notification") == 3:
+                            break
+                    break
+            assert time.monotonic() < deadline, instance.tail()
+            time.sleep(0.2)
+        assert b"before 2" in seen
+        assert "Traceback" not in instance.tail(50_000), instance.tail(50_000)
+    finally:
+        instance.stop()
+        with contextlib.suppress(Exception):
+            pg_live.drop_database(database)
