@@ -74,8 +74,10 @@ class EdgeProtocol(HttpToolsProtocol):
     opening, it calls it with an :class:`~tidings.delivery.edge.Edge`, and this protocol hands
     the edge its transport: the ASGI call returns (uvicorn is told the client left, so it logs
     nothing and writes nothing more), and from then on the hub writes the stream's frames to
-    the transport directly, and this protocol routes the transport's flow control
-    (``pause_writing``/``resume_writing``) and ``connection_lost`` to the edge.
+    the transport directly, and the transport's protocol becomes a :class:`Handed` that routes
+    its flow control (``pause_writing``/``resume_writing``) and ``connection_lost`` to the
+    edge and takes this protocol's place in uvicorn's ``server_state.connections``; this
+    protocol object is then freed.
 
     Relies on uvicorn's ``HttpToolsProtocol`` internals (``scope``, ``cycle``, ``flow``,
     ``transport``; ``RequestResponseCycle.disconnected``/``chunked_encoding``), pinned by
