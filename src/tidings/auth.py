@@ -17,6 +17,7 @@ Rules of :func:`verify` (docs/protocol.md, "Stream tokens"):
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections import OrderedDict
@@ -183,16 +184,18 @@ def looks_like_jwt(value: str) -> bool:
 
 
 class TokenCache:
-    """Tokens verified before, by token string, until their ``exp`` (at most ``size``, least
-    recently used out first). Only tokens that passed :func:`verify` are kept, with the
-    ``kid`` they were checked with: whoever uses a hit must still check that the signing key
-    is active (``Tidings.verify_token`` asks ``keyring.SigningKeys``, which honours a
-    revocation as without this cache). A hit at or past ``exp`` is dropped and answered as
-    expired, exactly as PyJWT would (no leeway)."""
+    """Tokens verified before, by a 16-byte BLAKE2b digest of the token string (not the token:
+    a stream token is ~300 bytes, and the cache holds one per open stream), until their
+    ``exp`` (at most ``size``, least recently used out first). Only tokens that passed
+    :func:`verify` are kept, with the ``kid`` they were checked with: whoever uses a hit must
+    still check that the signing key is active (``Tidings.verify_token`` asks
+    ``keyring.SigningKeys``, which honours a revocation as without this cache). A hit at or past
+    ``exp`` is dropped and answered as expired, exactly as PyJWT would (no leeway). Two tokens
+    share an entry only if their 128-bit digests collide, which nobody can arrange."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._tokens: OrderedDict[str, tuple[Principal, str | None, float]] = OrderedDict()
+        self._tokens: OrderedDict[bytes, tuple[Principal, str | None, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -200,21 +203,27 @@ class TokenCache:
     def get(self, token: str, now: float | None = None) -> tuple[Principal, str | None] | None:
         """``(principal, kid)`` of a token verified before; raises ``Unauthorized``
         (``token_expired``) for one that has expired since."""
-        hit = self._tokens.get(token)
+        key = token_key(token)
+        hit = self._tokens.get(key)
         if hit is None:
             return None
         if hit[2] <= (time.time() if now is None else now):
-            del self._tokens[token]
+            del self._tokens[key]
             raise Unauthorized("The stream token has expired.", code=Code.TOKEN_EXPIRED)
-        self._tokens.move_to_end(token)
+        self._tokens.move_to_end(key)
         return hit[0], hit[1]
 
     def put(self, token: str, principal: Principal, kid: str | None) -> None:
         if self.size <= 0:
             return
-        self._tokens[token] = (principal, kid, principal.expires_at.timestamp())
+        self._tokens[token_key(token)] = (principal, kid, principal.expires_at.timestamp())
         while len(self._tokens) > self.size:
             self._tokens.popitem(last=False)
 
     def forget(self, token: str) -> None:
-        self._tokens.pop(token, None)
+        self._tokens.pop(token_key(token), None)
+
+
+def token_key(token: str) -> bytes:
+    """The cache's key for ``token``: 16 bytes of BLAKE2b (a 49-byte object, not the token)."""
+    return hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -74,8 +74,10 @@ class EdgeProtocol(HttpToolsProtocol):
     opening, it calls it with an :class:`~tidings.delivery.edge.Edge`, and this protocol hands
     the edge its transport: the ASGI call returns (uvicorn is told the client left, so it logs
     nothing and writes nothing more), and from then on the hub writes the stream's frames to
-    the transport directly, and this protocol routes the transport's flow control
-    (``pause_writing``/``resume_writing``) and ``connection_lost`` to the edge.
+    the transport directly, and the transport's protocol becomes a :class:`Handed` that routes
+    its flow control (``pause_writing``/``resume_writing``) and ``connection_lost`` to the
+    edge and takes this protocol's place in uvicorn's ``server_state.connections``; this
+    protocol object is then freed.
 
     Relies on uvicorn's ``HttpToolsProtocol`` internals (``scope``, ``cycle``, ``flow``,
     ``transport``; ``RequestResponseCycle.disconnected``/``chunked_encoding``), pinned by
@@ -217,7 +219,18 @@ class EdgeProtocol(HttpToolsProtocol):
             # Nor its pipeline (an empty deque holds a 64-slot block) and address tuples.
             self.pipeline = None  # type: ignore[assignment]
             self.client = self.server = None
-        edge.attach(self.transport, chunked=bool(cycle.chunked_encoding), paused=paused)
+        transport = self.transport
+        edge.attach(transport, chunked=bool(cycle.chunked_encoding), paused=paused)
+        # From here the transport's callbacks go to a tiny protocol that routes them to the
+        # edge, and uvicorn's bookkeeping of open connections holds that one instead of this
+        # protocol object: this object and all it references are freed (issue 8, memory per
+        # stream; docs/performance.md).
+        self._unset_keepalive_if_required()
+        connections: set[Any] = self.connections
+        handed = Handed(edge, transport, connections)
+        connections.discard(self)
+        connections.add(handed)
+        transport.set_protocol(handed)
         return True
 
     def data_received(self, data: bytes) -> None:
@@ -247,6 +260,41 @@ class EdgeProtocol(HttpToolsProtocol):
             super().shutdown()
         else:
             self.edge.sub.leave("shutdown")
+
+
+class Handed(asyncio.Protocol):
+    """The protocol of a stream's transport once the edge has it (:meth:`EdgeProtocol._attach`
+    swaps it in with ``transport.set_protocol``): the transport's flow control
+    (``pause_writing``/``resume_writing``) and ``connection_lost`` go to the :class:`Edge`,
+    what the client sends is ignored, and it stands in uvicorn's ``server_state.connections``
+    for the stream (``shutdown`` tells the stream to leave with ``bye``; ``connection_lost``
+    removes it, so a graceful shutdown waits for the stream exactly as before).
+
+    Invariant: three references and nothing else, so an open stream holds this instead of
+    uvicorn's protocol object and its request state (issue 8, memory per stream)."""
+
+    __slots__ = ("connections", "edge", "transport")
+
+    def __init__(self, edge: Edge, transport: asyncio.BaseTransport, connections: set[Any]) -> None:
+        self.edge = edge
+        self.transport = transport
+        self.connections = connections
+
+    def data_received(self, data: bytes) -> None:
+        """A stream's client has nothing more to say; what it sends is ignored."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        self.edge.lost()
+
+    def pause_writing(self) -> None:
+        self.edge.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.edge.resume_writing()
+
+    def shutdown(self) -> None:
+        self.edge.sub.leave("shutdown")
 
 
 def _dropped(opener: Opener, sub: Subscriber) -> None:

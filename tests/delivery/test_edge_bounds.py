@@ -10,27 +10,34 @@ Either way every notification then arrives exactly once, in order.
 
 And what an open edge stream costs in memory (issue 8: at most half of Nchan's ~10 KiB per
 stream in all): the hub's and the edge's own objects stay a few hundred bytes; no frame buffer
-is held once the frames buffered during the opening went out, nor after a catch-up.
+is held once the frames buffered during the opening went out, nor after a catch-up; the
+connection holds a three-slot protocol (``server.Handed``), not uvicorn's protocol object and
+its request state; the token cache holds a digest of each token, not the token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import socket
 import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.delivery.conftest import BUFFER, TENANT
+from tests.support import ServerThread, create_tenant, make_settings
+from tidings.auth import TokenCache
 from tidings.delivery import sse
 from tidings.delivery.edge import Edge, Edges
 from tidings.delivery.hub import NO_FRAMES, Hub
 from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import Principal
 from tidings.metrics import Metrics
+from tidings.server import EdgeProtocol, Handed
 from tidings.store import Store
 from tidings.store import notifications as nq
 
@@ -159,3 +166,56 @@ async def test_an_edge_stream_costs_a_few_hundred_bytes_of_hub_and_edge_objects(
     # tables' growth): ~700 bytes; with a deque per subscriber (~760) and a set per user
     # (216) it was ~1,600.
     assert per_stream < 1000, f"{per_stream:.0f} bytes per stream"
+
+
+async def test_an_open_stream_holds_a_three_slot_protocol_not_uvicorns(tmp_path: Path) -> None:
+    """Once the edge has a stream's transport, the transport's protocol is a ``Handed`` (in
+    uvicorn's ``connections`` in its place, for a graceful shutdown) and uvicorn's protocol
+    object, with everything it references, is freed."""
+    srv = ServerThread(make_settings(str(tmp_path))).start()
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        tenant = create_tenant(srv.url, "slim-streams")
+        for i in range(20):
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writers.append(writer)
+            token = tenant.token(f"user-{i}")
+            writer.write(
+                f"GET /v1/stream?access_token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            )
+            async with asyncio.timeout(10):
+                seen = b""
+                while b"event: ready" not in seen:
+                    seen += await reader.read(4096)
+        handed = [c for c in list(srv.server.server_state.connections) if isinstance(c, Handed)]
+        assert len(handed) == 20
+        assert all(c.transport.get_protocol() is c for c in handed)
+        gc.collect()
+        kept = [o for o in gc.get_objects() if isinstance(o, EdgeProtocol) and o.edge is not None]
+        assert kept == [], f"{len(kept)} uvicorn protocol objects still held by open streams"
+    finally:
+        for writer in writers:
+            writer.close()
+        srv.stop()
+
+
+def test_the_token_cache_keeps_a_digest_of_the_token_not_the_token() -> None:
+    """A stream token is ~300 bytes and the cache holds one entry per open stream: it keeps a
+    16-byte digest, so the token string itself is freed with its request."""
+    cache = TokenCache(1000)
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    principal = Principal(TENANT, "ana", frozenset(), expires)
+    count = 500
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            cache.put(f"eyJ{'x' * 280}.{i:08d}", principal, "kid-1")  # freed unless kept
+        per_entry = (tracemalloc.get_traced_memory()[0] - base) / count
+    finally:
+        tracemalloc.stop()
+    assert per_entry < 300, f"{per_entry:.0f} bytes per cached token"
+    assert cache.get(f"eyJ{'x' * 280}.{7:08d}") == (principal, "kid-1")
+    assert cache.get(f"eyJ{'x' * 280}.{count:08d}") is None
+    cache.forget(f"eyJ{'x' * 280}.{7:08d}")
+    assert cache.get(f"eyJ{'x' * 280}.{7:08d}") is None and len(cache) == count - 1
