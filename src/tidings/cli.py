@@ -114,7 +114,14 @@ def _serve_one(host: str, port: int, sock: socket.socket | None) -> None:
     except ValueError as error:  # a refused configuration: one line, no traceback
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    run(app, host=host, port=port, log_level=settings.log_level, sock=sock)
+    run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        sock=sock,
+        backlog=settings.backlog,
+    )
 
 
 def _worker(host: str, port: int, sock: socket.socket) -> None:
@@ -131,7 +138,7 @@ def _serve_many(host: str, port: int, workers: int) -> None:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(Settings().backlog)
     sock.set_inheritable(True)
     ctx = multiprocessing.get_context("spawn")
     procs = [
@@ -474,7 +481,13 @@ def demo(
 
     settings = _settings(demo=True)  # exit 2 for a published secret, before anything starts
     announce(settings, host, port)  # exit 2 in production; migrate, seed, print the banner
-    run(create_app(settings, bundled(settings)), host=host, port=port, log_level=settings.log_level)
+    run(
+        create_app(settings, bundled(settings)),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        backlog=settings.backlog,
+    )
 
 
 # -- the API contract (docs/openapi.json) -----------------------------------------------------

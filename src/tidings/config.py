@@ -158,6 +158,14 @@ class Settings(BaseSettings):
         description="Verified stream tokens kept until their expiry (least recently used out "
         "first; 0: verify every time). A revoked signing key is still honoured.",
     )
+    # -- the listen backlog (issue 8 item 5, open all streams at once; server.serve) ------------
+    backlog: int = Field(
+        4096,
+        ge=1,
+        description="Connections the kernel queues before they are accepted (listen(2) backlog, "
+        "capped by net.core.somaxconn): a reconnect storm of thousands of streams must not "
+        "overflow it (an overflowed SYN is retried after 1 s).",
+    )
     # -- the muted-types cache (issue 8 item 5, channels/mutes.py) --------------------------------
     muted_cache: int = Field(
         100_000,

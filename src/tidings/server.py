@@ -360,6 +360,7 @@ def serve(
     port: int = 8000,
     log_level: str = "info",
     sock: socket.socket | None = None,
+    backlog: int = 4096,
     **kwargs: Any,
 ) -> None:
     config = uvicorn.Config(
@@ -371,6 +372,9 @@ def serve(
         # The app believes X-Forwarded-* from TIDINGS_FORWARDED_ALLOW_IPS only (app.py).
         proxy_headers=False,
         http=EdgeProtocol,
+        # uvicorn's default (2048) is below nginx's and Nchan's 4096: a reconnect storm of
+        # 5,000 streams would overflow it and pay a 1 s SYN retry (TIDINGS_BACKLOG).
+        backlog=backlog,
         **kwargs,
     )
     server = Server(config, app)
