@@ -92,13 +92,25 @@ class _Bulk:
                 self._processors.append((at, process))
 
     def parameters(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Each row's values in column order, converted. A value that is the very object of
+        the row before (a group's ``created_at``, ``None``) reuses that row's conversion."""
         out: list[tuple[Any, ...]] = []
+        processors = self._processors
+        before: list[Any] = [_NOTHING] * len(self.columns)
+        done: list[Any] = [None] * len(self.columns)
         for row in rows:
             values = list(self._values(row))
-            for at, process in self._processors:
-                values[at] = process(values[at])
+            for at, process in processors:
+                value = values[at]
+                if value is not before[at]:
+                    before[at] = value
+                    done[at] = process(value)
+                values[at] = done[at]
             out.append(tuple(values))
         return out
+
+
+_NOTHING = object()
 
 
 _BULK: weakref.WeakKeyDictionary[Dialect, dict[str, _Bulk]] = weakref.WeakKeyDictionary()
@@ -136,7 +148,7 @@ def _stage(
     targets: list[dict[str, Any]],
 ) -> Notification:
     """The notification ``new`` becomes at ``seq``; its row and target rows are appended."""
-    audience, l10n = new.audience, new.l10n  # l10n: a pydantic private attribute, read once
+    audience, l10n, actor = new.audience, new.l10n, new.actor  # each read once
     rows.append(
         {
             "tenant_id": tenant,
@@ -151,8 +163,8 @@ def _stage(
             "idempotency_key": key,
             "fingerprint": fingerprint,
             "created_at": now,
-            "actor_id": new.actor.id if new.actor else None,
-            "actor_name": new.actor.name if new.actor else None,
+            "actor_id": actor.id if actor else None,
+            "actor_name": actor.name if actor else None,
             "group_key": new.group,
             "l10n": l10n,
         }
@@ -174,7 +186,7 @@ def _stage(
         link=new.link,
         audience=audience,
         created_at=now,
-        actor=new.actor,
+        actor=actor,
         group=new.group,
         l10n=l10n,
     )
