@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import json
 import operator
 import weakref
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, false, func, or_, select, update
+from sqlalchemy import JSON, and_, bindparam, delete, exists, false, func, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -87,7 +88,13 @@ class _Bulk:
         self._values = operator.itemgetter(*self.columns)
         self._processors: list[tuple[int, Callable[[Any], Any]]] = []
         for at, name in enumerate(self.columns):
-            process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            impl = table.c[name].type.dialect_impl(dialect)
+            process = impl.bind_processor(dialect)
+            if process is not None and isinstance(impl, JSON) and dialect._json_serializer is None:
+                # SQLAlchemy's own JSON processor around ``json.dumps``'s exact output, from an
+                # encoder built once instead of once per value
+                string = impl._str_impl.bind_processor(dialect)
+                process = impl._make_bind_processor(string, _json_dumps)  # type: ignore[no-untyped-call]
             if process is not None:
                 self._processors.append((at, process))
 
@@ -111,6 +118,29 @@ class _Bulk:
 
 
 _NOTHING = object()
+
+_JSON_MARKERS: dict[int, Any] = {}
+_JSON_ENCODE = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    _JSON_MARKERS,
+    json.JSONEncoder().default,
+    json.encoder.encode_basestring_ascii,
+    None,
+    ": ",
+    ", ",
+    False,
+    False,
+    True,
+)
+
+
+def _json_dumps(value: Any) -> str:
+    """``json.dumps(value)``, the same text (its defaults: ASCII, ``", "``/``": "``, circular
+    references refused), from the C encoder ``json.dumps`` builds anew on every call."""
+    try:
+        return "".join(_JSON_ENCODE(value, 0))
+    except BaseException:
+        _JSON_MARKERS.clear()  # what a failed encoding left behind
+        raise
 
 
 _BULK: weakref.WeakKeyDictionary[Dialect, dict[str, _Bulk]] = weakref.WeakKeyDictionary()
