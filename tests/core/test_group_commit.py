@@ -270,3 +270,37 @@ async def test_a_one_tenant_group_reserves_its_seqs_and_leaves_no_gap(
     after, _ = await on_server(server, lambda: service.publish(tenant.id, note("after")))
     assert after.seq == 5
     assert await stored_seqs(server, tenant.id) == [1, 2, 3, 4, 5], "no seq burned or doubled"
+
+
+def test_rows_json_is_json_dumps_text() -> None:
+    """A group's JSON columns hold exactly the text ``json.dumps`` gives (the encoder is built
+    once, not per value), and refuse what it refuses, with the same errors, every time."""
+    import json
+
+    values: list[Any] = [
+        {"booking_id": 1},
+        {"s": 'é ü \u2028 😀 "q" \\ \n', "f": [0.1, 1e300, -0.0, 2**70], "b": [True, None]},
+        {"nested": {"a": [{"b": {}}, []], "": ""}},
+        [],
+        "text",
+        None,
+        3,
+    ]
+    for value in values:
+        assert nq._json_dumps(value) == json.dumps(value)
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    for bad in (circular, {"when": object()}, {"n": float("nan"), "x": [circular]}):
+        for _ in range(2):  # a failed encoding leaves nothing behind for the next one
+            try:
+                json.dumps(bad)
+                expected: BaseException | None = None
+            except (ValueError, TypeError) as error:
+                expected = error
+            if expected is None:
+                assert nq._json_dumps(bad) == json.dumps(bad)
+                continue
+            with pytest.raises(type(expected)) as raised:
+                nq._json_dumps(bad)
+            assert str(raised.value) == str(expected)
+    assert nq._json_dumps({"again": [1]}) == '{"again": [1]}'

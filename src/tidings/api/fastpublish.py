@@ -35,11 +35,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tidings.api import problems
 from tidings.api.publish import BATCH_KEY_MAX, KEY_COLUMN, answer_batch, answer_one
 from tidings.api.schemas import BatchIn
+from tidings.domain.inputs import TEXT_CHECKED, json_text_storable
 from tidings.domain.notifications import NewNotification
 from tidings.domain.principals import KeyPrincipal
 from tidings.errors import TidingsError
 from tidings.service import Tidings
 
+_TEXT_CHECKED = {TEXT_CHECKED: True}  # the body's bytes hold no NUL or surrogate: skip the walk
 _ONE: TypeAdapter[NewNotification] = TypeAdapter(NewNotification)
 _BATCH: TypeAdapter[BatchIn] = TypeAdapter(BatchIn)
 _KEY_TEXT = re.compile(rb"[\x21-\x7e]+")
@@ -149,8 +151,13 @@ class FastPublish:
         try:
             # Decoded as the route decodes it (Starlette's ``Request.json``: the stdlib), not by
             # orjson, which reads integers beyond 64 bits as floats.
-            decoded = json.loads(b"".join(chunks))
-            body = route.adapter.validate_python(decoded, from_attributes=True)
+            document = b"".join(chunks)
+            decoded = json.loads(document)
+            body = route.adapter.validate_python(
+                decoded,
+                from_attributes=True,
+                context=_TEXT_CHECKED if json_text_storable(document) else None,
+            )
         except (ValueError, RecursionError) as error:  # ValidationError is a ValueError
             raise _Declined from error
         if "publish" not in key.scopes:

@@ -10,13 +10,14 @@ Invariants:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from tidings.domain.inputs import JsonObject, StrictModel
 
@@ -121,7 +122,9 @@ class NewNotification(StrictModel):
 
     @property
     def l10n(self) -> dict[str, dict[str, str]] | None:
-        return self._l10n
+        # ``self._l10n`` goes through ``BaseModel.__getattr__``; read once per stored item.
+        private = self.__pydantic_private__
+        return None if private is None else private.get("_l10n")
 
     def rendered(self, title: str, body: str, l10n: dict[str, dict[str, str]]) -> NewNotification:
         """This request with the text its templates made (``l10n``: every locale's)."""
@@ -175,6 +178,28 @@ class NewNotification(StrictModel):
             del dumped["group"]
         return orjson.dumps(dumped, option=orjson.OPT_SORT_KEYS)
 
+
+def _private_defaults(model: type[BaseModel]) -> Callable[[BaseModel, Any], None]:
+    """A ``model_post_init`` doing what pydantic's ``init_private_attributes`` does for
+    ``model``'s private attributes — each set to its default in a fresh dict, unless already
+    set — without its per-attribute default resolution (a third of validating an item of a
+    batch). Only for plain, immutable defaults (no factories): they are shared."""
+    defaults: dict[str, Any] = {}
+    for name, attribute in model.__private_attributes__.items():
+        if attribute.default_factory is not None or not isinstance(
+            attribute.default, str | bytes | int | type(None)
+        ):
+            raise TypeError(f"{model.__name__}.{name}: not a plain immutable default")
+        defaults[name] = attribute.default
+
+    def post_init(self: BaseModel, context: Any, /) -> None:
+        if getattr(self, "__pydantic_private__", None) is None:
+            object.__setattr__(self, "__pydantic_private__", dict(defaults))
+
+    return post_init
+
+
+NewNotification.model_post_init = _private_defaults(NewNotification)  # type: ignore[method-assign]
 
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20]")
 
@@ -242,9 +267,21 @@ class Notification:
 
 
 def format_time(moment: datetime) -> str:
+    """``moment`` as ISO 8601 in UTC with microseconds and ``Z``. The last moment formatted is
+    remembered: every notification of a commit group shares one ``created_at`` object."""
+    global _last_formatted
+    last = _last_formatted
+    if moment is last[0]:
+        return last[1]
+    given = moment
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    _last_formatted = (given, text)  # one tuple, replaced whole
+    return text
+
+
+_last_formatted: tuple[datetime | None, str] = (None, "")
 
 
 def utcnow() -> datetime:

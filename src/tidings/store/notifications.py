@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import json
 import operator
 import weakref
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, false, func, or_, select, update
+from sqlalchemy import JSON, and_, bindparam, delete, exists, false, func, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -87,18 +88,59 @@ class _Bulk:
         self._values = operator.itemgetter(*self.columns)
         self._processors: list[tuple[int, Callable[[Any], Any]]] = []
         for at, name in enumerate(self.columns):
-            process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            impl = table.c[name].type.dialect_impl(dialect)
+            process = impl.bind_processor(dialect)
+            if process is not None and isinstance(impl, JSON) and dialect._json_serializer is None:
+                # SQLAlchemy's own JSON processor around ``json.dumps``'s exact output, from an
+                # encoder built once instead of once per value
+                string = impl._str_impl.bind_processor(dialect)
+                process = impl._make_bind_processor(string, _json_dumps)  # type: ignore[no-untyped-call]
             if process is not None:
                 self._processors.append((at, process))
 
     def parameters(self, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Each row's values in column order, converted. A value that is the very object of
+        the row before (a group's ``created_at``, ``None``) reuses that row's conversion."""
         out: list[tuple[Any, ...]] = []
+        processors = self._processors
+        before: list[Any] = [_NOTHING] * len(self.columns)
+        done: list[Any] = [None] * len(self.columns)
         for row in rows:
             values = list(self._values(row))
-            for at, process in self._processors:
-                values[at] = process(values[at])
+            for at, process in processors:
+                value = values[at]
+                if value is not before[at]:
+                    before[at] = value
+                    done[at] = process(value)
+                values[at] = done[at]
             out.append(tuple(values))
         return out
+
+
+_NOTHING = object()
+
+_JSON_MARKERS: dict[int, Any] = {}
+_JSON_ENCODE = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    _JSON_MARKERS,
+    json.JSONEncoder().default,
+    json.encoder.encode_basestring_ascii,
+    None,
+    ": ",
+    ", ",
+    False,
+    False,
+    True,
+)
+
+
+def _json_dumps(value: Any) -> str:
+    """``json.dumps(value)``, the same text (its defaults: ASCII, ``", "``/``": "``, circular
+    references refused), from the C encoder ``json.dumps`` builds anew on every call."""
+    try:
+        return "".join(_JSON_ENCODE(value, 0))
+    except BaseException:
+        _JSON_MARKERS.clear()  # what a failed encoding left behind
+        raise
 
 
 _BULK: weakref.WeakKeyDictionary[Dialect, dict[str, _Bulk]] = weakref.WeakKeyDictionary()
@@ -136,7 +178,7 @@ def _stage(
     targets: list[dict[str, Any]],
 ) -> Notification:
     """The notification ``new`` becomes at ``seq``; its row and target rows are appended."""
-    audience, l10n = new.audience, new.l10n  # l10n: a pydantic private attribute, read once
+    audience, l10n, actor = new.audience, new.l10n, new.actor  # each read once
     rows.append(
         {
             "tenant_id": tenant,
@@ -151,8 +193,8 @@ def _stage(
             "idempotency_key": key,
             "fingerprint": fingerprint,
             "created_at": now,
-            "actor_id": new.actor.id if new.actor else None,
-            "actor_name": new.actor.name if new.actor else None,
+            "actor_id": actor.id if actor else None,
+            "actor_name": actor.name if actor else None,
             "group_key": new.group,
             "l10n": l10n,
         }
@@ -174,7 +216,7 @@ def _stage(
         link=new.link,
         audience=audience,
         created_at=now,
-        actor=new.actor,
+        actor=actor,
         group=new.group,
         l10n=l10n,
     )
