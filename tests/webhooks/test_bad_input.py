@@ -57,6 +57,21 @@ def test_bad_registrations_change_nothing(
     assert listed == {"endpoints": []}
 
 
+def test_an_unknown_type_with_a_lone_surrogate_is_a_problem_too(hook_server: ServerThread) -> None:
+    """The problem's detail names the unknown types as sent; a lone surrogate among them (a
+    JSON escape UTF-8 cannot carry) is escaped in the answer, not a dropped connection."""
+    tenant = create_tenant(hook_server.url, "jump-joy")
+    body = b'{"url": "https://example.com/h", "event_types": ["push.sent", "x\\ud800y"]}'
+    headers = {**tenant.auth, "Content-Type": "application/json"}
+    r = httpx.post(f"{tenant.url}/v1/webhooks/endpoints", content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "unknown_event_type"
+    assert "x\\ud800y" in r.text
+    listed = httpx.get(f"{tenant.url}/v1/webhooks/endpoints", headers=tenant.auth).json()
+    assert listed == {"endpoints": []}
+
+
 def test_loopback_needs_the_setting(server: ServerThread) -> None:
     """Without TIDINGS_WEBHOOK_ALLOW_NETWORKS, loopback is refused at registration."""
     tenant = create_tenant(server.url, "jump-joy")

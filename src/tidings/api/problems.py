@@ -6,6 +6,7 @@ Unexpected exceptions are logged and answered 500 without internals.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -59,7 +60,18 @@ def problem(
     }
     if extra:
         body.update(extra)
-    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return Response(_json(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    """The problem as JSON. A detail that echoes the request may hold a lone surrogate (a JSON
+    string may escape one, and UTF-8 cannot carry it): such a body is written with every
+    non-ASCII character escaped, so the answer is still the problem, never a dropped
+    connection."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=True).encode()
 
 
 def of(
