@@ -166,6 +166,10 @@ class PushService:
         self.attempts: dict[str, int] = defaultdict(int)
         self.errors: list[str] = []
         self.script: dict[str, list[int]] = {}
+        # gates[device]: a request to it waits (up to 10 s) until the event is set; arrived[device]
+        # is set when such a request came in (an attempt held in flight).
+        self.gates: dict[str, threading.Event] = {}
+        self.arrived: dict[str, threading.Event] = defaultdict(threading.Event)
         self.vapid_key: str | None = None
         self._lock = threading.Lock()
         app = FastAPI()
@@ -173,6 +177,10 @@ class PushService:
         @app.post("/push/{name}")
         async def push(name: str, request: Request) -> Response:
             body = await request.body()
+            gate = self.gates.get(name)
+            if gate is not None:
+                self.arrived[name].set()
+                await asyncio.to_thread(gate.wait, 10)
             with self._lock:
                 self.attempts[name] += 1
                 scripted = self.script.get(name)

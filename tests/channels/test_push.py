@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.channels.conftest import (
     PushService,
@@ -17,7 +20,7 @@ from tests.channels.conftest import (
     token,
     wait_until,
 )
-from tests.support import ServerThread, Stream, Tenant, create_tenant, publish
+from tests.support import OPERATOR, ServerThread, Stream, Tenant, create_tenant, publish
 
 pytestmark = pytest.mark.anyio
 
@@ -284,3 +287,54 @@ async def test_unread_delay_pushes_live_users_who_did_not_read(
             assert len(push_service.for_device("ann")) == 1
     finally:
         srv.stop()
+
+
+async def test_an_attempt_in_flight_when_its_user_is_erased_leaves_no_log(
+    server: ServerThread, tenant: Tenant, push_service: PushService
+) -> None:
+    """An erasure that lands while a push to the user is in flight: the attempt's outcome is
+    not recorded (the erased user leaves no delivery-log row behind)."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        push_service.vapid_key = (await client.get(f"{server.url}/v1/push/key")).json()[
+            "public_key"
+        ]
+        ann, bob = token(tenant, "ann"), token(tenant, "bob")
+        await subscribe(client, server, ann, push_service.device("ann-held").subscription())
+        await subscribe(client, server, bob, push_service.device("bob-phone").subscription())
+        push_service.gates["ann-held"] = gate = threading.Event()
+        await publish(client, tenant, "For ann", audience={"users": ["ann"]})
+        assert await asyncio.to_thread(push_service.arrived["ann-held"].wait, 10)
+        r = await client.delete(
+            f"{server.url}/v1/admin/tenants/{tenant.id}/users/ann",
+            headers={"Authorization": f"Bearer {OPERATOR}"},
+        )
+        assert r.status_code == 200, r.text
+        gate.set()
+        # The worker claims its next batch only once this one is finished: bob's push is the
+        # marker that ann's attempt has been settled.
+        await publish(client, tenant, "For bob", audience={"users": ["bob"]})
+        await push_service.wait_for("bob-phone")
+
+        async def ann_logged(channels: Any) -> list[Any]:
+            async with channels.service.store.read() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT status FROM delivery_log WHERE tenant_id = :t AND user_id = 'ann'"
+                    ),
+                    {"t": tenant.id},
+                )
+                return list(rows)
+
+        async def bob_sent(channels: Any) -> bool:
+            async with channels.service.store.read() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT 1 FROM delivery_log WHERE tenant_id = :t AND user_id = 'bob' "
+                        "AND status = 'sent'"
+                    ),
+                    {"t": tenant.id},
+                )
+                return rows.first() is not None
+
+        await wait_until(lambda: on_server(server, bob_sent))
+        assert await on_server(server, ann_logged) == []
