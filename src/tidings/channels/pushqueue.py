@@ -212,9 +212,9 @@ class PushWorker:
         mine = and_(_O.id == job.id, _O.owner == self.ch.instance, _O.state == "sending")
         event = {"user": job.user, "notification_id": job.seq, "device": job.subscription}
         async with self.ch.store.write() as conn:
-            if (await conn.execute(select(_O.id).where(mine))).first() is None:
-                # Erased with its user or tenant, or taken over, while the attempt was in
-                # flight: nothing of it is recorded (an erased user leaves no log behind).
+            if (await conn.execute(select(_O.id).where(_O.id == job.id))).first() is None:
+                # Erased with its user or tenant while the attempt was in flight: nothing of it
+                # is recorded (an erased user leaves no log behind).
                 return
             if result is None:
                 await conn.execute(delete(push_outbox).where(_O.id == job.id))
