@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from tests.channels.conftest import (
     token,
     wait_until,
 )
+from tests.conftest import STORES
 from tests.support import OPERATOR, ServerThread, Stream, Tenant, create_tenant, publish
+from tidings.store.erasure import erase_user
 
 pytestmark = pytest.mark.anyio
 
@@ -338,3 +341,70 @@ async def test_an_attempt_in_flight_when_its_user_is_erased_leaves_no_log(
 
         await wait_until(lambda: on_server(server, bob_sent))
         assert await on_server(server, ann_logged) == []
+
+
+@pytest.fixture(params=STORES)
+def store_push_server(
+    request: pytest.FixtureRequest, tmp_path: Path, push_service: PushService
+) -> Iterator[ServerThread]:
+    overrides: dict[str, Any] = {"push_ca_file": str(push_service.ca)}
+    if request.param == "postgres":
+        overrides["database_url"] = request.getfixturevalue("postgres_url")
+    srv = start_server(channel_settings(tmp_path, **overrides))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def test_an_attempt_finishing_during_an_erasure_waits_for_it_and_leaves_no_log(
+    store_push_server: ServerThread, push_service: PushService
+) -> None:
+    """An erasure whose transaction is still open when a push to the user finishes (two
+    concurrent transactions on PostgreSQL): the attempt waits for the erasure and records
+    nothing, so no delivery-log row of the erased user is left behind."""
+    server = store_push_server
+    async with httpx.AsyncClient(timeout=10) as client:
+        tenant = create_tenant(server.url, "held-erase")
+        push_service.vapid_key = (await client.get(f"{server.url}/v1/push/key")).json()[
+            "public_key"
+        ]
+        ann, bob = token(tenant, "ann"), token(tenant, "bob")
+        await subscribe(client, server, ann, push_service.device("ann-held2").subscription())
+        await subscribe(client, server, bob, push_service.device("bob-phone2").subscription())
+        push_service.gates["ann-held2"] = gate = threading.Event()
+        await publish(client, tenant, "For ann", audience={"users": ["ann"]})
+        assert await asyncio.to_thread(push_service.arrived["ann-held2"].wait, 10)
+
+        async def erase_slowly(channels: Any) -> dict[str, int]:
+            service = channels.service
+            async with service.store.write() as conn:
+                removed = await erase_user(conn, tenant.id, "ann", also=service.user_erasers)
+                gate.set()  # the attempt finishes while this transaction is open
+                await asyncio.sleep(1.0)
+            return removed
+
+        removed = await on_server(server, erase_slowly)
+        assert removed["push_subscriptions"] == 1
+        # The worker claims its next batch only once this one is finished: bob's push is the
+        # marker that ann's attempt has been settled.
+        await publish(client, tenant, "For bob", audience={"users": ["bob"]})
+        await push_service.wait_for("bob-phone2")
+
+        async def logged(channels: Any) -> dict[str, int]:
+            async with channels.service.store.read() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT user_id, count(*) FROM delivery_log WHERE tenant_id = :t "
+                        "AND status = 'sent' GROUP BY user_id"
+                    ),
+                    {"t": tenant.id},
+                )
+                return {str(u): int(n) for u, n in rows}
+
+        await wait_until(lambda: on_server(server, lambda ch: _has_bob(logged, ch)))
+        assert await on_server(server, logged) == {"bob": 1}
+
+
+async def _has_bob(logged: Any, channels: Any) -> bool:
+    return "bob" in await logged(channels)

@@ -40,6 +40,7 @@ from tidings.store import notifications as nq
 from tidings.store import readstate as rq
 from tidings.store import templates
 from tidings.store import tenants as tq
+from tidings.store.erasure import hold_tenant
 
 if TYPE_CHECKING:
     from tidings.channels.deps import WorkerDeps
@@ -221,6 +222,10 @@ class DigestRunner:
             )
 
         async with self.ch.store.write() as conn:
+            await hold_tenant(conn, tenant)  # an erasure in flight finishes first
+            run = and_(_D.tenant_id == tenant, _D.user_id == user, _D.period == d.period)
+            if (await conn.execute(select(_D.period).where(run))).first() is None:
+                return False  # erased with its user or tenant meanwhile: record nothing
             await conn.execute(
                 update(digest_runs)
                 .where(mine)

@@ -42,6 +42,7 @@ from tidings.domain.locales import pick
 from tidings.domain.notifications import Notification, format_time
 from tidings.store import notifications as nq
 from tidings.store import readstate
+from tidings.store.erasure import hold_tenant
 from tidings.store.tables import notifications, receipts
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ class PushWorker:
         mine = and_(_O.id == job.id, _O.owner == self.ch.instance, _O.state == "sending")
         event = {"user": job.user, "notification_id": job.seq, "device": job.subscription}
         async with self.ch.store.write() as conn:
+            await hold_tenant(conn, job.tenant)  # an erasure in flight finishes first
             if (await conn.execute(select(_O.id).where(_O.id == job.id))).first() is None:
                 # Erased with its user or tenant while the attempt was in flight: nothing of it
                 # is recorded (an erased user leaves no log behind).

@@ -73,6 +73,21 @@ async def lock_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         raise _no_tenant(tenant_id)
 
 
+async def hold_tenant(conn: AsyncConnection, tenant_id: str) -> None:
+    """Hold the tenant's row against erasure for this transaction (``FOR KEY SHARE`` on
+    PostgreSQL; SQLite's write lock covers it). A background writer that records something
+    about a user (a delivery-log row, a digest run) takes this before it checks that its
+    work item still exists: an erasure or tenant deletion in flight (which holds the row
+    ``FOR UPDATE``) then finishes first and the writer finds its item gone, or the writer
+    commits first and the erasure, whose deletes run after, removes what it wrote. Publishes
+    (``FOR NO KEY UPDATE`` of ``last_seq``) are not held up by it."""
+    await conn.execute(
+        select(tenants.c.id)
+        .where(tenants.c.id == tenant_id)
+        .with_for_update(read=True, key_share=True)
+    )
+
+
 def check_user(user: str) -> str:
     if not USER_ID.match(user):
         raise ValidationFailed("A user id is 1-128 of A-Z a-z 0-9 _ . @ : + -.")
