@@ -191,7 +191,13 @@ async def run(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     ran = time.monotonic() - began
     drain_deadline = time.monotonic() + args.drain
     while time.monotonic() < drain_deadline:
-        behind = [c for c in clients if not c.quit and c.start is not None and c.max_seen < final]
+        # A client whose first `ready` came at or after the last publish has nothing to catch
+        # up on (its max_seen stays 0): only one that started before it and has not seen it yet.
+        behind = [
+            c
+            for c in clients
+            if not c.quit and c.start is not None and max(c.max_seen, c.start) < final
+        ]
         if not behind:
             break
         await asyncio.sleep(0.2)
