@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from tidings import hs256
 from tidings.domain.locales import canonical, is_locale
 from tidings.domain.principals import Principal
 from tidings.errors import Code, Unauthorized, ValidationFailed
@@ -81,39 +82,28 @@ def mint(
 def key_id(token: str) -> str | None:
     """The ``kid`` of the token's header (unverified), or ``None`` when it names none."""
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as error:
+        return hs256.key_id(token)
+    except hs256.Invalid as error:
         raise Unauthorized(
             "The stream token is not valid.", code=Code.INVALID_CREDENTIALS
         ) from error
-    kid = header.get("kid")
-    if kid is None:
-        return None
-    if not isinstance(kid, str):
-        raise Unauthorized("The token's kid is malformed.", code=Code.INVALID_CREDENTIALS)
-    return kid
+
+
+_REQUIRED = ("exp", "iat", "sub", "tenant")
 
 
 def verify(
     secret: str, token: str, *, max_ttl: int, tenant: str | None = None, now: float | None = None
 ) -> Principal:
     """The principal of a token signed with ``secret``; with ``tenant`` (a signing key's
-    tenant) the token must be for that tenant. Raises ``Unauthorized`` otherwise."""
+    tenant) the token must be for that tenant. Raises ``Unauthorized`` otherwise. The JWS
+    rules are :mod:`tidings.hs256`'s (PyJWT's, checked at ``now``); tidings' own follow."""
+    at = time.time() if now is None else now
     try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=["HS256"],
-            audience=ISSUER,
-            options={
-                "require": ["exp", "iat", "sub", "tenant"],
-                "verify_aud": False,
-                "verify_iat": False,  # checked below, with LEEWAY for the signer's clock
-            },
-        )
-    except jwt.ExpiredSignatureError as error:
+        claims = hs256.claims(token, secret, require=_REQUIRED, now=at)
+    except hs256.Expired as error:
         raise Unauthorized("The stream token has expired.", code=Code.TOKEN_EXPIRED) from error
-    except jwt.PyJWTError as error:
+    except hs256.Invalid as error:
         raise Unauthorized(
             "The stream token is not valid.", code=Code.INVALID_CREDENTIALS
         ) from error
@@ -139,7 +129,7 @@ def verify(
         raise Unauthorized(
             "The token's roles must be a list of strings.", code=Code.INVALID_CREDENTIALS
         )
-    exp = _check_lifetime(claims, max_ttl, time.time() if now is None else now)
+    exp = _check_lifetime(claims, max_ttl, at)
     expires = datetime.fromtimestamp(exp, UTC)
     email, locale = claims.get("email"), claims.get("locale")
     if locale is not None and (not isinstance(locale, str) or not is_locale(locale)):
