@@ -217,7 +217,11 @@ def test_a_token_minted_by_tidings_verifies_and_its_kid_is_read() -> None:
     token, _ = auth.mint(SECRET, tenant="jump-joy", user="ana", roles=["staff"], ttl=600)
     assert hs256.key_id(token) is None
     principal = auth.verify(SECRET, token, max_ttl=3600)
-    assert (principal.tenant, principal.user, principal.roles) == ("jump-joy", "ana", frozenset({"staff"}))
+    assert (principal.tenant, principal.user, principal.roles) == (
+        "jump-joy",
+        "ana",
+        frozenset({"staff"}),
+    )
     keyed, _ = auth.mint(SECRET, tenant="jump-joy", user="ana", ttl=600, kid="k1")
     assert auth.key_id(keyed) == "k1"
 
