@@ -41,7 +41,7 @@ from tidings.api.opener import Opener, Ticket, opener_of
 from tidings.api.stream import plain_request
 from tidings.delivery.edge import Edge
 from tidings.delivery.hub import Subscriber
-from tidings.delivery.stream import EDGE
+from tidings.delivery.stream import EDGE, HEADERS
 
 log = logging.getLogger(__name__)
 log_stream = logging.getLogger("tidings.delivery.stream")
@@ -176,12 +176,8 @@ class EdgeProtocol(HttpToolsProtocol):
         body: bytes,
     ) -> None:
         """Write the head and the opening in one write; the edge takes the transport."""
-        head = [STATUS_LINE[200]]
-        headers = opener.headers(self._origin)
+        head = _head(self.server_state.default_headers, opener.headers(self._origin))
         self._origin = None
-        for name, value in (*self.server_state.default_headers, *headers):
-            head += (name, b": ", value, b"\r\n")
-        head += (b"transfer-encoding: chunked\r\n\r\n", b"%x\r\n" % len(body), body, b"\r\n")
         cycle.response_started = True
         cycle.chunked_encoding = True
         if self.access_log:
@@ -194,7 +190,7 @@ class EdgeProtocol(HttpToolsProtocol):
                 "1.1",
                 200,
             )
-        self.transport.write(b"".join(head))
+        self.transport.write(b"".join((head, b"%x\r\n" % len(body), body, b"\r\n")))
         edge = Edge(opener.edges, sub, ticket.sent)
         if not self._attach(cycle, edge):  # the write found the client gone
             _dropped(opener, sub)
@@ -260,6 +256,30 @@ class EdgeProtocol(HttpToolsProtocol):
             super().shutdown()
         else:
             self.edge.sub.leave("shutdown")
+
+
+# The head of the last stream opened without CORS headers, and uvicorn's default headers it
+# was made with (see _head).
+_kept: tuple[list[tuple[bytes, bytes]] | None, bytes] = (None, b"")
+
+
+def _head(defaults: list[tuple[bytes, bytes]], headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A stream response's head (status line, uvicorn's ``date``/``server`` headers, the
+    route's headers and CORS, chunked), as uvicorn writes it. Reused while uvicorn's default
+    headers are the same list (it makes a new one as the ``date`` changes, once a second) and
+    the headers are the opener's shared ``HEADERS`` (no CORS); with CORS headers (made per
+    origin) it is built each time."""
+    global _kept
+    if headers is HEADERS and _kept[0] is defaults:
+        return _kept[1]
+    parts = [STATUS_LINE[200]]
+    for name, value in (*defaults, *headers):
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"transfer-encoding: chunked\r\n\r\n")
+    head = b"".join(parts)
+    if headers is HEADERS:
+        _kept = (defaults, head)
+    return head
 
 
 class Handed(asyncio.Protocol):

@@ -65,10 +65,13 @@ def plain_request(
     the edge opener (``tidings.api.opener``). ``None`` for anything but a well-formed request
     with a stream token (no token, an API key, a bad ``Last-Event-ID``, a parameter too
     long…): the route answers those, so every error is the route's own, byte for byte."""
-    query = QueryParams(query_string)
-    names = ("token", "access_token") if legacy else ("access_token",)
-    given = [query.get(name) for name in names]
-    resume_query = query.get("last_event_id")
+    given: list[str | None] = []
+    resume_query = None
+    if query_string:  # most streams send none: no parse
+        query = QueryParams(query_string)
+        names = ("token", "access_token") if legacy else ("access_token",)
+        given = [query.get(name) for name in names]
+        resume_query = query.get("last_event_id")
     if any(v is not None and len(v) > TOKEN_MAX for v in given) or (
         resume_query is not None and len(resume_query) > RESUME_MAX
     ):
