@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tests.support import (
     Stream,
     Tenant,
     create_tenant,
+    free_port,
     make_settings,
     publish_blobs,
 )
@@ -298,3 +300,65 @@ async def test_a_reader_stuck_past_the_send_timeout_is_cut_off_with_bye(tmp_path
         stalled.close()
     finally:
         srv.stop()
+
+
+async def _scope_addresses(http: Any, bind: dict[str, Any], client: httpx.AsyncClient) -> Any:
+    """``[server, client]`` of a request's ASGI scope as a uvicorn run with ``http`` sees it."""
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = json.dumps([scope["server"], scope["client"]]).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    server = uvicorn.Server(
+        uvicorn.Config(echo, http=http, loop="uvloop", lifespan="off", log_level="error", **bind)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(250):
+            if server.started:
+                break
+            await asyncio.sleep(0.02)
+        assert server.started
+        if "uds" in bind:
+            url = "http://localhost/"
+        elif bind["host"] == "::1":
+            url = f"http://[::1]:{bind['port']}/"
+        else:
+            url = f"http://127.0.0.1:{bind['port']}/"
+        r = await asyncio.wait_for(client.get(url), 10)
+        return r.json()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6", "unix"])
+async def test_the_edge_protocol_gives_the_scope_uvicorns_addresses(
+    family: str, tmp_path: Path
+) -> None:
+    """``EdgeProtocol.connection_made`` reads the addresses itself (cheaper than uvicorn's
+    helpers under uvloop): the ASGI scope's ``server`` and ``client`` are uvicorn's."""
+    connection_made = inspect.getsource(HttpToolsProtocol.connection_made)
+    for line in ("self.server = get_local_addr(transport)", "self.client = get_remote_addr("):
+        assert line in connection_made  # what EdgeProtocol.connection_made stands in for
+    seen = []
+    for http in (EdgeProtocol, "httptools"):
+        if family == "unix":
+            bind: dict[str, Any] = {"uds": str(tmp_path / f"s{len(seen)}.sock")}
+            transport = httpx.AsyncHTTPTransport(uds=bind["uds"])
+        else:
+            bind = {"host": "127.0.0.1" if family == "ipv4" else "::1", "port": free_port()}
+            transport = httpx.AsyncHTTPTransport()
+        async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+            seen.append(await _scope_addresses(http, bind, client))
+    (ours_server, ours_client), (theirs_server, theirs_client) = seen
+    if family == "unix":
+        assert ours_server[1] is None and theirs_server[1] is None
+        assert ours_server[0].endswith(".sock") and theirs_server[0].endswith(".sock")
+        assert ours_client == theirs_client
+    else:
+        assert ours_server[0] == theirs_server[0] and ours_server[1] != theirs_server[1]
+        assert ours_client[0] == theirs_client[0] and isinstance(ours_client[1], int)
