@@ -344,7 +344,7 @@ async def test_the_edge_protocol_gives_the_scope_uvicorns_addresses(
     connection_made = inspect.getsource(HttpToolsProtocol.connection_made)
     for line in ("self.server = get_local_addr(transport)", "self.client = get_remote_addr("):
         assert line in connection_made  # what EdgeProtocol.connection_made stands in for
-    seen = []
+    seen: list[Any] = []
     for http in (EdgeProtocol, "httptools"):
         if family == "unix":
             bind: dict[str, Any] = {"uds": str(tmp_path / f"s{len(seen)}.sock")}
