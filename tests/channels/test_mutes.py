@@ -5,6 +5,7 @@ and on the others through the broker; while the broker is away nothing cached is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
+from tests.conftest import STORES
 from tests.support import ServerThread, Stream, create_tenant, make_settings, open_service, publish
 from tidings import erasure
 from tidings.channels import erasure as channels_erasure
@@ -129,6 +131,55 @@ async def test_a_fill_racing_a_change_is_not_kept_and_the_cache_is_bounded(tmp_p
         mutes.close()
         service.hub.preferences_changed("jump-joy", None)  # no longer listening: harmless
         assert len(mutes) == 0
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_new_users_of_a_tenant_read_the_store_once_not_per_batch(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The tenant's plain fact: users without stored preferences get the tenant's defaults
+    with no SQL after the tenant's first read; a user with preferences is read as before;
+    a change of anyone's preferences drops the fact (then it is read again)."""
+    overrides: dict[str, Any] = {}
+    if store == "postgres":
+        overrides["database_url"] = request.getfixturevalue("postgres_url")
+    async with open_service(make_settings(str(tmp_path), **overrides)) as service:
+        await service.create_tenant("jump-joy", "Jump")
+        await save_prefs(service, "jump-joy", "ann", MUTE_BOOKINGS)
+        channels = Channels(service)
+        first = [principal("jump-joy", f"u{i}") for i in range(5)] + [principal("jump-joy", "ann")]
+        with statements(service.store) as seen:
+            muted = await asyncio.gather(*(channels.muted_types(p) for p in first))
+        assert muted == [frozenset()] * 5 + [{"booking_created"}]
+        selects = [q for q in seen if q.startswith("SELECT")]
+        assert len(selects) == 3, seen  # the defaults, who has preferences, ann's row
+        with statements(service.store) as seen:
+            assert await channels.muted_types(principal("jump-joy", "new")) == frozenset()
+            assert await channels.muted_types(principal("jump-joy", "ann")) == {"booking_created"}
+        assert seen == [], "new users and ann: no SQL"
+        assert len(channels.mutes) == 1, "no entry per plain user: only ann's"
+
+        await save_prefs(service, "jump-joy", "u3", MUTE_BOOKINGS)
+        assert await channels.muted_types(principal("jump-joy", "u3")) == frozenset(), "no event"
+        service.hub.preferences_changed("jump-joy", "u3")  # as a ``p`` broker message does
+        assert await channels.muted_types(principal("jump-joy", "u3")) == {"booking_created"}
+        with statements(service.store) as seen:
+            assert await channels.muted_types(principal("jump-joy", "u4")) == frozenset()
+        assert seen == [], "the fact was read again with u3's change, and is kept"
+
+        async with service.store.write() as conn:  # the defaults change: everyone's do
+            defaults = TenantPreferences.model_validate(
+                {"types": {"payment_failed": {"in_app": False}}}
+            )
+            await profiles.set_tenant_prefs(conn, "jump-joy", defaults, now=datetime.now(UTC))
+        await service.preferences_changed("jump-joy")
+        assert await channels.muted_types(principal("jump-joy", "u4")) == {"payment_failed"}
+
+        service.hub.broker_changed(connected=False)  # the fact is not trusted without a broker
+        with statements(service.store) as seen:
+            assert await channels.muted_types(principal("jump-joy", "u4")) == {"payment_failed"}
+        assert seen, "while the broker is away every lookup reads the store"
+        channels.mutes.close()
 
 
 # -- two instances, the Redis broker ------------------------------------------------------------

@@ -15,6 +15,15 @@ defaults. It is kept right by events, not by time:
 - a fill that read the store while anything was forgotten is not kept (``epoch``), so a read
   racing a change never leaves the old value behind.
 
+Besides one entry per user it keeps, per tenant, a *plain* fact: the muted types of every
+user without stored preferences (the tenant's defaults alone) and the users who have some
+(at most :data:`PLAIN_MAX`). A user not among those gets the plain value with no entry and
+no SQL, so a connect storm of new users reads the store once per tenant, not once per batch
+(issue 8). The fact follows the same rules as an entry: any ``forget`` of the tenant (a user's
+preferences saved, the defaults changed) drops it, on every instance by the ``p`` message;
+it is not kept while the broker is away nor across a broker epoch, nor when filled by a read
+that raced a forget.
+
 ``TTL`` is only an upper bound on an entry's life (a message lost without a broker
 disconnect), not what keeps the cache right.
 """
@@ -30,6 +39,8 @@ if TYPE_CHECKING:
     from tidings.delivery.hub import Hub
 
 TTL = 3600.0
+PLAIN_MAX = 5_000  # users with stored preferences a tenant's plain fact may list
+PLAIN_TENANTS = 1_024  # tenants with a plain fact, least recently used out first
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +50,25 @@ class _Entry:
     born: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    muted: frozenset[str]  # of a user without stored preferences
+    others: frozenset[str]  # the users with stored preferences
+    broker_epoch: int
+    born: float
+
+
 class Mutes:
     """One instance's muted types per (tenant, user): at most ``size``, least recently used
     out first; ``size`` 0 keeps nothing."""
 
-    __slots__ = ("_entries", "_hub", "epoch", "size")
+    __slots__ = ("_entries", "_hub", "_plain", "epoch", "size")
 
     def __init__(self, hub: Hub, size: int) -> None:
         self._hub = hub
         self.size = size
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._plain: OrderedDict[str, _Plain] = OrderedDict()
         self.epoch = 0  # counts forgets: a fill begun before one is not kept
         hub.on_preferences.append(self.forget)
 
@@ -69,6 +89,36 @@ class Mutes:
         self._entries.move_to_end(key)
         return entry.muted
 
+    def plain(self, tenant: str, user: str) -> frozenset[str] | None:
+        """The muted types of ``user`` by the tenant's plain fact (the user has no stored
+        preferences), or ``None``: no fact, or the user has preferences (then :meth:`get`)."""
+        fact = self._plain.get(tenant)
+        if fact is None:
+            return None
+        hub = self._hub
+        stale = fact.broker_epoch != hub.broker_epoch or time.monotonic() - fact.born > TTL
+        if stale or not hub.views_trusted:
+            del self._plain[tenant]
+            return None
+        self._plain.move_to_end(tenant)
+        return None if user in fact.others else fact.muted
+
+    def knows_plain(self, tenant: str) -> bool:
+        """Whether the tenant's plain fact is kept (then a fill need not read it again)."""
+        return tenant in self._plain
+
+    def put_plain(
+        self, tenant: str, muted: frozenset[str], others: frozenset[str], begun: tuple[int, int]
+    ) -> None:
+        """Keep the tenant's plain fact read by a fill begun at ``begun`` (as :meth:`put`)."""
+        hub = self._hub
+        if self.size <= 0 or begun != (self.epoch, hub.broker_epoch) or not hub.views_trusted:
+            return
+        self._plain[tenant] = _Plain(muted, others, begun[1], time.monotonic())
+        self._plain.move_to_end(tenant)
+        while len(self._plain) > PLAIN_TENANTS:
+            self._plain.popitem(last=False)
+
     def begin(self) -> tuple[int, int]:
         """Mark the start of a fill from the store (pass it to :meth:`put`)."""
         return self.epoch, self._hub.broker_epoch
@@ -88,6 +138,7 @@ class Mutes:
     def forget(self, tenant: str, user: str | None = None) -> None:
         """Drop one user's entry, or (``user`` None) every entry of the tenant."""
         self.epoch += 1
+        self._plain.pop(tenant, None)  # whoever changed may now have preferences, or not
         if user is not None:
             self._entries.pop((tenant, user), None)
             return
@@ -99,7 +150,8 @@ class Mutes:
         if self.forget in self._hub.on_preferences:
             self._hub.on_preferences.remove(self.forget)
         self._entries.clear()
+        self._plain.clear()
         self.epoch += 1
 
 
-__all__ = ["TTL", "Mutes"]
+__all__ = ["PLAIN_MAX", "TTL", "Mutes"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, String, cast, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -78,6 +78,19 @@ async def get_many(conn: AsyncConnection, tenant: str, users: Sequence[str]) -> 
         )
         found.update((row.user_id, _profile(row)) for row in rows)
     return found
+
+
+async def with_preferences(conn: AsyncConnection, tenant: str, limit: int) -> list[str] | None:
+    """The users of ``tenant`` whose stored preferences are not empty (one statement), or
+    ``None`` when there are more than ``limit``. Every other user of the tenant, with a row
+    or without, has exactly the tenant's defaults."""
+    rows = await conn.execute(
+        select(_U.user_id)
+        .where(_U.tenant_id == tenant, cast(_U.prefs, String) != "{}")
+        .limit(limit + 1)
+    )
+    users = [str(u) for (u,) in rows]
+    return None if len(users) > limit else users
 
 
 async def any_email(conn: AsyncConnection, tenant: str) -> bool:

@@ -32,7 +32,7 @@ from tidings.channels import deliverylog, profiles, reminders, snoozes
 from tidings.channels.clock import Clock, SystemClock
 from tidings.channels.deps import WorkerDeps
 from tidings.channels.digest import DigestRunner
-from tidings.channels.mutes import Mutes
+from tidings.channels.mutes import PLAIN_MAX, Mutes
 from tidings.channels.planner import Planner
 from tidings.channels.preferences import UserPreferences
 from tidings.channels.presence import Presence
@@ -280,6 +280,8 @@ class Channels:
         read transaction, then kept until a preferences event says otherwise."""
         key = (principal.tenant, principal.user)
         muted = self.mutes.get(*key)
+        if muted is None:
+            muted = self.mutes.plain(*key)  # no stored preferences: the tenant's defaults
         if muted is not None:
             return muted
         pending = self._muted_reads.get(key)
@@ -310,8 +312,18 @@ class Channels:
             async with self.service.store.read() as conn:
                 for tenant, users in tenants.items():
                     defaults = await profiles.tenant_prefs(conn, tenant)
-                    found = await profiles.get_many(conn, tenant, users)
+                    plain = profiles.Profile(tenant, "").effective(defaults).muted_types()
+                    others: list[str] | None = None
+                    if not self.mutes.knows_plain(tenant):  # read once per tenant, then kept
+                        others = await profiles.with_preferences(conn, tenant, PLAIN_MAX)
+                        if others is not None:
+                            self.mutes.put_plain(tenant, plain, frozenset(others), begun)
+                    need = users if others is None else sorted(set(users) & set(others))
+                    found = await profiles.get_many(conn, tenant, need) if need else {}
                     for user in users:
+                        if others is not None and user not in found:
+                            batch[(tenant, user)].set_result(plain)  # as the fact says
+                            continue
                         profile = found.get(user) or profiles.Profile(tenant, user)
                         muted = profile.effective(defaults).muted_types()
                         self.mutes.put(tenant, user, muted, begun)
