@@ -198,7 +198,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._origin = None
         cycle.response_started = True
         cycle.chunked_encoding = True
-        if self.access_log:
+        if self.access_log and self.access_logger.isEnabledFor(logging.INFO):
             scope = opener.forwarded(cycle.scope)
             self.access_logger.info(
                 '%s - "%s %s HTTP/%s" %d',
