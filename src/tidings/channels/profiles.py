@@ -2,7 +2,8 @@
 
 A user's row is written when the user calls the channels API with a stream token (e-mail and
 roles come from the token's claims), when the user has a live stream (the presence heartbeat
-records the same claims), and by an admin (``PUT /v1/users/{user}``). Roles are kept so that
+records the same claims, unless the token carries none: no e-mail, roles or locale, and the
+user has no row yet), and by an admin (``PUT /v1/users/{user}``). Roles are kept so that
 push and digests can check a notification's audience while the user is not connected.
 
 Every function takes a connection of the caller's transaction and filters on the tenant.

@@ -227,7 +227,15 @@ class Channels:
                 for tenant, users in tenants.items()
                 for user, profile in (await profiles.get_many(conn, tenant, users)).items()
             }
-        changed = [p for p in principals if not _unchanged(stored.get((p.tenant, p.user)), p)]
+        # A user without a row whose token says nothing a row would hold (no e-mail, roles or
+        # locale) gets none here: it would read exactly as having none (a connect storm of
+        # such users writes nothing). Their device or address, when they add one, writes it.
+        changed = [
+            p
+            for p in principals
+            if not _unchanged(found := stored.get((p.tenant, p.user)), p)
+            and not (found is None and not p.email and not p.roles and p.locale is None)
+        ]
         # A new locale claim changes the user's preferences: one by one (rare; note_principal).
         relocale = [p for p in changed if _relocale(stored.get((p.tenant, p.user)), p)]
         changed = [p for p in changed if p not in relocale]
