@@ -152,3 +152,12 @@ def test_anchor_events_are_counted_by_sequence_number() -> None:
     report = proc.delivery_report([0, 1, 2])
     assert report["missing"] == 1 and report["duplicates"] == 1 and report["received"] == 2
     assert report["data_bytes"] == 2 * len(b'{"data":{"t":1.0,"i":0},"pad":"xx"}')
+
+
+def test_the_fanout_diagnostic_runs_and_every_stream_gets_every_frame() -> None:
+    """``benchmarks/fanout_python.py`` (docs/performance.md, session 5) asserts that every
+    stream's transport got every frame before it prints a figure."""
+    cmd = [sys.executable, "-m", "benchmarks.fanout_python", "--streams", "50", "--rounds", "5"]
+    done = subprocess.run(cmd, capture_output=True, timeout=60, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert "µs of Python per stream and notification (50 streams)" in done.stdout.decode()
