@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -43,6 +43,7 @@ from tidings.store.groupcommit import GroupCommitter
 from tidings.templates import Templates
 
 log = logging.getLogger(__name__)
+_Item = TypeVar("_Item")  # a feed item or a card
 
 SNAPSHOT_SIZE = 5
 SNOOZE_MAX_DAYS = 366  # how far ahead a snooze may end (issue 10)
@@ -361,19 +362,7 @@ class Tidings:
         before: int | None,
         limit: int,
     ) -> tuple[list[rq.FeedItem], int | None]:
-        muted = await self.muted(principal)
-        async with self.store.read() as conn:
-            return await rq.feed(
-                conn,
-                principal.tenant,
-                principal.user,
-                sorted(principal.roles),
-                status=status,
-                type_=type_,
-                before=before,
-                limit=limit,
-                exclude_types=muted,
-            )
+        return await self._page(rq.feed, principal, status, type_, before, limit)
 
     async def grouped_feed(
         self,
@@ -385,9 +374,22 @@ class Tidings:
         limit: int,
     ) -> tuple[list[gq.Card], int | None]:
         """The feed with one card per group (issue 10 item 3; :mod:`tidings.store.groups`)."""
+        return await self._page(gq.grouped_feed, principal, status, type_, before, limit)
+
+    async def _page(
+        self,
+        query: Callable[..., Awaitable[tuple[list[_Item], int | None]]],
+        principal: Principal,
+        status: rq.Status,
+        type_: str | None,
+        before: int | None,
+        limit: int,
+    ) -> tuple[list[_Item], int | None]:
+        """One page of ``query`` (the feed, or its cards) for ``principal``: what the user
+        may see, without the types they muted, in one read transaction."""
         muted = await self.muted(principal)
         async with self.store.read() as conn:
-            return await gq.grouped_feed(
+            return await query(
                 conn,
                 principal.tenant,
                 principal.user,
