@@ -292,55 +292,63 @@ async def test_unread_delay_pushes_live_users_who_did_not_read(
         srv.stop()
 
 
+async def _hold_a_push_to_ann(
+    client: httpx.AsyncClient, server: ServerThread, tenant: Tenant, push_service: PushService
+) -> threading.Event:
+    """ann and bob each with a device (``<tenant>-ann`` / ``<tenant>-bob``); a push to ann
+    held in flight at the push service until the returned gate is set."""
+    push_service.vapid_key = (await client.get(f"{server.url}/v1/push/key")).json()["public_key"]
+    for user in ("ann", "bob"):
+        device = push_service.device(f"{tenant.id}-{user}").subscription()
+        await subscribe(client, server, token(tenant, user), device)
+    push_service.gates[f"{tenant.id}-ann"] = gate = threading.Event()
+    await publish(client, tenant, "For ann", audience={"users": ["ann"]})
+    assert await asyncio.to_thread(push_service.arrived[f"{tenant.id}-ann"].wait, 10)
+    return gate
+
+
+async def _logged_once_bob_is_sent(
+    client: httpx.AsyncClient, server: ServerThread, tenant: Tenant, push_service: PushService
+) -> dict[str, list[str]]:
+    """The delivery log's statuses per user, once a push to bob went out. The worker claims
+    its next batch only once the one before is finished: bob's push is the marker that ann's
+    attempt has been settled."""
+    await publish(client, tenant, "For bob", audience={"users": ["bob"]})
+    await push_service.wait_for(f"{tenant.id}-bob")
+
+    async def logged(channels: Any) -> dict[str, list[str]]:
+        async with channels.service.store.read() as conn:
+            rows = await conn.execute(
+                text("SELECT user_id, status FROM delivery_log WHERE tenant_id = :t"),
+                {"t": tenant.id},
+            )
+            found: dict[str, list[str]] = {}
+            for user, status in rows:
+                found.setdefault(str(user), []).append(str(status))
+            return found
+
+    async def bob_sent(channels: Any) -> bool:
+        return "sent" in (await logged(channels)).get("bob", [])
+
+    await wait_until(lambda: on_server(server, bob_sent))
+    return await on_server(server, logged)
+
+
 async def test_an_attempt_in_flight_when_its_user_is_erased_leaves_no_log(
     server: ServerThread, tenant: Tenant, push_service: PushService
 ) -> None:
     """An erasure that lands while a push to the user is in flight: the attempt's outcome is
     not recorded (the erased user leaves no delivery-log row behind)."""
     async with httpx.AsyncClient(timeout=10) as client:
-        push_service.vapid_key = (await client.get(f"{server.url}/v1/push/key")).json()[
-            "public_key"
-        ]
-        ann, bob = token(tenant, "ann"), token(tenant, "bob")
-        await subscribe(client, server, ann, push_service.device("ann-held").subscription())
-        await subscribe(client, server, bob, push_service.device("bob-phone").subscription())
-        push_service.gates["ann-held"] = gate = threading.Event()
-        await publish(client, tenant, "For ann", audience={"users": ["ann"]})
-        assert await asyncio.to_thread(push_service.arrived["ann-held"].wait, 10)
+        gate = await _hold_a_push_to_ann(client, server, tenant, push_service)
         r = await client.delete(
             f"{server.url}/v1/admin/tenants/{tenant.id}/users/ann",
             headers={"Authorization": f"Bearer {OPERATOR}"},
         )
         assert r.status_code == 200, r.text
         gate.set()
-        # The worker claims its next batch only once this one is finished: bob's push is the
-        # marker that ann's attempt has been settled.
-        await publish(client, tenant, "For bob", audience={"users": ["bob"]})
-        await push_service.wait_for("bob-phone")
-
-        async def ann_logged(channels: Any) -> list[Any]:
-            async with channels.service.store.read() as conn:
-                rows = await conn.execute(
-                    text(
-                        "SELECT status FROM delivery_log WHERE tenant_id = :t AND user_id = 'ann'"
-                    ),
-                    {"t": tenant.id},
-                )
-                return list(rows)
-
-        async def bob_sent(channels: Any) -> bool:
-            async with channels.service.store.read() as conn:
-                rows = await conn.execute(
-                    text(
-                        "SELECT 1 FROM delivery_log WHERE tenant_id = :t AND user_id = 'bob' "
-                        "AND status = 'sent'"
-                    ),
-                    {"t": tenant.id},
-                )
-                return rows.first() is not None
-
-        await wait_until(lambda: on_server(server, bob_sent))
-        assert await on_server(server, ann_logged) == []
+        logged = await _logged_once_bob_is_sent(client, server, tenant, push_service)
+        assert logged.get("ann", []) == []
 
 
 @pytest.fixture(params=STORES)
@@ -366,15 +374,7 @@ async def test_an_attempt_finishing_during_an_erasure_waits_for_it_and_leaves_no
     server = store_push_server
     async with httpx.AsyncClient(timeout=10) as client:
         tenant = create_tenant(server.url, "held-erase")
-        push_service.vapid_key = (await client.get(f"{server.url}/v1/push/key")).json()[
-            "public_key"
-        ]
-        ann, bob = token(tenant, "ann"), token(tenant, "bob")
-        await subscribe(client, server, ann, push_service.device("ann-held2").subscription())
-        await subscribe(client, server, bob, push_service.device("bob-phone2").subscription())
-        push_service.gates["ann-held2"] = gate = threading.Event()
-        await publish(client, tenant, "For ann", audience={"users": ["ann"]})
-        assert await asyncio.to_thread(push_service.arrived["ann-held2"].wait, 10)
+        gate = await _hold_a_push_to_ann(client, server, tenant, push_service)
 
         async def erase_slowly(channels: Any) -> dict[str, int]:
             service = channels.service
@@ -386,25 +386,6 @@ async def test_an_attempt_finishing_during_an_erasure_waits_for_it_and_leaves_no
 
         removed = await on_server(server, erase_slowly)
         assert removed["push_subscriptions"] == 1
-        # The worker claims its next batch only once this one is finished: bob's push is the
-        # marker that ann's attempt has been settled.
-        await publish(client, tenant, "For bob", audience={"users": ["bob"]})
-        await push_service.wait_for("bob-phone2")
-
-        async def logged(channels: Any) -> dict[str, int]:
-            async with channels.service.store.read() as conn:
-                rows = await conn.execute(
-                    text(
-                        "SELECT user_id, count(*) FROM delivery_log WHERE tenant_id = :t "
-                        "AND status = 'sent' GROUP BY user_id"
-                    ),
-                    {"t": tenant.id},
-                )
-                return {str(u): int(n) for u, n in rows}
-
-        await wait_until(lambda: on_server(server, lambda ch: _has_bob(logged, ch)))
-        assert await on_server(server, logged) == {"bob": 1}
-
-
-async def _has_bob(logged: Any, channels: Any) -> bool:
-    return "bob" in await logged(channels)
+        logged = await _logged_once_bob_is_sent(client, server, tenant, push_service)
+        sent = {user: n for user, statuses in logged.items() if (n := statuses.count("sent"))}
+        assert sent == {"bob": 1}

@@ -81,9 +81,7 @@ class Mutes:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        hub = self._hub
-        stale = entry.broker_epoch != hub.broker_epoch or time.monotonic() - entry.born > TTL
-        if stale or not hub.views_trusted:
+        if not self._usable(entry.broker_epoch, entry.born):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
@@ -95,13 +93,22 @@ class Mutes:
         fact = self._plain.get(tenant)
         if fact is None:
             return None
-        hub = self._hub
-        stale = fact.broker_epoch != hub.broker_epoch or time.monotonic() - fact.born > TTL
-        if stale or not hub.views_trusted:
+        if not self._usable(fact.broker_epoch, fact.born):
             del self._plain[tenant]
             return None
         self._plain.move_to_end(tenant)
         return None if user in fact.others else fact.muted
+
+    def _usable(self, broker_epoch: int, born: float) -> bool:
+        """Whether something kept since ``born`` in ``broker_epoch`` may be used now."""
+        hub = self._hub
+        fresh = broker_epoch == hub.broker_epoch and time.monotonic() - born <= TTL
+        return fresh and hub.views_trusted
+
+    def _keeps(self, begun: tuple[int, int]) -> bool:
+        """Whether a fill begun at ``begun`` may be kept (nothing forgotten, same broker)."""
+        hub = self._hub
+        return self.size > 0 and begun == (self.epoch, hub.broker_epoch) and hub.views_trusted
 
     def knows_plain(self, tenant: str) -> bool:
         """Whether the tenant's plain fact is kept (then a fill need not read it again)."""
@@ -111,8 +118,7 @@ class Mutes:
         self, tenant: str, muted: frozenset[str], others: frozenset[str], begun: tuple[int, int]
     ) -> None:
         """Keep the tenant's plain fact read by a fill begun at ``begun`` (as :meth:`put`)."""
-        hub = self._hub
-        if self.size <= 0 or begun != (self.epoch, hub.broker_epoch) or not hub.views_trusted:
+        if not self._keeps(begun):
             return
         self._plain[tenant] = _Plain(muted, others, begun[1], time.monotonic())
         self._plain.move_to_end(tenant)
@@ -126,8 +132,7 @@ class Mutes:
     def put(self, tenant: str, user: str, muted: frozenset[str], begun: tuple[int, int]) -> None:
         """Keep ``muted``, read by a fill begun at ``begun``, unless anything was forgotten
         or the broker changed since, or the broker is away."""
-        hub = self._hub
-        if self.size <= 0 or begun != (self.epoch, hub.broker_epoch) or not hub.views_trusted:
+        if not self._keeps(begun):
             return
         key = (tenant, user)
         self._entries[key] = _Entry(muted, begun[1], time.monotonic())
