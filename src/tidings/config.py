@@ -223,6 +223,15 @@ class Settings(BaseSettings):
     presence_interval: float = Field(
         5.0, gt=0, description="Seconds between heartbeats of who has a live stream here."
     )
+    idle_poll_max: float = Field(
+        10.0,
+        gt=0,
+        description="Longest pause (s) between the background workers' looks at the store while "
+        "nothing happens: after each look that finds nothing the pause doubles from its base "
+        "(the planner 1 s, push its next due item, webhooks TIDINGS_WEBHOOK_POLL_INTERVAL while "
+        "no endpoint exists) up to this; a publish here, a notification relayed from another "
+        "instance or work found brings it back to the base at once.",
+    )
     smtp_host: str = Field("", description="SMTP server for e-mail digests; empty: no e-mail.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
     smtp_username: str = Field("", description="SMTP user name (empty: no AUTH).")

@@ -343,6 +343,9 @@ def channel_settings(tmp: str | Path, **overrides: Any) -> Settings:
         "reminder_interval": 0.1,
         "digest_interval": 0.1,
         "push_retry_base": 0.2,
+        # The workers' idle back-off off: tests move a ManualClock and expect the next look
+        # within the base pause (the back-off has its own tests, test_idle.py).
+        "idle_poll_max": 0.2,
         "public_url": "https://app.example.test",
     }
     values.update(overrides)

@@ -22,6 +22,7 @@ from tidings.config import Settings
 FAST = {
     "webhook_allow_networks": "127.0.0.0/8",
     "webhook_poll_interval": 0.1,
+    "idle_poll_max": 0.1,  # no idle back-off (tests/channels/test_idle.py has its own)
     "webhook_retry_base": 0.05,
     "webhook_retry_max": 0.2,
     "webhook_timeout": 2.0,

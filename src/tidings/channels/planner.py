@@ -11,6 +11,14 @@ The publish path only *wakes* the planner (``after_publish`` hook, no I/O, notin
 notifications published by other instances are found by polling ``tenants.last_seq > cursor``
 every second. Cost follows the work there is:
 
+- While nothing happens the poll backs off: after each full poll that found nothing pending
+  (and no publish here or relayed from another instance meanwhile) the pause doubles, up to
+  ``TIDINGS_IDLE_POLL_MAX``; a publish here or a notification the broker relays
+  (``Hub.on_relayed``) brings it back to a second at once. So an idle instance does not read
+  the store every second, and a busy one polls exactly as before; the longest a notification
+  waits for its plan is that maximum, and only when its instance died before planning it and
+  no other notification moved anywhere since.
+
 - Woken by local publishes, the planner plans just their tenants (no query for pending ones),
   and under continuous publishing it rests ``MIN_GAP`` seconds between the end of a pass and
   the start of the next (publishes that arrive meanwhile are planned together; a planner idle
@@ -121,36 +129,55 @@ class Planner:
         self._woken: set[str] = set()  # tenants published to here since the last pass
         self.profiles = profiles.ProfileCache()
         self.unreachable = Unreachable()
+        self.interval = 1.0  # the full poll's base pause (s)
+        self.idle_max = max(self.interval, deps.settings.idle_poll_max)
+        self.every = self.interval  # the pause now: doubles per idle full poll, up to idle_max
+        self._active = False  # a publish here or relayed since the last full poll
+
+    def activity(self, tenant: str | None = None) -> None:
+        """Something was published (here or relayed from another instance): the full poll goes
+        back to its base pause, at once if it was resting longer."""
+        self._active = True
+        if self.every > self.interval:
+            self.every = self.interval
+            self._wake.set()
 
     async def on_publish(self, published: list[Notification]) -> None:
         """``service.after_publish`` hook: no I/O, just note the tenants and wake the planner."""
         if published:
             self._woken.update(item.tenant for item in published)
+            self.activity()
             self._wake.set()
 
-    async def run_forever(self, interval: float = 1.0) -> None:
+    async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
         tenants: list[str] | None = None  # None: every pending tenant (start, and each poll)
         polled = loop.time()
         while True:
-            if tenants is None:
+            full = tenants is None
+            if full:
                 polled = loop.time()
             try:
-                await self.run_once(tenants)
+                planned = await self.run_once(tenants)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("channel fan-out failed (will retry): %r", error)
+                planned = -1  # not idle: try again at the base pause
+            if full:
+                idle = planned == 0 and not self._active
+                self.every = min(self.every * 2, self.idle_max) if idle else self.interval
+                self._active = False
             ended = loop.time()
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, polled + self.every - ended))
             if self._wake.is_set():
                 rest = MIN_GAP - (loop.time() - ended)
                 if rest > 0:  # publishing continuously: let the next ones join this pass
                     await asyncio.sleep(rest)
                 self._wake.clear()
-            # every ``interval`` a full poll (other instances' publishes), else the woken tenants
-            tenants = None if loop.time() - polled >= interval else sorted(self._woken)
+            # every ``self.every`` a full poll (other instances' publishes), else the woken ones
+            tenants = None if loop.time() - polled >= self.every else sorted(self._woken)
             self._woken.clear()
 
     async def run_once(self, tenants: list[str] | None = None) -> int:

@@ -18,6 +18,13 @@ Before sending, a notification the user has read (or archived) meanwhile is drop
 claimed (and in flight) at a time. A crash between send and write-back re-sends after the
 lease; the ``Topic`` header and the service worker's ``tag`` make such a duplicate replace the
 first.
+
+While nothing is due the worker looks at the outbox less and less often: it sleeps until the
+next row is due (a retry's ``due_at``, a lease that runs out), and at most its base pause
+(``min(1 s, TIDINGS_PUSH_RETRY_BASE)``) doubled per look that found nothing, up to
+``TIDINGS_IDLE_POLL_MAX``. Rows planned here wake it at once (``wake``); rows planned by
+another instance are that instance's worker's, and this one finds them at its next look (they
+only wait for it when that instance died before sending them).
 """
 
 from __future__ import annotations
@@ -27,14 +34,15 @@ import logging
 import random
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import orjson
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from tidings.channels import deliverylog, locales, webpush
+from tidings.channels.clock import as_utc
 from tidings.channels.deliverylog import entry
 from tidings.channels.tables import push_outbox, push_subscriptions
 from tidings.channels.webpush import PushResult
@@ -96,8 +104,12 @@ class PushWorker:
         self.batch = settings.push_concurrency
         self.lease = timedelta(seconds=settings.push_timeout * 3 + 30)
         self.interval = min(1.0, settings.push_retry_base)
+        self.idle_max = max(self.interval, settings.idle_poll_max)
+        self.every = self.interval  # the pause now: doubles per look that found nothing
+        self.next_due: datetime | None = None  # when the earliest row not yet due will be
 
     def wake(self) -> None:
+        self.every = self.interval
         self._wake.set()
 
     async def run_forever(self) -> None:
@@ -105,14 +117,21 @@ class PushWorker:
             try:
                 jobs = await self.claim()
                 if jobs:
+                    self.every = self.interval
                     await asyncio.gather(*(self.deliver(job) for job in jobs))
                     continue
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("push worker failed (will retry): %r", error)
+                self.every, self.next_due = self.interval, None
+            pause = self.every
+            if self.next_due is not None:  # due but not claimed (locked elsewhere): the base
+                due_in = (self.next_due - self.ch.clock.now()).total_seconds()
+                pause = min(pause, due_in) if due_in > 0 else self.interval
+            self.every = min(self.every * 2, self.idle_max)
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), pause)
             self._wake.clear()
 
     async def claim(self) -> list[Job]:
@@ -122,8 +141,14 @@ class PushWorker:
             and_(_O.state == "sending", _O.lease_until < now),
         )
         async with self.ch.store.read() as conn:  # idle: no write transaction
-            if (await conn.execute(select(_O.id).where(due).limit(1))).first() is None:
-                return []
+            # One look: when the earliest pending row is due, and when the earliest lease ends.
+            pending = select(func.min(_O.due_at)).where(_O.state == "pending").scalar_subquery()
+            leased = select(func.min(_O.lease_until)).where(_O.state == "sending")
+            nearest = (await conn.execute(select(pending, leased.scalar_subquery()))).one()
+        moments = [as_utc(m) for m in nearest if m is not None]
+        self.next_due = min(moments) if moments else None
+        if self.next_due is None or self.next_due > now:
+            return []
         async with self.ch.store.write() as conn:
             ids = [
                 int(i)

@@ -80,6 +80,7 @@ class Channels:
         """What the workers get (not this object: no runtime <-> worker import cycle)."""
         self.planner = Planner(self.deps)
         self.planner.unreachable.watch(service.hub)  # told when a user gains a channel
+        service.hub.on_relayed.append(self.planner.activity)  # another instance published
         self.push_worker = PushWorker(self.deps)
         self.digests = DigestRunner(self.deps)
         self.loop: asyncio.AbstractEventLoop | None = None

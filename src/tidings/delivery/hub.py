@@ -193,6 +193,9 @@ class Hub:
         self.broker_epoch = 0  # counts the broker's comings and goings (caches keyed on it)
         # Told (tenant, user or None) when preferences changed anywhere (channels/mutes.py).
         self.on_preferences: list[Callable[[str, str | None], None]] = []
+        # Told the tenant of every notification the broker relays from another instance (the
+        # channel workers' idle pause ends: channels/planner.py).
+        self.on_relayed: list[Callable[[str], None]] = []
         self._tenants: dict[str, _Tenant] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self.closing = False
@@ -337,6 +340,8 @@ class Hub:
 
     async def deliver_raw(self, tenant: str, seq: int, payload: bytes) -> None:
         """Offer a notification announced by the broker (payload empty: read it from the store)."""
+        for listener in self.on_relayed:
+            listener(tenant)
         await self._arrive(tenant, seq, payload or None)
 
     async def _arrive(self, tenant: str, seq: int, item: Notification | bytes | None) -> None:

@@ -86,6 +86,9 @@ class Deliverer:
         await self.sender.close()
 
     async def _run(self) -> None:
+        base = self.settings.webhook_poll_interval
+        longest = max(base, self.settings.idle_poll_max)
+        pause = base
         while True:
             self._wake.clear()
             try:
@@ -94,8 +97,13 @@ class Deliverer:
                 raise
             except Exception as error:
                 log.warning("webhooks round failed (will retry): %r", error)
+                self.active = True
+            # No endpoint anywhere: nothing can be due, so look less and less often (an endpoint
+            # added here wakes the worker; one added on another instance is seen within
+            # TIDINGS_IDLE_POLL_MAX). With endpoints, every poll interval as always.
+            pause = base if self.active else min(pause * 2, longest)
             with suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.webhook_poll_interval):
+                async with asyncio.timeout(pause):
                     await self._wake.wait()
 
     async def round(self) -> None:
