@@ -24,6 +24,7 @@ from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tidings.errors import Unavailable
+from tidings.store.onehop import use_one_hop
 
 if TYPE_CHECKING:
     from tidings.store.migrate import Schema
@@ -60,6 +61,7 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
+            use_one_hop(self.engine)  # a statement is one hand-off to aiosqlite's thread
             _configure_sqlite(self.engine)
 
     @property
