@@ -9,6 +9,8 @@ is behind a hook.
   that raises is logged and the publish still succeeds (the store has it).
 * :data:`MutedTypes` — the types a user switched off in-app: left out of their feed, unread
   count, snapshot and stream. Called per request and per stream opening, so it should cache.
+  :data:`MutedTypesMany` (optional) answers the same for many users in one call (the stream
+  opener's batch of a loop iteration): one await, no task per user.
 * :data:`~tidings.store.erasure.UserEraser` — the extension's part of the operator's user
   erasure, run in the same transaction as the core's (:mod:`tidings.erasure`).
 * :data:`EventSink` — told of what happened to a tenant's notifications (``notification.read``,
@@ -19,6 +21,7 @@ is behind a hook.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +34,7 @@ from tidings.store.erasure import UserEraser
 
 AfterPublish = Callable[[list[Notification]], Awaitable[None]]
 MutedTypes = Callable[[Principal], Awaitable[frozenset[str]]]
+MutedTypesMany = Callable[[Sequence[Principal]], Awaitable[list[frozenset[str]]]]
 EventSink = Callable[[AsyncConnection | None, str, str, dict[str, Any]], Awaitable[None]]
 """``(conn, tenant, event_type, data)``: see the module docstring."""
 
@@ -41,6 +45,7 @@ class Hooks:
 
     after_publish: Sequence[AfterPublish] = ()
     muted_types: MutedTypes | None = None
+    muted_types_many: MutedTypesMany | None = None  # the same, for many (needs muted_types)
     erase_user: Sequence[UserEraser] = ()
     on_event: Sequence[EventSink] = ()
 
@@ -59,4 +64,30 @@ def muted_by_all(sources: Sequence[MutedTypes]) -> MutedTypes | None:
     return muted
 
 
-__all__ = ["AfterPublish", "EventSink", "Hooks", "MutedTypes", "UserEraser", "muted_by_all"]
+def muted_many_by_all(hooks: Sequence[Hooks]) -> MutedTypesMany | None:
+    """One :data:`MutedTypesMany` for the hooks' muted types: the single source's own, or
+    (several sources, or one without it) each principal asked of :func:`muted_by_all`."""
+    sources = [h for h in hooks if h.muted_types is not None]
+    if len(sources) == 1 and sources[0].muted_types_many is not None:
+        return sources[0].muted_types_many
+    one = muted_by_all([h.muted_types for h in sources if h.muted_types is not None])
+    if one is None:
+        return None
+    each = one
+
+    async def muted_many(principals: Sequence[Principal]) -> list[frozenset[str]]:
+        return list(await asyncio.gather(*(each(p) for p in principals)))
+
+    return muted_many
+
+
+__all__ = [
+    "AfterPublish",
+    "EventSink",
+    "Hooks",
+    "MutedTypes",
+    "MutedTypesMany",
+    "UserEraser",
+    "muted_by_all",
+    "muted_many_by_all",
+]

@@ -30,7 +30,16 @@ from tidings.domain.notifications import NewNotification, Notification, format_t
 from tidings.domain.principals import KeyPrincipal, Principal
 from tidings.domain.readstate import UnreadCount
 from tidings.errors import Code, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
-from tidings.hooks import AfterPublish, EventSink, Hooks, MutedTypes, UserEraser, muted_by_all
+from tidings.hooks import (
+    AfterPublish,
+    EventSink,
+    Hooks,
+    MutedTypes,
+    MutedTypesMany,
+    UserEraser,
+    muted_by_all,
+    muted_many_by_all,
+)
 from tidings.metrics import Metrics
 from tidings.ratelimit import RateLimiter
 from tidings.store import Store
@@ -96,6 +105,7 @@ class Tidings:
         # The extensions' seams (tidings.hooks), set through plug() by the lifespan.
         self.after_publish: list[AfterPublish] = []
         self.muted_types: MutedTypes | None = None
+        self.muted_types_many: MutedTypesMany | None = None
         self.user_erasers: list[UserEraser] = []
         self.event_sinks: list[EventSink] = []
         self.limiter = RateLimiter(settings.publish_rate, settings.shared_limits_url)
@@ -117,6 +127,7 @@ class Tidings:
             self.user_erasers.extend(plugged.erase_user)
             self.event_sinks.extend(plugged.on_event)
         self.muted_types = muted_by_all([h.muted_types for h in hooks if h.muted_types])
+        self.muted_types_many = muted_many_by_all(hooks)
 
     async def load_secrets(self) -> keyring.ServerSecrets:
         """Resolve the token secret and operator key (settings, else generated in the store).
@@ -352,6 +363,12 @@ class Tidings:
         if self.muted_types is None:
             return frozenset()
         return await self.muted_types(principal)
+
+    async def muted_many(self, principals: Sequence[Principal]) -> list[frozenset[str]]:
+        """:meth:`muted` of each of ``principals``, in one call (the stream opener's batch)."""
+        if self.muted_types_many is None:
+            return [frozenset()] * len(principals)
+        return await self.muted_types_many(principals)
 
     async def feed(
         self,

@@ -169,8 +169,8 @@ class Opener:
     async def _answer(self, ready: list[Ticket]) -> None:
         service = self.service
         subs = [t.sub for t in ready if t.sub is not None]
-        if service.muted_types is not None:
-            muted = await asyncio.gather(*(service.muted(sub.principal) for sub in subs))
+        if service.muted_types_many is not None:
+            muted = await service.muted_many([sub.principal for sub in subs])
             for sub, types in zip(subs, muted, strict=True):
                 sub.muted = types
         openings = await open_many(
