@@ -80,6 +80,9 @@ async def test_an_extension_is_routed_started_hooked_and_stopped(tmp_path: Path)
         feed = await client.get("/v1/feed", headers={"Authorization": f"Bearer {alice}"})
         assert feed.status_code == 200, feed.text
         assert [item["type"] for item in feed.json()["items"]] == ["payment_received"]  # muted
+        # A hook without muted_types_many still answers a stream opener's batch, per principal.
+        many = await service.muted_many([await service.verify_token(alice)] * 2)
+        assert many == [frozenset({"booking_created"})] * 2
     assert recorder.events == ["configure", "start", "stop"]
 
 
@@ -102,3 +105,7 @@ async def test_the_core_runs_without_extensions(tmp_path: Path) -> None:
         stored, _ = await service.publish("t1", NewNotification(type="system", title="hi"))
         assert stored.seq == 1
         assert service.after_publish == [] and service.muted_types is None
+        assert service.muted_types_many is None
+        assert await service.muted_many(
+            [await service.verify_token(service.mint_token("t1", "a")[0])]
+        ) == [frozenset()]
