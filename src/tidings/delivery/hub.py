@@ -181,6 +181,8 @@ class Hub:
         # All the hub reads from the store (delivery/seqsource.py); a Store is adapted.
         self._seqs = store if isinstance(store, SeqSource) else StoreSeqs(store)
         self._metrics = metrics
+        self._open = 0  # streams registered now (read by the streams_open gauge when scraped)
+        metrics.streams_open.set_function(lambda: self._open)
         self._buffer = buffer
         self._max_per_user = max_per_user
         self._max_per_tenant = max_per_tenant
@@ -209,7 +211,7 @@ class Hub:
 
     @property
     def stream_count(self) -> int:
-        return sum(len(t.subscribers) for t in self._tenants.values())
+        return self._open
 
     def tenants(self) -> list[str]:
         return list(self._tenants)
@@ -275,7 +277,7 @@ class Hub:
             state.by_user[principal.user] = [sub]
         else:
             mine.append(sub)
-        self._metrics.streams_open.inc()
+        self._open += 1
         return sub
 
     def _new_tenant(self, last: int) -> _Tenant:
@@ -313,7 +315,7 @@ class Hub:
             state.idle_since = time.monotonic()
             if self._view_ttl <= 0 and not state.lock.locked():
                 del self._tenants[sub.principal.tenant]
-        self._metrics.streams_open.dec()
+        self._open -= 1
         if sub.reason == "overflow":
             self._metrics.dropped.labels(reason="overflow").inc()
 
