@@ -161,3 +161,19 @@ def test_the_fanout_diagnostic_runs_and_every_stream_gets_every_frame() -> None:
     done = subprocess.run(cmd, capture_output=True, timeout=60, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert "µs of Python per stream and notification (50 streams)" in done.stdout.decode()
+
+
+def test_the_paced_publish_benchmark_runs(tmp_path: Path) -> None:
+    """``benchmarks.paced`` (CPU of a lone publish at a pace, and of the idle server) runs end
+    to end with tiny numbers and reports figures that add up."""
+    cmd = [
+        sys.executable, "-m", "benchmarks.paced",
+        "--count", "10", "--rate", "50", "--streams", "5", "--settle", "0.2", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, timeout=90, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    figures = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert figures["count"] == 10 and figures["streams"] == 5, figures
+    assert figures["publish_user_ms"] >= 0 and figures["publish_sys_ms"] >= 0, figures
+    assert figures["publish_span_s"] >= 10 / 50, figures
+    assert 0 <= figures["idle_share"] < 1, figures

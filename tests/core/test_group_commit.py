@@ -8,6 +8,7 @@ the writer task runs and form one group by construction.
 from __future__ import annotations
 
 import asyncio
+import threading
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -221,6 +222,43 @@ async def test_a_lone_publish_commits_at_once(settings: Settings, tmp_path: Path
         assert (stored.seq, created) == (1, True)
         assert list(service.committer.group_sizes) == [1]
         assert timers == [], "the group committer set a timer for a lone publish"
+
+
+async def test_on_sqlite_a_group_is_one_transaction_on_the_writer_thread(tmp_path: Path) -> None:
+    """SQLite in a file: the group committer's transaction runs whole on the store's writer
+    thread (``Store.run_write``): one ``BEGIN IMMEDIATE`` … ``COMMIT`` there for 32 concurrent
+    publishes, no write transaction on the loop's engine, every seq stored once."""
+    from tests.support import make_settings
+
+    app = create_app(make_settings(str(tmp_path)))
+    async with app.router.lifespan_context(app):
+        service = app.state.tidings
+        store: Store = service.store
+        await service.create_tenant("t1", "One")
+        writer = store.writer_engine
+        assert store.writes_in_thread and writer is not None
+        threads: list[str] = []
+        inserts: dict[str, int] = {"writer": 0, "loop": 0}
+
+        def counter(where: str) -> Any:
+            def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+                if statement.startswith("INSERT INTO notifications"):
+                    inserts[where] += 1
+
+            return seen
+
+        event.listen(writer, "commit", lambda _c: threads.append(threading.current_thread().name))
+        event.listen(writer, "before_cursor_execute", counter("writer"))
+        event.listen(store.engine.sync_engine, "before_cursor_execute", counter("loop"))
+        published = await asyncio.wait_for(
+            asyncio.gather(*(service.publish("t1", note(f"n{i}")) for i in range(32))), 30
+        )
+        assert sorted(n.seq for n, _ in published) == list(range(1, 33))
+        assert len(threads) == 1 and threads[0].startswith("tidings-sqlite-writer"), threads
+        assert inserts == {"writer": 1, "loop": 0}, inserts  # one executemany, on the writer
+        async with store.read() as conn:
+            seqs = [n.seq for n in await nq.fetch_after(conn, "t1", 0, limit=100)]
+        assert seqs == list(range(1, 33))
 
 
 async def test_a_burst_of_transactions_reuses_pooled_connections(settings: Settings) -> None:

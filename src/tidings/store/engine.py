@@ -17,10 +17,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import event, exc, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tidings.errors import Unavailable
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from tidings.store.migrate import Schema
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     exc.OperationalError,
@@ -39,6 +41,7 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+_STORE_ERRORS: tuple[type[BaseException], ...] = (*_UNAVAILABLE_ERRORS, exc.DBAPIError)
 
 
 class Store:
@@ -60,16 +63,70 @@ class Store:
             kwargs.update(pool_size=pooled, max_overflow=0, pool_pre_ping=True, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # SQLite in a file: a synchronous engine on the same file for run_write, used on one
+        # thread of its own (the writer; made here, connected on first use).
+        self._sync: Engine | None = None
+        self._writer: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             use_one_hop(self.engine)  # a statement is one hand-off to aiosqlite's thread
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
+            if ":memory:" not in url:
+                self._sync = create_engine(
+                    make_url(url).set(drivername="sqlite"),
+                    echo=echo,
+                    connect_args={"timeout": 30, "check_same_thread": False},
+                    pool_size=1,
+                    max_overflow=0,
+                )
+                _configure_sqlite(self._sync)
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite-writer")
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)  # a transaction under way finishes first
+        if self._sync is not None:
+            self._sync.dispose()
         await self.engine.dispose()
+
+    @property
+    def writes_in_thread(self) -> bool:
+        """Whether :meth:`run_write` is available (SQLite in a file)."""
+        return self._sync is not None
+
+    @property
+    def writer_engine(self) -> Engine | None:
+        """The synchronous engine :meth:`run_write` uses (for its events; ``None`` without)."""
+        return self._sync
+
+    async def run_write(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in one write transaction (``BEGIN IMMEDIATE``) on the store's writer
+        thread, with a synchronous connection: ONE hand-off for the whole transaction, where
+        :meth:`write` makes one per statement and runs SQLAlchemy's async machinery around each
+        (the group committer's transaction, ``store/groupcommit.py``). Under the same
+        in-process write lock as :meth:`write`; errors are answered as :meth:`write` answers
+        them. SQLite in a file only (:attr:`writes_in_thread`)."""
+        assert self._sync is not None and self._writer is not None
+        assert self._write_lock is not None
+        loop = asyncio.get_running_loop()
+        async with self._write_lock:
+            try:
+                return await loop.run_in_executor(self._writer, self._in_writer, work)
+            except _STORE_ERRORS as error:
+                unavailable = _unavailable(error)
+                if unavailable is None:
+                    raise
+                raise unavailable from error
+
+    def _in_writer(self, work: Callable[[Connection], T]) -> T:
+        assert self._sync is not None
+        with self._sync.connect() as conn:
+            conn.execution_options(tidings_begin="IMMEDIATE")
+            with conn.begin():
+                return work(conn)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -95,16 +152,11 @@ class Store:
                     conn = await conn.execution_options(tidings_begin=sqlite_mode)
                 async with conn.begin():
                     yield conn
-        except _UNAVAILABLE_ERRORS as error:
-            if isinstance(error, exc.OperationalError) and _is_programming_bug(error):
+        except _STORE_ERRORS as error:
+            unavailable = _unavailable(error)
+            if unavailable is None:
                 raise
-            log.warning("store unavailable: %s", error.__class__.__name__)
-            raise Unavailable("The notification store is unavailable; retry shortly.") from error
-        except exc.DBAPIError as error:
-            if not _is_disconnect(error):
-                raise
-            log.warning("store unavailable: %s", _sqlstate(error) or "disconnected")
-            raise Unavailable("The notification store is unavailable; retry shortly.") from error
+            raise unavailable from error
 
     async def ping(self) -> None:
         async with self.read() as conn:
@@ -191,8 +243,22 @@ def _is_programming_bug(error: exc.OperationalError) -> bool:
     return "no such table" in message or "no such column" in message or "syntax error" in message
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _unavailable(error: BaseException) -> Unavailable | None:
+    """The :class:`Unavailable` (503) a store error means, logged; ``None``: not an outage (a
+    programming bug, a constraint…), raised as it is."""
+    if isinstance(error, _UNAVAILABLE_ERRORS):
+        if isinstance(error, exc.OperationalError) and _is_programming_bug(error):
+            return None
+        log.warning("store unavailable: %s", error.__class__.__name__)
+        return Unavailable("The notification store is unavailable; retry shortly.")
+    if isinstance(error, exc.DBAPIError) and _is_disconnect(error):
+        log.warning("store unavailable: %s", _sqlstate(error) or "disconnected")
+        return Unavailable("The notification store is unavailable; retry shortly.")
+    return None
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -202,7 +268,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("tidings_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")

@@ -25,6 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -148,10 +149,14 @@ class GroupCommitter:
     async def _transact(
         self, group: list[_Waiter]
     ) -> tuple[list[nq.Outcome], list[Notification], bool]:
-        async with self.store.write() as conn:
-            outcomes, published = await nq.insert_group(
-                conn, [w.request for w in group], now=utcnow()
+        requests = [w.request for w in group]
+        if self.store.writes_in_thread:  # SQLite: the whole transaction in one hand-off
+            outcomes, published = await self.store.run_write(
+                partial(nq.insert_group_sync, requests=requests, now=utcnow())
             )
+            return outcomes, published, False  # no transactional broker announces on SQLite
+        async with self.store.write() as conn:
+            outcomes, published = await nq.insert_group(conn, requests, now=utcnow())
             announced = bool(published) and await self._in_transaction(conn, published)
         return outcomes, published, announced
 

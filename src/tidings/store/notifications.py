@@ -20,14 +20,14 @@ import hashlib
 import json
 import operator
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, and_, bindparam, delete, exists, false, func, or_, select, update
 from sqlalchemy import insert as sa_insert
-from sqlalchemy.engine import Dialect, Row
+from sqlalchemy.engine import Connection, Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.schema import Table
@@ -146,14 +146,13 @@ def _json_dumps(value: Any) -> str:
 _BULK: weakref.WeakKeyDictionary[Dialect, dict[str, _Bulk]] = weakref.WeakKeyDictionary()
 
 
-async def _insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (complete: a value for every column) into ``table``, in one
-    ``executemany``."""
-    by_table = _BULK.setdefault(conn.dialect, {})
+def _bulk(dialect: Dialect, table: Table) -> _Bulk:
+    """``table``'s :class:`_Bulk` for ``dialect`` (made once)."""
+    by_table = _BULK.setdefault(dialect, {})
     bulk = by_table.get(table.name)
     if bulk is None:
-        bulk = by_table[table.name] = _Bulk(table, conn.dialect)
-    await conn.exec_driver_sql(bulk.sql, bulk.parameters(rows))
+        bulk = by_table[table.name] = _Bulk(table, dialect)
+    return bulk
 
 
 def _mismatch() -> ValidationFailed:
@@ -280,20 +279,60 @@ async def insert_group(
     replay of its first use. Statements: one lock of the group's tenants (for one tenant, with
     its seqs reserved), one key lookup per tenant with keys, one executemany of notification
     rows and one of audience targets, and ``last_seq`` writes where they differ from what was
-    used (several tenants; replays).
+    used (several tenants; replays). The steps are :func:`_group_steps`' (shared with
+    :func:`insert_group_sync`).
     """
+    steps = _group_steps(conn.dialect, requests, now)
+    answer: Any = None
+    while True:
+        try:
+            driver, statement, params = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if driver:
+            answer = await conn.exec_driver_sql(statement, params)
+        else:
+            answer = await conn.execute(statement, params)
+
+
+def insert_group_sync(
+    conn: Connection, requests: Sequence[Request], *, now: datetime
+) -> tuple[list[Outcome], list[Notification]]:
+    """:func:`insert_group` on a synchronous connection (the SQLite writer thread,
+    ``Store.run_write``): the same steps, the same statements."""
+    steps = _group_steps(conn.dialect, requests, now)
+    answer: Any = None
+    while True:
+        try:
+            driver, statement, params = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if driver:
+            answer = conn.exec_driver_sql(statement, params)
+        else:
+            answer = conn.execute(statement, params)
+
+
+_Step = tuple[bool, Any, Any]
+"""(driver SQL?, the statement, its parameters): what :func:`_group_steps` asks to run; it is
+sent back the statement's result."""
+
+
+def _group_steps(
+    dialect: Dialect, requests: Sequence[Request], now: datetime
+) -> Generator[_Step, Any, tuple[list[Outcome], list[Notification]]]:
+    """The statements of :func:`insert_group`, one ``yield`` each, and all between them."""
     tenant_ids = sorted({r.tenant for r in requests})
     if len(tenant_ids) == 1:
         # One tenant: lock it and reserve a seq for every item in one statement; what replays
         # leave unused is written back below.
         tid, reserve = tenant_ids[0], sum(len(r.items) for r in requests)
-        held = (await conn.execute(_RESERVE_SEQS, {"tid": tid, "n": reserve})).scalar_one_or_none()
+        held = (yield (False, _RESERVE_SEQS, {"tid": tid, "n": reserve})).scalar_one_or_none()
         last = {} if held is None else {tid: int(held) - reserve}
         stored_top = {} if held is None else {tid: int(held)}
     else:
         last = {
-            str(tid): int(seq)
-            for tid, seq in await conn.execute(_LOCK_TENANTS, {"ids": tenant_ids})
+            str(tid): int(seq) for tid, seq in (yield (False, _LOCK_TENANTS, {"ids": tenant_ids}))
         }
         stored_top = dict(last)
     wanted: dict[str, set[str]] = {}
@@ -303,7 +342,7 @@ async def insert_group(
     known: dict[tuple[str, str], tuple[Notification, bytes]] = {}
     for tid, keys in wanted.items():
         if keys:
-            found = await conn.execute(_BY_KEYS, {"tid": tid, "keys": sorted(keys)})
+            found = yield (False, _BY_KEYS, {"tid": tid, "keys": sorted(keys)})
             for row in found:
                 known[(tid, row.idempotency_key)] = (_from_row(row), row.fingerprint)
     top = dict(last)
@@ -351,12 +390,14 @@ async def insert_group(
         published += [n for n, created in results if created]
         outcomes.append(results)
     if rows:
-        await _insert_rows(conn, notifications, rows)
+        bulk = _bulk(dialect, notifications)
+        yield (True, bulk.sql, bulk.parameters(rows))
     if targets:
-        await _insert_rows(conn, audience_targets, targets)
+        bulk = _bulk(dialect, audience_targets)
+        yield (True, bulk.sql, bulk.parameters(targets))
     moved = [{"tid": tid, "top": seq} for tid, seq in top.items() if seq != stored_top[tid]]
     if moved:
-        await conn.execute(_SET_LAST_SEQ, moved)
+        yield (False, _SET_LAST_SEQ, moved)
     return outcomes, published
 
 
