@@ -256,9 +256,17 @@ async def test_on_sqlite_a_group_is_one_transaction_on_the_writer_thread(tmp_pat
         assert sorted(n.seq for n, _ in published) == list(range(1, 33))
         assert len(threads) == 1 and threads[0].startswith("tidings-sqlite-writer"), threads
         assert inserts == {"writer": 1, "loop": 0}, inserts  # one executemany, on the writer
+        # A group of more than THREAD_MAX notifications stages its rows on the loop instead.
+        many = [[note(f"b{b}-{i}") for i in range(60)] for b in range(3)]
+        batches = await asyncio.wait_for(
+            asyncio.gather(*(service.publish_many("t1", items) for items in many)), 30
+        )
+        assert sorted(n.seq for batch in batches for n, _ in batch) == list(range(33, 213))
+        assert inserts == {"writer": 1, "loop": 1}, inserts
+        assert list(service.committer.group_sizes)[-1] == 3
         async with store.read() as conn:
-            seqs = [n.seq for n in await nq.fetch_after(conn, "t1", 0, limit=100)]
-        assert seqs == list(range(1, 33))
+            seqs = [n.seq for n in await nq.fetch_after(conn, "t1", 0, limit=1000)]
+        assert seqs == list(range(1, 213))
 
 
 async def test_a_burst_of_transactions_reuses_pooled_connections(settings: Settings) -> None:
