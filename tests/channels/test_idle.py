@@ -126,7 +126,7 @@ async def test_a_push_retry_is_sent_at_its_due_time_not_at_the_next_idle_look(
         [message] = await push_service.wait_for("eve", timeout=15)
         late = time.time() - due
         assert message["title"] == "Payment received"
-        assert -0.05 < late < 0.8, late  # at its due time (a look at 7 s would be 1-3 s late)
+        assert -0.05 < late < 0.95, late  # at its due time (a look at 7 s would be 1-3 s late)
 
 
 async def test_a_relayed_notification_ends_the_planners_rest(

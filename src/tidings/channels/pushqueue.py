@@ -126,12 +126,11 @@ class PushWorker:
                 log.warning("push worker failed (will retry): %r", error)
                 self.every, self.next_due = self.interval, None
             pause = self.every
-            if self.next_due is not None:  # due but not claimed (locked elsewhere): the base
-                due_in = (self.next_due - self.ch.clock.now()).total_seconds()
-                pause = min(pause, due_in) if due_in > 0 else self.interval
+            if self.next_due is not None:  # not due at the look: sleep until it is (at most)
+                pause = min(pause, (self.next_due - self.ch.clock.now()).total_seconds())
             self.every = min(self.every * 2, self.idle_max)
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, pause))
             self._wake.clear()
 
     async def claim(self) -> list[Job]:
@@ -160,7 +159,8 @@ class PushWorker:
                     .with_for_update(skip_locked=True)
                 )
             ]
-            if not ids:
+            if not ids:  # due, but claimed or locked elsewhere meanwhile: no due time to keep
+                self.next_due = None
                 return []
             await conn.execute(
                 update(push_outbox)
