@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -42,6 +43,9 @@ ROUTERS = (
     health.router,
     templates.router,  # per-type notification templates (issue 10 item 5)
 )
+
+
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None, extensions: Sequence[Extension] = ()) -> FastAPI:
@@ -79,6 +83,9 @@ def create_app(settings: Settings | None = None, extensions: Sequence[Extension]
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # FastAPI's native OpenTelemetry looks for configured providers on every request (a
+        # third of a lone publish's Python): only when asked for (TIDINGS_OPENTELEMETRY).
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
     problems.install(app)

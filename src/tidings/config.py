@@ -299,6 +299,13 @@ class Settings(BaseSettings):
         description="Serve the API docs (/docs, /redoc, /openapi.json). Default: on, except "
         "with TIDINGS_ENV=production.",
     )
+    opentelemetry: bool = Field(
+        False,
+        description="Let FastAPI's native OpenTelemetry instrumentation record a span, metrics "
+        "and logs per HTTP request once a provider is configured (e.g. under "
+        "opentelemetry-instrument). Off by default: tidings' own metrics are Prometheus "
+        "(/metrics), and FastAPI otherwise looks for a provider on every request.",
+    )
 
     # -- cross-origin embedding (issue 9 item 1; src/tidings/api/cors.py, docs/embedding.md) ------
     cors_origins: Annotated[list[str], NoDecode] = Field(

@@ -22,7 +22,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -47,6 +47,7 @@ from tidings.delivery.stream import EDGE, HEADERS
 
 log = logging.getLogger(__name__)
 log_stream = logging.getLogger("tidings.delivery.stream")
+TICKS_PER_WAKE = 10  # uvicorn's main loop ticks every 0.1 s; ours wakes every 10th tick
 STREAM_PATH = "/v1/stream"
 # Streams the edge may take over: /v1/stream and the compatible /sse/notifications.
 STREAM_PATHS = frozenset({STREAM_PATH, "/sse/notifications"})
@@ -358,9 +359,42 @@ def _dropped(opener: Opener, sub: Subscriber) -> None:
 
 
 class Server(uvicorn.Server):
+    """uvicorn's server, with a graceful shutdown streams hear about (module docstring) and a
+    main loop that wakes once a second, not ten times: its tick refreshes the ``date`` header
+    (once a second in uvicorn too) and checks for exit, and an exit request (a signal, or
+    ``should_exit`` set from any thread) ends the wait at once."""
+
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        self._exit_requested = False
+        self._ring: Callable[[], object] | None = None  # ends main_loop's wait (while it runs)
         super().__init__(config)
         self._app = app
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit_requested
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit_requested = value
+        ring = self._ring
+        if value and ring is not None:
+            ring()
+
+    async def main_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        self._ring = lambda: loop.call_soon_threadsafe(woken.set)
+        try:
+            counter = 0
+            should_exit = await self.on_tick(counter)
+            while not should_exit:
+                counter = (counter + TICKS_PER_WAKE) % 864000  # uvicorn's ticks are 0.1 s
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), TICKS_PER_WAKE / 10)
+                should_exit = await self.on_tick(counter)
+        finally:
+            self._ring = None
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's graceful shutdown, without waiting out its timeout for clients that stopped

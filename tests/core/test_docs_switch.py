@@ -35,3 +35,26 @@ async def _statuses(tmp: Path, **overrides: Any) -> list[int]:
 )
 async def test_docs_switch(tmp_path: Path, overrides: dict[str, Any], expected: int) -> None:
     assert await _statuses(tmp_path, **overrides) == [expected] * len(DOCS)
+
+
+@pytest.mark.parametrize(("enabled", "asked"), [(False, False), (True, True)])
+async def test_opentelemetry_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled: bool, asked: bool
+) -> None:
+    """FastAPI's native OpenTelemetry looks for a configured tracer provider on every request:
+    only with ``TIDINGS_OPENTELEMETRY`` (off by default; tidings' metrics are Prometheus)."""
+    from opentelemetry import trace
+
+    looked: list[object] = []
+    real = trace.get_tracer_provider
+
+    def counted() -> trace.TracerProvider:
+        looked.append(None)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counted)
+    app = create_app(make_settings(str(tmp_path), opentelemetry=enabled))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/docs")).status_code == 200
+    assert bool(looked) is asked, looked

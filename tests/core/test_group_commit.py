@@ -227,7 +227,9 @@ async def test_a_lone_publish_commits_at_once(settings: Settings, tmp_path: Path
 async def test_on_sqlite_a_group_is_one_transaction_on_the_writer_thread(tmp_path: Path) -> None:
     """SQLite in a file: the group committer's transaction runs whole on the store's writer
     thread (``Store.run_write``): one ``BEGIN IMMEDIATE`` … ``COMMIT`` there for 32 concurrent
-    publishes, no write transaction on the loop's engine, every seq stored once."""
+    publishes, no write transaction on the loop's engine, every seq stored once. The writer's
+    inserts run on the DBAPI cursor (no SQLAlchemy cursor event): they are seen by SQLite's
+    own statement trace, with the thread that ran them."""
     from tests.support import make_settings
 
     app = create_app(make_settings(str(tmp_path)))
@@ -238,35 +240,78 @@ async def test_on_sqlite_a_group_is_one_transaction_on_the_writer_thread(tmp_pat
         writer = store.writer_engine
         assert store.writes_in_thread and writer is not None
         threads: list[str] = []
-        inserts: dict[str, int] = {"writer": 0, "loop": 0}
+        inserts: dict[str, int] = {"writer": 0, "loop": 0}  # SQLAlchemy's executemanys
 
-        def counter(where: str) -> Any:
-            def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-                if statement.startswith("INSERT INTO notifications"):
-                    inserts[where] += 1
+        traced: list[str] = []  # the thread of each notification row the writer inserted
 
-            return seen
+        def trace(statement: str) -> None:
+            if statement.startswith("INSERT INTO notifications"):
+                traced.append(threading.current_thread().name)
 
+        def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("INSERT INTO notifications"):
+                inserts["loop"] += 1
+
+        event.listen(writer, "connect", lambda dbapi, _r: dbapi.set_trace_callback(trace))
         event.listen(writer, "commit", lambda _c: threads.append(threading.current_thread().name))
-        event.listen(writer, "before_cursor_execute", counter("writer"))
-        event.listen(store.engine.sync_engine, "before_cursor_execute", counter("loop"))
+        event.listen(store.engine.sync_engine, "before_cursor_execute", seen)
         published = await asyncio.wait_for(
             asyncio.gather(*(service.publish("t1", note(f"n{i}")) for i in range(32))), 30
         )
         assert sorted(n.seq for n, _ in published) == list(range(1, 33))
         assert len(threads) == 1 and threads[0].startswith("tidings-sqlite-writer"), threads
-        assert inserts == {"writer": 1, "loop": 0}, inserts  # one executemany, on the writer
+        assert len(traced) == 32 and {*traced} == {threads[0]}, traced  # each row, the writer
+        assert inserts == {"writer": 0, "loop": 0}, inserts
         # A group of more than THREAD_MAX notifications stages its rows on the loop instead.
         many = [[note(f"b{b}-{i}") for i in range(60)] for b in range(3)]
         batches = await asyncio.wait_for(
             asyncio.gather(*(service.publish_many("t1", items) for items in many)), 30
         )
         assert sorted(n.seq for batch in batches for n, _ in batch) == list(range(33, 213))
-        assert inserts == {"writer": 1, "loop": 1}, inserts
+        assert inserts == {"writer": 0, "loop": 1} and len(traced) == 32, (inserts, traced)
         assert list(service.committer.group_sizes)[-1] == 3
         async with store.read() as conn:
             seqs = [n.seq for n in await nq.fetch_after(conn, "t1", 0, limit=1000)]
         assert seqs == list(range(1, 213))
+
+
+async def test_on_sqlite_a_writer_that_cannot_lock_answers_unavailable_and_recovers(
+    tmp_path: Path,
+) -> None:
+    """Another process holds SQLite's write lock past the writer's busy timeout: the publish is
+    refused as the store being unavailable (503, a ``BEGIN IMMEDIATE`` run on the DBAPI
+    connection raised as SQLAlchemy raises it), nothing is stored, and once the lock is gone
+    the writer's kept connection publishes again, the seqs without a gap."""
+    import sqlite3
+
+    from tests.support import make_settings
+    from tidings.errors import Unavailable
+
+    settings = make_settings(str(tmp_path))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        service = app.state.tidings
+        store: Store = service.store
+        await service.create_tenant("t1", "One")
+        writer = store.writer_engine
+        assert writer is not None
+        quick = "PRAGMA busy_timeout=200"
+        event.listen(writer, "connect", lambda dbapi, _r: dbapi.execute(quick), insert=False)
+        first, _ = await asyncio.wait_for(service.publish("t1", note("before")), 30)
+        path = settings.database_url.split("///", 1)[1]
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the write lock, held as another process would
+            with pytest.raises(Unavailable):
+                await asyncio.wait_for(service.publish("t1", note("locked out")), 30)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        after, _ = await asyncio.wait_for(service.publish("t1", note("after")), 30)
+        assert (first.seq, after.seq) == (1, 2)
+        async with store.read() as conn:
+            titles = [n.title for n in await nq.fetch_after(conn, "t1", 0, limit=10)]
+        assert titles == ["before", "after"]
 
 
 async def test_a_burst_of_transactions_reuses_pooled_connections(settings: Settings) -> None:

@@ -14,7 +14,9 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +69,7 @@ class Store:
         # thread of its own (the writer; made here, connected on first use).
         self._sync: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._writer_conn: Connection | None = None  # the writer thread's, once it connected
         if self.is_sqlite:
             use_one_hop(self.engine)  # a statement is one hand-off to aiosqlite's thread
             _configure_sqlite(self.engine.sync_engine)
@@ -78,7 +81,7 @@ class Store:
                     pool_size=1,
                     max_overflow=0,
                 )
-                _configure_sqlite(self._sync)
+                _configure_sqlite(self._sync, raw_begin=True)
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite-writer")
 
     @property
@@ -87,7 +90,9 @@ class Store:
 
     async def close(self) -> None:
         if self._writer is not None:
-            self._writer.shutdown(wait=True)  # a transaction under way finishes first
+            with contextlib.suppress(RuntimeError):  # already shut down: closed before
+                self._writer.submit(self._close_writer)  # after a transaction under way
+            self._writer.shutdown(wait=True)
         if self._sync is not None:
             self._sync.dispose()
         await self.engine.dispose()
@@ -122,11 +127,24 @@ class Store:
                 raise unavailable from error
 
     def _in_writer(self, work: Callable[[Connection], T]) -> T:
+        """On the writer thread: ``work`` in a transaction of the thread's own connection, kept
+        open between transactions (no pool checkout and reset per transaction); one that
+        failed with a connection error is reopened next time."""
         assert self._sync is not None
-        with self._sync.connect() as conn:
+        conn = self._writer_conn
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                conn.close()
+            conn = self._writer_conn = self._sync.connect()
             conn.execution_options(tidings_begin="IMMEDIATE")
-            with conn.begin():
-                return work(conn)
+        with conn.begin():
+            return work(conn)
+
+    def _close_writer(self) -> None:
+        """On the writer thread: its connection goes back to the pool (:meth:`close`)."""
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            conn.close()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -257,7 +275,11 @@ def _unavailable(error: BaseException) -> Unavailable | None:
     return None
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, raw_begin: bool = False) -> None:
+    """WAL, busy timeout and foreign keys on each connection; ``BEGIN`` as the execution option
+    ``tidings_begin`` asks (default ``DEFERRED``). ``raw_begin`` (a synchronous engine): the
+    ``BEGIN`` is run on the DBAPI connection itself, not as a SQLAlchemy statement."""
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -271,4 +293,11 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("tidings_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if not raw_begin:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+            return
+        sql = f"BEGIN {mode}"
+        try:  # straight on the DBAPI connection, raised as SQLAlchemy raises it
+            conn.connection.driver_connection.execute(sql)
+        except sqlite3.Error as error:
+            raise exc.DBAPIError.instance(sql, (), error, sqlite3.Error) from error

@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import sqlite3
 import weakref
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, and_, bindparam, delete, exists, false, func, or_, select, update
+from sqlalchemy import JSON, and_, bindparam, delete, exc, exists, false, func, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.engine import Connection, Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -298,19 +299,88 @@ async def insert_group(
 def insert_group_sync(
     conn: Connection, requests: Sequence[Request], *, now: datetime
 ) -> tuple[list[Outcome], list[Notification]]:
-    """:func:`insert_group` on a synchronous connection (the SQLite writer thread,
-    ``Store.run_write``): the same steps, the same statements."""
+    """:func:`insert_group` on a synchronous SQLite connection (the writer thread,
+    ``Store.run_write``): the same steps, the same statements, in the caller's transaction.
+
+    The statements whose parameters and results are plain values (the seq reservation and
+    ``last_seq`` writes, the prepared bulk inserts) run on the connection's DBAPI cursor,
+    compiled once (:func:`_raw_sql`): SQLAlchemy's per-statement machinery was most of a lone
+    publish's transaction (docs/performance.md, session 7). The others (key lookups, whose rows
+    are typed; several tenants' lock, whose list expands) run through ``conn``. A DBAPI error is
+    raised as SQLAlchemy raises it (:meth:`sqlalchemy.exc.DBAPIError.instance`), so callers see
+    the same exceptions either way. Statements run this way bypass SQLAlchemy's cursor events
+    and echo."""
     steps = _group_steps(conn.dialect, requests, now)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     answer: Any = None
-    while True:
-        try:
-            driver, statement, params = steps.send(answer)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        if driver:
-            answer = conn.exec_driver_sql(statement, params)
-        else:
-            answer = conn.execute(statement, params)
+    try:
+        while True:
+            try:
+                driver, statement, params = steps.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if driver:
+                answer = _on_cursor(cursor, statement, params)
+                continue
+            raw = _raw_sql(conn.dialect, statement)
+            if raw is None:
+                answer = conn.execute(statement, params)
+                continue
+            sql, names = raw
+            if isinstance(params, list):
+                answer = _on_cursor(cursor, sql, [tuple(p[n] for n in names) for p in params])
+            else:
+                answer = _on_cursor(cursor, sql, tuple(params[n] for n in names))
+    finally:
+        cursor.close()
+
+
+class _Rows:
+    """A DBAPI statement's fetched rows, answering what :func:`_group_steps` asks of a result."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+    def scalar_one_or_none(self) -> Any:
+        if len(self.rows) > 1:
+            raise exc.MultipleResultsFound("Multiple rows were found when one or none was required")
+        return self.rows[0][0] if self.rows else None
+
+
+def _on_cursor(cursor: Any, sql: str, params: Any) -> _Rows:
+    """``sql`` on the DBAPI ``cursor`` (``executemany`` for a list of rows); its rows."""
+    try:
+        if isinstance(params, list):
+            cursor.executemany(sql, params)
+            return _Rows([])
+        cursor.execute(sql, params)
+        return _Rows(cursor.fetchall())
+    except sqlite3.Error as error:
+        raise exc.DBAPIError.instance(sql, params, error, sqlite3.Error) from error
+
+
+# Statements of _group_steps that insert_group_sync runs on the cursor: plain parameters (no
+# expanding list), plain results (integers).
+_RAW_STATEMENTS = frozenset({id(_RESERVE_SEQS), id(_SET_LAST_SEQ)})
+_RAW_SQL: dict[tuple[int, str], tuple[str, tuple[str, ...]]] = {}
+
+
+def _raw_sql(dialect: Dialect, statement: Any) -> tuple[str, tuple[str, ...]] | None:
+    """``statement``'s SQL for ``dialect`` and its parameters' names in order (compiled once),
+    or ``None`` when it is not one to run on the cursor."""
+    if id(statement) not in _RAW_STATEMENTS or dialect.paramstyle != "qmark":
+        return None
+    key = (id(statement), dialect.name)
+    found = _RAW_SQL.get(key)
+    if found is None:
+        compiled = statement.compile(dialect=dialect)
+        found = _RAW_SQL[key] = (compiled.string, tuple(compiled.positiontup or ()))
+    return found
 
 
 _Step = tuple[bool, Any, Any]
