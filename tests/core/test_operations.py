@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,3 +71,29 @@ async def test_resume_into_pruned_history_gets_reset(server: ServerThread, tenan
     async with Stream(server.url, token, last_event_id=5) as s:
         assert (await s.next()).event == "ready"
         assert [f.data["title"] for f in await s.notifications(1)] == ["new"]
+
+
+def test_the_main_loop_wakes_once_a_second_and_exits_at_once(tmp_path: Path) -> None:
+    """The server's main loop ticks once a second (uvicorn's ten times; each wake of an idle
+    process costs it CPU), and ``should_exit`` set from another thread ends it at once."""
+    from tests.support import make_settings
+
+    server = ServerThread(make_settings(str(tmp_path)))
+    ticks: list[float] = []
+    real = server.server.on_tick
+
+    async def on_tick(counter: int) -> bool:
+        ticks.append(time.monotonic())
+        return await real(counter)
+
+    server.server.on_tick = on_tick  # type: ignore[method-assign]
+    server.start()
+    try:
+        time.sleep(2.6)
+        assert 2 <= len(ticks) <= 4, ticks  # 0 s, ~1 s, ~2 s
+    finally:
+        asked = time.monotonic()
+        server.server.should_exit = True
+        server.thread.join(timeout=5)
+    assert not server.thread.is_alive()
+    assert time.monotonic() - asked < 0.9  # not at the next tick
