@@ -84,6 +84,59 @@ async def test_each_statement_is_one_hand_off_and_answers_as_before(store: Store
         assert (empty.all(), hops.puts) == ([], 6)
 
 
+async def test_a_transaction_is_its_statements_and_one_end(store: Store) -> None:
+    """``BEGIN`` runs with the first statement (no hand-off of its own); a transaction ends in
+    one hand-off; one in which nothing ran, and the pool's reset of a connection with no
+    transaction open, in none. What was written is committed, what was rolled back is not."""
+    async with store.engine.connect() as conn:
+        hops = await counted(conn)
+        async with conn.begin():
+            assert hops.puts == 0
+            await conn.execute(text("INSERT INTO items (name, n) VALUES ('a', 1)"))
+            assert hops.puts == 1  # BEGIN and the insert
+        assert hops.puts == 2  # COMMIT
+        async with conn.begin():
+            pass
+        assert hops.puts == 2  # nothing ran: nothing to end
+        async with conn.begin() as transaction:
+            await conn.execute(text("INSERT INTO items (name, n) VALUES ('b', 2)"))
+            await transaction.rollback()
+        assert hops.puts == 4  # BEGIN and the insert, ROLLBACK
+    assert hops.puts == 4  # returned to the pool: no transaction open, no reset hand-off
+    async with store.read() as conn:
+        rows = (await conn.execute(text("SELECT name FROM items"))).scalars().all()
+    assert rows == ["a"]
+
+
+async def test_a_deferred_begin_that_cannot_lock_raises_at_the_first_statement(
+    store: Store, tmp_path: Path
+) -> None:
+    """``BEGIN IMMEDIATE`` against a write lock held elsewhere fails with the transaction's
+    first statement, as SQLAlchemy raises it (the store answers it as unavailable; the busy
+    timeout lowered for the test), and the connection is usable again once the lock is gone."""
+    import sqlite3
+
+    from tidings.errors import Unavailable
+
+    async with store.engine.connect() as conn:  # the pool's one connection
+        await conn.exec_driver_sql("PRAGMA busy_timeout=100")
+    other = sqlite3.connect(tmp_path / "one.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Unavailable) as raised:
+            async with store.write() as conn:
+                await conn.execute(text("INSERT INTO items (name, n) VALUES ('z', 1)"))
+        error = raised.value.__cause__
+        assert isinstance(error, OperationalError) and "locked" in str(error), error
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    async with store.write() as conn:
+        await conn.execute(text("INSERT INTO items (name, n) VALUES ('z', 1)"))
+    async with store.read() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM items"))).scalar_one() == 1
+
+
 async def test_a_failing_statement_raises_as_before_and_the_connection_goes_on(
     store: Store,
 ) -> None:

@@ -32,14 +32,27 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util.concurrency import await_
 
 _Outcome = tuple[Any, int, int | None, list[Any]]
+# Attributes this module keeps on an aiosqlite connection: the BEGIN not yet run, and whether a
+# transaction was open after the last hand-off (sqlite3 answers that on its own thread only).
+_BEGIN = "_tidings_begin"
+_OPEN = "_tidings_open"
 
 
-def _run(conn: aiosqlite.Connection, sql: str, parameters: Any) -> _Outcome:
-    """On aiosqlite's thread: execute, fetch everything, close; what the cursor told."""
-    cursor = conn._conn.cursor()
+def _is_begin(sql: str) -> bool:
+    return sql[:6].upper() == "BEGIN " or sql.strip().upper() == "BEGIN"
+
+
+def _run(conn: aiosqlite.Connection, sql: str, parameters: Any, begin: str | None) -> _Outcome:
+    """On aiosqlite's thread: the deferred ``begin`` if any, then execute, fetch everything,
+    close; what the cursor told."""
+    raw = conn._conn
+    cursor = raw.cursor()
     try:
+        if begin is not None:
+            cursor.execute(begin)
         if parameters is None:
             cursor.execute(sql)
         else:
@@ -49,15 +62,34 @@ def _run(conn: aiosqlite.Connection, sql: str, parameters: Any) -> _Outcome:
         return description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
+        setattr(conn, _OPEN, raw.in_transaction)
 
 
-def _run_many(conn: aiosqlite.Connection, sql: str, parameters: Sequence[Any]) -> _Outcome:
-    cursor = conn._conn.cursor()
+def _run_many(
+    conn: aiosqlite.Connection, sql: str, parameters: Sequence[Any], begin: str | None
+) -> _Outcome:
+    raw = conn._conn
+    cursor = raw.cursor()
     try:
+        if begin is not None:
+            cursor.execute(begin)
         cursor.executemany(sql, parameters)
         return None, cursor.rowcount, cursor.lastrowid, []
     finally:
         cursor.close()
+        setattr(conn, _OPEN, raw.in_transaction)
+
+
+def _end(conn: aiosqlite.Connection, commit: bool) -> None:
+    """On aiosqlite's thread: commit or roll back, and note that no transaction is open."""
+    raw = conn._conn
+    try:
+        if commit:
+            raw.commit()
+        else:
+            raw.rollback()
+    finally:
+        setattr(conn, _OPEN, raw.in_transaction)
 
 
 class _Statement:
@@ -74,12 +106,22 @@ class _Statement:
         self.lastrowid: int | None = None
 
     async def execute(self, sql: str, parameters: Any = None) -> _Statement:
-        outcome: _Outcome = await self._conn._execute(_run, self._conn, sql, parameters)  # type: ignore[no-untyped-call]
+        conn = self._conn
+        if _is_begin(sql) and not parameters and getattr(conn, _BEGIN, None) is None:
+            setattr(conn, _BEGIN, sql)  # run with the transaction's first statement
+            self.description, self.rowcount, self.lastrowid, self._rows = None, -1, None, []
+            return self
+        begin = getattr(conn, _BEGIN, None)
+        setattr(conn, _BEGIN, None)
+        outcome: _Outcome = await conn._execute(_run, conn, sql, parameters, begin)  # type: ignore[no-untyped-call]
         self.description, self.rowcount, self.lastrowid, self._rows = outcome
         return self
 
     async def executemany(self, sql: str, parameters: Sequence[Any]) -> _Statement:
-        outcome: _Outcome = await self._conn._execute(_run_many, self._conn, sql, parameters)  # type: ignore[no-untyped-call]
+        conn = self._conn
+        begin = getattr(conn, _BEGIN, None)
+        setattr(conn, _BEGIN, None)
+        outcome: _Outcome = await conn._execute(_run_many, conn, sql, parameters, begin)  # type: ignore[no-untyped-call]
         self.description, self.rowcount, self.lastrowid, self._rows = outcome
         return self
 
@@ -114,10 +156,32 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     """SQLAlchemy's aiosqlite connection adapter whose (non-server-side) cursors are
-    :class:`OneHopCursor` s."""
+    :class:`OneHopCursor` s, whose ``BEGIN`` runs with the transaction's first statement, and
+    whose commit or rollback with no transaction open (nothing ran since the ``BEGIN``, or the
+    pool's reset of a connection already committed) needs no hand-off: sqlite3 does nothing
+    then either."""
 
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+    def commit(self) -> None:
+        self._end(True)
+
+    def rollback(self) -> None:
+        self._end(False)
+
+    def _end(self, commit: bool) -> None:
+        conn = self._connection
+        if not conn._connection:  # closed: as SQLAlchemy's adapter, nothing to do
+            return
+        begun = getattr(conn, _BEGIN, None)
+        setattr(conn, _BEGIN, None)
+        if begun is not None or not getattr(conn, _OPEN, True):
+            return  # no statement ran in it, or none is open: sqlite3 would do nothing
+        try:
+            await_(conn._execute(_end, conn, commit))
+        except Exception as error:
+            self._handle_exception(error)
 
 
 def use_one_hop(engine: AsyncEngine) -> None:
