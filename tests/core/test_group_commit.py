@@ -224,12 +224,12 @@ async def test_a_lone_publish_commits_at_once(settings: Settings, tmp_path: Path
         assert timers == [], "the group committer set a timer for a lone publish"
 
 
-async def test_on_sqlite_a_group_is_one_transaction_on_the_writer_thread(tmp_path: Path) -> None:
-    """SQLite in a file: the group committer's transaction runs whole on the store's writer
-    thread (``Store.run_write``): one ``BEGIN IMMEDIATE`` … ``COMMIT`` there for 32 concurrent
-    publishes, no write transaction on the loop's engine, every seq stored once. The writer's
-    inserts run on the DBAPI cursor (no SQLAlchemy cursor event): they are seen by SQLite's
-    own statement trace, with the thread that ran them."""
+async def test_on_sqlite_a_group_is_one_synchronous_transaction_on_the_loop(tmp_path: Path) -> None:
+    """SQLite in a file, the write lock free: the group committer's transaction runs whole on
+    the loop's synchronous connection (``Store.run_write``, no hand-off to any thread): one
+    ``BEGIN IMMEDIATE`` … ``COMMIT`` for 32 concurrent publishes, none through aiosqlite,
+    every seq stored once. Its inserts run on the DBAPI cursor (no SQLAlchemy cursor event):
+    they are seen by SQLite's own statement trace, with the thread that ran them."""
     from tests.support import make_settings
 
     app = create_app(make_settings(str(tmp_path)))
@@ -259,8 +259,9 @@ async def test_on_sqlite_a_group_is_one_transaction_on_the_writer_thread(tmp_pat
             asyncio.gather(*(service.publish("t1", note(f"n{i}")) for i in range(32))), 30
         )
         assert sorted(n.seq for n, _ in published) == list(range(1, 33))
-        assert len(threads) == 1 and threads[0].startswith("tidings-sqlite-writer"), threads
-        assert len(traced) == 32 and {*traced} == {threads[0]}, traced  # each row, the writer
+        here = threading.current_thread().name  # the loop's
+        assert threads == [here], threads
+        assert len(traced) == 32 and {*traced} == {here}, traced  # each row, on the loop
         assert inserts == {"writer": 0, "loop": 0}, inserts
         # A group of more than THREAD_MAX notifications stages its rows on the loop instead.
         many = [[note(f"b{b}-{i}") for i in range(60)] for b in range(3)]
@@ -273,6 +274,77 @@ async def test_on_sqlite_a_group_is_one_transaction_on_the_writer_thread(tmp_pat
         async with store.read() as conn:
             seqs = [n.seq for n in await nq.fetch_after(conn, "t1", 0, limit=1000)]
         assert seqs == list(range(1, 213))
+
+
+async def test_on_sqlite_a_lock_held_elsewhere_is_waited_for_on_the_writer_thread(
+    tmp_path: Path,
+) -> None:
+    """Another process holds SQLite's write lock: the loop does not wait for it (its
+    connection's busy timeout is 0); the transaction goes to the writer thread, which waits,
+    and commits there once the lock is released."""
+    import sqlite3
+
+    from tests.support import make_settings
+
+    settings = make_settings(str(tmp_path))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        service = app.state.tidings
+        store: Store = service.store
+        await service.create_tenant("t1", "One")
+        writer = store.writer_engine
+        assert writer is not None
+        threads: list[str] = []
+        event.listen(writer, "commit", lambda _c: threads.append(threading.current_thread().name))
+        await asyncio.wait_for(service.publish("t1", note("first")), 30)
+        other = sqlite3.connect(settings.database_url.split("///", 1)[1], isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            waiting = asyncio.ensure_future(service.publish("t1", note("waits")))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the loop went on meanwhile (this line runs)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        stored, _ = await asyncio.wait_for(waiting, 30)
+        assert stored.seq == 2
+        here = threading.current_thread().name
+        assert threads[0] == here and threads[1].startswith("tidings-sqlite-writer"), threads
+
+
+async def test_on_sqlite_the_loop_leaves_checkpoints_to_the_writer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits on the loop never checkpoint there (a checkpoint syncs the disk): every
+    ``CHECKPOINT_EVERY`` of them one is asked of the writer thread, which copies the WAL into
+    the database file, so the WAL does not grow without bound."""
+    from tests.support import make_settings
+    from tidings.store import engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_EVERY", 5)
+    settings = make_settings(str(tmp_path))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        service = app.state.tidings
+        store: Store = service.store
+        await service.create_tenant("t1", "One")
+        writer = store.writer_engine
+        assert writer is not None
+        checkpoints: list[str] = []
+
+        def trace(statement: str) -> None:
+            if "wal_checkpoint" in statement:
+                checkpoints.append(threading.current_thread().name)
+
+        event.listen(writer, "connect", lambda dbapi, _r: dbapi.set_trace_callback(trace))
+        for i in range(12):
+            await asyncio.wait_for(service.publish("t1", note(f"n{i}")), 30)
+        for _ in range(100):  # asked, not awaited: the thread runs it soon after
+            if len(checkpoints) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert len(checkpoints) == 2, checkpoints  # after the 5th and the 10th commit
+        assert all(t.startswith("tidings-sqlite-writer") for t in checkpoints), checkpoints
 
 
 async def test_on_sqlite_a_writer_that_cannot_lock_answers_unavailable_and_recovers(

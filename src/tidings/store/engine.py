@@ -44,6 +44,13 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 _STORE_ERRORS: tuple[type[BaseException], ...] = (*_UNAVAILABLE_ERRORS, exc.DBAPIError)
+# Commits made on the loop (Store.run_write) between two checkpoints asked of the writer thread:
+# a lone publish writes ~6 pages, SQLite's own automatic checkpoint runs at 1,000.
+CHECKPOINT_EVERY = 150
+
+
+class _Busy(Exception):
+    """SQLite's write lock is held by another process: the transaction goes to the thread."""
 
 
 class Store:
@@ -70,6 +77,8 @@ class Store:
         self._sync: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._writer_conn: Connection | None = None  # the writer thread's, once it connected
+        self._loop_conn: Connection | None = None  # the loop's (never waits for the lock)
+        self._since_checkpoint = 0  # commits on the loop since the last checkpoint asked
         if self.is_sqlite:
             use_one_hop(self.engine)  # a statement is one hand-off to aiosqlite's thread
             _configure_sqlite(self.engine.sync_engine)
@@ -78,7 +87,7 @@ class Store:
                     make_url(url).set(drivername="sqlite"),
                     echo=echo,
                     connect_args={"timeout": 30, "check_same_thread": False},
-                    pool_size=1,
+                    pool_size=2,  # the writer thread's connection and the loop's
                     max_overflow=0,
                 )
                 _configure_sqlite(self._sync, raw_begin=True)
@@ -89,6 +98,9 @@ class Store:
         return self.engine.dialect.name
 
     async def close(self) -> None:
+        conn, self._loop_conn = self._loop_conn, None
+        if conn is not None:
+            conn.close()
         if self._writer is not None:
             with contextlib.suppress(RuntimeError):  # already shut down: closed before
                 self._writer.submit(self._close_writer)  # after a transaction under way
@@ -108,23 +120,82 @@ class Store:
         return self._sync
 
     async def run_write(self, work: Callable[[Connection], T]) -> T:
-        """``work(conn)`` in one write transaction (``BEGIN IMMEDIATE``) on the store's writer
-        thread, with a synchronous connection: ONE hand-off for the whole transaction, where
-        :meth:`write` makes one per statement and runs SQLAlchemy's async machinery around each
-        (the group committer's transaction, ``store/groupcommit.py``). Under the same
-        in-process write lock as :meth:`write`; errors are answered as :meth:`write` answers
-        them. SQLite in a file only (:attr:`writes_in_thread`)."""
+        """``work(conn)`` in one write transaction (``BEGIN IMMEDIATE``) with a synchronous
+        connection, where :meth:`write` makes a hand-off to aiosqlite's thread per statement
+        and runs SQLAlchemy's async machinery around each (the group committer's transaction,
+        ``store/groupcommit.py``). SQLite in a file only (:attr:`writes_in_thread`).
+
+        **On the loop when SQLite's write lock is free** (the common case: this process's
+        writers take turns on the in-process write lock held here): the transaction runs right
+        here, with no hand-off and no thread to wake. A commit in WAL mode is a ``write`` of
+        the new pages to the WAL file, never an ``fsync`` (``synchronous=NORMAL``), so the loop
+        waits for the page cache only, as nginx's access log or Redis's append-only file do;
+        the loop's connection has a busy timeout of 0 and no automatic checkpoint (the
+        checkpoint, which syncs, is asked of the writer thread every ``CHECKPOINT_EVERY``
+        commits here). **When another process holds the lock** (``SQLITE_BUSY`` at ``BEGIN``),
+        the transaction goes to the writer thread, whose connection waits for the lock up to
+        the store's busy timeout. Errors are answered as :meth:`write` answers them."""
         assert self._sync is not None and self._writer is not None
         assert self._write_lock is not None
         loop = asyncio.get_running_loop()
         async with self._write_lock:
             try:
+                try:
+                    return self._on_loop(work)
+                except _Busy:
+                    pass
                 return await loop.run_in_executor(self._writer, self._in_writer, work)
             except _STORE_ERRORS as error:
                 unavailable = _unavailable(error)
                 if unavailable is None:
                     raise
                 raise unavailable from error
+
+    def _on_loop(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a transaction of the loop's own connection; :class:`_Busy` (nothing
+        done) when another process holds SQLite's write lock."""
+        assert self._sync is not None and self._writer is not None
+        conn = self._loop_conn
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                conn.close()
+            conn = self._sync.connect()
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA busy_timeout=0")  # never wait on the loop: the thread will
+            raw.execute("PRAGMA wal_autocheckpoint=0")  # never sync on the loop: see run_write
+            conn.execution_options(tidings_begin="IMMEDIATE")
+            self._loop_conn = conn
+        try:
+            transaction = conn.begin()
+        except exc.OperationalError as error:
+            if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                raise _Busy from error
+            raise
+        with transaction:
+            done = work(conn)
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            self._writer.submit(self._checkpoint)
+        return done
+
+    def _checkpoint(self) -> None:
+        """On the writer thread: copy the WAL's pages into the database file without waiting
+        for readers (``PASSIVE``), as SQLite's automatic checkpoint would after a commit."""
+        assert self._sync is not None
+        conn = self._writer_conn
+        if conn is None or conn.closed or conn.invalidated:
+            if conn is not None:
+                conn.close()
+            conn = self._writer_conn = self._sync.connect()
+            conn.execution_options(tidings_begin="IMMEDIATE")
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        try:
+            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+        except sqlite3.Error as error:  # the next one, or another connection's, will do it
+            log.warning("WAL checkpoint failed: %s", error)
 
     def _in_writer(self, work: Callable[[Connection], T]) -> T:
         """On the writer thread: ``work`` in a transaction of the thread's own connection, kept
