@@ -28,7 +28,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from uvicorn._types import ASGI3Application
+from uvicorn._types import ASGI3Application, ASGISendEvent
 from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import (
@@ -115,6 +115,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._taken = self._take()
         super().on_headers_complete()
         cycle = self.cycle
+        if type(cycle) is RequestResponseCycle:  # made just now; its task has not run yet
+            cycle.__class__ = SizedHeadCycle
         if self.scope.get("path") in STREAM_PATHS and cycle is not None:
             extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
             extensions[EDGE] = lambda edge: self._attach(cycle, edge)
@@ -275,6 +277,80 @@ class EdgeProtocol(HttpToolsProtocol):
             super().shutdown()
         else:
             self.edge.sub.leave("shutdown")
+
+
+class SizedHeadCycle(RequestResponseCycle):
+    """uvicorn's request cycle, whose response head, when it has a ``content-length`` (a sized
+    body follows: every JSON answer, problem and file), is written together with the first
+    part of the body: one ``write``, one TCP segment and one wake-up of the client instead of
+    two. Everything else is uvicorn's: the head is built, checked and logged by its ``send``;
+    only the moment of its write moves. A head without a length (a stream, chunked) is written
+    at once as before. If no body follows (the app failed after starting its answer), the
+    connection is closed as uvicorn closes it, without the head."""
+
+    _held: bytes | None = None
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            sized = any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
+            if sized:
+                real, held = self.transport, _Held()
+                self.transport = held  # type: ignore[assignment]
+                try:
+                    await super().send(message)
+                finally:
+                    self.transport = real
+                self._held = b"".join(held.parts) or None
+                return
+        head = self._held
+        if head is not None and message["type"] == "http.response.body":
+            self._held = None
+            real, joined = self.transport, _Joined(self.transport, head)
+            self.transport = joined  # type: ignore[assignment]
+            try:
+                await super().send(message)
+            finally:
+                self.transport = real
+                joined.flush()  # nothing was written (HEAD, an error): the head still goes
+            return
+        await super().send(message)
+
+
+class _Held:
+    """Takes the head uvicorn writes while its start message is sent."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+
+class _Joined:
+    """The transport while the first body part is sent: its first write carries the head."""
+
+    __slots__ = ("_head", "_real")
+
+    def __init__(self, real: asyncio.Transport, head: bytes) -> None:
+        self._real, self._head = real, head
+
+    def write(self, data: bytes) -> None:
+        head, self._head = self._head, b""
+        self._real.write(head + data if head else data)
+
+    def flush(self) -> None:
+        head, self._head = self._head, b""
+        if head:
+            self._real.write(head)
+
+    def close(self) -> None:
+        self.flush()  # nothing was written yet (HEAD): the head goes before the close
+        self._real.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
 
 
 def _address(info: Any) -> tuple[str, int | None] | None:
