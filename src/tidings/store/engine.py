@@ -154,18 +154,11 @@ class Store:
     def _on_loop(self, work: Callable[[Connection], T]) -> T:
         """``work`` in a transaction of the loop's own connection; :class:`_Busy` (nothing
         done) when another process holds SQLite's write lock."""
-        assert self._sync is not None and self._writer is not None
-        conn = self._loop_conn
-        if conn is None or conn.closed or conn.invalidated:
-            if conn is not None:
-                conn.close()
-            conn = self._sync.connect()
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            raw.execute("PRAGMA busy_timeout=0")  # never wait on the loop: the thread will
-            raw.execute("PRAGMA wal_autocheckpoint=0")  # never sync on the loop: see run_write
-            conn.execution_options(tidings_begin="IMMEDIATE")
-            self._loop_conn = conn
+        assert self._writer is not None
+        # Never wait for the lock on the loop (the thread will), never sync there (run_write).
+        conn = self._loop_conn = self._kept(
+            self._loop_conn, "PRAGMA busy_timeout=0", "PRAGMA wal_autocheckpoint=0"
+        )
         try:
             transaction = conn.begin()
         except exc.OperationalError as error:
@@ -183,13 +176,7 @@ class Store:
     def _checkpoint(self) -> None:
         """On the writer thread: copy the WAL's pages into the database file without waiting
         for readers (``PASSIVE``), as SQLite's automatic checkpoint would after a commit."""
-        assert self._sync is not None
-        conn = self._writer_conn
-        if conn is None or conn.closed or conn.invalidated:
-            if conn is not None:
-                conn.close()
-            conn = self._writer_conn = self._sync.connect()
-            conn.execution_options(tidings_begin="IMMEDIATE")
+        conn = self._writer_conn = self._kept(self._writer_conn)
         raw = conn.connection.driver_connection
         assert raw is not None
         try:
@@ -198,18 +185,27 @@ class Store:
             log.warning("WAL checkpoint failed: %s", error)
 
     def _in_writer(self, work: Callable[[Connection], T]) -> T:
-        """On the writer thread: ``work`` in a transaction of the thread's own connection, kept
-        open between transactions (no pool checkout and reset per transaction); one that
-        failed with a connection error is reopened next time."""
-        assert self._sync is not None
-        conn = self._writer_conn
-        if conn is None or conn.closed or conn.invalidated:
-            if conn is not None:
-                conn.close()
-            conn = self._writer_conn = self._sync.connect()
-            conn.execution_options(tidings_begin="IMMEDIATE")
+        """On the writer thread: ``work`` in a transaction of the thread's own connection."""
+        conn = self._writer_conn = self._kept(self._writer_conn)
         with conn.begin():
             return work(conn)
+
+    def _kept(self, conn: Connection | None, *pragmas: str) -> Connection:
+        """``conn`` (a synchronous connection kept between transactions: no pool checkout and
+        reset each time), or, when there is none yet or it failed, a new one whose transactions
+        begin ``IMMEDIATE``, with ``pragmas`` run on it."""
+        assert self._sync is not None
+        if conn is not None and not conn.closed and not conn.invalidated:
+            return conn
+        if conn is not None:
+            conn.close()
+        conn = self._sync.connect()
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        for pragma in pragmas:
+            raw.execute(pragma).close()
+        conn.execution_options(tidings_begin="IMMEDIATE")
+        return conn
 
     def _close_writer(self) -> None:
         """On the writer thread: its connection goes back to the pool (:meth:`close`)."""

@@ -299,8 +299,9 @@ async def insert_group(
 def insert_group_sync(
     conn: Connection, requests: Sequence[Request], *, now: datetime
 ) -> tuple[list[Outcome], list[Notification]]:
-    """:func:`insert_group` on a synchronous SQLite connection (the writer thread,
-    ``Store.run_write``): the same steps, the same statements, in the caller's transaction.
+    """:func:`insert_group` on a synchronous SQLite connection (``Store.run_write``: on the
+    loop, or on the writer thread when another process holds the lock): the same steps, the
+    same statements, in the caller's transaction.
 
     The statements whose parameters and results are plain values (the seq reservation and
     ``last_seq`` writes, the prepared bulk inserts) run on the connection's DBAPI cursor,
