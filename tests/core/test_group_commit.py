@@ -166,6 +166,36 @@ async def test_a_publish_refused_inside_a_group_fails_alone(
     assert await stored_seqs(server, tenant.id) == [1, 2, 3, 4, 5]
 
 
+async def test_a_group_of_several_tenants_gives_each_its_own_seqs(
+    server: ServerThread, tenant: Tenant
+) -> None:
+    """Publishes to three tenants in one group (the tenants locked together, in id order): each
+    tenant's seqs continue from its own last one, gap-free, and its ``last_seq`` is written."""
+    other = create_tenant(server.url, "group-other")
+    third = create_tenant(server.url, "group-third")
+    service = server.service
+    await on_server(server, lambda: service.publish(other.id, note("before")))
+
+    async def group() -> list[Any]:
+        calls = [
+            service.publish(tenant.id, note("a1")),
+            service.publish(other.id, note("b1")),
+            service.publish_many(third.id, [note("c1"), note("c2")]),
+            service.publish(other.id, note("b2")),
+            service.publish(tenant.id, note("a2")),
+        ]
+        return list(await asyncio.gather(*calls))
+
+    a1, b1, c12, b2, a2 = await on_server(server, group)
+    assert list(service.committer.group_sizes)[-1] == 5
+    assert [a1[0].seq, a2[0].seq] == [1, 2]
+    assert [b1[0].seq, b2[0].seq] == [2, 3]
+    assert [n.seq for n, _ in c12] == [1, 2]
+    assert await stored_seqs(server, other.id) == [1, 2, 3]
+    more, _ = await on_server(server, lambda: service.publish(third.id, note("c3")))
+    assert more.seq == 3  # last_seq was written for the group
+
+
 async def test_a_constraint_error_inside_a_group_fails_alone(
     server: ServerThread, tenant: Tenant
 ) -> None:

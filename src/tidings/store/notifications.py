@@ -303,11 +303,11 @@ def insert_group_sync(
     loop, or on the writer thread when another process holds the lock): the same steps, the
     same statements, in the caller's transaction.
 
-    The statements whose parameters and results are plain values (the seq reservation and
-    ``last_seq`` writes, the prepared bulk inserts) run on the connection's DBAPI cursor,
-    compiled once (:func:`_raw_sql`): SQLAlchemy's per-statement machinery was most of a lone
-    publish's transaction (docs/performance.md, session 7). The others (key lookups, whose rows
-    are typed; several tenants' lock, whose list expands) run through ``conn``. A DBAPI error is
+    The statements whose parameters and results are plain values (the seq reservation, the
+    lock of several tenants and ``last_seq`` writes, the prepared bulk inserts) run on the
+    connection's DBAPI cursor, compiled once (:func:`_raw_statement`): SQLAlchemy's
+    per-statement machinery was most of a lone publish's transaction (docs/performance.md,
+    session 7). Key lookups, whose rows are typed, run through ``conn``. A DBAPI error is
     raised as SQLAlchemy raises it (:meth:`sqlalchemy.exc.DBAPIError.instance`), so callers see
     the same exceptions either way. Statements run this way bypass SQLAlchemy's cursor events
     and echo."""
@@ -323,15 +323,17 @@ def insert_group_sync(
             if driver:
                 answer = _on_cursor(cursor, statement, params)
                 continue
-            raw = _raw_sql(conn.dialect, statement)
+            raw = _raw_statement(conn.dialect, statement)
             if raw is None:
                 answer = conn.execute(statement, params)
-                continue
-            sql, names = raw
-            if isinstance(params, list):
-                answer = _on_cursor(cursor, sql, [tuple(p[n] for n in names) for p in params])
+            elif isinstance(params, list):
+                names = raw.names
+                answer = _on_cursor(cursor, raw.sql, [tuple(p[n] for n in names) for p in params])
+            elif raw.expanding:  # an IN list: its placeholders as many as its values
+                state = raw.compiled.construct_expanded_state(params)
+                answer = _on_cursor(cursor, state.statement, state.positional_parameters)
             else:
-                answer = _on_cursor(cursor, sql, tuple(params[n] for n in names))
+                answer = _on_cursor(cursor, raw.sql, tuple(params[n] for n in raw.names))
     finally:
         cursor.close()
 
@@ -365,22 +367,36 @@ def _on_cursor(cursor: Any, sql: str, params: Any) -> _Rows:
         raise exc.DBAPIError.instance(sql, params, error, sqlite3.Error) from error
 
 
-# Statements of _group_steps that insert_group_sync runs on the cursor: plain parameters (no
-# expanding list), plain results (integers).
-_RAW_STATEMENTS = frozenset({id(_RESERVE_SEQS), id(_SET_LAST_SEQ)})
-_RAW_SQL: dict[tuple[int, str], tuple[str, tuple[str, ...]]] = {}
+# Statements of _group_steps that insert_group_sync runs on the cursor: plain parameters
+# (strings, integers; an IN list of them), plain results (strings, integers).
+_RAW_STATEMENTS = frozenset({id(_RESERVE_SEQS), id(_SET_LAST_SEQ), id(_LOCK_TENANTS)})
 
 
-def _raw_sql(dialect: Dialect, statement: Any) -> tuple[str, tuple[str, ...]] | None:
-    """``statement``'s SQL for ``dialect`` and its parameters' names in order (compiled once),
-    or ``None`` when it is not one to run on the cursor."""
+class _RawStatement:
+    """A statement compiled once for a dialect: its SQL and parameter names in order, or (an
+    ``IN`` list) the compiled form that renders them per call."""
+
+    __slots__ = ("compiled", "expanding", "names", "sql")
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        self.compiled = statement.compile(dialect=dialect)
+        self.sql: str = self.compiled.string
+        self.names = tuple(self.compiled.positiontup or ())
+        self.expanding = any(bind.expanding for bind in self.compiled.binds.values())
+
+
+_RAW: dict[tuple[int, str], _RawStatement] = {}
+
+
+def _raw_statement(dialect: Dialect, statement: Any) -> _RawStatement | None:
+    """``statement`` compiled for ``dialect`` (once), or ``None`` when it is not one to run on
+    the cursor."""
     if id(statement) not in _RAW_STATEMENTS or dialect.paramstyle != "qmark":
         return None
     key = (id(statement), dialect.name)
-    found = _RAW_SQL.get(key)
+    found = _RAW.get(key)
     if found is None:
-        compiled = statement.compile(dialect=dialect)
-        found = _RAW_SQL[key] = (compiled.string, tuple(compiled.positiontup or ()))
+        found = _RAW[key] = _RawStatement(statement, dialect)
     return found
 
 
