@@ -342,7 +342,7 @@ class _Joined:
 
     def flush(self) -> None:
         head, self._head = self._head, b""
-        if head:
+        if head and not self._real.is_closing():  # the client may have left meanwhile
             self._real.write(head)
 
     def close(self) -> None:

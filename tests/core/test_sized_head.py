@@ -110,3 +110,25 @@ async def test_an_app_failing_after_its_head_closes_the_connection() -> None:
     transport = await answer(fails_after_start, GET)
     assert transport.closed
     assert not any(w.startswith(b"HTTP/1.1 200") for w in transport.writes), transport.writes
+
+
+async def sized_after_a_pause(scope: Any, receive: Any, send: Any) -> None:
+    headers = [(b"content-length", b"%d" % len(BODY))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await asyncio.sleep(0.1)
+    await send({"type": "http.response.body", "body": BODY})
+
+
+async def test_a_client_gone_before_the_body_gets_nothing_and_nothing_fails() -> None:
+    """The client leaves between the head and the body: nothing is written to the closed
+    transport (the held head is dropped) and the app's send does not raise."""
+    config = uvicorn.Config(sized_after_a_pause, http=EdgeProtocol, log_level="critical")
+    protocol = EdgeProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = Recording()
+    protocol.connection_made(transport)
+    protocol.data_received(GET)
+    await asyncio.sleep(0.03)
+    transport.closed = True
+    protocol.connection_lost(None)
+    await asyncio.sleep(0.2)
+    assert transport.writes == []
