@@ -102,8 +102,9 @@ class Store:
         if conn is not None:
             conn.close()
         if self._writer is not None:
-            with contextlib.suppress(RuntimeError):  # already shut down: closed before
-                self._writer.submit(self._close_writer)  # after a transaction under way
+            if self._writer_conn is not None:  # the thread connected: it closes its connection
+                with contextlib.suppress(RuntimeError):  # already shut down: closed before
+                    self._writer.submit(self._close_writer)  # after a transaction under way
             self._writer.shutdown(wait=True)
         if self._sync is not None:
             self._sync.dispose()
