@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import IntegrityError
 
 from tests.support import ServerThread, Tenant, create_tenant
@@ -37,6 +38,23 @@ async def on_server(server: ServerThread, make: Callable[[], Coroutine[Any, Any,
     loop = server.server.servers[0].get_loop()
     future = asyncio.run_coroutine_threadsafe(make(), loop)
     return await asyncio.wait_for(asyncio.wrap_future(future), 30)
+
+
+@asynccontextmanager
+async def sqlite_app(tmp_path: Path) -> AsyncIterator[tuple[Settings, Any, Store, Engine]]:
+    """The app's service on SQLite in a file (its lifespan running), tenant ``t1`` created:
+    its settings, service, store and the store's synchronous (writer) engine."""
+    from tests.support import make_settings
+
+    settings = make_settings(str(tmp_path))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        service = app.state.tidings
+        store: Store = service.store
+        await service.create_tenant("t1", "One")
+        writer = store.writer_engine
+        assert store.writes_in_thread and writer is not None
+        yield settings, service, store, writer
 
 
 async def stored_seqs(server: ServerThread, tenant: str) -> list[int]:
@@ -260,15 +278,7 @@ async def test_on_sqlite_a_group_is_one_synchronous_transaction_on_the_loop(tmp_
     ``BEGIN IMMEDIATE`` … ``COMMIT`` for 32 concurrent publishes, none through aiosqlite,
     every seq stored once. Its inserts run on the DBAPI cursor (no SQLAlchemy cursor event):
     they are seen by SQLite's own statement trace, with the thread that ran them."""
-    from tests.support import make_settings
-
-    app = create_app(make_settings(str(tmp_path)))
-    async with app.router.lifespan_context(app):
-        service = app.state.tidings
-        store: Store = service.store
-        await service.create_tenant("t1", "One")
-        writer = store.writer_engine
-        assert store.writes_in_thread and writer is not None
+    async with sqlite_app(tmp_path) as (_settings, service, store, writer):
         threads: list[str] = []
         inserts: dict[str, int] = {"writer": 0, "loop": 0}  # SQLAlchemy's executemanys
 
@@ -314,16 +324,7 @@ async def test_on_sqlite_a_lock_held_elsewhere_is_waited_for_on_the_writer_threa
     and commits there once the lock is released."""
     import sqlite3
 
-    from tests.support import make_settings
-
-    settings = make_settings(str(tmp_path))
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        service = app.state.tidings
-        store: Store = service.store
-        await service.create_tenant("t1", "One")
-        writer = store.writer_engine
-        assert writer is not None
+    async with sqlite_app(tmp_path) as (settings, service, _store, writer):
         threads: list[str] = []
         event.listen(writer, "commit", lambda _c: threads.append(threading.current_thread().name))
         await asyncio.wait_for(service.publish("t1", note("first")), 30)
@@ -348,18 +349,10 @@ async def test_on_sqlite_the_loop_leaves_checkpoints_to_the_writer_thread(
     """Commits on the loop never checkpoint there (a checkpoint syncs the disk): every
     ``CHECKPOINT_EVERY`` of them one is asked of the writer thread, which copies the WAL into
     the database file, so the WAL does not grow without bound."""
-    from tests.support import make_settings
     from tidings.store import engine
 
     monkeypatch.setattr(engine, "CHECKPOINT_EVERY", 5)
-    settings = make_settings(str(tmp_path))
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        service = app.state.tidings
-        store: Store = service.store
-        await service.create_tenant("t1", "One")
-        writer = store.writer_engine
-        assert writer is not None
+    async with sqlite_app(tmp_path) as (_settings, service, _store, writer):
         checkpoints: list[str] = []
 
         def trace(statement: str) -> None:
@@ -386,17 +379,9 @@ async def test_on_sqlite_a_writer_that_cannot_lock_answers_unavailable_and_recov
     the writer's kept connection publishes again, the seqs without a gap."""
     import sqlite3
 
-    from tests.support import make_settings
     from tidings.errors import Unavailable
 
-    settings = make_settings(str(tmp_path))
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        service = app.state.tidings
-        store: Store = service.store
-        await service.create_tenant("t1", "One")
-        writer = store.writer_engine
-        assert writer is not None
+    async with sqlite_app(tmp_path) as (settings, service, store, writer):
         quick = "PRAGMA busy_timeout=200"
         event.listen(writer, "connect", lambda dbapi, _r: dbapi.execute(quick), insert=False)
         first, _ = await asyncio.wait_for(service.publish("t1", note("before")), 30)
