@@ -307,13 +307,36 @@ async def _hold_a_push_to_ann(
     return gate
 
 
+async def _plan_a_push_to_bob(
+    client: httpx.AsyncClient, server: ServerThread, tenant: Tenant
+) -> int:
+    """Publish to bob and wait until his push is in the outbox; its row's id."""
+    await publish(client, tenant, "For bob", audience={"users": ["bob"]})
+
+    async def bobs_row(channels: Any) -> int | None:
+        async with channels.service.store.read() as conn:
+            found = await conn.execute(
+                text("SELECT id FROM push_outbox WHERE tenant_id = :t AND user_id = 'bob'"),
+                {"t": tenant.id},
+            )
+            row = found.first()
+            return None if row is None else int(row[0])
+
+    async def planned(channels: Any) -> bool:
+        return await bobs_row(channels) is not None
+
+    await wait_until(lambda: on_server(server, planned), what="bob's push to be planned")
+    found = await on_server(server, bobs_row)
+    assert found is not None
+    return found
+
+
 async def _logged_once_bob_is_sent(
     client: httpx.AsyncClient, server: ServerThread, tenant: Tenant, push_service: PushService
 ) -> dict[str, list[str]]:
     """The delivery log's statuses per user, once a push to bob went out. The worker claims
     its next batch only once the one before is finished: bob's push is the marker that ann's
     attempt has been settled."""
-    await publish(client, tenant, "For bob", audience={"users": ["bob"]})
     await push_service.wait_for(f"{tenant.id}-bob")
 
     async def logged(channels: Any) -> dict[str, list[str]]:
@@ -338,7 +361,10 @@ async def test_an_attempt_in_flight_when_its_user_is_erased_leaves_no_log(
     server: ServerThread, tenant: Tenant, push_service: PushService
 ) -> None:
     """An erasure that lands while a push to the user is in flight: the attempt's outcome is
-    not recorded (the erased user leaves no delivery-log row behind)."""
+    not recorded (the erased user leaves no delivery-log row behind), and a push planned
+    meanwhile for someone else is untouched by it — on SQLite that row takes the id of the
+    erased one (the id of a deleted last row is handed out again), so an attempt that knew its
+    row by id alone would delete bob's push and log it as ann's."""
     async with httpx.AsyncClient(timeout=10) as client:
         gate = await _hold_a_push_to_ann(client, server, tenant, push_service)
         r = await client.delete(
@@ -346,9 +372,10 @@ async def test_an_attempt_in_flight_when_its_user_is_erased_leaves_no_log(
             headers={"Authorization": f"Bearer {OPERATOR}"},
         )
         assert r.status_code == 200, r.text
+        assert await _plan_a_push_to_bob(client, server, tenant) == 1  # ann's row's id
         gate.set()
         logged = await _logged_once_bob_is_sent(client, server, tenant, push_service)
-        assert logged.get("ann", []) == []
+        assert logged == {"bob": ["queued", "sent"]}
 
 
 @pytest.fixture(params=STORES)
@@ -386,6 +413,7 @@ async def test_an_attempt_finishing_during_an_erasure_waits_for_it_and_leaves_no
 
         removed = await on_server(server, erase_slowly)
         assert removed["push_subscriptions"] == 1
+        await publish(client, tenant, "For bob", audience={"users": ["bob"]})
         logged = await _logged_once_bob_is_sent(client, server, tenant, push_service)
         sent = {user: n for user, statuses in logged.items() if (n := statuses.count("sent"))}
         assert sent == {"bob": 1}

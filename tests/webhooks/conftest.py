@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
@@ -188,3 +189,48 @@ def operator(url: str, method: str, path: str, **kw: Any) -> httpx.Response:
     return httpx.request(
         method, f"{url}{path}", headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=10, **kw
     )
+
+
+@dataclass
+class Holding(Receiver):
+    """A :class:`Receiver` that holds its answer to the first request to ``hold`` until
+    ``release`` is set, answers 503 to paths in ``down``, and notes when each request came."""
+
+    hold: str = "/held"
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    down: set[str] = field(default_factory=set)
+    came: list[tuple[str, str, datetime, bool]] = field(default_factory=list)
+    """(path, webhook-id, when, signature verified) of every request, in arrival order."""
+
+
+def _holding_handler(receiver: Holding) -> type[BaseHTTPRequestHandler]:
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            body, headers, signed = self.read_post(receiver.secrets)
+            with receiver.lock:
+                held = self.path == receiver.hold and not receiver.arrived.is_set()
+                status = 503 if self.path in receiver.down else 200
+                # Recorded on arrival: a receiver that acts before it answers has seen it.
+                receiver.got.append(Delivery(self.path, headers, body, signed and status < 300))
+                receiver.came.append((self.path, headers["webhook-id"], datetime.now(UTC), signed))
+            if held:
+                receiver.arrived.set()
+                receiver.release.wait(30)
+            try:
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+            except OSError:  # the sender is gone (killed): nobody hears the answer
+                pass
+
+    return Handler
+
+
+@pytest.fixture
+def holding() -> Iterator[Holding]:
+    with serving(Holding, _holding_handler) as found:
+        try:
+            yield found
+        finally:
+            found.release.set()  # before the server stops: a held answer goes out

@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -27,65 +23,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.cluster.processes import Instance
 from tests.support import OPERATOR, SECRET, ServerThread, Tenant, create_tenant, make_settings
-from tests.webhooks.conftest import (
-    Delivery,
-    QuietHandler,
-    Receiver,
-    add_endpoint,
-    publish,
-    serving,
-)
+from tests.webhooks.conftest import Delivery, Holding, add_endpoint, publish
 from tidings.channels.clock import as_utc
 from tidings.webhooks.tables import webhook_endpoints
 
 TIMEOUT = 2.0  # TIDINGS_WEBHOOK_TIMEOUT: the lease is this + 10 s
 LEASE = TIMEOUT + 10.0
 COUNT = 5
-
-
-@dataclass
-class Holding(Receiver):
-    """A :class:`Receiver` that holds its answer to the first request to ``hold`` until
-    ``release`` is set, answers 503 to paths in ``down``, and notes when each request came."""
-
-    hold: str = "/held"
-    arrived: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-    down: set[str] = field(default_factory=set)
-    came: list[tuple[str, str, datetime, bool]] = field(default_factory=list)
-    """(path, webhook-id, when, signature verified) of every request, in arrival order."""
-
-
-def _handler(receiver: Holding) -> type[BaseHTTPRequestHandler]:
-    class Handler(QuietHandler):
-        def do_POST(self) -> None:
-            body, headers, signed = self.read_post(receiver.secrets)
-            with receiver.lock:
-                held = self.path == receiver.hold and not receiver.arrived.is_set()
-                status = 503 if self.path in receiver.down else 200
-                # Recorded on arrival: a receiver that acts before it answers has seen it.
-                receiver.got.append(Delivery(self.path, headers, body, signed and status < 300))
-                receiver.came.append((self.path, headers["webhook-id"], datetime.now(UTC), signed))
-            if held:
-                receiver.arrived.set()
-                receiver.release.wait(30)
-            try:
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-            except OSError:  # the sender is gone (killed): nobody hears the answer
-                pass
-
-    return Handler
-
-
-@pytest.fixture
-def holding() -> Iterator[Holding]:
-    with serving(Holding, _handler) as found:
-        try:
-            yield found
-        finally:
-            found.release.set()  # before the server stops: a held answer goes out
 
 
 def _lease(database: str, endpoint: str) -> tuple[str | None, datetime | None]:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support import ServerThread, create_tenant
-from tests.webhooks.conftest import Receiver, add_endpoint, operator, publish
+from tests.webhooks.conftest import Holding, Receiver, add_endpoint, operator, publish
 from tidings.config import Settings
 
 
@@ -134,6 +134,39 @@ def test_one_in_flight_per_endpoint_in_order(hook_server: ServerThread, receiver
     assert delivered == seqs
     got = [d.payload["data"]["notification"]["id"] for d in receiver.got]
     assert got[:3] == [seqs[0]] * 3  # retried before anything else was sent
+
+
+def test_an_endpoint_removed_mid_attempt_leaves_the_next_delivery_alone(
+    hook_settings: Settings, holding: Holding
+) -> None:
+    """An endpoint removed while its only delivery is in flight: the attempt's end records
+    nothing, and a delivery queued meanwhile for another endpoint is still sent — on SQLite it
+    took the id of the removed one (the id of a deleted last row is handed out again), so an
+    attempt that knew its delivery by id alone would mark it delivered unsent."""
+    settings = hook_settings.model_copy(update={"webhook_max_attempts": 50})
+    server = ServerThread(settings).start()
+    try:
+        tenant = create_tenant(server.url, "jump-joy")
+        removed = add_endpoint(tenant, holding, "/held", ["notification.created"])["id"]
+        publish(tenant, "to the held one")
+        assert holding.arrived.wait(10), "the held attempt never came"
+        r = httpx.delete(
+            f"{tenant.url}/v1/webhooks/endpoints/{removed}", headers=tenant.auth, timeout=10
+        )
+        assert r.status_code == 200, r.text
+        holding.down.add("/other")  # its delivery stays pending, retried, until it is up
+        other = add_endpoint(tenant, holding, "/other", ["notification.created"])["id"]
+        seq = publish(tenant, "to the other one")
+        holding.wait(lambda: any(d.path == "/other" for d in holding.got))
+        holding.release.set()
+        time.sleep(1.0)  # the held attempt ends and is (not) recorded while /other is down
+        holding.down.clear()
+        holding.wait(lambda: len(holding.ok("/other")) == 1)
+        assert holding.ok("/other")[0].payload["data"]["notification"]["id"] == seq
+        log = httpx.get(f"{tenant.url}/v1/webhooks/log", headers=tenant.auth, timeout=10)
+        assert {e["endpoint_id"] for e in log.json()["entries"]} == {other}
+    finally:
+        server.stop()
 
 
 def test_a_slow_receiver_is_bounded_and_slows_no_other_tenant(

@@ -235,21 +235,32 @@ class PushWorker:
                 detail=detail or None,
             )
 
-        mine = and_(_O.id == job.id, _O.owner == self.ch.instance, _O.state == "sending")
+        # The claimed row itself, not just its id: SQLite hands the id of a deleted last row
+        # to the next insert, so a row erased while its attempt was in flight may have been
+        # followed by another user's row under the same id.
+        mine = and_(
+            _O.id == job.id,
+            _O.tenant_id == job.tenant,
+            _O.seq == job.seq,
+            _O.subscription_id == job.subscription,
+            _O.owner == self.ch.instance,
+            _O.state == "sending",
+        )
         event = {"user": job.user, "notification_id": job.seq, "device": job.subscription}
         async with self.ch.store.write() as conn:
             await hold_tenant(conn, job.tenant)  # an erasure in flight finishes first
-            if (await conn.execute(select(_O.id).where(_O.id == job.id))).first() is None:
-                # Erased with its user or tenant while the attempt was in flight: nothing of it
-                # is recorded (an erased user leaves no log behind).
+            if (await conn.execute(select(_O.id).where(mine))).first() is None:
+                # Erased with its user or tenant while the attempt was in flight (or its lease
+                # ran out and another attempt holds it now): nothing of it is recorded (an
+                # erased user leaves no log behind; the holder of the lease records its own).
                 return
             if result is None:
-                await conn.execute(delete(push_outbox).where(_O.id == job.id))
+                await conn.execute(delete(push_outbox).where(mine))
                 if skipped == "already_read":
                     await deliverylog.write(conn, [note("skipped", skipped)])
                 return
             if result.ok:
-                await conn.execute(delete(push_outbox).where(_O.id == job.id))
+                await conn.execute(delete(push_outbox).where(mine))
                 await conn.execute(
                     update(push_subscriptions)
                     .where(_S.id == job.subscription)
@@ -293,7 +304,7 @@ class PushWorker:
                 )
                 await self.ch.emit(job.tenant, "push.failed", {**event, "reason": "retrying"}, conn)
             else:
-                await conn.execute(delete(push_outbox).where(_O.id == job.id))
+                await conn.execute(delete(push_outbox).where(mine))
                 await conn.execute(
                     update(push_subscriptions)
                     .where(_S.id == job.subscription)

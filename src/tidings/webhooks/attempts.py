@@ -1,5 +1,7 @@
 """What one delivery attempt leaves behind, written in one transaction.
 
+- nothing at all when the delivery is gone meanwhile (its endpoint deleted, its tenant or
+  user erased while the attempt was in flight);
 - a ``webhook_log`` entry ``attempt`` (``ok``, ``status``, ``error``, ``duration_ms``);
 - success: the delivery is ``delivered``; the endpoint's failure streak ends;
 - failure: the delivery is retried after :func:`backoff` (the endpoint waits for it: nothing
@@ -72,7 +74,17 @@ async def record(
         "attempt": attempt,
         "at": now,
     }
-    mine = and_(_D.id == job.delivery, _D.state == "pending")
+    # The delivery itself, not just its id: SQLite hands the id of a deleted last row to the
+    # next insert, so a delivery deleted while its attempt was in flight (its endpoint
+    # removed, its tenant erased) may have been followed by another endpoint's under that id.
+    mine = and_(
+        _D.id == job.delivery,
+        _D.endpoint_id == job.endpoint,
+        _D.event_id == job.event,
+        _D.state == "pending",
+    )
+    if (await conn.execute(select(_D.id).where(mine).with_for_update())).first() is None:
+        return False  # gone meanwhile: nothing of the attempt is recorded
     await conn.execute(
         insert(webhook_log).values(kind="attempt", duration_ms=outcome.duration_ms, **entry)
     )
