@@ -220,6 +220,13 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def _attach(self, cycle: RequestResponseCycle, edge: Edge) -> bool:
         """Give ``edge`` the transport; False when the client is gone already."""
+        # The extension's closure holds the cycle whose scope holds the closure: a reference
+        # cycle that only the cyclic GC would free, with this protocol and its request state
+        # in it (21 objects per connect; docs/performance.md). Broken here, all is freed as
+        # soon as the last reference goes.
+        extensions = cycle.scope.get("extensions")
+        if extensions is not None:
+            extensions.pop(EDGE, None)
         if cycle.disconnected or self.transport.is_closing():
             return False
         cycle.disconnected = True  # the ASGI call ends here; uvicorn writes nothing more

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import json
 import socket
@@ -40,14 +41,18 @@ class RawStream:
         self.writer = writer
 
     @classmethod
-    async def open(cls, port: int, token: str, rcvbuf: int | None = None) -> RawStream:
+    async def open(
+        cls, port: int, token: str, rcvbuf: int | None = None, extra: str = ""
+    ) -> RawStream:
         sock = socket.socket()
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.connect(("127.0.0.1", port))
         sock.setblocking(False)
         reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
-        request = f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        request = (
+            f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{extra}\r\n"
+        )
         writer.write(request.encode())
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -131,6 +136,48 @@ async def test_a_batch_of_100_reaches_a_stream_in_one_write(tmp_path: Path) -> N
             await post_batch(client, srv, tenant, 1)
             assert ids(await raw.chunk()) == [101]
         raw.close()
+    finally:
+        srv.stop()
+
+
+async def test_streams_opened_and_closed_leave_no_reference_cycle(tmp_path: Path) -> None:
+    """A stream's protocol, request state, edge and subscriber are freed by reference counting
+    when it is handed over and when it ends, on both ways in (the edge opener, and the route
+    for a request the opener leaves to it): nothing of them waits for the cyclic GC, which
+    at thousands of connects a second costs CPU and holds memory (docs/performance.md)."""
+    srv = ServerThread(make_settings(str(tmp_path))).start()
+    try:
+        tenant = create_tenant(srv.url, "jump-joy")
+        gc.collect()
+        gc.disable()  # garbage in cycles stays until the census below
+        try:
+            streams = [await RawStream.open(srv.port, tenant.token(f"u{i}")) for i in range(5)]
+            # ``Expect`` is not plain: the opener leaves it to the route (the ASGI path).
+            routed = await RawStream.open(srv.port, tenant.token("r"), extra="Expect: x\r\n")
+            for stream in [*streams, routed]:
+                await stream.until(b"ready")
+            async with asyncio.timeout(5):
+                while len(edges(srv)) < 6:
+                    await asyncio.sleep(0.01)
+            for stream in [*streams, routed]:
+                stream.close()
+            async with asyncio.timeout(5):
+                while edges(srv) or srv.service.hub.stream_count:
+                    await asyncio.sleep(0.01)
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            ours = sorted(
+                {
+                    f"{type(o).__module__}.{type(o).__qualname__}"
+                    for o in gc.garbage
+                    if type(o).__module__.startswith(("tidings.", "uvicorn."))
+                }
+            )
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert ours == []
     finally:
         srv.stop()
 

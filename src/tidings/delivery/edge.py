@@ -386,6 +386,9 @@ class Edge:
             sub.reason or "disconnect",
             self.sent,
         )
+        # The subscriber and this edge refer to each other: unregistered, the subscriber lets
+        # go, so both are freed by reference counting, not left to the cyclic GC.
+        sub.edge = None
 
 
 def frame_type(frame: bytes) -> str | None:
