@@ -27,9 +27,10 @@ every second. Cost follows the work there is:
 - Only users who can receive something are read: those with a push subscription, and, when
   e-mail is configured, those with an address. A tenant with none of them (no channel for
   anyone) has its cursor moved to its last seq without reading a notification.
-- Such a tenant is then remembered (:class:`Unreachable`): passes woken by its publishes skip
-  it without any SQL, and its cursor is moved on by the full poll (once per ``interval``, one
-  short transaction, which also checks again). The memory only ever *defers* planning to that
+- Such a tenant is then remembered (:class:`Unreachable`): its publishes do not wake the
+  planner (no wake-up, no SQL; a pass woken by others skips it too), and its cursor is moved
+  on by the full poll (once per ``interval``, one short transaction, which also checks
+  again). The memory only ever *defers* planning to that
   poll, never skips a notification: the poll reads the store. It is forgotten at once, here
   and on every other instance, when a user of the tenant gains a channel (a push subscription
   saved, preferences or an e-mail address recorded: the ``p`` broker message,
@@ -143,11 +144,16 @@ class Planner:
             self._wake.set()
 
     async def on_publish(self, published: list[Notification]) -> None:
-        """``service.after_publish`` hook: no I/O, just note the tenants and wake the planner."""
+        """``service.after_publish`` hook: no I/O, just note the tenants and wake the planner;
+        not for a tenant known :class:`Unreachable` (its pass would skip it: the full poll moves
+        its cursor), so a publish nobody can be pushed for costs no wake-up here."""
         if published:
-            self._woken.update(item.tenant for item in published)
             self.activity()
-            self._wake.set()
+            woken = {item.tenant for item in published}
+            woken.difference_update([t for t in woken if t in self.unreachable])
+            if woken:
+                self._woken.update(woken)
+                self._wake.set()
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
