@@ -165,6 +165,42 @@ async def test_woken_passes_skip_a_tenant_without_channels_until_the_poll(
         assert await cursor(service) == 15
 
 
+async def test_a_publish_nobody_can_be_pushed_for_wakes_the_planner_only_once_someone_can(
+    settings: Settings,
+) -> None:
+    """A publish to a tenant the planner remembers as unreachable does not wake it; when a user
+    of that tenant gains a channel (a push subscription: ``preferences_changed``, as the
+    subscription route calls it), the planner is woken for the tenant at once, so what was
+    published meanwhile is planned then, not at the next poll."""
+    async with open_service(settings) as service:
+        await service.create_tenant(TENANT, "J")
+        await publish(service, 3)
+        planner = Channels(service).planner
+        assert await planner.run_once([TENANT]) == 3  # finds nobody reachable, remembers it
+        planner._wake.clear()
+        item = NewNotification(type="booking_created", title="Nobody to push")
+        await planner.on_publish([n for n, _ in await service.publish_many(TENANT, [item])])
+        assert not planner._wake.is_set() and planner._woken == set()
+        async with service.store.write() as conn:
+            await profiles.save(conn, TENANT, "ann", now=utcnow())
+            await subscriptions.save(
+                conn,
+                TENANT,
+                "ann",
+                endpoint="https://push.example/ann",
+                p256dh="p" * 87,
+                auth="a" * 22,
+                user_agent=None,
+                now=utcnow(),
+            )
+        await service.preferences_changed(TENANT, "ann")
+        assert planner._wake.is_set() and planner._woken == {TENANT}
+        assert await planner.run_once(sorted(planner._woken)) == 1
+        async with service.store.read() as conn:
+            queued = await conn.execute(select(push_outbox.c.seq))
+            assert [seq for (seq,) in queued] == [4]
+
+
 async def test_a_push_subscription_on_another_instance_is_planned_for(
     tmp_path: Any, redis_url: str, push_service: PushService
 ) -> None:

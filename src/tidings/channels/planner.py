@@ -34,7 +34,8 @@ every second. Cost follows the work there is:
   poll, never skips a notification: the poll reads the store. It is forgotten at once, here
   and on every other instance, when a user of the tenant gains a channel (a push subscription
   saved, preferences or an e-mail address recorded: the ``p`` broker message,
-  ``Hub.on_preferences``), and ignored while the broker is away or once it came back.
+  ``Hub.on_preferences``), which also wakes the planner for the tenant (its publishes since
+  woke nothing); it is ignored while the broker is away or once it came back.
 - Parsed profiles and tenant defaults are kept while their stored row is unchanged (compared
   with the row read in the planning transaction, so a change anywhere is seen at once).
 Tenants that existed when migration ``0003_channels`` ran got a cursor at their last seq (no
@@ -47,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,20 +90,23 @@ class Unreachable:
     """Tenants in which, when last planned, nobody could be pushed or mailed (see the module
     docstring): an entry holds while the hub's broker epoch is the one it was noted in."""
 
-    __slots__ = ("_hub", "_tenants")
+    __slots__ = ("_hub", "_tenants", "on_reachable")
 
-    def __init__(self) -> None:
+    def __init__(self, on_reachable: Callable[[str], None] | None = None) -> None:
         self._hub: Hub | None = None
         self._tenants: dict[str, int] = {}
+        # Told of a tenant that was remembered here and may be reachable now: publishes it
+        # had meanwhile woke nothing, so the planner looks at it at once (not at its poll).
+        self.on_reachable = on_reachable
 
     def watch(self, hub: Hub) -> None:
         """Be told by ``hub`` of preference and channel changes (here and elsewhere)."""
         self._hub = hub
-        hub.on_preferences.append(self.forget)
+        hub.on_preferences.append(self.reachable)
 
     def close(self) -> None:
-        if self._hub is not None and self.forget in self._hub.on_preferences:
-            self._hub.on_preferences.remove(self.forget)
+        if self._hub is not None and self.reachable in self._hub.on_preferences:
+            self._hub.on_preferences.remove(self.reachable)
         self._tenants.clear()
 
     def note(self, tenant: str) -> None:
@@ -119,8 +124,15 @@ class Unreachable:
             return False
         return True
 
-    def forget(self, tenant: str, user: str | None = None) -> None:
+    def forget(self, tenant: str) -> None:
+        """Not remembered any more (the planner found a channel there itself)."""
         self._tenants.pop(tenant, None)
+
+    def reachable(self, tenant: str, user: str | None = None) -> None:
+        """A user of ``tenant`` may have gained a channel (here or on another instance): not
+        remembered any more, and if it was, :attr:`on_reachable` hears of it."""
+        if self._tenants.pop(tenant, None) is not None and self.on_reachable is not None:
+            self.on_reachable(tenant)
 
 
 class Planner:
@@ -129,7 +141,7 @@ class Planner:
         self._wake = asyncio.Event()
         self._woken: set[str] = set()  # tenants published to here since the last pass
         self.profiles = profiles.ProfileCache()
-        self.unreachable = Unreachable()
+        self.unreachable = Unreachable(on_reachable=self._reachable)
         self.interval = 1.0  # the full poll's base pause (s)
         self.idle_max = max(self.interval, deps.settings.idle_poll_max)
         self.every = self.interval  # the pause now: doubles per idle full poll, up to idle_max
@@ -142,6 +154,12 @@ class Planner:
         if self.every > self.interval:
             self.every = self.interval
             self._wake.set()
+
+    def _reachable(self, tenant: str) -> None:
+        """A tenant left :class:`Unreachable`: its publishes since did not wake this planner,
+        so a pass plans it now."""
+        self._woken.add(tenant)
+        self._wake.set()
 
     async def on_publish(self, published: list[Notification]) -> None:
         """``service.after_publish`` hook: no I/O, just note the tenants and wake the planner;

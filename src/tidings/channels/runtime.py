@@ -257,7 +257,7 @@ class Channels:
                     await profiles.save_seen(conn, tenant, seen, now=self.clock.now())
             for p in changed:
                 if p.email:  # an address: e-mail may reach the tenant's users now
-                    self.planner.unreachable.forget(p.tenant)
+                    self.planner.unreachable.reachable(p.tenant)
         for p in principals:
             self._remember(p)
 
