@@ -290,7 +290,7 @@ class Tidings:
             if not broadcast:
                 continue  # announced inside the transaction
             try:
-                await self.broker.publish(self._envelope(item))
+                await self.broker.publish(self._envelope(item), origin=self.instance_id)
             except Exception as error:  # the store has it; hubs catch up by seq
                 self.metrics.broker_errors.inc()
                 log.warning(
@@ -338,7 +338,7 @@ class Tidings:
             origin=self.instance_id,
         )
         try:
-            await self.broker.publish(envelope.encode())
+            await self.broker.publish(envelope.encode(), origin=self.instance_id)
         except Exception as error:
             self.metrics.broker_errors.inc()
             log.warning("broker publish of %s failed: %r", event, error)
@@ -351,7 +351,7 @@ class Tidings:
         self.hub.preferences_changed(tenant, user)
         envelope = Envelope("p", tenant, user=user or "", origin=self.instance_id)
         try:
-            await self.broker.publish(envelope.encode())
+            await self.broker.publish(envelope.encode(), origin=self.instance_id)
         except Exception as error:
             self.metrics.broker_errors.inc()
             log.warning("broker publish of a preferences change failed: %r", error)

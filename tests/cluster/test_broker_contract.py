@@ -50,12 +50,12 @@ def backend_url(request: pytest.FixtureRequest) -> Iterator[str]:
 class Listening:
     """A broker's ``listen()`` drained into a queue by a task."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, origin: str | None = None) -> None:
         self.items: asyncio.Queue[bytes | Signal] = asyncio.Queue()
-        self.task = asyncio.create_task(self._run(broker))
+        self.task = asyncio.create_task(self._run(broker, origin))
 
-    async def _run(self, broker: Broker) -> None:
-        async for item in broker.listen():
+    async def _run(self, broker: Broker, origin: str | None) -> None:
+        async for item in broker.listen(origin=origin):
             await self.items.put(item)
 
     async def next(self, timeout: float = 5.0) -> bytes | Signal:
@@ -81,8 +81,11 @@ class Listening:
 
 
 @contextlib.asynccontextmanager
-async def instances(url: str, count: int = 2) -> AsyncIterator[list[tuple[Broker, Listening]]]:
-    """``count`` "instances": separate brokers on one backend (memory: one shared broker)."""
+async def instances(
+    url: str, count: int = 2, origins: list[str | None] | None = None
+) -> AsyncIterator[list[tuple[Broker, Listening]]]:
+    """``count`` "instances": separate brokers on one backend (memory: one shared broker),
+    listening with ``origins`` (default: none)."""
     async with contextlib.AsyncExitStack() as stack:
         shared = await stack.enter_async_context(from_url(url)) if url == "memory://" else None
         out: list[tuple[Broker, Listening]] = []
@@ -90,7 +93,7 @@ async def instances(url: str, count: int = 2) -> AsyncIterator[list[tuple[Broker
             broker = (
                 shared if shared is not None else await stack.enter_async_context(from_url(url))
             )
-            listening = Listening(broker)
+            listening = Listening(broker, origins[len(out)] if origins else None)
             stack.push_async_callback(listening.stop)
             await listening.signal(Signal.CONNECTED)
             out.append((broker, listening))
@@ -126,6 +129,31 @@ async def test_every_instance_gets_every_message_and_each_publishers_order(
                 seqs = [e.seq for e in got if e.origin == origin]
                 assert seqs == [*range(1, 151), 999], origin
             assert all(e.payload.decode().endswith('caf\u00e9 \U0001f388"}') for e in got)
+
+
+@pytest.mark.parametrize("backend_url", ALL, indirect=True)
+async def test_a_listener_may_be_spared_its_own_messages_never_another_instances(
+    backend_url: str,
+) -> None:
+    """A message published with an ``origin`` may skip the listener of that origin (the memory
+    broker skips it: that instance delivered it locally); every other listener gets it, and a
+    message published without one reaches every listener."""
+    async with instances(backend_url, origins=["A", "B"]) as [(a, la), (b, lb)]:
+        await a.publish(note(1, origin="A"), origin="A")
+        await b.publish(note(2, origin="B"), origin="B")
+        await a.publish(note(3, origin="A"))  # no origin given
+        await a.publish(note(9), origin="C")  # the marker: after it, nothing more comes
+        for listening, own in ((la, "A"), (lb, "B")):
+            seqs: set[int] = set()
+            while 9 not in seqs:
+                seqs.update(Envelope.decode(m).seq for m in await listening.messages(1))
+            others = {1, 3} if own == "B" else {2, 3}
+            assert others <= seqs, own
+            mine = {1, 2} - others
+            if backend_url == "memory://":
+                assert seqs == others | {9}, own
+            else:
+                assert seqs - mine == others | {9}, own
 
 
 @pytest.mark.parametrize("backend_url", ALL, indirect=True)

@@ -70,11 +70,16 @@ class Broker(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def publish(self, message: bytes) -> None:
-        """Send to every instance (this one included). May raise when the broker is down."""
+    async def publish(self, message: bytes, *, origin: str | None = None) -> None:
+        """Send to every instance (this one included). May raise when the broker is down.
+        ``origin``: the publishing instance; a listener that gave the same ``origin`` may be
+        spared the message (that instance delivered it locally): the memory broker spares it,
+        Redis and PostgreSQL cannot tell and deliver it (the relay drops its own by the
+        envelope's origin)."""
 
-    def listen(self) -> AsyncIterator[bytes | Signal]:
-        """Messages from every instance, and connection signals. Runs until the broker closes."""
+    def listen(self, *, origin: str | None = None) -> AsyncIterator[bytes | Signal]:
+        """Messages from every instance, and connection signals. Runs until the broker closes.
+        ``origin``: this listener's instance (see :meth:`publish`)."""
         ...
 
 

@@ -104,7 +104,7 @@ class PostgresBroker:
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def publish(self, message: bytes) -> None:
+    async def publish(self, message: bytes, *, origin: str | None = None) -> None:
         """NOTIFY outside any transaction (ephemeral events, or a store that is not this
         database). Raises when PostgreSQL cannot be reached."""
         import asyncpg
@@ -147,7 +147,7 @@ class PostgresBroker:
 
     # -- listening -----------------------------------------------------------------------------
 
-    async def listen(self) -> AsyncIterator[bytes | Signal]:
+    async def listen(self, *, origin: str | None = None) -> AsyncIterator[bytes | Signal]:
         import asyncpg
 
         delay = 0.05

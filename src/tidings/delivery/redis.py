@@ -106,13 +106,13 @@ class RedisBroker:
                     await client.aclose()
         self._publisher = self._listener = None
 
-    async def publish(self, message: bytes) -> None:
+    async def publish(self, message: bytes, *, origin: str | None = None) -> None:
         publisher = self._publisher
         if publisher is None:
             raise RuntimeError("RedisBroker used outside 'async with'")
         await self.breaker.call(lambda: publisher.publish(self.channel, message))
 
-    async def listen(self) -> AsyncIterator[bytes | Signal]:
+    async def listen(self, *, origin: str | None = None) -> AsyncIterator[bytes | Signal]:
         from redis.exceptions import RedisError
 
         delay = 0.05

@@ -66,7 +66,7 @@ class Relay:
         delay, connected_once = 0.5, False
         while True:
             try:
-                async for item in self.broker.listen():
+                async for item in self.broker.listen(origin=self.origin):
                     if item is Signal.CONNECTED:
                         self.hub.broker_changed(connected=True)  # read events may have been lost
                         self._stop_polling()
