@@ -25,7 +25,9 @@ Measured as in ``../shared/anchors/README.md``, for both targets alike:
   master and workers) from just before the first publish until every stream has every
   notification (or ``--drain-timeout``), divided by the notification frames delivered;
 - memory per stream = growth of the summed PSS (``/proc/PID/smaps_rollup``) of those processes
-  from before the first connect to 1 s after the last stream opened, divided by N;
+  from before the first connect to 1 s after the last stream opened, divided by N; and the
+  same of its anonymous and shared-memory part (``Pss_Anon`` + ``Pss_Shmem``: without the
+  pages of mapped files, whose PSS share drops when the client processes start);
 - delivery latency = receipt wall clock - publish wall clock carried in the payload;
 - connect all = first connection attempt to last stream open, in the slowest client process;
   server CPU per connect = server CPU over that phase (plus the 1 s settle) / N;
@@ -252,19 +254,27 @@ def server_cpu(pid: int) -> float:
     return total
 
 
-def server_pss_kib(pid: int) -> int:
-    """Summed ``Pss`` (KiB) of ``pid`` and its children, from ``/proc/PID/smaps_rollup``."""
+def server_pss_kib(pid: int, fields: tuple[str, ...] = ("Pss:",)) -> int:
+    """Summed ``Pss`` (KiB) of ``pid`` and its children, from ``/proc/PID/smaps_rollup``
+    (``fields``: other lines of it summed instead, e.g. :data:`NOT_FILE`)."""
     total = 0
     for proc in _tree(pid):
         try:
             with open(f"/proc/{proc.pid}/smaps_rollup") as f:
                 for line in f:
-                    if line.startswith("Pss:"):
+                    if line.startswith(fields):
                         total += int(line.split()[1])
-                        break
         except OSError:
             continue
     return total
+
+
+# The PSS of anonymous and shared-memory pages: what a process allocated (Nchan keeps its
+# messages in shared memory), without the pages of files it maps. Those (the interpreter,
+# libraries) are shared with every process mapping the same files, so their PSS share shrinks
+# when the client processes start during the connect phase: at 1,000 streams that alone is
+# larger than the streams' own memory (docs/performance.md, session 8).
+NOT_FILE = ("Pss_Anon:", "Pss_Shmem:")
 
 
 def _recv(conn: Connection, timeout: float, what: str) -> Any:
@@ -288,6 +298,7 @@ def measure(
     tokens: list[str] = configs["tokens"]
     time.sleep(0.5)
     pss_before = server_pss_kib(pid)
+    own_before = server_pss_kib(pid, NOT_FILE)
     cpu_connect = server_cpu(pid)
     ctx = multiprocessing.get_context("spawn")
     pipes: list[Connection] = []
@@ -311,6 +322,7 @@ def measure(
         connect_s = max(c["seconds"] for c in connected)
         time.sleep(1.0)
         pss_connected = server_pss_kib(pid)
+        own_connected = server_pss_kib(pid, NOT_FILE)
         cpu_before = server_cpu(pid)
         asyncio.run(publisher.run(scenario.count, scenario.rate))
         deadline = time.time() + args.drain_timeout
@@ -370,6 +382,9 @@ def measure(
             "pss_before_kib": pss_before,
             "pss_connected_kib": pss_connected,
             "per_stream_kib": round((pss_connected - pss_before) / max(1, opened), 2),
+            "not_file_before_kib": own_before,
+            "not_file_connected_kib": own_connected,
+            "not_file_per_stream_kib": round((own_connected - own_before) / max(1, opened), 2),
         },
         "publish": {
             "published": len(publisher.ids),
@@ -465,6 +480,7 @@ def table(scenario: Scenario, results: dict[str, dict[str, Any]]) -> str:
         row("server CPU per delivery (µs)", lambda r: r["server_cpu"]["us_per_delivery"]),
         row("server busy while publishing", lambda r: r["server_cpu"]["busy_share"], "{:.0%}"),
         row("memory per stream (PSS KiB)", lambda r: r["memory"]["per_stream_kib"]),
+        row("  of it not file pages (KiB)", lambda r: r["memory"]["not_file_per_stream_kib"]),
         row("delivery p50 (ms)", lambda r: r["delivery"]["latency_ms_p50"]),
         row("delivery p99 (ms)", lambda r: r["delivery"]["latency_ms_p99"]),
         row("connect all (s)", lambda r: r["connect"]["all_open_s"]),

@@ -128,6 +128,8 @@ def test_anchor_benchmark_runs_tidings_beside_nchan(tmp_path: Path) -> None:
         assert delivery["streams_complete"] == 30, (name, result)
         assert delivery["latency_ms_max"] >= delivery["latency_ms_p50"] > 0, (name, result)
         assert result["memory"]["pss_before_kib"] > 0, (name, result)
+        memory = result["memory"]
+        assert 0 < memory["not_file_before_kib"] < memory["pss_before_kib"], (name, result)
     tidings_bytes = results["tidings"]["delivery"]["data_bytes_mean"]
     assert abs(results["nchan"]["delivery"]["data_bytes_mean"] - tidings_bytes) <= 2
     assert "tidings/nchan" in done.stdout.decode()
