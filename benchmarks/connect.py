@@ -12,13 +12,16 @@ cold (nothing kept), the second a reconnect with everything kept. For each it pr
 process CPU (server and its store threads; the client is another process) over the pass plus
 0.5 s, per stream, the store read transactions opened (``Store.read`` calls: the opening's
 own and the channels') and the batches the edge opener opened them in
-(``tidings.api.opener``). ``--no-muted-hook`` takes the channels' muted-types hook out, to
-see the connect path without it (docs/performance.md).
+(``tidings.api.opener``), and what the cyclic GC did meanwhile (collections, time, objects
+freed; the GC tuned as ``tidings serve`` tunes it, ``server.tune_gc``: a stream's connect and
+close should leave it nothing). ``--no-muted-hook`` takes the channels' muted-types hook out,
+to see the connect path without it (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -30,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import ServerThread, create_tenant, make_settings
+
+from tidings.server import tune_gc
 
 CLIENT = r"""
 import asyncio, json, sys, time
@@ -60,6 +65,25 @@ async def main():
 
 uvloop.run(main())
 """
+
+
+class _Collector:
+    """A ``gc.callbacks`` entry: the cyclic GC's collections, time and freed objects."""
+
+    def __init__(self) -> None:
+        self.reset()
+        self._started = 0.0
+
+    def reset(self) -> None:
+        self.runs, self.seconds, self.collected = 0, 0.0, 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.runs += 1
+        self.seconds += time.perf_counter() - self._started
+        self.collected += info.get("collected", 0)
 
 
 def _batches(srv: ServerThread) -> int:
@@ -101,9 +125,13 @@ def main() -> None:
             return real_read()
 
         store.read = counting_read
+        tune_gc()  # as ``tidings serve`` runs
+        collector = _Collector()
+        gc.callbacks.append(collector)
         for label in ("cold", "warm"):
             reads[0] = 0
             batches = _batches(srv)
+            collector.reset()
             before = os.times()
             client = subprocess.Popen(
                 [sys.executable, script, str(srv.port), path],
@@ -120,7 +148,8 @@ def main() -> None:
                 f"{label}: {args.streams} streams open in {opened['open_s']} s; server CPU "
                 f"{cpu:.2f} s = {cpu / args.streams * 1000:.3f} ms per stream; "
                 f"store reads {reads[0]}; opened below the framework in "
-                f"{_batches(srv) - batches} batches",
+                f"{_batches(srv) - batches} batches; cyclic GC {collector.runs} collections, "
+                f"{collector.seconds * 1000:.0f} ms, {collector.collected} objects freed",
                 flush=True,
             )
             client.stdin.write("\n")
