@@ -30,8 +30,8 @@ every second. Cost follows the work there is:
 - Such a tenant is then remembered (:class:`Unreachable`): its publishes do not wake the
   planner (no wake-up, no SQL; a pass woken by others skips it too), and its cursor is moved
   on by the full poll (once per ``interval``, one short transaction, which also checks
-  again). The memory only ever *defers* planning to that
-  poll, never skips a notification: the poll reads the store. It is forgotten at once, here
+  again). The memory only ever *defers* planning to that poll, never skips a notification:
+  the poll reads the store. It is forgotten at once, here
   and on every other instance, when a user of the tenant gains a channel (a push subscription
   saved, preferences or an e-mail address recorded: the ``p`` broker message,
   ``Hub.on_preferences``), which also wakes the planner for the tenant (its publishes since
