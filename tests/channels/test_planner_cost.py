@@ -69,6 +69,20 @@ async def publish(service: Tidings, count: int) -> None:
         await service.publish_many(TENANT, items)
 
 
+async def save_device(conn: Any, user: str) -> None:
+    """A push subscription of ``user`` (at ``https://push.example/<user>``)."""
+    await subscriptions.save(
+        conn,
+        TENANT,
+        user,
+        endpoint=f"https://push.example/{user}",
+        p256dh="p" * 87,
+        auth="a" * 22,
+        user_agent=None,
+        now=utcnow(),
+    )
+
+
 async def cursor(service: Tidings) -> int:
     async with service.store.read() as conn:
         value = (
@@ -105,16 +119,7 @@ async def test_a_device_is_planned_for_its_user_only(settings: Settings) -> None
         async with service.store.write() as conn:
             for user in ("ann", "bob", "cy"):
                 await profiles.save(conn, TENANT, user, now=utcnow(), roles=["staff"])
-            await subscriptions.save(
-                conn,
-                TENANT,
-                "bob",
-                endpoint="https://push.example/bob",
-                p256dh="p" * 87,
-                auth="a" * 22,
-                user_agent=None,
-                now=utcnow(),
-            )
+            await save_device(conn, "bob")
         await publish(service, 150)
         planner = Channels(service).planner
         with statements(service.store) as seen:
@@ -183,16 +188,7 @@ async def test_a_publish_nobody_can_be_pushed_for_wakes_the_planner_only_once_so
         assert not planner._wake.is_set() and planner._woken == set()
         async with service.store.write() as conn:
             await profiles.save(conn, TENANT, "ann", now=utcnow())
-            await subscriptions.save(
-                conn,
-                TENANT,
-                "ann",
-                endpoint="https://push.example/ann",
-                p256dh="p" * 87,
-                auth="a" * 22,
-                user_agent=None,
-                now=utcnow(),
-            )
+            await save_device(conn, "ann")
         await service.preferences_changed(TENANT, "ann")
         assert planner._wake.is_set() and planner._woken == {TENANT}
         assert await planner.run_once(sorted(planner._woken)) == 1
@@ -248,16 +244,7 @@ async def test_presence_rows_only_for_users_with_a_device_and_claims_in_one_writ
     async with open_service(settings) as service:
         await service.create_tenant(TENANT, "J")
         async with service.store.write() as conn:
-            await subscriptions.save(
-                conn,
-                TENANT,
-                "u7",
-                endpoint="https://push.example/u7",
-                p256dh="p" * 87,
-                auth="a" * 22,
-                user_agent=None,
-                now=utcnow(),
-            )
+            await save_device(conn, "u7")
         channels = Channels(service)
         users = [f"u{i}" for i in range(40)]
         for user in users:
