@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
+import httptools
 import uvicorn
 from fastapi import FastAPI
 from uvicorn._types import ASGI3Application, ASGISendEvent
@@ -38,6 +39,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+from uvicorn.server import ServerState
 
 from tidings.api.opener import Opener, Ticket, opener_of
 from tidings.api.stream import plain_request
@@ -47,6 +49,7 @@ from tidings.delivery.stream import EDGE, HEADERS
 
 log = logging.getLogger(__name__)
 log_stream = logging.getLogger("tidings.delivery.stream")
+access_log = logging.getLogger("uvicorn.access")
 TICKS_PER_WAKE = 10  # uvicorn's main loop ticks every 0.1 s; ours wakes every 10th tick
 STREAM_PATH = "/v1/stream"
 # Streams the edge may take over: /v1/stream and the compatible /sse/notifications.
@@ -56,35 +59,323 @@ STREAM_PATHS = frozenset({STREAM_PATH, "/sse/notifications"})
 OPENED = {STREAM_PATH.encode(): False, b"/sse/notifications": True}
 # Request headers that make a stream request not plain: a body, an upgrade, 100-continue.
 NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+# The most bytes EdgeProtocol reads before it decides; a longer head goes to uvicorn as is.
+HEAD_LIMIT = 64 * 1024
 
 
-class EdgeProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus the edge (ARCHITECTURE.md, "The edge").
+class EdgeProtocol(asyncio.Protocol):
+    """The HTTP protocol of ``tidings serve`` (``http=EdgeProtocol``): the edge
+    (ARCHITECTURE.md, "The edge").
 
-    **Below the framework.** A plain ``GET /v1/stream`` (or ``/sse/notifications``) on
-    HTTP/1.1 with a stream token is opened without an ASGI cycle: uvicorn builds its request
-    cycle as always, but its ASGI task is held back (:meth:`_start_asgi_task`) while the
-    app's :class:`~tidings.api.opener.Opener` verifies the token, registers the subscriber and
-    makes the opening together with the other streams of the same loop iteration. Then this
-    protocol writes the response head (as uvicorn would: its status line, its ``date`` and
-    ``server`` headers, the route's headers and CORS, chunked) and the opening in ONE write,
-    logs the access line as uvicorn would, and hands the transport to the edge. When the
-    opener does not open a request (any error, a long resume), the held ASGI task starts and
-    the route answers as if the opener did not exist.
+    **A plain stream request never meets the framework.** A connection starts here: this small
+    protocol parses its first request's head with httptools and keeps the bytes. A plain
+    ``GET /v1/stream`` (or ``/sse/notifications``) on HTTP/1.1 with a stream token is given to
+    the app's :class:`~tidings.api.opener.Opener` as a :class:`~tidings.api.opener.Ticket`; the
+    opener verifies the token, registers the subscriber and makes the opening together with
+    the other streams of the same loop iteration. Then this protocol writes the response head
+    (as uvicorn would: its status line, its ``date`` and ``server`` headers, the route's
+    headers and CORS, chunked) and the opening in ONE write, logs the access line as uvicorn
+    would, and hands the transport to the :class:`~tidings.delivery.edge.Edge`, whose
+    :class:`Handed` protocol takes this one's place.
 
-    Every other request runs through the ASGI app unchanged. ``GET /v1/stream`` additionally finds
-    the scope extension ``tidings.edge``: once the app has written the stream's head and
-    opening, it calls it with an :class:`~tidings.delivery.edge.Edge`, and this protocol hands
-    the edge its transport: the ASGI call returns (uvicorn is told the client left, so it logs
-    nothing and writes nothing more), and from then on the hub writes the stream's frames to
-    the transport directly, and the transport's protocol becomes a :class:`Handed` that routes
-    its flow control (``pause_writing``/``resume_writing``) and ``connection_lost`` to the
-    edge and takes this protocol's place in uvicorn's ``server_state.connections``; this
-    protocol object is then freed.
+    **Everything else is uvicorn's, unchanged.** Any other request, and a stream request the
+    opener does not open (any error, a long resume), is *delegated*: an :class:`AppProtocol`
+    (uvicorn's httptools protocol) takes the transport and is fed every byte received so far,
+    so it answers exactly as if this protocol did not exist (the route's own refusals, byte
+    for byte; ``tests/delivery/test_opener.py``). So are all connections when the app is not a
+    started tidings app, or uvicorn runs with ``root_path`` or ``limit_concurrency``.
+
+    Invariants: each connection is answered by exactly one of the two; this protocol stands in
+    uvicorn's ``server_state.connections`` until it delegates or hands over (so a graceful
+    shutdown waits for it and tells it to close); it holds at most :data:`HEAD_LIMIT` bytes
+    before it delegates; its parser's reference to it is dropped as soon as the head is read,
+    so nothing of a connection waits for the cyclic GC.
+    """
+
+    __slots__ = (
+        "app",
+        "app_state",
+        "config",
+        "data",
+        "gone",
+        "headers",
+        "loop",
+        "opener",
+        "origin",
+        "parser",
+        "paused",
+        "server_state",
+        "stopping",
+        "ticket",
+        "transport",
+        "url",
+        "verdict",
+    )
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self.config = config
+        self.server_state = server_state
+        self.app_state = app_state
+        self.loop = _loop
+        self.transport: asyncio.Transport | None = None
+        self.app: AppProtocol | None = None  # who answers, once delegated
+        self.opener: Opener | None = None
+        self.parser: httptools.HttpRequestParser | None = None
+        self.data = b""  # every byte received until the decision (fed to the AppProtocol)
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.origin: str | None = None
+        self.verdict: Ticket | bool | None = None  # a Ticket (taken), False (delegate)
+        self.ticket: Ticket | None = None  # with the opener, not answered yet
+        self.paused = False  # the transport's flow control, until the edge or app has it
+        self.gone = False
+        self.stopping = False  # shutdown() came while the opener had the request
+
+    # -- connection ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        config = self.config
+        opener = opener_of(config.app)
+        if opener is None or config.root_path or config.limit_concurrency is not None:
+            self._delegate()
+            return
+        self.opener = opener
+        self._connections().add(self)
+        self.parser = httptools.HttpRequestParser(self)
+
+    def data_received(self, data: bytes) -> None:
+        app = self.app
+        if app is not None:  # transports that cannot swap protocols land here
+            app.data_received(data)
+            return
+        if self.verdict is not None:  # with the opener: kept for the route if it declines
+            self.data += data
+            if len(self.data) >= HEAD_LIMIT and self.transport is not None:
+                self.transport.pause_reading()  # until the opener answers (_opened)
+            return
+        parser = self.parser
+        if parser is None:
+            return
+        self.data += data
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:  # malformed, or an upgrade: uvicorn's to answer
+            self.verdict = False
+        verdict = self.verdict
+        if verdict is None:
+            if len(self.data) >= HEAD_LIMIT:
+                self._delegate()
+            return
+        self.parser = None  # the parser refers to this protocol: no cycle left behind
+        self.headers = []
+        if verdict is False:
+            self._delegate()
+            return
+        assert isinstance(verdict, Ticket) and self.opener is not None
+        self.ticket = verdict
+        self.opener.submit(verdict)
+
+    def eof_received(self) -> None:
+        if self.app is not None:
+            self.app.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        app = self.app
+        if app is not None:
+            app.connection_lost(exc)
+            return
+        self._connections().discard(self)
+        self.gone = True
+        self.parser = None
+        self.data = b""
+        # A ticket still with the opener: _opened finds the client gone and lets go.
+
+    def pause_writing(self) -> None:
+        if self.app is not None:
+            self.app.pause_writing()
+        else:
+            self.paused = True
+
+    def resume_writing(self) -> None:
+        if self.app is not None:
+            self.app.resume_writing()
+        else:
+            self.paused = False
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: an idle connection (no whole request head yet) is
+        closed; one whose stream is being opened is told by the hub (it leaves with ``bye``,
+        or the route answers 503 and closes)."""
+        if self.app is not None:
+            self.app.shutdown()
+        elif self.ticket is not None:
+            self.stopping = True
+        elif self.transport is not None:
+            self.transport.close()
+
+    def _connections(self) -> set[Any]:
+        """uvicorn's open connections (typed there as its own protocols only)."""
+        connections: set[Any] = self.server_state.connections
+        return connections
+
+    # -- the request's head (httptools callbacks) --------------------------------------------
+
+    def on_url(self, url: bytes) -> None:
+        if self.verdict is None:
+            self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.verdict is None:
+            self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        if self.verdict is None:
+            self.verdict = self._take() or False
+
+    def _take(self) -> Ticket | None:
+        """A ticket for the opener when this request is a plain stream request, else None."""
+        assert self.parser is not None
+        taken = _plain(self.parser, self.url, self.headers, self._opened)
+        if taken is None:
+            return None
+        ticket, self.origin = taken
+        if access_log.isEnabledFor(logging.INFO) and access_log.hasHandlers():
+            path, _, query = self.url.partition(b"?")
+            ticket.scope = self._scope(path, query)
+        return ticket
+
+    def _scope(self, path: bytes, query: bytes) -> dict[str, Any]:
+        """What uvicorn's access log line reads of a request's scope (client, path, query),
+        as the app's proxy middleware sets it (``Opener.forwarded``)."""
+        transport = self.transport
+        assert transport is not None
+        peer = transport.get_extra_info("peername")
+        tcp = isinstance(peer, tuple | list) and len(peer) >= 2
+        scope = {
+            "type": "http",
+            "client": (str(peer[0]), int(peer[1])) if tcp else None,
+            "scheme": "https" if transport.get_extra_info("sslcontext") else "http",
+            "headers": self.headers,
+            "root_path": "",
+            "path": path.decode("ascii"),
+            "query_string": query,
+        }
+        assert self.opener is not None
+        forwarded: dict[str, Any] = self.opener.forwarded(scope)
+        return forwarded
+
+    # -- the opener's answer ---------------------------------------------------------------
+
+    def _opened(self, ticket: Ticket, body: bytes | None) -> None:
+        """The opener's answer: write the head and the opening, hand the transport to the
+        edge; or (``body`` None) delegate: the route answers."""
+        self.ticket = None
+        opener, sub = self.opener, ticket.sub
+        assert opener is not None
+        if len(self.data) >= HEAD_LIMIT and not self.gone and self.transport is not None:
+            self.transport.resume_reading()
+        if body is None or sub is None:
+            if not self.gone:
+                self._delegate()
+            return
+        transport = self.transport
+        if self.gone or transport is None or transport.is_closing():
+            _dropped(opener, sub)
+            return
+        try:
+            self._hand_over(opener, transport, ticket, sub, body)
+        except Exception:  # never a subscriber left behind without its stream
+            log.exception("stream hand-over failed conn=%d", sub.conn)
+            _dropped(opener, sub)
+            transport.close()
+
+    def _hand_over(
+        self,
+        opener: Opener,
+        transport: asyncio.Transport,
+        ticket: Ticket,
+        sub: Subscriber,
+        body: bytes,
+    ) -> None:
+        """Write the head and the opening in one write; the edge takes the transport."""
+        _write_opening(transport, self.server_state, opener, self.origin, ticket.scope, body)
+        self.data = b""
+        if transport.is_closing():  # the write found the client gone
+            _dropped(opener, sub)
+            return
+        edge = Edge(opener.edges, sub, ticket.sent)
+        connections = self._connections()
+        handed = Handed(edge, transport, connections)
+        connections.discard(self)
+        connections.add(handed)
+        transport.set_protocol(handed)
+        edge.attach(transport, chunked=True, paused=self.paused)
+        if sub.reason is not None:  # told to leave during its opening (shutdown, a gap)
+            edge.leave(sub.reason)
+        elif self.stopping:
+            handed.shutdown()
+
+    def _delegate(self) -> None:
+        """uvicorn answers from here on: an :class:`AppProtocol` takes the transport and is
+        fed every byte received so far."""
+        transport = self.transport
+        assert transport is not None
+        self.parser = None
+        self._connections().discard(self)
+        app = AppProtocol(
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.app_state,
+            _loop=self.loop,
+        )
+        self.app = app
+        app.connection_made(transport)
+        transport.set_protocol(app)
+        if self.paused:
+            app.pause_writing()
+        data, self.data = self.data, b""
+        if data:
+            app.data_received(data)
+        if self.stopping:
+            app.shutdown()
+
+
+class AppProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, for every connection :class:`EdgeProtocol` delegates
+    (ARCHITECTURE.md, "The edge"): every request runs through the ASGI app as in uvicorn, with
+    three additions.
+
+    - A sized answer's head goes out with its body in one write (:class:`SizedHeadCycle`).
+    - A later plain stream request on a kept-alive connection (a browser's ``EventSource``
+      often reuses the connection its page's ``fetch`` used) is opened by the opener too:
+      uvicorn builds its request cycle as always, but its ASGI task is held back
+      (:meth:`_start_asgi_task`) until the opener answers; the head and opening are written as
+      :class:`EdgeProtocol` writes them, or, when the opener leaves the request to the route,
+      the held task starts as if the opener did not exist.
+    - ``GET /v1/stream`` (and ``/sse/notifications``) finds the scope extension
+      ``tidings.edge``: once the route has written the stream's head and opening (a stream
+      the opener left to it, e.g. a long resume), it calls it with an
+      :class:`~tidings.delivery.edge.Edge`, and this protocol hands the edge its transport:
+      the ASGI call returns (uvicorn is told the client left, so it logs nothing and writes
+      nothing more).
+
+    Either way, once the edge has the transport, the transport's protocol becomes a
+    :class:`Handed` that takes this protocol's place in uvicorn's
+    ``server_state.connections``, and this protocol object is freed.
 
     Relies on uvicorn's ``HttpToolsProtocol`` internals (``scope``, ``cycle``, ``flow``,
-    ``transport``; ``RequestResponseCycle.disconnected``/``chunked_encoding``), pinned by
-    ``requirements/lock.txt`` and checked by ``tests/delivery/test_edge.py``.
+    ``transport``, ``_start_asgi_task``; ``RequestResponseCycle.disconnected``/
+    ``chunked_encoding``), pinned by ``requirements/lock.txt`` and checked by
+    ``tests/delivery/test_edge.py``.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -98,7 +389,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """uvicorn's, with the addresses read from the transport's ``sockname``/``peername``
         rather than through ``get_extra_info("socket")`` (which builds and detaches a
-        ``socket.socket`` twice per connection under uvloop: ~10 µs of a stream's connect)."""
+        ``socket.socket`` twice per connection under uvloop)."""
         self.connections.add(self)
         self.transport = transport
         self.flow = FlowControl(transport)
@@ -122,40 +413,25 @@ class EdgeProtocol(HttpToolsProtocol):
             extensions[EDGE] = lambda edge: self._attach(cycle, edge)
 
     def _take(self) -> Ticket | None:
-        """A ticket for the opener when this request is a plain stream request, else None."""
-        parser = self.parser
+        """A ticket for the opener when this request is a plain stream request that can be
+        answered now (none pending before it), else None."""
         if (
-            parser.get_method() != b"GET"
-            or parser.get_http_version() != "1.1"
-            or not parser.should_keep_alive()
-            or parser.should_upgrade()
-            or (self.cycle is not None and not self.cycle.response_complete)
+            (self.cycle is not None and not self.cycle.response_complete)
             or self.pipeline
             or self.root_path
             or self.limit_concurrency is not None
             or self.edge is not None
         ):
             return None
-        path, _, query = self.url.partition(b"?")
-        legacy = OPENED.get(path)
-        if legacy is None or b"%00" in query or b"#" in query or not query.isascii():
-            return None
-        origin = None
-        for name, value in self.headers:
-            if name in NOT_PLAIN or (name == b"content-length" and value != b"0"):
-                return None
-            if name == b"origin" and origin is None:
-                if HEADER_VALUE_RE.search(value):
-                    return None  # uvicorn refuses to echo it (the route answers 500 as ever)
-                origin = value.decode("latin-1")
         opener = opener_of(self.config.app)
         if opener is None:
             return None
-        request = plain_request(self.headers, query, legacy=legacy)
-        if request is None:
+        taken = _plain(self.parser, self.url, self.headers, self._opened)
+        if taken is None:
             return None
-        self._opener, self._origin = opener, origin
-        return Ticket(request[0], request[1], self._opened, legacy=legacy)
+        self._opener = opener
+        ticket, self._origin = taken
+        return ticket
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         ticket, self._taken = self._taken, None
@@ -182,41 +458,22 @@ class EdgeProtocol(HttpToolsProtocol):
             _dropped(opener, sub)
             return
         try:
-            self._hand_over(opener, cycle, ticket, sub, body)
+            scope = None
+            if access_log.isEnabledFor(logging.INFO) and access_log.hasHandlers():
+                scope = opener.forwarded(cycle.scope)
+            origin, self._origin = self._origin, None
+            cycle.response_started = True
+            cycle.chunked_encoding = True
+            _write_opening(self.transport, self.server_state, opener, origin, scope, body)
+            edge = Edge(opener.edges, sub, ticket.sent)
+            if not self._attach(cycle, edge):  # the write found the client gone
+                _dropped(opener, sub)
+            elif sub.reason is not None:  # told to leave during its opening (shutdown, a gap)
+                edge.leave(sub.reason)
         except Exception:  # never a subscriber left behind without its stream
             log.exception("stream hand-over failed conn=%d", sub.conn)
             _dropped(opener, sub)
             self.transport.close()
-
-    def _hand_over(
-        self,
-        opener: Opener,
-        cycle: RequestResponseCycle,
-        ticket: Ticket,
-        sub: Subscriber,
-        body: bytes,
-    ) -> None:
-        """Write the head and the opening in one write; the edge takes the transport."""
-        head = _head(self.server_state.default_headers, opener.headers(self._origin))
-        self._origin = None
-        cycle.response_started = True
-        cycle.chunked_encoding = True
-        if self.access_log and self.access_logger.isEnabledFor(logging.INFO):
-            scope = opener.forwarded(cycle.scope)
-            self.access_logger.info(
-                '%s - "%s %s HTTP/%s" %d',
-                get_client_addr(scope),
-                "GET",
-                get_path_with_query_string(scope),
-                "1.1",
-                200,
-            )
-        self.transport.write(b"".join((head, b"%x\r\n" % len(body), body, b"\r\n")))
-        edge = Edge(opener.edges, sub, ticket.sent)
-        if not self._attach(cycle, edge):  # the write found the client gone
-            _dropped(opener, sub)
-        elif sub.reason is not None:  # told to leave during its opening (shutdown, a gap)
-            edge.leave(sub.reason)
 
     def _attach(self, cycle: RequestResponseCycle, edge: Edge) -> bool:
         """Give ``edge`` the transport; False when the client is gone already."""
@@ -358,6 +615,65 @@ class _Joined:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+
+def _plain(
+    parser: httptools.HttpRequestParser,
+    url: bytes,
+    headers: list[tuple[bytes, bytes]],
+    done: Callable[[Ticket, bytes | None], None],
+) -> tuple[Ticket, str | None] | None:
+    """A ticket for the opener and the request's ``Origin``, when the request whose head
+    ``parser`` has just read is a plain stream request: ``GET`` on HTTP/1.1, kept alive, no
+    upgrade, no body, no ``Expect``, exactly ``/v1/stream`` or ``/sse/notifications`` with a
+    plain query, and a stream token and resume point as the route reads them
+    (:func:`~tidings.api.stream.plain_request`). ``headers`` have lower-case names."""
+    if (
+        parser.get_method() != b"GET"
+        or parser.get_http_version() != "1.1"
+        or not parser.should_keep_alive()
+        or parser.should_upgrade()
+    ):
+        return None
+    path, _, query = url.partition(b"?")
+    legacy = OPENED.get(path)
+    if legacy is None or b"%00" in query or b"#" in query or not query.isascii():
+        return None
+    origin = None
+    for name, value in headers:
+        if name in NOT_PLAIN or (name == b"content-length" and value != b"0"):
+            return None
+        if name == b"origin" and origin is None:
+            if HEADER_VALUE_RE.search(value):
+                return None  # uvicorn refuses to echo it (the route answers 500 as ever)
+            origin = value.decode("latin-1")
+    request = plain_request(headers, query, legacy=legacy)
+    if request is None:
+        return None
+    return Ticket(request[0], request[1], done, legacy=legacy), origin
+
+
+def _write_opening(
+    transport: asyncio.Transport,
+    server_state: ServerState,
+    opener: Opener,
+    origin: str | None,
+    scope: Any,
+    body: bytes,
+) -> None:
+    """A stream's head (as uvicorn writes it) and its opening, in ONE write; with ``scope``
+    (access logging on), uvicorn's access line first, as its request cycle writes it."""
+    head = _head(server_state.default_headers, opener.headers(origin))
+    if scope is not None:
+        access_log.info(
+            '%s - "%s %s HTTP/%s" %d',
+            get_client_addr(scope),
+            "GET",
+            get_path_with_query_string(scope),
+            "1.1",
+            200,
+        )
+    transport.write(b"".join((head, b"%x\r\n" % len(body), body, b"\r\n")))
 
 
 def _address(info: Any) -> tuple[str, int | None] | None:

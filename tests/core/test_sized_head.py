@@ -42,6 +42,9 @@ class Recording(asyncio.Transport):
             name, default
         )
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
     def pause_reading(self) -> None:
         pass
 

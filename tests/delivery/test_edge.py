@@ -312,7 +312,7 @@ async def test_without_the_edge_protocol_streams_run_on_the_asgi_path(tmp_path: 
             assert sub.edge is None
     finally:
         srv.stop()
-    assert EdgeProtocol is not HttpToolsProtocol
+    assert srv.server.config.http_protocol_class is HttpToolsProtocol
 
 
 async def test_a_reader_stuck_past_the_send_timeout_is_cut_off_with_bye(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from tidings.delivery.hub import NO_FRAMES, Hub
 from tidings.domain.notifications import NewNotification, Notification, utcnow
 from tidings.domain.principals import Principal
 from tidings.metrics import Metrics
-from tidings.server import EdgeProtocol, Handed
+from tidings.server import AppProtocol, EdgeProtocol, Handed
 from tidings.store import Store
 from tidings.store import notifications as nq
 
@@ -191,8 +191,13 @@ async def test_an_open_stream_holds_a_three_slot_protocol_not_uvicorns(tmp_path:
         assert len(handed) == 20
         assert all(c.transport.get_protocol() is c for c in handed)
         gc.collect()
-        kept = [o for o in gc.get_objects() if isinstance(o, EdgeProtocol) and o.edge is not None]
-        assert kept == [], f"{len(kept)} uvicorn protocol objects still held by open streams"
+        transports = {c.transport for c in handed}
+        kept = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, EdgeProtocol | AppProtocol) and o.transport in transports
+        ]
+        assert kept == [], f"{len(kept)} protocol objects still held by open streams"
     finally:
         for writer in writers:
             writer.close()

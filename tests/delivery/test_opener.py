@@ -8,6 +8,8 @@ of a batch) with nothing lost or doubled afterwards."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
@@ -32,6 +34,7 @@ from tidings.channels import profiles
 from tidings.channels.preferences import UserPreferences
 from tidings.channels.runtime import Channels
 from tidings.domain.principals import Principal
+from tidings.server import AppProtocol
 
 HOST = "https://rentals.example"
 
@@ -344,3 +347,185 @@ def test_clients_gone_during_their_opening_leave_no_subscriber(tmp_path: Path) -
         assert service.hub.stream_count == 0, "every subscriber of a gone client was dropped"
     finally:
         srv.stop()
+
+
+# Raw requests the edge protocol reads and then leaves to uvicorn (each ends the connection):
+# none is a plain stream request, so each must be answered exactly as under plain uvicorn.
+_NOT_OPENED = [
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"GET /v1/stream?access_token=a.b.c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"POST /v1/stream HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    b"GET /v1/stream HTTP/1.0\r\nHost: x\r\n\r\n",
+    b"GET /v1/stream%3F HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\rX",  # malformed at its last byte
+    # pipelined: a plain request, then a refused stream request, in one packet
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    b"GET /v1/stream?access_token=a.b.c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    # a head longer than the edge protocol reads before it decides
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+    + b"a" * 70_000
+    + b"\r\nConnection: close\r\n\r\n",
+]
+
+
+async def _exchange(port: int, request: bytes, size: int) -> bytes:
+    """Send ``request`` in pieces of ``size`` bytes (each its own write and segment), then read
+    until the server closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for at in range(0, len(request), size):
+            writer.write(request[at : at + size])
+            await asyncio.wait_for(writer.drain(), 10)
+            if size < len(request):
+                await asyncio.sleep(0)
+        data = b""
+        while chunk := await asyncio.wait_for(reader.read(65536), 10):
+            data += chunk
+        return data
+    finally:
+        writer.close()
+
+
+def _without_date(data: bytes) -> bytes:
+    return b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"date: "))
+
+
+@pytest.mark.parametrize("size", [1 << 20, 1, 7])
+def test_what_the_edge_leaves_to_uvicorn_is_answered_as_uvicorn_answers(
+    pair: tuple[ServerThread, ServerThread], size: int
+) -> None:
+    """A connection's first request is read by the edge protocol itself; every one it does not
+    open (any method, version, path, a malformed or over-long head, a pipelined pair), in one
+    piece or arriving a byte at a time, is answered byte for byte as plain uvicorn answers."""
+    edge, plain = pair
+
+    async def both() -> list[list[bytes]]:
+        return [
+            [_without_date(await _exchange(srv.port, r, size)) for r in _NOT_OPENED]
+            for srv in (edge, plain)
+        ]
+
+    mine, theirs = asyncio.run(both())
+    for request, a, b in zip(_NOT_OPENED, mine, theirs, strict=True):
+        assert a == b, request[:60]
+        assert a.startswith(b"HTTP/1.1 "), (request[:60], a[:80])
+    assert _opened(edge) == 0
+
+
+def test_a_stream_request_arriving_a_byte_at_a_time_is_opened_below_the_framework(
+    pair: tuple[ServerThread, ServerThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a new connection the edge protocol opens the stream itself: no uvicorn protocol is
+    made for it (counted), and its head is the route's."""
+    edge, plain = pair
+    made = [0]
+    real_init = AppProtocol.__init__
+
+    def counted(self: AppProtocol, *args: Any, **kwargs: Any) -> None:
+        made[0] += 1
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(AppProtocol, "__init__", counted)
+    heads = []
+    for srv in (edge, plain):
+        create_tenant(srv.url, "jump-joy")
+        token = srv.service.mint_token("jump-joy", "ann")[0]
+        request = f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+
+        async def trickle(port: int = srv.port, data: bytes = request.encode()) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                for at in range(len(data)):
+                    writer.write(data[at : at + 1])
+                    await asyncio.wait_for(writer.drain(), 10)
+                    await asyncio.sleep(0)
+                seen = b""
+                while b"event: ready" not in seen:
+                    chunk = await asyncio.wait_for(reader.read(65536), 10)
+                    assert chunk, seen
+                    seen += chunk
+                return seen
+            finally:
+                writer.close()
+
+        made[0] = 0  # the requests above made theirs
+        seen = asyncio.run(trickle())
+        if srv is edge:
+            assert made == [0], "the stream's connection never met uvicorn's protocol"
+        heads.append(_without_date(seen.partition(b"\r\n\r\n")[0]))
+    assert heads[0] == heads[1]
+    assert _opened(edge) == 1 and _opened(plain) == 0
+
+
+def test_a_head_too_long_to_read_is_left_to_uvicorn_unread(tmp_path: Path) -> None:
+    """The edge protocol holds at most HEAD_LIMIT bytes of a head it has not decided on: a
+    longer one, still arriving, is uvicorn's already."""
+    srv = ServerThread(make_settings(str(tmp_path))).start()
+    try:
+
+        async def long_head() -> list[type]:
+            _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            try:
+                writer.write(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000)
+                await asyncio.wait_for(writer.drain(), 10)
+                deadline = time.monotonic() + 10
+                while True:
+                    kinds = [type(c) for c in list(srv.server.server_state.connections)]
+                    if AppProtocol in kinds or time.monotonic() > deadline:
+                        return kinds
+                    await asyncio.sleep(0.02)
+            finally:
+                writer.close()
+
+        kinds = asyncio.run(long_head())
+        assert kinds == [AppProtocol], kinds
+    finally:
+        srv.stop()
+
+
+def test_an_opened_stream_s_access_line_is_uvicorns(
+    pair: tuple[ServerThread, ServerThread],
+) -> None:
+    """With uvicorn's access log on, a stream the edge opens (on a new connection, and on a
+    kept-alive one after another request) logs the line uvicorn logs for it."""
+    access = logging.getLogger("uvicorn.access")
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Collect()
+    old_level = access.level
+    access.setLevel(logging.INFO)
+    access.addHandler(handler)
+    seen: list[list[str]] = []
+    try:
+        for srv in pair:
+            create_tenant(srv.url, "jump-joy")
+            token = srv.service.mint_token("jump-joy", "ann")[0]
+            with httpx.Client(base_url=srv.url, timeout=10) as client:
+                for reused in (False, True):
+                    if reused:
+                        assert client.get("/healthz").status_code == 200
+                    query = {"access_token": token}
+                    with client.stream("GET", "/v1/stream", params=query) as s:
+                        assert s.status_code == 200
+                        next(s.iter_raw())
+                    client.get("/healthz?marker")
+            deadline = time.monotonic() + 10
+            while sum("/healthz?marker" in line for line in lines) < 2:
+                assert time.monotonic() < deadline, lines
+                time.sleep(0.02)
+            seen.append([re.sub(r":\d+ - ", ":PORT - ", line) for line in lines])
+            lines.clear()
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(old_level)
+    edge, plain = seen
+    assert [line for line in edge if "/v1/stream" in line] == [
+        line for line in plain if "/v1/stream" in line
+    ]
+    assert len([line for line in edge if "/v1/stream" in line]) == 2, edge
+    assert _opened(pair[0]) == 2

@@ -55,7 +55,7 @@ log = logging.getLogger("tidings.delivery.stream")  # the ASGI path's stream lin
 class Ticket:
     """One stream request taken by the edge protocol, until :class:`Opener` answers it."""
 
-    __slots__ = ("done", "legacy", "principal", "resume", "sent", "sub", "token")
+    __slots__ = ("done", "legacy", "principal", "resume", "scope", "sent", "sub", "token")
 
     def __init__(
         self,
@@ -72,6 +72,7 @@ class Ticket:
         self.principal: Principal | None = None
         self.sub: Subscriber | None = None
         self.sent = 0  # the seq the opening accounts for (the edge's ``sent``)
+        self.scope: Any = None  # for uvicorn's access line (only when it is written)
 
     def answer(self, body: bytes | None) -> None:
         """Answer once: the opening's body, or ``None`` (the route answers)."""

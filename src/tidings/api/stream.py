@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.requests import cookie_parser
 
 from tidings import auth
@@ -76,22 +76,29 @@ def plain_request(
         resume_query is not None and len(resume_query) > RESUME_MAX
     ):
         return None  # the route's validation answers 422
-    headers = Headers(raw=raw_headers)
+    authorization = cookie = last_event_id = None  # the first of each, as Headers.get
+    for name, value in raw_headers:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"cookie":
+            if cookie is None:
+                cookie = value.decode("latin-1")
+        elif name == b"last-event-id" and last_event_id is None:
+            last_event_id = value.decode("latin-1")
     token = next((v for v in given if v), None)
     if token is None:
-        header = headers.get("authorization")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "bearer" or not value.strip():
+        if authorization:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not credentials.strip():
                 return None
-            token = value.strip()
+            token = credentials.strip()
         else:
-            cookie = headers.get("cookie")
             token = cookie_parser(cookie).get(COOKIE) if cookie else None
     if not token or not auth.looks_like_jwt(token):
         return None
     try:
-        resume = _resume(headers.get("last-event-id"), resume_query)
+        resume = _resume(last_event_id, resume_query)
     except BadRequest:
         return None
     return token, resume
