@@ -190,10 +190,14 @@ class TokenCache:
     def __len__(self) -> int:
         return len(self._tokens)
 
-    def get(self, token: str, now: float | None = None) -> tuple[Principal, str | None] | None:
+    def get(
+        self, token: str, now: float | None = None, *, key: bytes | None = None
+    ) -> tuple[Principal, str | None] | None:
         """``(principal, kid)`` of a token verified before; raises ``Unauthorized``
-        (``token_expired``) for one that has expired since."""
-        key = token_key(token)
+        (``token_expired``) for one that has expired since. ``key``: the token's
+        :func:`token_key`, when the caller has it."""
+        if key is None:
+            key = token_key(token)
         hit = self._tokens.get(key)
         if hit is None:
             return None
@@ -203,10 +207,14 @@ class TokenCache:
         self._tokens.move_to_end(key)
         return hit[0], hit[1]
 
-    def put(self, token: str, principal: Principal, kid: str | None) -> None:
+    def put(
+        self, token: str, principal: Principal, kid: str | None, *, key: bytes | None = None
+    ) -> None:
         if self.size <= 0:
             return
-        self._tokens[token_key(token)] = (principal, kid, principal.expires_at.timestamp())
+        if key is None:
+            key = token_key(token)
+        self._tokens[key] = (principal, kid, principal.expires_at.timestamp())
         while len(self._tokens) > self.size:
             self._tokens.popitem(last=False)
 

@@ -634,7 +634,8 @@ class Tidings:
         """The principal of a stream token. A token whose header names a ``kid`` is checked
         only with that tenant signing key and only for its tenant; any other with the server
         secret."""
-        hit = self.tokens.get(token)  # verified before (until its exp): auth.TokenCache
+        key = auth.token_key(token)
+        hit = self.tokens.get(token, key=key)  # verified before (until its exp): auth.TokenCache
         kid = hit[1] if hit is not None else auth.key_id(token)
         found = None if kid is None else await self.signing_keys.lookup(kid)
         if kid is not None and found is None:
@@ -649,7 +650,7 @@ class Tidings:
             principal = auth.verify(self.secret, token, max_ttl=max_ttl)
         else:
             principal = auth.verify(found[1], token, max_ttl=max_ttl, tenant=found[0])
-        self.tokens.put(token, principal, kid)
+        self.tokens.put(token, principal, kid, key=key)
         return principal
 
     async def create_signing_key(self, tenant_id: str, name: str) -> tuple[kq.SigningKey, str]:

@@ -249,3 +249,48 @@ def test_an_empty_secret_verifies_nothing() -> None:
     mac = b64(hmac.new(b"", head + b"." + body, hashlib.sha256).digest())
     with pytest.raises(hs256.Invalid):
         hs256.claims((head + b"." + body + b"." + mac).decode(), "", require=REQUIRE, now=NOW)
+
+
+def _as_json_loads(data: bytes) -> str:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return "invalid"
+    return repr(value) if isinstance(value, dict) else "invalid"
+
+
+def _as_ours(data: bytes) -> str:
+    try:
+        return repr(hs256._json_object(data, "payload"))
+    except hs256.Invalid:
+        return "invalid"
+
+
+# Keys: any text, and a few that only some decodings take (lone surrogates, NUL, non-ASCII).
+KEYS = st.one_of(st.text(max_size=4), st.sampled_from(["\ud800", "a\udfff", "\x00", "é"]))
+json_texts = st.recursive(
+    st.one_of(json_scalars, st.text(max_size=6)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=24),
+        st.binary(max_size=24).map(lambda b: b"{" + b),
+        st.tuples(
+            st.dictionaries(KEYS, json_texts, max_size=4),
+            st.sampled_from(["utf-8", "utf-16", "utf-16-le", "utf-32", "utf-8-sig"]),
+            st.booleans(),
+            st.sampled_from(["", " ", "\n", "x", "}"]),
+        ).map(lambda t: (json.dumps(t[0], ensure_ascii=t[2]) + t[3]).encode(t[1], "surrogatepass")),
+    )
+)
+def test_a_payload_is_read_exactly_as_json_loads_reads_it(data: bytes) -> None:
+    """The segment's JSON is read as PyJWT reads it (``json.loads`` of the bytes: any UTF
+    encoding it detects, NaN, big integers, lone surrogates, trailing data refused)."""
+    assert _as_ours(data) == _as_json_loads(data)
