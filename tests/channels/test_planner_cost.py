@@ -260,3 +260,63 @@ async def test_presence_rows_only_for_users_with_a_device_and_claims_in_one_writ
         with statements(service.store) as seen:
             await channels.presence.beat()  # nothing new: no claims written again
         assert not [s for s in seen if "channel_users" in s]
+
+
+async def test_a_full_poll_moves_remembered_tenants_with_one_statement_each(
+    settings: Settings,
+) -> None:
+    """The 1 s poll finds tenants nobody can be pushed for pending at every publish: for those
+    it remembers, one UPDATE each (the store checking there is still no channel) in one write
+    transaction, not a planning transaction each."""
+    async with open_service(settings) as service:
+        names = [TENANT, "bounce-co", "party-hq"]
+        for name in names[1:]:
+            await service.create_tenant(name, name)
+        await service.create_tenant(TENANT, "J")
+        planner = Channels(service).planner
+        planner.unreachable.watch(service.hub)
+        item = NewNotification(type="booking_created", title="Nobody to push")
+        for name in names:
+            await service.publish_many(name, [item])
+        assert await planner.run_once() == 3  # plans each fully once: remembers them
+        for name in names:
+            await service.publish_many(name, [item, item])
+        with statements(service.store) as seen:
+            assert await planner.run_once() == 6
+        writes = [s for s in seen if s.split()[0] in ("INSERT", "UPDATE", "DELETE")]
+        moves = [s for s in writes if s.startswith("UPDATE channel_cursors")]
+        assert len(moves) == 3 and writes == moves, seen
+        assert len([s for s in seen if s.startswith("SELECT")]) == 1, "the pending tenants"
+        assert await cursor(service) == 3
+
+
+@pytest.mark.parametrize("channel", ["device", "e-mail"])
+async def test_a_remembered_tenant_that_gained_a_channel_unheard_is_planned_by_the_poll(
+    settings: Settings, channel: str
+) -> None:
+    """The memory only ever defers: a device or (with e-mail on) an address saved where this
+    instance did not hear of it (no ``p`` message: a broker outage, another instance) is found
+    by the poll's own check in the store, and what was published since is planned for it."""
+    settings = settings.model_copy(update={"smtp_host": "127.0.0.1"})
+    async with open_service(settings) as service:
+        await service.create_tenant(TENANT, "J")
+        planner = Channels(service).planner
+        planner.unreachable.watch(service.hub)
+        await publish(service, 2)
+        assert await planner.run_once() == 2
+        assert TENANT in planner.unreachable
+        async with service.store.write() as conn:  # no preferences_changed: unheard
+            if channel == "device":
+                await profiles.save(conn, TENANT, "ann", now=utcnow())
+                await save_device(conn, "ann")
+            else:
+                await profiles.save(conn, TENANT, "ann", now=utcnow(), email="ann@example.com")
+        await publish(service, 1)
+        assert TENANT in planner.unreachable
+        assert await planner.run_once() == 1
+        assert TENANT not in planner.unreachable, "planned fully: the channel was found"
+        assert await cursor(service) == 3
+        if channel == "device":
+            async with service.store.read() as conn:
+                queued = await conn.execute(select(push_outbox.c.user_id, push_outbox.c.seq))
+                assert [tuple(row) for row in queued] == [("ann", 3)]
