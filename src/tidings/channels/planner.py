@@ -32,12 +32,12 @@ every second. Cost follows the work there is:
   on by the full poll (once per ``interval``): ONE ``UPDATE`` per such tenant, all in one
   write transaction, which moves the cursor only if the store still holds no channel of the
   tenant (else the tenant is planned fully), instead of a planning transaction each; with
-  many tenants publishing, that poll was the planner's main cost. The memory only ever *defers* planning to that poll, never skips a notification:
-  the poll reads the store. It is forgotten at once, here
-  and on every other instance, when a user of the tenant gains a channel (a push subscription
-  saved, preferences or an e-mail address recorded: the ``p`` broker message,
-  ``Hub.on_preferences``), which also wakes the planner for the tenant (its publishes since
-  woke nothing); it is ignored while the broker is away or once it came back.
+  many tenants publishing, that poll was the planner's main cost. The memory only ever
+  *defers* planning to that poll, never skips a notification: the poll checks the store. It is
+  forgotten at once, here and on every other instance, when a user of the tenant gains a
+  channel (a push subscription saved, preferences or an e-mail address recorded: the ``p``
+  broker message, ``Hub.on_preferences``), which also wakes the planner for the tenant (its
+  publishes since woke nothing); it is ignored while the broker is away or once it came back.
 - Parsed profiles and tenant defaults are kept while their stored row is unchanged (compared
   with the row read in the planning transaction, so a change anywhere is seen at once).
 Tenants that existed when migration ``0003_channels`` ran got a cursor at their last seq (no
