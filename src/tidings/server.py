@@ -285,7 +285,7 @@ class EdgeProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         if body is None or sub is None:
             if not self.gone:
-                self._delegate()
+                self._delegate(declined=True)
             return
         transport = self.transport
         if self.gone or transport is None or transport.is_closing():
@@ -324,9 +324,10 @@ class EdgeProtocol(asyncio.Protocol):
         elif self.stopping:
             handed.shutdown()
 
-    def _delegate(self) -> None:
+    def _delegate(self, *, declined: bool = False) -> None:
         """uvicorn answers from here on: an :class:`AppProtocol` takes the transport and is
-        fed every byte received so far."""
+        fed every byte received so far (``declined``: the opener has had the first request
+        and left it to the route, which answers it without asking the opener again)."""
         transport = self.transport
         assert transport is not None
         self.parser = None
@@ -338,6 +339,7 @@ class EdgeProtocol(asyncio.Protocol):
             _loop=self.loop,
         )
         self.app = app
+        app.declined = declined
         app.connection_made(transport)
         transport.set_protocol(app)
         if self.paused:
@@ -381,6 +383,7 @@ class AppProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.edge: Edge | None = None
+        self.declined = False  # the opener has had this connection's next request already
         self._opener: Opener | None = None
         self._taken: Ticket | None = None  # taken by the opener, its cycle not built yet
         self._held: tuple[RequestResponseCycle, ASGI3Application] | None = None
@@ -415,6 +418,9 @@ class AppProtocol(HttpToolsProtocol):
     def _take(self) -> Ticket | None:
         """A ticket for the opener when this request is a plain stream request that can be
         answered now (none pending before it), else None."""
+        if self.declined:  # EdgeProtocol's opener left this request to the route
+            self.declined = False
+            return None
         if (
             (self.cycle is not None and not self.cycle.response_complete)
             or self.pipeline

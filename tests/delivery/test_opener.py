@@ -529,3 +529,43 @@ def test_an_opened_stream_s_access_line_is_uvicorns(
     ]
     assert len([line for line in edge if "/v1/stream" in line]) == 2, edge
     assert _opened(pair[0]) == 2
+
+
+def test_a_request_the_opener_leaves_to_the_route_is_not_offered_to_it_again(
+    tmp_path: Path,
+) -> None:
+    """A refused stream request (here: a bad token, and one over the user's cap) is offered to
+    the opener once; the route answers it without a second verification or subscription."""
+    srv = ServerThread(make_settings(str(tmp_path), max_streams_per_user=1)).start()
+    try:
+        create_tenant(srv.url, "jump-joy")
+        token = srv.service.mint_token("jump-joy", "ann")[0]
+
+        async def refused() -> list[tuple[int, int]]:
+            seen = []
+            _, held, _ = await _open(srv.port, token)  # ann's one stream
+            try:
+                for bearer in (token[:-2] + "xx", token):  # 401, then 429
+                    opener = srv.app.state.edge_opener
+                    before = opener.batches
+                    status = await _status(srv.port, bearer)
+                    seen.append((status, opener.batches - before))
+            finally:
+                held.close()
+            return seen
+
+        assert asyncio.run(refused()) == [(401, 1), (429, 1)]
+    finally:
+        srv.stop()
+
+
+async def _status(port: int, bearer: str) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\n\r\n".encode()
+        )
+        line = await asyncio.wait_for(reader.readline(), 10)
+        return int(line.split()[1])
+    finally:
+        writer.close()
