@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -358,3 +359,25 @@ async def open_service(settings: Settings) -> AsyncIterator[Tidings]:
         settings, every_branch(), live=False, secrets=False, migrate=True
     ) as service:
         yield service
+
+
+@contextlib.contextmanager
+def access_lines() -> Iterator[list[str]]:
+    """The messages uvicorn's access logger writes meanwhile (the logger at INFO, as outside
+    tests); its level and handlers are as before afterwards."""
+    access = logging.getLogger("uvicorn.access")
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Collect()
+    old_level = access.level
+    access.setLevel(logging.INFO)
+    access.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(old_level)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.support import SECRET, ServerThread, make_settings
+from tests.support import SECRET, ServerThread, access_lines, make_settings
 from tidings import auth
 from tidings.channels import unsubscribe
 from tidings.logs import REDACTED, RedactCredentials, redact
@@ -104,34 +104,25 @@ def test_the_access_log_of_a_running_server_holds_no_token(tmp_path: Path) -> No
     token (which does not expire) are redacted."""
     srv = ServerThread(make_settings(str(tmp_path)))
     access = logging.getLogger("uvicorn.access")
-    lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    handler = Collect()
-    old_level = access.level
-    access.setLevel(logging.INFO)
-    access.addHandler(handler)
-    srv.start()
     try:
-        stream_token = _jwt()
-        unsub = unsubscribe.make_token(SECRET, "jump-joy", "ann")
-        with httpx.Client(base_url=srv.url, timeout=10) as client:
-            client.get(f"/v1/stream?access%5Ftoken={stream_token}&last_event_id=x")
-            client.get(f"/v1/unsubscribe?token={unsub}")
-            client.get("/healthz?marker=done")
-        assert any("marker=done" in line for line in lines), lines
-        joined = "\n".join(lines)
-        for secret in (stream_token, unsub):
-            assert secret.split(".")[2] not in _decoded(joined), joined
-        assert "access%5Ftoken=[redacted]" in joined
-        assert "/v1/unsubscribe?token=[redacted]" in joined
+        with access_lines() as lines:
+            srv.start()
+            try:
+                stream_token = _jwt()
+                unsub = unsubscribe.make_token(SECRET, "jump-joy", "ann")
+                with httpx.Client(base_url=srv.url, timeout=10) as client:
+                    client.get(f"/v1/stream?access%5Ftoken={stream_token}&last_event_id=x")
+                    client.get(f"/v1/unsubscribe?token={unsub}")
+                    client.get("/healthz?marker=done")
+                assert any("marker=done" in line for line in lines), lines
+                joined = "\n".join(lines)
+                for secret in (stream_token, unsub):
+                    assert secret.split(".")[2] not in _decoded(joined), joined
+                assert "access%5Ftoken=[redacted]" in joined
+                assert "/v1/unsubscribe?token=[redacted]" in joined
+            finally:
+                srv.stop()
     finally:
-        srv.stop()
-        access.removeHandler(handler)
-        access.setLevel(old_level)
         for f in list(access.filters):
             if isinstance(f, RedactCredentials):
                 access.removeFilter(f)

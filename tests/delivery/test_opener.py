@@ -8,7 +8,6 @@ of a batch) with nothing lost or doubled afterwards."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from tests.support import (
     SECRET,
     PlainServer,
     ServerThread,
+    access_lines,
     create_tenant,
     make_settings,
     open_service,
@@ -489,19 +489,8 @@ def test_an_opened_stream_s_access_line_is_uvicorns(
 ) -> None:
     """With uvicorn's access log on, a stream the edge opens (on a new connection, and on a
     kept-alive one after another request) logs the line uvicorn logs for it."""
-    access = logging.getLogger("uvicorn.access")
-    lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    handler = Collect()
-    old_level = access.level
-    access.setLevel(logging.INFO)
-    access.addHandler(handler)
     seen: list[list[str]] = []
-    try:
+    with access_lines() as lines:
         for srv in pair:
             create_tenant(srv.url, "jump-joy")
             token = srv.service.mint_token("jump-joy", "ann")[0]
@@ -520,9 +509,6 @@ def test_an_opened_stream_s_access_line_is_uvicorns(
                 time.sleep(0.02)
             seen.append([re.sub(r":\d+ - ", ":PORT - ", line) for line in lines])
             lines.clear()
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(old_level)
     edge, plain = seen
     assert [line for line in edge if "/v1/stream" in line] == [
         line for line in plain if "/v1/stream" in line
