@@ -23,7 +23,9 @@ Measured as in ``../shared/anchors/README.md``, for both targets alike:
 
 - server CPU per delivery = user + system CPU of the server process and its children (nginx
   master and workers) from just before the first publish until every stream has every
-  notification (or ``--drain-timeout``), divided by the notification frames delivered;
+  notification (or ``--drain-timeout``), divided by the notification frames delivered; and
+  the same split into user space (the server's own code) and kernel (its syscalls, and the
+  loopback TCP they drive);
 - memory per stream = growth of the summed PSS (``/proc/PID/smaps_rollup``) of those processes
   from before the first connect to 1 s after the last stream opened, divided by N; and the
   same of its anonymous and shared-memory part (``Pss_Anon`` + ``Pss_Shmem``: without the
@@ -35,6 +37,11 @@ Measured as in ``../shared/anchors/README.md``, for both targets alike:
   all are open again, each resuming with ``Last-Event-ID``; server CPU per reopen = server CPU
   over that phase (plus a 1 s settle) / N;
 - loss: notifications missing on a stream, and duplicated ones.
+
+``--repeat N`` runs each scenario N times, the two targets back to back each time, and then
+prints per measure the N ratios, their median and range: on a shared machine one pair's
+ratio moves by ±10-20 % from minute to minute, and only the pairs, taken together, say where
+the code stands.
 
 Prints one side-by-side table per scenario with tidings/Nchan ratios; writes the whole run
 (both targets' full summaries, machine, load average) as JSON to ``--json-out`` (default
@@ -50,6 +57,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20.0, help="publish window per scenario")
     p.add_argument("--count", type=int, default=0, help="notifications (default rate x seconds)")
     p.add_argument("--targets", default="tidings,nchan", help="comma-separated: tidings,nchan")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="runs of each scenario (both targets each time)"
+    )
     p.add_argument("--procs", type=int, default=0, help="client processes (default: 1, 2 at 2k+)")
     p.add_argument("--connect-concurrency", type=int, default=100, help="per client process")
     p.add_argument("--publishers", type=int, default=16, help="publish requests in flight")
@@ -110,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.scenarios = [_scenario(s, args) for s in args.scenario or ["1000x20", "5000x2"]]
     except ValueError as error:
         p.error(str(error))
+    if args.repeat < 1:
+        p.error("--repeat takes a positive number of runs")
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not args.targets or set(args.targets) - set(TARGETS):
         p.error(f"--targets takes a comma-separated subset of {','.join(TARGETS)}")
@@ -242,16 +255,23 @@ def _tree(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def server_cpu(pid: int) -> float:
-    """User + system CPU seconds so far of ``pid`` and its children (nginx: master + workers)."""
-    total = 0.0
+def server_cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds so far of ``pid`` and its children (nginx: master +
+    workers)."""
+    user = system = 0.0
     for proc in _tree(pid):
         try:
             times = proc.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
-    return total
+        user += times.user
+        system += times.system
+    return user, system
+
+
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds so far of ``pid`` and its children (nginx: master + workers)."""
+    return sum(server_cpu_split(pid))
 
 
 def server_pss_kib(pid: int, fields: tuple[str, ...] = ("Pss:",)) -> int:
@@ -323,13 +343,15 @@ def measure(
         time.sleep(1.0)
         pss_connected = server_pss_kib(pid)
         own_connected = server_pss_kib(pid, NOT_FILE)
-        cpu_before = server_cpu(pid)
+        split_before = server_cpu_split(pid)
+        cpu_before = sum(split_before)
         asyncio.run(publisher.run(scenario.count, scenario.rate))
         deadline = time.time() + args.drain_timeout
         for c in pipes:
             c.send(("expect", sorted(publisher.ids), deadline))
         done = [_recv(c, args.drain_timeout + 60, "its deliveries")[1] for c in pipes]
-        cpu_after = server_cpu(pid)
+        split_after = server_cpu_split(pid)
+        cpu_after = sum(split_after)
         # A reconnect storm: every stream dropped at once, reopened with Last-Event-ID.
         for c in pipes:
             c.send(("reopen",))
@@ -353,6 +375,8 @@ def measure(
     last = max((d["last_receipt"] for d in done), default=0.0)
     window = max(1e-9, last - publisher.started) if last else 0.0
     publish_cpu = cpu_after - cpu_before
+    publish_user = split_after[0] - split_before[0]
+    publish_system = split_after[1] - split_before[1]
     connect_cpu = cpu_before - cpu_connect
     per_conn = sorted(x for c in connected for x in c["connect_s"])
     errors: dict[str, int] = {}
@@ -413,6 +437,11 @@ def measure(
             "publish_s": round(publish_cpu, 3),
             "busy_share": round(publish_cpu / window, 2) if window else 0.0,
             "us_per_delivery": round(publish_cpu / received * 1e6, 2) if received else 0.0,
+            # the same split: user space (the server's own code) and the kernel (its syscalls)
+            "user_us_per_delivery": round(publish_user / received * 1e6, 2) if received else 0.0,
+            "system_us_per_delivery": (
+                round(publish_system / received * 1e6, 2) if received else 0.0
+            ),
         },
         "client_errors": errors,
     }
@@ -478,6 +507,8 @@ def table(scenario: Scenario, results: dict[str, dict[str, Any]]) -> str:
     rows = [
         ["measure", *names, *(["tidings/nchan"] if len(names) == 2 else [])],
         row("server CPU per delivery (µs)", lambda r: r["server_cpu"]["us_per_delivery"]),
+        row("  of it user space (µs)", lambda r: r["server_cpu"].get("user_us_per_delivery", 0)),
+        row("  of it kernel (µs)", lambda r: r["server_cpu"].get("system_us_per_delivery", 0)),
         row("server busy while publishing", lambda r: r["server_cpu"]["busy_share"], "{:.0%}"),
         row("memory per stream (PSS KiB)", lambda r: r["memory"]["per_stream_kib"]),
         row("  of it not file pages (KiB)", lambda r: r["memory"]["not_file_per_stream_kib"]),
@@ -505,6 +536,54 @@ def table(scenario: Scenario, results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# The measures whose tidings/Nchan ratio the repeated runs summarise: (label, JSON path).
+RATIOS = (
+    ("server CPU per delivery", ("server_cpu", "us_per_delivery")),
+    ("  of it user space", ("server_cpu", "user_us_per_delivery")),
+    ("  of it kernel", ("server_cpu", "system_us_per_delivery")),
+    ("memory per stream, not file pages", ("memory", "not_file_per_stream_kib")),
+    ("delivery p99", ("delivery", "latency_ms_p99")),
+    ("connect all", ("connect", "all_open_s")),
+    ("server CPU per connect", ("connect", "server_cpu_ms_per_stream")),
+    ("reopen all after a drop", ("reopen", "all_open_s")),
+)
+
+
+def ratios(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per measure of :data:`RATIOS`: the tidings/Nchan ratio of each run (both targets
+    measured back to back), their median, lowest and highest."""
+    summary: dict[str, dict[str, Any]] = {}
+    for label, (group, key) in RATIOS:
+        values = []
+        for results in runs:
+            ours, theirs = results["tidings"][group][key], results["nchan"][group][key]
+            if ours > 0 and theirs > 0:
+                values.append(round(ours / theirs, 3))
+        if values:
+            summary[label.strip()] = {
+                "ratios": values,
+                "median": round(statistics.median(values), 3),
+                "min": min(values),
+                "max": max(values),
+            }
+    return summary
+
+
+def ratio_table(scenario: Scenario, summary: dict[str, dict[str, Any]], runs: int) -> str:
+    lines = [f"{scenario.label}: tidings/nchan over {runs} runs (each pair back to back)"]
+    width = max(len(label) for label, _ in RATIOS)
+    for label, _ in RATIOS:
+        entry = summary.get(label.strip())
+        if entry is None:
+            continue
+        each = " ".join(f"{v:.2f}" for v in entry["ratios"])
+        lines.append(
+            f"{label.ljust(width)}  median {entry['median']:.2f}x"
+            f"  range {entry['min']:.2f}-{entry['max']:.2f}x  ({each})"
+        )
+    return "\n".join(lines)
+
+
 def ok(result: dict[str, Any]) -> bool:
     d = result["delivery"]
     return bool(
@@ -526,24 +605,40 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": [],
     }
     for scenario in args.scenarios:
-        results: dict[str, dict[str, Any]] = {}
-        for target in args.targets:
-            load1 = round(os.getloadavg()[0], 2)
-            if target == "tidings":
-                results[target] = run_tidings(args, scenario)
-            else:
-                tidings = results.get("tidings")
-                payload = args.payload_bytes or (
-                    round(tidings["delivery"]["data_bytes_mean"]) if tidings else DEFAULT_PAYLOAD
-                )
-                results[target] = run_nchan(args, scenario, payload)
-            results[target]["loadavg_1m_at_start"] = load1
-        print(table(scenario, results), flush=True)
-        print(flush=True)
-        run["scenarios"].append(
-            {"streams": scenario.streams, "rate": scenario.rate, "count": scenario.count}
-            | {"results": results}
-        )
+        runs: list[dict[str, dict[str, Any]]] = []
+        for round_ in range(1, args.repeat + 1):
+            results: dict[str, dict[str, Any]] = {}
+            for target in args.targets:
+                load1 = round(os.getloadavg()[0], 2)
+                if target == "tidings":
+                    results[target] = run_tidings(args, scenario)
+                else:
+                    tidings = results.get("tidings")
+                    payload = args.payload_bytes or (
+                        round(tidings["delivery"]["data_bytes_mean"])
+                        if tidings
+                        else DEFAULT_PAYLOAD
+                    )
+                    results[target] = run_nchan(args, scenario, payload)
+                results[target]["loadavg_1m_at_start"] = load1
+            if args.repeat > 1:
+                print(f"run {round_} of {args.repeat}: ", end="")
+            print(table(scenario, results), flush=True)
+            print(flush=True)
+            run["scenarios"].append(
+                {"streams": scenario.streams, "rate": scenario.rate, "count": scenario.count}
+                | ({"run": round_} if args.repeat > 1 else {})
+                | {"results": results}
+            )
+            runs.append(results)
+        if args.repeat > 1 and set(args.targets) == set(TARGETS):
+            summary = ratios(runs)
+            print(ratio_table(scenario, summary, len(runs)), flush=True)
+            print(flush=True)
+            run.setdefault("summaries", []).append(
+                {"streams": scenario.streams, "rate": scenario.rate, "runs": len(runs)}
+                | {"ratios": summary}
+            )
     run["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out = Path(args.json_out)
     out.parent.mkdir(parents=True, exist_ok=True)

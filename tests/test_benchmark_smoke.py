@@ -192,3 +192,37 @@ def test_the_connect_diagnostic_runs_and_streams_leave_the_collector_nothing() -
     assert [p.split(":")[0] for p in passes] == ["cold", "warm"], lines
     for line in passes:
         assert "30 streams open in" in line and " 0 objects freed" in line, line
+
+
+def test_repeated_anchor_runs_are_summarised_by_the_median_of_their_ratios() -> None:
+    """``--repeat``: per measure the ratio of each back-to-back pair, their median and range;
+    a measure one side did not register (0 CPU ticks) is left out, not counted as 0."""
+    from benchmarks import anchor
+
+    def result(cpu: float, user: float) -> dict[str, dict[str, float]]:
+        return {
+            "server_cpu": {
+                "us_per_delivery": cpu,
+                "user_us_per_delivery": user,
+                "system_us_per_delivery": cpu - user,
+            },
+            "memory": {"not_file_per_stream_kib": 2.0},
+            "delivery": {"latency_ms_p99": 40.0},
+            "connect": {"all_open_s": 0.2, "server_cpu_ms_per_stream": 0.1},
+            "reopen": {"all_open_s": 0.2},
+        }
+
+    runs = [
+        {"tidings": result(9.0, 3.0), "nchan": result(9.0, 3.0)},
+        {"tidings": result(12.0, 4.0), "nchan": result(10.0, 0.0)},
+        {"tidings": result(8.0, 3.0), "nchan": result(10.0, 2.0)},
+    ]
+    summary = anchor.ratios(runs)
+    cpu = summary["server CPU per delivery"]
+    assert cpu["ratios"] == [1.0, 1.2, 0.8]
+    assert (cpu["median"], cpu["min"], cpu["max"]) == (1.0, 0.8, 1.2)
+    assert summary["of it user space"]["ratios"] == [1.0, 1.5]  # Nchan's 0 left out
+    assert summary["of it user space"]["median"] == 1.25
+    assert summary["delivery p99"]["median"] == 1.0
+    table = anchor.ratio_table(anchor.Scenario(1000, 20.0, 200), summary, 3)
+    assert "median 1.00x  range 0.80-1.20x  (1.00 1.20 0.80)" in table
