@@ -165,6 +165,15 @@ def test_the_fanout_diagnostic_runs_and_every_stream_gets_every_frame() -> None:
     assert "µs of Python per stream and notification (50 streams)" in done.stdout.decode()
 
 
+def test_the_fanout_over_sockets_runs_and_every_byte_arrives() -> None:
+    """``benchmarks/fanout_sockets.py`` (docs/performance.md, session 10) checks that its
+    reader got every stream's every chunk, byte for byte, before it prints a figure."""
+    cmd = [sys.executable, "-m", "benchmarks.fanout_sockets", "--streams", "30", "--rounds", "10"]
+    done = subprocess.run(cmd, capture_output=True, timeout=60, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert "µs of CPU per stream and notification (30 streams;" in done.stdout.decode()
+
+
 def test_the_paced_publish_benchmark_runs(tmp_path: Path) -> None:
     """``benchmarks.paced`` (CPU of a lone publish at a pace, and of the idle server) runs end
     to end with tiny numbers and reports figures that add up."""

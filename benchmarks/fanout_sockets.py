@@ -1,0 +1,155 @@
+"""The fan-out's CPU per delivery over real sockets (a diagnostic, issue 8).
+
+    python -m benchmarks.fanout_sockets --streams 1000 --rounds 500
+
+``benchmarks.fanout_python`` measures the fan-out's Python with transports that only count
+their writes; this measures what the same code costs when each write is a real ``write``
+syscall on a loopback TCP connection: real ``Subscriber``, ``Edge`` and ``Edges`` objects under
+uvloop, ``--streams`` connections accepted in this process and read by a child process, one
+notification offered to every stream as ``Hub._dispatch`` offers a tenant-wide one, every
+``--gap`` seconds (an idle loop in between, as at 20 notifications a second). Prints this
+process's CPU (user + system, ``time.process_time``) per delivery, and the user and system
+parts (``getrusage``, tick-grained). A rewrite of the fan-out is measured here, beside the
+old code in the same process where it can be, before the Python-only figure is believed: in
+session 10 a rewrite that halved ``fanout_python``'s figure changed nothing here
+(docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import resource
+import selectors
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from typing import cast
+
+import uvloop
+
+from benchmarks.fanout_python import _Metrics
+from tidings.delivery.edge import Edge, Edges
+from tidings.delivery.hub import Subscriber
+from tidings.domain.principals import Principal
+
+
+def _read_all(port: int, streams: int, report: Connection) -> None:
+    """The child: open ``streams`` connections, read them until each is closed, and report
+    the bytes read."""
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(streams)]
+    selector = selectors.DefaultSelector()
+    for sock in socks:
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, sock)
+    open_, total = len(socks), 0
+    while open_:
+        for key, _ in selector.select():
+            ready: socket.socket = key.data
+            try:
+                data = ready.recv(65536)
+            except BlockingIOError:
+                continue
+            total += len(data)
+            if not data:
+                selector.unregister(ready)
+                ready.close()
+                open_ -= 1
+    report.send(total)
+
+
+class _Accepted(asyncio.Protocol):
+    """A server side connection: its flow control goes to its edge, as ``server.Handed``."""
+
+    def __init__(self, accepted: list[tuple[_Accepted, asyncio.Transport]]) -> None:
+        self.accepted = accepted
+        self.edge: Edge | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.accepted.append((self, cast(asyncio.Transport, transport)))  # uvloop's: no subclass
+
+    def pause_writing(self) -> None:
+        if self.edge is not None:
+            self.edge.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.edge is not None:
+            self.edge.resume_writing()
+
+
+async def _run(streams: int, rounds: int, gap: float) -> tuple[float, float, float]:
+    loop = asyncio.get_running_loop()
+    accepted: list[tuple[_Accepted, asyncio.Transport]] = []
+    server = await loop.create_server(lambda: _Accepted(accepted), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    context = multiprocessing.get_context("spawn")
+    mine, theirs = context.Pipe()
+    reader = context.Process(target=_read_all, args=(port, streams, theirs), daemon=True)
+    reader.start()
+    async with asyncio.timeout(60):
+        while len(accepted) < streams:
+            await asyncio.sleep(0.01)
+    edges = Edges(
+        None,  # type: ignore[arg-type]  # the hub and store are not used by offer/flush
+        None,  # type: ignore[arg-type]
+        _Metrics(),  # type: ignore[arg-type]
+        keepalive=30,
+        send_timeout=10,
+        retry_ms=1000,
+        buffer=256,
+    )
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    subs = []
+    for i, (protocol, transport) in enumerate(accepted):
+        principal = Principal(tenant="t", user=f"u{i}", roles=frozenset(), expires_at=expires)
+        sub = Subscriber(principal, 256)
+        edge = Edge(edges, sub, 0)
+        protocol.edge = edge
+        edge.attach(transport, chunked=True, paused=False)
+        subs.append(sub)
+    frame = b"id: 1\nevent: notification\ndata: " + b"x" * 190 + b"\n\n"
+    await asyncio.sleep(0.5)
+    began, usage = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
+    for seq in range(1, rounds + 1):
+        for sub in subs:  # as Hub._dispatch offers a tenant-wide notification
+            edge_ = sub.edge
+            if edge_ is not None and sub.reason is None:
+                edge_.offer(seq, frame)
+            else:
+                sub.offer(seq, frame)
+        await asyncio.sleep(gap)
+    spent = time.process_time() - began
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    lagging = sum(1 for sub in subs if sub.lagging)
+    for _, transport in accepted:
+        transport.close()
+    server.close()
+    assert not lagging, f"{lagging} streams fell behind: the reader is too slow for --gap"
+    async with asyncio.timeout(30):  # the loop runs meanwhile: the transports close
+        while not mine.poll():
+            await asyncio.sleep(0.01)
+    read = mine.recv()
+    chunk = len(b"%x\r\n" % len(frame)) + len(frame) + 2
+    assert read == streams * rounds * chunk, f"read {read} bytes, not {streams * rounds * chunk}"
+    reader.join(30)
+    n = streams * rounds
+    return spent / n, (after.ru_utime - usage.ru_utime) / n, (after.ru_stime - usage.ru_stime) / n
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--streams", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=500)
+    p.add_argument("--gap", type=float, default=0.01, help="s between notifications")
+    args = p.parse_args()
+    per, user, system = uvloop.run(_run(args.streams, args.rounds, args.gap))
+    print(
+        f"{per * 1e6:.3f} µs of CPU per stream and notification ({args.streams} streams;"
+        f" user {user * 1e6:.2f}, system {system * 1e6:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
