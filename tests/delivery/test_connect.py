@@ -26,6 +26,7 @@ from tests.support import ServerThread, Stream, create_tenant, make_settings, op
 from tidings.auth import TokenCache
 from tidings.delivery.hub import Hub
 from tidings.delivery.opening import Opening, from_memory, from_store
+from tidings.delivery.opening import open_many as _open_many
 from tidings.domain.notifications import Actor, Audience, NewNotification
 from tidings.domain.principals import Principal
 from tidings.errors import NotFound, Unauthorized
@@ -293,6 +294,46 @@ async def test_the_opening_statements_on_postgresql(tmp_path: Path, postgres_url
         )
         for n, program in enumerate((OWN_IN_A_KEPT_VIEW, INBOX_STATES)):
             await _run(service, f"pg{n}", program)
+
+
+@pytest.mark.anyio
+async def test_a_batch_of_views_not_kept_is_read_in_one_hand_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reconnect storm once the ring has moved past the users' views (or after a restart):
+    on SQLite the views of a whole opener batch are read on the store's reader thread in ONE
+    hand-off (``Store.run_read``), not a hand-off to aiosqlite's thread per statement, and
+    each opening is the one the store alone gives."""
+    async with open_service(make_settings(str(tmp_path), replay_limit=LIMIT)) as service:
+        hub = Hub(service.store, service.metrics, buffer=100, max_per_user=5, max_per_tenant=50)
+        await service.create_tenant("t", "t")
+        for i in range(3):
+            await service.publish("t", NewNotification(type="system", title=f"n{i}"))
+        await service.mark_read(principal("t", "bob"), [2])
+        subs = [await hub.subscribe(principal("t", user)) for user in ("ann", "bob", "cy")]
+        store = service.store
+        assert store.writes_in_thread
+        hand_offs = []
+        run_read = store.run_read
+
+        async def counted(work: Any) -> Any:
+            hand_offs.append(work)
+            return await run_read(work)
+
+        def per_statement() -> Any:
+            raise AssertionError("the batch's views were read a statement per hand-off")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(store, "run_read", counted)
+            patched.setattr(store, "read", per_statement)
+            openings = await _open_many(hub, store, [(s, None) for s in subs], replay_limit=LIMIT)
+        assert len(hand_offs) == 1
+        for sub, opening in zip(subs, openings, strict=True):
+            assert opening is not None
+            alone = await from_store(store, sub, None, replay_limit=LIMIT)
+            assert _ready(opening) == _ready(alone)
+        bob = openings[1]
+        assert bob is not None and _ready(bob)[1]["unread"]["count"] == 2  # one of 3 read
 
 
 @pytest.mark.anyio

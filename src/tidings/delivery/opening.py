@@ -32,8 +32,11 @@ from tidings.store import notifications as nq
 from tidings.store import snapshot as sq
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from tidings.delivery.hub import Hub, Subscriber, _Tenant
     from tidings.store import Store
+    from tidings.store.readstate import FeedItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +81,42 @@ def _from_memory(hub: Hub, sub: Subscriber, state: _Tenant) -> tuple[View, int] 
 
 async def _read_views(hub: Hub, store: Store, misses: list[_Want]) -> None:
     """The views of ``misses`` from the store: ONE read transaction for the whole batch, two
-    statements (built once) per user, each bounded by the seq its stream opens at."""
+    statements (built once) per user, each bounded by the seq its stream opens at. On SQLite
+    in a file the transaction runs on the store's reader thread, in ONE hand-off for the whole
+    batch (``Store.run_read``): a reconnect storm after the ring moved past the users' views
+    reads every view this way (docs/performance.md, session 10)."""
     for want in misses:
         want.at, want.begun = want.state.last, want.state.views.epoch
-    async with store.read() as conn:
-        for want in misses:
-            p, sub = want.sub.principal, want.sub
-            count, items = await sq.snapshot(
-                conn, p.tenant, p.user, p.roles, sub.muted, upto=want.at, size=SNAPSHOT_SIZE
-            )
-            want.view = View.of(want.at, p.roles, sub.muted, _probe(count), items)
+    if store.writes_in_thread:  # SQLite in a file: the whole batch in one hand-off
+
+        def read_all(conn: Connection) -> list[tuple[UnreadCount, list[FeedItem]]]:
+            return [
+                sq.snapshot_sync(
+                    conn,
+                    want.sub.principal.tenant,
+                    want.sub.principal.user,
+                    want.sub.principal.roles,
+                    want.sub.muted,
+                    upto=want.at,
+                    size=SNAPSHOT_SIZE,
+                )
+                for want in misses
+            ]
+
+        snapshots = await store.run_read(read_all)
+    else:
+        snapshots = []
+        async with store.read() as conn:
+            for want in misses:
+                p, sub = want.sub.principal, want.sub
+                snapshots.append(
+                    await sq.snapshot(
+                        conn, p.tenant, p.user, p.roles, sub.muted, upto=want.at, size=SNAPSHOT_SIZE
+                    )
+                )
+    for want, (count, items) in zip(misses, snapshots, strict=True):
+        p = want.sub.principal
+        want.view = View.of(want.at, p.roles, want.sub.muted, _probe(count), items)
     if hub.views_trusted:
         for want in misses:
             assert want.view is not None

@@ -73,10 +73,13 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # SQLite in a file: a synchronous engine on the same file for run_write, used on one
-        # thread of its own (the writer; made here, connected on first use).
+        # thread of its own (the writer; made here, connected on first use), and for run_read
+        # on another (the reader).
         self._sync: Engine | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._writer_conn: Connection | None = None  # the writer thread's, once it connected
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_conn: Connection | None = None  # the reader thread's, once it connected
         self._loop_conn: Connection | None = None  # the loop's (never waits for the lock)
         self._since_checkpoint = 0  # commits on the loop since the last checkpoint asked
         if self.is_sqlite:
@@ -87,11 +90,12 @@ class Store:
                     make_url(url).set(drivername="sqlite"),
                     echo=echo,
                     connect_args={"timeout": 30, "check_same_thread": False},
-                    pool_size=2,  # the writer thread's connection and the loop's
+                    pool_size=3,  # the writer thread's connection, the loop's, the reader's
                     max_overflow=0,
                 )
                 _configure_sqlite(self._sync, raw_begin=True)
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite-writer")
+                self._reader = ThreadPoolExecutor(1, thread_name_prefix="tidings-sqlite-reader")
 
     @property
     def dialect(self) -> str:
@@ -106,6 +110,11 @@ class Store:
                 with contextlib.suppress(RuntimeError):  # already shut down: closed before
                     self._writer.submit(self._close_writer)  # after a transaction under way
             self._writer.shutdown(wait=True)
+        if self._reader is not None:
+            if self._reader_conn is not None:
+                with contextlib.suppress(RuntimeError):
+                    self._reader.submit(self._close_reader)
+            self._reader.shutdown(wait=True)
         if self._sync is not None:
             self._sync.dispose()
         await self.engine.dispose()
@@ -191,10 +200,39 @@ class Store:
         with conn.begin():
             return work(conn)
 
-    def _kept(self, conn: Connection | None, *pragmas: str) -> Connection:
+    async def run_read(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in one read transaction (``BEGIN DEFERRED``: a consistent snapshot)
+        with a synchronous connection, in ONE hand-off to the reader thread, where
+        :meth:`read` makes a hand-off to aiosqlite's thread per statement and runs
+        SQLAlchemy's async machinery around each (a reconnect storm's views,
+        ``delivery/opening.py``). SQLite in a file only (:attr:`writes_in_thread`); errors are
+        answered as :meth:`read` answers them."""
+        assert self._reader is not None
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reader, self._in_reader, work)
+        except _STORE_ERRORS as error:
+            unavailable = _unavailable(error)
+            if unavailable is None:
+                raise
+            raise unavailable from error
+
+    def _in_reader(self, work: Callable[[Connection], T]) -> T:
+        """On the reader thread: ``work`` in a read transaction of the thread's connection."""
+        conn = self._reader_conn = self._kept(self._reader_conn, begin="DEFERRED")
+        with conn.begin():
+            return work(conn)
+
+    def _close_reader(self) -> None:
+        """On the reader thread: its connection goes back to the pool (:meth:`close`)."""
+        conn, self._reader_conn = self._reader_conn, None
+        if conn is not None:
+            conn.close()
+
+    def _kept(self, conn: Connection | None, *pragmas: str, begin: str = "IMMEDIATE") -> Connection:
         """``conn`` (a synchronous connection kept between transactions: no pool checkout and
         reset each time), or, when there is none yet or it failed, a new one whose transactions
-        begin ``IMMEDIATE``, with ``pragmas`` run on it."""
+        begin ``begin`` (``IMMEDIATE``: it writes), with ``pragmas`` run on it."""
         assert self._sync is not None
         if conn is not None and not conn.closed and not conn.invalidated:
             return conn
@@ -205,7 +243,7 @@ class Store:
         assert raw is not None
         for pragma in pragmas:
             raw.execute(pragma).close()
-        conn.execution_options(tidings_begin="IMMEDIATE")
+        conn.execution_options(tidings_begin=begin)
         return conn
 
     def _close_writer(self) -> None:

@@ -10,9 +10,10 @@ archived and snoozed ones are out. Invariant: for the same state the result equa
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select
+from sqlalchemy import Connection, Row, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.readstate import UNREAD_DISPLAY_CAP, UnreadCount
@@ -104,7 +105,34 @@ async def snapshot(
     count, the user's own notifications are read, snoozed ones are out): two statements (built
     once), for the caller's one read transaction.
     Bounded by ``upto`` so the result is exact as of that seq whatever the isolation level."""
-    params = {
+    params = _params(tenant, user, roles, muted, upto, size)
+    counted = (await conn.execute(_SNAPSHOT_COUNT, params)).scalar_one()
+    rows = (await conn.execute(_SNAPSHOT_LATEST, params)).all()
+    return _result(int(counted), rows, user)
+
+
+def snapshot_sync(
+    conn: Connection,
+    tenant: str,
+    user: str,
+    roles: Collection[str],
+    muted: Collection[str],
+    *,
+    upto: int,
+    size: int,
+) -> tuple[UnreadCount, list[FeedItem]]:
+    """:func:`snapshot` on a synchronous connection (``Store.run_read``): the same two
+    statements, the same answer."""
+    params = _params(tenant, user, roles, muted, upto, size)
+    counted = conn.execute(_SNAPSHOT_COUNT, params).scalar_one()
+    rows = conn.execute(_SNAPSHOT_LATEST, params).all()
+    return _result(int(counted), rows, user)
+
+
+def _params(
+    tenant: str, user: str, roles: Collection[str], muted: Collection[str], upto: int, size: int
+) -> dict[str, object]:
+    return {
         "tid": tenant,
         "uid": user,
         "roles": sorted(roles),
@@ -112,8 +140,11 @@ async def snapshot(
         "upto": upto,
         "size": size,
     }
-    counted = (await conn.execute(_SNAPSHOT_COUNT, params)).scalar_one()
-    rows = (await conn.execute(_SNAPSHOT_LATEST, params)).all()
+
+
+def _result(
+    counted: int, rows: Sequence[Row[Any]], user: str
+) -> tuple[UnreadCount, list[FeedItem]]:
     items = [
         FeedItem(
             notification=from_row(row),
@@ -122,4 +153,4 @@ async def snapshot(
         )
         for row in rows
     ]
-    return UnreadCount.from_probe(int(counted)), items
+    return UnreadCount.from_probe(counted), items
