@@ -87,36 +87,31 @@ async def _read_views(hub: Hub, store: Store, misses: list[_Want]) -> None:
     reads every view this way (docs/performance.md, session 10)."""
     for want in misses:
         want.at, want.begun = want.state.last, want.state.views.epoch
+    # What each read asks, taken here on the loop: the reader thread touches no live object,
+    # and each view is kept with the muted types it was read with.
+    asks = [
+        (w.sub.principal.tenant, w.sub.principal.user, w.sub.principal.roles, w.sub.muted, w.at)
+        for w in misses
+    ]
     if store.writes_in_thread:  # SQLite in a file: the whole batch in one hand-off
 
         def read_all(conn: Connection) -> list[tuple[UnreadCount, list[FeedItem]]]:
             return [
-                sq.snapshot_sync(
-                    conn,
-                    want.sub.principal.tenant,
-                    want.sub.principal.user,
-                    want.sub.principal.roles,
-                    want.sub.muted,
-                    upto=want.at,
-                    size=SNAPSHOT_SIZE,
-                )
-                for want in misses
+                sq.snapshot_sync(conn, tenant, user, roles, muted, upto=at, size=SNAPSHOT_SIZE)
+                for tenant, user, roles, muted, at in asks
             ]
 
         snapshots = await store.run_read(read_all)
     else:
         snapshots = []
         async with store.read() as conn:
-            for want in misses:
-                p, sub = want.sub.principal, want.sub
+            for tenant, user, roles, muted, at in asks:
                 snapshots.append(
-                    await sq.snapshot(
-                        conn, p.tenant, p.user, p.roles, sub.muted, upto=want.at, size=SNAPSHOT_SIZE
-                    )
+                    await sq.snapshot(conn, tenant, user, roles, muted, upto=at, size=SNAPSHOT_SIZE)
                 )
-    for want, (count, items) in zip(misses, snapshots, strict=True):
-        p = want.sub.principal
-        want.view = View.of(want.at, p.roles, want.sub.muted, _probe(count), items)
+    for want, ask, (count, items) in zip(misses, asks, snapshots, strict=True):
+        _, _, roles, muted, at = ask
+        want.view = View.of(at, roles, muted, _probe(count), items)
     if hub.views_trusted:
         for want in misses:
             assert want.view is not None
