@@ -55,9 +55,11 @@ class _Metrics:
     dropped = _Metric()
 
 
-async def _run(streams: int, rounds: int) -> float:
-    edges = Edges(
-        None,  # type: ignore[arg-type]  # the hub and store are not used by offer/flush
+def bare_edges() -> Edges:
+    """An :class:`Edges` for streams the benchmarks feed by hand: no hub, no store (neither
+    is used by ``offer`` and the flush), metrics that count nothing."""
+    return Edges(
+        None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         _Metrics(),  # type: ignore[arg-type]
         keepalive=30,
@@ -65,6 +67,10 @@ async def _run(streams: int, rounds: int) -> float:
         retry_ms=1000,
         buffer=256,
     )
+
+
+async def _run(streams: int, rounds: int) -> float:
+    edges = bare_edges()
     expires = datetime.now(UTC) + timedelta(hours=1)
     subs = []
     transports = []

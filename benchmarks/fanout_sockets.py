@@ -30,8 +30,8 @@ from typing import cast
 
 import uvloop
 
-from benchmarks.fanout_python import _Metrics
-from tidings.delivery.edge import Edge, Edges
+from benchmarks.fanout_python import bare_edges
+from tidings.delivery.edge import Edge
 from tidings.delivery.hub import Subscriber
 from tidings.domain.principals import Principal
 
@@ -91,15 +91,7 @@ async def _run(streams: int, rounds: int, gap: float) -> tuple[float, float, flo
     async with asyncio.timeout(60):
         while len(accepted) < streams:
             await asyncio.sleep(0.01)
-    edges = Edges(
-        None,  # type: ignore[arg-type]  # the hub and store are not used by offer/flush
-        None,  # type: ignore[arg-type]
-        _Metrics(),  # type: ignore[arg-type]
-        keepalive=30,
-        send_timeout=10,
-        retry_ms=1000,
-        buffer=256,
-    )
+    edges = bare_edges()
     expires = datetime.now(UTC) + timedelta(hours=1)
     subs = []
     for i, (protocol, transport) in enumerate(accepted):

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -149,17 +149,12 @@ class Store:
         assert self._write_lock is not None
         loop = asyncio.get_running_loop()
         async with self._write_lock:
-            try:
+            with _outages():
                 try:
                     return self._on_loop(work)
                 except _Busy:
                     pass
                 return await loop.run_in_executor(self._writer, self._in_writer, work)
-            except _STORE_ERRORS as error:
-                unavailable = _unavailable(error)
-                if unavailable is None:
-                    raise
-                raise unavailable from error
 
     def _on_loop(self, work: Callable[[Connection], T]) -> T:
         """``work`` in a transaction of the loop's own connection; :class:`_Busy` (nothing
@@ -209,13 +204,8 @@ class Store:
         answered as :meth:`read` answers them."""
         assert self._reader is not None
         loop = asyncio.get_running_loop()
-        try:
+        with _outages():
             return await loop.run_in_executor(self._reader, self._in_reader, work)
-        except _STORE_ERRORS as error:
-            unavailable = _unavailable(error)
-            if unavailable is None:
-                raise
-            raise unavailable from error
 
     def _in_reader(self, work: Callable[[Connection], T]) -> T:
         """On the reader thread: ``work`` in a read transaction of the thread's connection."""
@@ -270,17 +260,12 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self, sqlite_mode: str | None) -> AsyncIterator[AsyncConnection]:
-        try:
+        with _outages():
             async with self.engine.connect() as conn:
                 if sqlite_mode is not None:
                     conn = await conn.execution_options(tidings_begin=sqlite_mode)
                 async with conn.begin():
                     yield conn
-        except _STORE_ERRORS as error:
-            unavailable = _unavailable(error)
-            if unavailable is None:
-                raise
-            raise unavailable from error
 
     async def ping(self) -> None:
         async with self.read() as conn:
@@ -365,6 +350,19 @@ def _is_disconnect(error: exc.DBAPIError) -> bool:
 def _is_programming_bug(error: exc.OperationalError) -> bool:
     message = str(error.orig).lower()
     return "no such table" in message or "no such column" in message or "syntax error" in message
+
+
+@contextlib.contextmanager
+def _outages() -> Iterator[None]:
+    """A store error that means an outage is raised as :class:`Unavailable` (503, logged);
+    any other store error as it is."""
+    try:
+        yield
+    except _STORE_ERRORS as error:
+        unavailable = _unavailable(error)
+        if unavailable is None:
+            raise
+        raise unavailable from error
 
 
 def _unavailable(error: BaseException) -> Unavailable | None:
