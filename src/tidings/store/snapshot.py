@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.readstate import UNREAD_DISPLAY_CAP, UnreadCount
 from tidings.store.notifications import from_row
+from tidings.store.prepared import Prepared
 from tidings.store.readstate import FeedItem, read_now, status_clause
 from tidings.store.tables import audience_targets, notifications, read_state, receipts
 
@@ -88,6 +89,8 @@ _SNAPSHOT_LATEST = (
     .order_by(_N.seq.desc())
     .limit(bindparam("size"))
 )
+_PREPARED_COUNT = Prepared(_SNAPSHOT_COUNT)
+_PREPARED_LATEST = Prepared(_SNAPSHOT_LATEST)
 
 
 async def snapshot(
@@ -121,11 +124,12 @@ def snapshot_sync(
     upto: int,
     size: int,
 ) -> tuple[UnreadCount, list[FeedItem]]:
-    """:func:`snapshot` on a synchronous connection (``Store.run_read``): the same two
-    statements, the same answer."""
+    """:func:`snapshot` on a synchronous SQLite connection (``Store.run_read``): the same two
+    statements, the same answer, each run on the DBAPI cursor (``store/prepared.py``: most of a
+    view read was SQLAlchemy's per-execution work)."""
     params = _params(tenant, user, roles, muted, upto, size)
-    counted = conn.execute(_SNAPSHOT_COUNT, params).scalar_one()
-    rows = conn.execute(_SNAPSHOT_LATEST, params).all()
+    counted = _PREPARED_COUNT.rows(conn, params)[0][0]
+    rows = _PREPARED_LATEST.rows(conn, params)
     return _result(int(counted), rows, user)
 
 
@@ -143,7 +147,7 @@ def _params(
 
 
 def _result(
-    counted: int, rows: Sequence[Row[Any]], user: str
+    counted: int, rows: Sequence[Row[Any]] | Sequence[Any], user: str
 ) -> tuple[UnreadCount, list[FeedItem]]:
     items = [
         FeedItem(
