@@ -162,7 +162,7 @@ def test_the_view_statements_give_sqlalchemys_rows(
 def _sqlalchemy_snapshot(conn: Connection, params: dict[str, Any], user: str) -> Any:
     counted = conn.execute(sq._SNAPSHOT_COUNT, params).scalar_one()
     rows = conn.execute(sq._SNAPSHOT_LATEST, params).all()
-    return sq._result(int(counted), rows, user)
+    return sq._result(int(counted), rows, user, None)
 
 
 def test_each_in_list_length_is_rendered_once_and_every_value_bound_by_its_type(

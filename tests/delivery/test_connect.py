@@ -32,6 +32,7 @@ from tidings.domain.principals import Principal
 from tidings.errors import NotFound, Unauthorized
 from tidings.service import Tidings
 from tidings.store import notifications as nq
+from tidings.store import snapshot as sq
 
 USERS = ("ann", "bob", "cy")
 ROLES = {"ann": frozenset({"staff"}), "bob": frozenset(), "cy": frozenset({"staff", "owner"})}
@@ -302,8 +303,9 @@ async def test_a_batch_of_views_not_kept_is_read_in_one_hand_off(
 ) -> None:
     """A reconnect storm once the ring has moved past the users' views (or after a restart):
     on SQLite the views of a whole opener batch are read on the store's reader thread in ONE
-    hand-off (``Store.run_read``), not a hand-off to aiosqlite's thread per statement, and
-    each opening is the one the store alone gives."""
+    hand-off (``Store.run_read``), not a hand-off to aiosqlite's thread per statement, each
+    notification the batch's users share is built once, and each opening is the one the
+    store alone gives."""
     async with open_service(make_settings(str(tmp_path), replay_limit=LIMIT)) as service:
         hub = Hub(service.store, service.metrics, buffer=100, max_per_user=5, max_per_tenant=50)
         await service.create_tenant("t", "t")
@@ -323,11 +325,21 @@ async def test_a_batch_of_views_not_kept_is_read_in_one_hand_off(
         def per_statement() -> Any:
             raise AssertionError("the batch's views were read a statement per hand-off")
 
+        built = []
+
+        def from_row(row: Any) -> Any:
+            built.append(int(row.seq))
+            return nq.from_row(row)
+
         with monkeypatch.context() as patched:
             patched.setattr(store, "run_read", counted)
             patched.setattr(store, "read", per_statement)
+            patched.setattr(sq, "from_row", from_row)
             openings = await _open_many(hub, store, [(s, None) for s in subs], replay_limit=LIMIT)
         assert len(hand_offs) == 1
+        # The three users' latest are the same three notifications: each built once (and
+        # encoded once) for the batch, each user's read flags their own (bob's below).
+        assert sorted(built) == [1, 2, 3]
         for sub, opening in zip(subs, openings, strict=True):
             assert opening is not None
             alone = await from_store(store, sub, None, replay_limit=LIMIT)

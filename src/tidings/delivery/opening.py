@@ -81,7 +81,8 @@ def _from_memory(hub: Hub, sub: Subscriber, state: _Tenant) -> tuple[View, int] 
 
 async def _read_views(hub: Hub, store: Store, misses: list[_Want]) -> None:
     """The views of ``misses`` from the store: ONE read transaction for the whole batch, two
-    statements (built once) per user, each bounded by the seq its stream opens at. On SQLite
+    statements (built once) per user, each bounded by the seq its stream opens at; each
+    notification the batch's views share is built (and encoded) once. On SQLite
     in a file the transaction runs on the store's reader thread, in ONE hand-off for the whole
     batch (``Store.run_read``): a reconnect storm after the ring moved past the users' views
     reads every view this way (docs/performance.md, session 10)."""
@@ -93,11 +94,14 @@ async def _read_views(hub: Hub, store: Store, misses: list[_Want]) -> None:
         (w.sub.principal.tenant, w.sub.principal.user, w.sub.principal.roles, w.sub.muted, w.at)
         for w in misses
     ]
+    known: sq.Known = {}  # the batch's users mostly share their latest few: each built once
     if store.writes_in_thread:  # SQLite in a file: the whole batch in one hand-off
 
         def read_all(conn: Connection) -> list[tuple[UnreadCount, list[FeedItem]]]:
             return [
-                sq.snapshot_sync(conn, tenant, user, roles, muted, upto=at, size=SNAPSHOT_SIZE)
+                sq.snapshot_sync(
+                    conn, tenant, user, roles, muted, upto=at, size=SNAPSHOT_SIZE, known=known
+                )
                 for tenant, user, roles, muted, at in asks
             ]
 
@@ -107,7 +111,9 @@ async def _read_views(hub: Hub, store: Store, misses: list[_Want]) -> None:
         async with store.read() as conn:
             for tenant, user, roles, muted, at in asks:
                 snapshots.append(
-                    await sq.snapshot(conn, tenant, user, roles, muted, upto=at, size=SNAPSHOT_SIZE)
+                    await sq.snapshot(
+                        conn, tenant, user, roles, muted, upto=at, size=SNAPSHOT_SIZE, known=known
+                    )
                 )
     for want, ask, (count, items) in zip(misses, asks, snapshots, strict=True):
         _, _, roles, muted, at = ask

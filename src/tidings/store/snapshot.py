@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tidings.domain.notifications import Notification
 from tidings.domain.readstate import UNREAD_DISPLAY_CAP, UnreadCount
 from tidings.store.notifications import from_row
 from tidings.store.prepared import Prepared
@@ -89,6 +90,10 @@ _SNAPSHOT_LATEST = (
     .order_by(_N.seq.desc())
     .limit(bindparam("size"))
 )
+Known = dict[tuple[str, int], Notification]
+"""Notifications built from rows of one read transaction, by (tenant, seq): a stored
+notification's columns do not change within it, so each is built (and encoded) once."""
+
 _PREPARED_COUNT = Prepared(_SNAPSHOT_COUNT)
 _PREPARED_LATEST = Prepared(_SNAPSHOT_LATEST)
 
@@ -102,16 +107,19 @@ async def snapshot(
     *,
     upto: int,
     size: int,
+    known: Known | None = None,
 ) -> tuple[UnreadCount, list[FeedItem]]:
     """The unread count and the latest ``size`` inbox items of ``user`` among ``seq <= upto``,
     muted types left out, by the read rule of :func:`is_read` (unread marks below the line
     count, the user's own notifications are read, snoozed ones are out): two statements (built
     once), for the caller's one read transaction.
-    Bounded by ``upto`` so the result is exact as of that seq whatever the isolation level."""
+    Bounded by ``upto`` so the result is exact as of that seq whatever the isolation level.
+    ``known``: the notifications already built in the same read transaction, by (tenant, seq),
+    shared by the views of one batch (the same latest few for most users); added to."""
     params = _params(tenant, user, roles, muted, upto, size)
     counted = (await conn.execute(_SNAPSHOT_COUNT, params)).scalar_one()
     rows = (await conn.execute(_SNAPSHOT_LATEST, params)).all()
-    return _result(int(counted), rows, user)
+    return _result(int(counted), rows, user, known)
 
 
 def snapshot_sync(
@@ -123,6 +131,7 @@ def snapshot_sync(
     *,
     upto: int,
     size: int,
+    known: Known | None = None,
 ) -> tuple[UnreadCount, list[FeedItem]]:
     """:func:`snapshot` on a synchronous SQLite connection (``Store.run_read``): the same two
     statements, the same answer, each run on the DBAPI cursor (``store/prepared.py``: most of a
@@ -130,7 +139,7 @@ def snapshot_sync(
     params = _params(tenant, user, roles, muted, upto, size)
     counted = _PREPARED_COUNT.rows(conn, params)[0][0]
     rows = _PREPARED_LATEST.rows(conn, params)
-    return _result(int(counted), rows, user)
+    return _result(int(counted), rows, user, known)
 
 
 def _params(
@@ -147,14 +156,19 @@ def _params(
 
 
 def _result(
-    counted: int, rows: Sequence[Row[Any]] | Sequence[Any], user: str
+    counted: int, rows: Sequence[Row[Any]] | Sequence[Any], user: str, known: Known | None
 ) -> tuple[UnreadCount, list[FeedItem]]:
-    items = [
-        FeedItem(
-            notification=from_row(row),
-            read=read_now(row, int(row.mark), user),
-            archived=False,
+    if known is None:
+        known = {}
+    items = []
+    for row in rows:
+        key = (row.tenant_id, int(row.seq))
+        notification = known.get(key)
+        if notification is None:
+            notification = known[key] = from_row(row)
+        items.append(
+            FeedItem(
+                notification=notification, read=read_now(row, int(row.mark), user), archived=False
+            )
         )
-        for row in rows
-    ]
     return UnreadCount.from_probe(counted), items
