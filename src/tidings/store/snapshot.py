@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tidings.domain.notifications import Notification
@@ -156,7 +156,7 @@ def _params(
 
 
 def _result(
-    counted: int, rows: Sequence[Row[Any]] | Sequence[Any], user: str, known: Known | None
+    counted: int, rows: Sequence[Any], user: str, known: Known | None
 ) -> tuple[UnreadCount, list[FeedItem]]:
     if known is None:
         known = {}
