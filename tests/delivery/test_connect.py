@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 
 from tests.support import ServerThread, Stream, create_tenant, make_settings, open_service, publish
 from tidings.auth import TokenCache
@@ -295,6 +296,71 @@ async def test_the_opening_statements_on_postgresql(tmp_path: Path, postgres_url
         )
         for n, program in enumerate((OWN_IN_A_KEPT_VIEW, INBOX_STATES)):
             await _run(service, f"pg{n}", program)
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_a_batch_of_views_is_one_statement_on_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL the views an opener batch misses are read in ONE statement (a row per
+    user, the two statements per row as LATERAL subqueries): one round trip for the batch,
+    each opening the one the store alone gives (two statements for its user): targeted and
+    tenant-wide notifications, the actor's own, an unread mark below the line, a snooze, an
+    inbox all but one muted, an empty one, the same user twice, another tenant."""
+    settings = make_settings(str(tmp_path), replay_limit=LIMIT, database_url=postgres_url)
+    async with open_service(settings) as service:
+        hub = Hub(service.store, service.metrics, buffer=100, max_per_user=5, max_per_tenant=50)
+        await service.create_tenant("t", "t")
+        for title, audience, actor, type_ in (
+            ("all", None, None, "system"),
+            ("by cy", None, Actor(id="cy"), "booking_created"),
+            ("to ann", Audience(users=("ann",)), None, "payment_failed"),
+            ("to staff", Audience(roles=("staff",)), None, "system"),
+            ("to owner", Audience(roles=("owner",)), None, "booking_created"),
+            ("late", None, None, "payment_failed"),
+        ):
+            await service.publish(
+                "t", NewNotification(type=type_, title=title, audience=audience, actor=actor)
+            )
+        await service.mark_all_read(principal("t", "ann"), 4)
+        await service.mark_unread(principal("t", "ann"), [1])
+        await service.snooze(principal("t", "cy"), [6], datetime.now(UTC) + timedelta(days=1))
+        await service.create_tenant("u", "u")  # another tenant in the same batch
+        await service.publish("u", NewNotification(type="system", title="elsewhere"))
+        wanted = [
+            (principal("t", "ann"), frozenset[str]()),
+            (principal("t", "bob"), frozenset({"system"})),
+            (principal("t", "cy"), frozenset[str]()),
+            (principal("t", "ann"), frozenset({"payment_failed", "system"})),
+            (principal("u", "bob"), frozenset[str]()),
+            (principal("t", "bob"), frozenset(TYPES)),  # every type muted: an empty inbox
+        ]
+        subs = []
+        for p, muted in wanted:
+            sub = await hub.subscribe(p)
+            sub.muted = muted
+            subs.append(sub)
+        statements: list[str] = []
+
+        def seen(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        engine = service.store.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            openings = await _open_many(
+                hub, service.store, [(s, None) for s in subs], replay_limit=LIMIT
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert len(statements) == 1 and "jsonb_to_recordset" in statements[0]
+        for sub, opening in zip(subs, openings, strict=True):
+            assert opening is not None
+            alone = await from_store(service.store, sub, None, replay_limit=LIMIT)
+            assert _ready(opening) == _ready(alone)
+        unread = [_ready(o)[1]["unread"]["count"] for o in openings if o is not None]
+        assert unread == [2, 2, 3, 0, 1, 0]  # as counted by hand from what is published above
 
 
 @pytest.mark.anyio

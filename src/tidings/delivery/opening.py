@@ -107,14 +107,16 @@ async def _read_views(hub: Hub, store: Store, misses: list[_Want]) -> None:
 
         snapshots = await store.run_read(read_all)
     else:
-        snapshots = []
         async with store.read() as conn:
-            for tenant, user, roles, muted, at in asks:
-                snapshots.append(
+            if store.dialect == "postgresql":  # the whole batch in one statement
+                snapshots = await sq.snapshot_many(conn, asks, size=SNAPSHOT_SIZE, known=known)
+            else:
+                snapshots = [
                     await sq.snapshot(
                         conn, tenant, user, roles, muted, upto=at, size=SNAPSHOT_SIZE, known=known
                     )
-                )
+                    for tenant, user, roles, muted, at in asks
+                ]
     for want, ask, (count, items) in zip(misses, asks, snapshots, strict=True):
         _, _, roles, muted, at = ask
         want.view = View.of(at, roles, muted, _probe(count), items)
