@@ -3,19 +3,26 @@
     python -m benchmarks.connect --streams 1000                  # as tidings serve runs
     python -m benchmarks.connect --streams 1000 --no-muted-hook  # without the channels' hook
     python -m benchmarks.connect --streams 1000 --pause 6        # reconnect 6 s after closing
+    python -m benchmarks.connect --streams 1000 --publish-between 400                    # a storm
+    python -m benchmarks.connect --streams 1000 --publish-between 400 --store postgres   # on PG
 
 Starts tidings under uvicorn in a thread of this process (``tests.support.ServerThread``, the
 edge protocol, SQLite in a temp dir), mints one token per stream (``--users`` distinct users,
 default one per stream), then twice: a client subprocess (raw sockets, uvloop, 100 attempts in
 flight) opens every stream and waits for each ``ready``; then all are closed. The first pass is
-cold (nothing kept), the second a reconnect with everything kept. For each it prints the
-process CPU (server and its store threads; the client is another process) over the pass plus
-0.5 s, per stream, the store read transactions opened (``Store.read`` calls: the opening's
-own and the channels') and the batches the edge opener opened them in
-(``tidings.api.opener``), and what the cyclic GC did meanwhile (collections, time, objects
-freed; the GC tuned as ``tidings serve`` tunes it, ``server.tune_gc``: a stream's connect and
-close should leave it nothing). ``--no-muted-hook`` takes the channels' muted-types hook out,
-to see the connect path without it (docs/performance.md).
+cold (nothing kept), the second a reconnect with everything kept — or, with
+``--publish-between N``, a reconnect after N notifications were published meanwhile (100 a
+request): past the ring's 256, every user's view is read from the store again, as after a
+restart (``delivery/opening.py``). ``--store postgres`` runs the server on a PostgreSQL of its
+own (``tests.services.PostgresServer``: ``initdb``/``pg_ctl`` in a temp dir) instead of SQLite.
+For each pass it prints the process CPU (server and its store threads; the client is another
+process) over the pass plus 0.5 s, per stream, the store read transactions opened
+(``Store.read`` and ``Store.run_read`` calls: the opening's own and the channels') and the
+batches the edge opener opened them in (``tidings.api.opener``), and what the cyclic GC did
+meanwhile (collections, time, objects freed; the GC tuned as ``tidings serve`` tunes it,
+``server.tune_gc``: a stream's connect and close should leave it nothing).
+``--no-muted-hook`` takes the channels' muted-types hook out, to see the connect path without
+it (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
+import httpx
+from tests.services import PostgresServer
 from tests.support import ServerThread, create_tenant, make_settings
 
 from tidings.server import tune_gc
@@ -98,14 +107,20 @@ def main() -> None:
     p.add_argument("--users", type=int, default=0, help="distinct users (default: one each)")
     p.add_argument("--no-muted-hook", action="store_true", help="without the channels' hook")
     p.add_argument("--pause", type=float, default=1.0, help="seconds between the passes")
+    p.add_argument(
+        "--publish-between", type=int, default=0, help="notifications published between passes"
+    )
+    p.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="tidings-connect-")
     cap = args.streams + 10
+    pg = PostgresServer().init().start() if args.store == "postgres" else None
+    database = {} if pg is None else {"database_url": pg.url()}
     srv = ServerThread(
-        make_settings(tmp, max_streams_per_tenant=cap, max_streams_per_user=cap)
+        make_settings(tmp, max_streams_per_tenant=cap, max_streams_per_user=cap, **database)
     ).start()
     try:
-        create_tenant(srv.url, "jump-joy")
+        tenant = create_tenant(srv.url, "jump-joy")
         service: Any = srv.service
         if args.no_muted_hook:
             service.muted_types = None
@@ -125,10 +140,20 @@ def main() -> None:
             return real_read()
 
         store.read = counting_read
+        real_run_read = store.run_read
+
+        async def counting_run_read(work: Any) -> Any:  # SQLite: the reader thread's reads
+            reads[0] += 1
+            return await real_run_read(work)
+
+        store.run_read = counting_run_read
         tune_gc()  # as ``tidings serve`` runs
         collector = _Collector()
         gc.callbacks.append(collector)
-        for label in ("cold", "warm"):
+        second = f"after {args.publish_between} published" if args.publish_between else "warm"
+        for label in ("cold", second):
+            if label != "cold" and args.publish_between:
+                _publish(srv.url, tenant.key, args.publish_between)
             reads[0] = 0
             batches = _batches(srv)
             collector.reset()
@@ -158,6 +183,21 @@ def main() -> None:
             time.sleep(args.pause)
     finally:
         srv.stop()
+        if pg is not None:
+            pg.stop()
+            pg.cleanup()
+
+
+def _publish(url: str, key: str, count: int) -> None:
+    """``count`` notifications for the whole tenant, 100 a request."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        for start in range(0, count, 100):
+            items = [
+                {"type": "booking.created", "title": f"Booking {i}", "body": "A bounce house"}
+                for i in range(start, min(count, start + 100))
+            ]
+            client.post("/v1/notifications/batch", json={"notifications": items}).raise_for_status()
+    time.sleep(0.5)  # delivered to nobody (no stream is open), but let the hub take them
 
 
 if __name__ == "__main__":

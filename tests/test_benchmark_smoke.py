@@ -203,6 +203,24 @@ def test_the_connect_diagnostic_runs_and_streams_leave_the_collector_nothing() -
         assert "30 streams open in" in line and " 0 objects freed" in line, line
 
 
+def test_the_connect_diagnostic_reopens_after_more_than_the_ring_holds() -> None:
+    """``--publish-between``: the second pass reopens every stream after that many
+    notifications; past the ring's 256 the users' views are read from the store again (more
+    store reads than after 100, whose views roll forward from the ring)."""
+
+    def second_pass(published: int) -> int:
+        cmd = [sys.executable, "-m", "benchmarks.connect", "--streams", "30", "--pause", "0.2"]
+        cmd += ["--publish-between", str(published)]
+        done = subprocess.run(cmd, capture_output=True, timeout=90, cwd=ROOT, check=False)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        lines = done.stdout.decode().strip().splitlines()
+        again = [line for line in lines if line.startswith(f"after {published} published:")]
+        assert len(again) == 1 and "30 streams open in" in again[0], lines
+        return int(again[0].split("store reads ")[1].split(";")[0])
+
+    assert second_pass(300) > second_pass(100)
+
+
 def test_repeated_anchor_runs_are_summarised_by_the_median_of_their_ratios() -> None:
     """``--repeat``: per measure the ratio of each back-to-back pair, their median and range;
     a measure one side did not register (0 CPU ticks) is left out, not counted as 0."""
