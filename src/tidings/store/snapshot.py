@@ -115,9 +115,10 @@ _SNAPSHOT_LATEST = (
 )
 
 # -- the views of many users in ONE statement (PostgreSQL) -----------------------------------
-# The users are the rows of ``ask`` (a JSON array of them, one parameter); the two statements
-# above run per row as LATERAL subqueries, their parameters replaced by the row's columns: the
-# same SQL, the same read rule, one round trip for an opener batch instead of two per user.
+# The users are the rows of ``ask`` (a JSON array of them, one parameter; PostgreSQL 10 or
+# later turns a JSON array into the text[] column); the two statements above run per row as
+# LATERAL subqueries, their parameters replaced by the row's columns: the same SQL, the same
+# read rule, one round trip for an opener batch instead of two per user.
 _ASK = "ask"
 _ASKS = (
     func.jsonb_to_recordset(bindparam("asks", type_=JSONB))
