@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, exc, insert
 from sqlalchemy.dialects import postgresql
 
 from tidings.store import snapshot as sq
-from tidings.store.prepared import Prepared
+from tidings.store.prepared import SHAPES, Prepared
 from tidings.store.tables import (
     audience_targets,
     metadata,
@@ -192,6 +192,10 @@ def test_each_in_list_length_is_rendered_once_and_every_value_bound_by_its_type(
             got = prepared.rows(conn, params)
             assert _typed(got) == _typed(conn.execute(statement, params).all())
         assert sorted(prepared._for(conn.dialect).shapes) == [(0,), (1,), (2,), (3,)]
+        for n in range(SHAPES + 5):  # however many lengths come, the SQL kept stays bounded
+            params = {"ids": [f"x{i}" for i in range(n)], "until": T0}
+            assert prepared.rows(conn, params) == []
+            assert len(prepared._for(conn.dialect).shapes) <= SHAPES
         rows = prepared.rows(conn, {"ids": ["t", "u"], "until": T0})
         assert [(r.id, r.created_at, r.settings) for r in rows] == [
             ("t", T0.replace(tzinfo=None), {})

@@ -5,8 +5,8 @@ parameter processing, the result object and its rows) costs several times what S
 running a small indexed statement: a reconnect storm's view reads (``store/snapshot.py``,
 ``Store.run_read``) spent about three quarters of their time there (docs/performance.md,
 session 11). A :class:`Prepared` compiles its statement once per dialect, renders each ``IN``
-list (an expanding parameter) once per length, and :meth:`Prepared.rows` runs it on the DBAPI
-cursor.
+list (an expanding parameter) once per length (at most :data:`SHAPES` kept), and
+:meth:`Prepared.rows` runs it on the DBAPI cursor.
 
 Invariant: **the rows are SQLAlchemy's** — the same values, converted by the columns' own
 types (their ``result_processor``, as SQLAlchemy applies them), each bound value converted by
@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Select, exc
 
 Processor = Callable[[Any], Any] | None
+SHAPES = 64  # the SQL kept per statement and dialect, one per combination of IN-list lengths
 
 
 class _Compiled:
@@ -66,6 +67,8 @@ class _Compiled:
         shape = tuple(len(given[name]) for name in self.expanding)
         sql = self.shapes.get(shape)
         if sql is None:
+            if len(self.shapes) >= SHAPES:  # bounded: lengths are few (roles, muted types)
+                self.shapes.clear()
             sql = self.shapes[shape] = self.compiled.construct_expanded_state(given).statement
         values: list[Any] = []
         binds = self.binds
