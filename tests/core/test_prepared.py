@@ -155,7 +155,7 @@ def test_the_view_statements_give_sqlalchemys_rows(
         ):
             assert mine._asdict() == dict(theirs._mapping)  # the columns by key
         assert sq.snapshot_sync(
-            conn, "t", user, roles, muted, upto=upto, size=size
+            conn, ("t", user, roles, muted, upto), size=size
         ) == _sqlalchemy_snapshot(conn, params, user)
 
 
@@ -210,4 +210,4 @@ def test_a_store_error_is_raised_as_sqlalchemy_raises_it(engine: Engine) -> None
 
 def test_only_sqlite_statements_are_prepared() -> None:
     with pytest.raises(ValueError, match="SQLite only"):
-        Prepared(sq._SNAPSHOT_COUNT).render(postgresql.dialect(), {})  # type: ignore[no-untyped-call]
+        Prepared(sq._SNAPSHOT_COUNT)._for(postgresql.dialect())  # type: ignore[no-untyped-call]

@@ -98,12 +98,7 @@ async def _read_views(hub: Hub, store: Store, misses: list[_Want]) -> None:
     if store.writes_in_thread:  # SQLite in a file: the whole batch in one hand-off
 
         def read_all(conn: Connection) -> list[tuple[UnreadCount, list[FeedItem]]]:
-            return [
-                sq.snapshot_sync(
-                    conn, tenant, user, roles, muted, upto=at, size=SNAPSHOT_SIZE, known=known
-                )
-                for tenant, user, roles, muted, at in asks
-            ]
+            return [sq.snapshot_sync(conn, ask, size=SNAPSHOT_SIZE, known=known) for ask in asks]
 
         snapshots = await store.run_read(read_all)
     else:

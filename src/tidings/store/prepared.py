@@ -93,10 +93,6 @@ class Prepared:
         self._row: Any = namedtuple("PreparedRow", keys, rename=True)  # type: ignore[misc]
         self._compiled: dict[str, _Compiled] = {}
 
-    def render(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
-        """The SQL and positional values :meth:`rows` runs for ``params``."""
-        return self._for(dialect).render(params)
-
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
         """Every row of the statement for ``params``, in ``conn``'s transaction (SQLite)."""
         compiled = self._for(conn.dialect)

@@ -210,19 +210,12 @@ async def snapshot(
 
 
 def snapshot_sync(
-    conn: Connection,
-    tenant: str,
-    user: str,
-    roles: Collection[str],
-    muted: Collection[str],
-    *,
-    upto: int,
-    size: int,
-    known: Known | None = None,
+    conn: Connection, ask: Ask, *, size: int, known: Known | None = None
 ) -> tuple[UnreadCount, list[FeedItem]]:
-    """:func:`snapshot` on a synchronous SQLite connection (``Store.run_read``): the same two
-    statements, the same answer, each run on the DBAPI cursor (``store/prepared.py``: most of a
-    view read was SQLAlchemy's per-execution work)."""
+    """:func:`snapshot` of ``ask`` on a synchronous SQLite connection (``Store.run_read``): the
+    same two statements, the same answer, each run on the DBAPI cursor (``store/prepared.py``:
+    most of a view read was SQLAlchemy's per-execution work)."""
+    tenant, user, roles, muted, upto = ask
     params = _params(tenant, user, roles, muted, upto, size)
     counted = _PREPARED_COUNT.rows(conn, params)[0][0]
     rows = _PREPARED_LATEST.rows(conn, params)
