@@ -16,7 +16,10 @@ it by a differential property test (``tests/core/test_hs256.py``, PyJWT as the o
   list of strings each of which is ``"b64"`` and present in the header; ``b64: false``
   refused (no detached payloads here); ``alg`` exactly ``"HS256"``;
 - the HMAC-SHA256 of ``header.payload`` under the secret's UTF-8 bytes, compared in constant
-  time (an empty secret verifies nothing);
+  time (an empty secret verifies nothing); computed as RFC 2104 defines it from the key's
+  inner and outer SHA-256 states, made once per key (:func:`_hmac`, at most :data:`_KEYS`
+  kept): ``hmac.digest`` re-derives them and, in CPython 3.11, fetches the digest from OpenSSL
+  and drops the GIL on every call, which cost a cold connect storm ~10 % of its CPU;
 - the payload a JSON object (the standard library's parser, as PyJWT's: what parses there
   parses here); then, in PyJWT's order: each required claim present and not ``null``;
   ``nbf``, if present, ``int()``-able and not after now; ``exp``, if present, ``int()``-able
@@ -31,6 +34,7 @@ same for every token of one key), so a batch of new tokens parses its header onc
 from __future__ import annotations
 
 import binascii
+import hashlib
 import hmac
 import json
 import re
@@ -44,6 +48,10 @@ _CANONICAL_LAST = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
 _HEADERS = 256  # parsed headers kept, by segment
 _headers: dict[bytes, str | None] = {}  # header segment → its kid (None: none), valid only
 _DECODER = json.JSONDecoder()  # json.loads' own, with its defaults
+_KEYS = 64  # HMAC key states kept, by key: the server secret and the tenants' signing keys
+_keys: dict[bytes, tuple[hashlib._Hash, hashlib._Hash]] = {}  # key → its (inner, outer) SHA-256 states
+_IPAD = bytes(b ^ 0x36 for b in range(256))  # RFC 2104's ipad and opad, as translate tables
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class Invalid(Exception):
@@ -67,6 +75,28 @@ def _segment(segment: bytes, name: str) -> bytes:
     if tail and stripped[-1] not in _CANONICAL_LAST[tail]:
         raise Invalid(f"{name} is not canonical base64url")
     return binascii.a2b_base64(stripped.translate(_STANDARD) + b"=" * (-tail % 4))
+
+
+def _hmac(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 of ``message`` under ``key`` (RFC 2104): ``H(K ^ opad, H(K ^ ipad, m))``
+    with ``K`` the key (its SHA-256 if longer than the 64-byte block) zero-padded to a block;
+    the two hash states after ``K ^ ipad`` and ``K ^ opad`` are made once per key and copied
+    for each message. Equal to ``hmac.digest(key, message, "sha256")`` for every key and
+    message (``tests/core/test_hs256.py``)."""
+    try:
+        inner, outer = _keys[key]
+    except KeyError:
+        block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+        inner = hashlib.sha256(block.translate(_IPAD))
+        outer = hashlib.sha256(block.translate(_OPAD))
+        if len(_keys) >= _KEYS:
+            _keys.clear()
+        _keys[key] = inner, outer
+    digest = inner.copy()
+    digest.update(message)
+    mac = outer.copy()
+    mac.update(digest.digest())
+    return mac.digest()
 
 
 def _json_object(data: bytes, name: str) -> dict[str, Any]:
@@ -136,7 +166,7 @@ def claims(token: str, secret: str, *, require: tuple[str, ...], now: float) -> 
     key = secret.encode("utf-8")
     if not key:
         raise Invalid("an empty secret verifies nothing")
-    expected = hmac.digest(key, head + b"." + body, "sha256")
+    expected = _hmac(key, head + b"." + body)
     if not hmac.compare_digest(mac, expected):
         raise Invalid("signature verification failed")
     payload = _json_object(payload_bytes, "payload")

@@ -294,3 +294,28 @@ def test_a_payload_is_read_exactly_as_json_loads_reads_it(data: bytes) -> None:
     """The segment's JSON is read as PyJWT reads it (``json.loads`` of the bytes: any UTF
     encoding it detects, NaN, big integers, lone surrogates, trailing data refused)."""
     assert _as_ours(data) == _as_json_loads(data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(st.binary(max_size=130), st.sampled_from([b"", b"k" * 64, b"k" * 65, b"\x00" * 64])),
+    st.binary(max_size=300),
+)
+def test_the_mac_is_hmac_sha256_for_every_key_and_message(key: bytes, message: bytes) -> None:
+    """``_hmac`` (the key's hash states made once, copied per message) is HMAC-SHA256 as the
+    standard library computes it, for keys shorter than, equal to and longer than the 64-byte
+    block, and the same again when the key's states are reused."""
+    expected = hmac.digest(key, message, "sha256")
+    assert hs256._hmac(key, message) == expected
+    assert hs256._hmac(key, message) == expected  # from the kept states, not consumed by one use
+    assert hs256._hmac(key, message + b".") == hmac.digest(key, message + b".", "sha256")
+
+
+def test_the_mac_states_kept_are_bounded() -> None:
+    """At most ``_KEYS`` keys' states are kept (a server secret and the tenants' signing keys:
+    more keys than that start the set over), and a key seen again verifies as before."""
+    keys = [b"key-%d" % i for i in range(hs256._KEYS * 3)]
+    for key in keys:
+        assert hs256._hmac(key, b"m") == hmac.digest(key, b"m", "sha256")
+        assert len(hs256._keys) <= hs256._KEYS
+    assert hs256._hmac(keys[0], b"m") == hmac.digest(keys[0], b"m", "sha256")
