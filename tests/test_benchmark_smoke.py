@@ -10,6 +10,7 @@ Nchan (``libnginx-mod-nchan``, installed by .ci/run; in CI its absence fails the
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,21 @@ def test_the_fanout_over_sockets_runs_and_every_byte_arrives() -> None:
     done = subprocess.run(cmd, capture_output=True, timeout=60, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert "µs of CPU per stream and notification (30 streams;" in done.stdout.decode()
+
+
+def test_the_clock_diagnostic_runs_and_pings_idle_streams() -> None:
+    """``benchmarks/clock.py`` (docs/performance.md, session 12): idle streams with a short
+    keep-alive are pinged, and the clock looks at them about once per ping."""
+    cmd = [sys.executable, "-m", "benchmarks.clock", "--streams", "20", "--seconds", "2"]
+    done = subprocess.run(
+        [*cmd, "--keepalive", "0.5"], capture_output=True, timeout=60, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    out = done.stdout.decode()
+    found = re.search(r"streams looked at (\d+)/s; pings (\d+)/s", out)
+    assert found is not None, out
+    looked, pings = int(found[1]), int(found[2])
+    assert 20 <= pings <= looked <= pings + 20, out  # ~2-4 pings each in 2 s; a look per ping
 
 
 def test_the_paced_publish_benchmark_runs(tmp_path: Path) -> None:

@@ -15,8 +15,13 @@ Invariants:
   stream is *lagging*: it holds nothing, writes nothing, and once the transport drains
   (``resume_writing``) it catches up from the store (one short-lived task, only then). A
   stream whose transport stays paused past ``send_timeout`` is cut off (``slow``).
-- One clock: :class:`Edges` sweeps every stream every ``tick`` seconds for keep-alive pings
-  (only streams idle for ``keepalive``), token expiry (``expired``, close) and stuck readers.
+- One clock: :class:`Edges` keeps a wheel of ``tick``-wide slots; each stream sits in the slot
+  of the next moment it may need something — a keep-alive ping (idle for ``keepalive``), its
+  token's expiry (``expired``, close), or, while its transport is paused, the end of
+  ``send_timeout`` (cut off as stuck) — and one timer, aligned to the slots' ends, looks only at
+  the streams of the slots that have come due: each stream about once per ``keepalive``, not
+  every stream every ``tick``. A write does not move a stream (no wheel work per frame): when its
+  slot comes, a stream written to meanwhile is put back for ``keepalive`` after its last write.
 - Every end goes through :meth:`Edge.leave` (the last frames, the final chunk, close) and,
   once the connection is gone, :meth:`Edge.lost` (unsubscribe, the ``stream closed`` log line).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
@@ -50,6 +56,10 @@ FRAME_BYTES = 1024
 MIN_WRITE_LIMIT = 16 * 1024
 MAX_WRITE_LIMIT = 64 * 1024
 REPLAY_PAGE = 200
+# How much sooner than due the clock may act on a stream (s): a ping written at a slot's end,
+# a keep-alive later, falls due just after that later slot's end (by the timer's lateness);
+# without this it would wait a whole further tick, every time.
+EARLY = 0.02
 
 
 def write_limit(subscriber_buffer: int) -> int:
@@ -84,15 +94,58 @@ class Edges:
         self._dirty: list[Edge] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock: asyncio.TimerHandle | None = None
+        # The wheel: slot n holds the streams to look at once the loop's clock reaches
+        # n * tick (each stream in one slot, Edge.slot; an entry whose stream has since moved
+        # to an earlier slot, or ended, is skipped). Slots span at most keepalive / tick.
+        self._wheel: dict[int, list[Edge]] = {}
+        self.examined = 0  # streams the clock has looked at (a measure of its cost)
 
     def add(self, edge: Edge) -> None:
         self.live.add(edge)
-        if self._clock is None:
-            self._loop = asyncio.get_running_loop()
-            self._clock = self._loop.call_later(self.tick, self._sweep)
+        loop = self._loop
+        if self._clock is None or loop is None:
+            self._loop = loop = asyncio.get_running_loop()
+            self._clock = loop.call_at(self._slot(loop.time()) * self.tick, self._sweep)
+        self.check_at(edge, self._due(edge, loop.time(), time.time()))
 
     def discard(self, edge: Edge) -> None:
         self.live.discard(edge)
+        edge.slot = -1  # its entry in the wheel is skipped
+
+    def _slot(self, when: float) -> int:
+        """The first slot whose end is at or after ``when`` (loop time), less :data:`EARLY`."""
+        return math.ceil((when - EARLY) / self.tick)
+
+    def check_at(self, edge: Edge, when: float) -> None:
+        """Look at ``edge`` once the loop's clock reaches ``when`` (or sooner, if it is already
+        due sooner): the slot's timer is at most one ``tick`` late, and at most :data:`EARLY`
+        early."""
+        slot = self._slot(when)
+        if 0 <= edge.slot <= slot:
+            return
+        edge.slot = slot
+        due = self._wheel.get(slot)
+        if due is None:
+            self._wheel[slot] = [edge]
+        else:
+            due.append(edge)
+
+    def _due(self, edge: Edge, now: float, epoch: float) -> float:
+        """When the clock must next look at ``edge`` (loop time): ``keepalive`` after its last
+        write (a stream catching up is written to by its task: not before another
+        ``keepalive``), its token's expiry, and while it is paused, ``send_timeout`` after the
+        pause — whichever comes first."""
+        due = edge.last_write + self.keepalive
+        if due <= now:
+            due = now + self.keepalive
+        expiry = now + (edge.expires - epoch)
+        if expiry < due:
+            due = expiry
+        if edge.sub.sending:
+            stuck = edge.paused_at + self.send_timeout
+            if stuck < due:
+                due = stuck
+        return due
 
     def dirty(self, edge: Edge) -> None:
         if not self._dirty:
@@ -143,25 +196,42 @@ class Edges:
             self.metrics.delivered.inc(delivered)
 
     def _sweep(self) -> None:
+        """The clock: the streams of every slot that has come due — pinged if idle for
+        ``keepalive``, ended if their token expired or their transport stayed paused past
+        ``send_timeout``, and each put back in the slot of its next due moment."""
         loop = self._loop
         assert loop is not None
         now = loop.time()
         epoch = time.time()
-        idle_before = now - self.keepalive
-        stuck_before = now - self.send_timeout
-        for edge in list(self.live):
-            sub = edge.sub
-            if sub.reason is not None:
-                continue
-            if edge.expires <= epoch:
-                edge.leave("expired")
-            elif sub.sending:
-                if edge.paused_at <= stuck_before:
-                    self.metrics.dropped.labels(reason="slow").inc()
-                    edge.leave("slow")
-            elif edge.last_write <= idle_before and edge.task is None:
-                edge.write(sse.PING, now)
-        self._clock = loop.call_later(self.tick, self._sweep) if self.live else None
+        idle_before = now - self.keepalive + EARLY
+        stuck_before = now - self.send_timeout + EARLY
+        wheel = self._wheel
+        current = math.floor(now / self.tick)
+        for slot in sorted(n for n in wheel if n <= current):
+            for edge in wheel.pop(slot):
+                if edge.slot != slot:
+                    continue  # moved to an earlier slot, or ended
+                edge.slot = -1
+                self.examined += 1
+                sub = edge.sub
+                if sub.reason is not None:
+                    continue
+                if edge.expires <= epoch + EARLY:
+                    edge.leave("expired")
+                    continue
+                if sub.sending:
+                    if edge.paused_at <= stuck_before:
+                        self.metrics.dropped.labels(reason="slow").inc()
+                        edge.leave("slow")
+                        continue
+                elif edge.last_write <= idle_before and edge.task is None:
+                    edge.write(sse.PING, now)
+                self.check_at(edge, self._due(edge, now, epoch))
+        if self.live:
+            self._clock = loop.call_at((current + 1) * self.tick, self._sweep)
+        else:
+            self._clock = None
+            wheel.clear()  # nothing live: every entry left is stale
 
 
 class Edge:
@@ -176,6 +246,7 @@ class Edge:
         "paused_at",
         "pending",
         "sent",
+        "slot",
         "sub",
         "task",
         "transport",
@@ -192,6 +263,7 @@ class Edge:
         self.pending: list[bytes] | None = None
         self.last_write = 0.0
         self.paused_at = 0.0
+        self.slot = -1  # its slot in the clock's wheel (Edges.check_at), -1 while in none
         self.task: asyncio.Task[None] | None = None
 
     def attach(self, transport: asyncio.WriteTransport, *, chunked: bool, paused: bool) -> None:
@@ -274,6 +346,8 @@ class Edge:
         self._drop_pending()
         loop = asyncio.get_running_loop()
         self.paused_at = loop.time()
+        if self in self.edges.live:  # cut off if still paused then (Edges._sweep)
+            self.edges.check_at(self, self.paused_at + self.edges.send_timeout)
 
     def resume_writing(self) -> None:
         sub = self.sub
