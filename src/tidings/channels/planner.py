@@ -50,13 +50,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select, update
 
 from tidings.channels import deliverylog, profiles
 from tidings.channels._sql import upsert
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from tidings.delivery.hub import Hub
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 BATCH = 100
 MIN_GAP = 0.05  # seconds from the end of a pass to the next one woken by publishes
 _C = channel_cursors.c
@@ -95,6 +96,28 @@ _SKIP = (
 _SKIP_MAILING = _SKIP.where(
     ~exists().where(_U.tenant_id == bindparam("tenant"), _U.email.is_not(None))
 )
+# The full poll's read: (tenant, its cursor or None, its last seq) of every tenant with
+# something not planned yet.
+_PENDING = (
+    select(tenants.c.id, _C.last_seq, tenants.c.last_seq)
+    .select_from(tenants.outerjoin(channel_cursors, _C.tenant_id == tenants.c.id))
+    .where(or_(_C.last_seq.is_(None), tenants.c.last_seq > _C.last_seq))
+)
+Pending = tuple[str, int | None, int]
+"""A tenant with something not planned yet: (tenant, its cursor or None, its last seq)."""
+
+
+def _run_steps_sync(conn: Connection, steps: Generator[tuple[Any, Any], Any, T]) -> T:
+    """Run :meth:`Planner._poll_steps` in the caller's transaction of a synchronous
+    connection: the first statement's rows, then each statement's result, sent back."""
+    statement, params = next(steps)
+    answer: Any = conn.execute(statement, params).all()
+    while True:
+        try:
+            statement, params = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        answer = conn.execute(statement, params)
 
 
 @dataclass
@@ -228,11 +251,7 @@ class Planner:
         of given ``tenants``, those known :class:`Unreachable` are left to the next full poll."""
         planned = 0
         if tenants is None:
-            pending = await self._pending_tenants()
-            remembered = [p for p in pending if p[1] is not None and p[0] in self.unreachable]
-            skipped: set[str] = set()
-            if remembered:
-                planned, skipped = await self._skip(remembered)
+            pending, planned, skipped = await self._full_poll()
             tenants = [tenant for tenant, _, _ in pending if tenant not in skipped]
         else:
             tenants = [t for t in tenants if t not in self.unreachable]
@@ -243,50 +262,77 @@ class Planner:
                 planned += done
         return planned
 
-    async def _pending_tenants(self) -> list[tuple[str, int | None, int]]:
-        """``(tenant, cursor, last seq)`` of every tenant with something not planned yet; the
-        cursor ``None`` for a tenant that had none (given one at 0 here)."""
+    async def _full_poll(self) -> tuple[list[Pending], int, set[str]]:
+        """The full poll's reads and writes (:meth:`_poll_steps`): every tenant with something
+        not planned yet, and of those remembered :class:`Unreachable`, the notifications
+        covered and the tenants whose cursors were moved.
+
+        On SQLite in a file all of it is ONE write transaction on a synchronous connection
+        (``Store.run_write``: on the loop when the write lock is free, as the group commit):
+        through aiosqlite and SQLAlchemy's async execution the same two tiny statements cost
+        ~3.6 ms of CPU, once a second while anything is published (docs/performance.md,
+        session 12). Elsewhere a read transaction, then a write transaction if there is
+        anything to write."""
         store, now = self.ch.store, self.ch.clock.now()
+        stmt = _SKIP_MAILING if self.ch.settings.smtp_host else _SKIP
+        steps = self._poll_steps(stmt, now)
+        if store.writes_in_thread:
+            return await store.run_write(lambda conn: _run_steps_sync(conn, steps))
         async with store.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(tenants.c.id, _C.last_seq, tenants.c.last_seq)
-                    .select_from(tenants.outerjoin(channel_cursors, _C.tenant_id == tenants.c.id))
-                    .where(or_(_C.last_seq.is_(None), tenants.c.last_seq > _C.last_seq))
-                )
-            ).all()
+            statement, params = next(steps)
+            rows = (await conn.execute(statement, params)).all()
+        try:
+            statement, params = steps.send(rows)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        async with store.write() as conn:
+            while True:
+                answer = await conn.execute(statement, params)
+                try:
+                    statement, params = steps.send(answer)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+
+    def _poll_steps(
+        self, skip: Any, now: datetime
+    ) -> Generator[tuple[Any, Any], Any, tuple[list[Pending], int, set[str]]]:
+        """The full poll's statements, one ``yield`` each: first the read of ``(tenant,
+        cursor, last seq)`` of every tenant with something not planned yet (its rows are sent
+        back), the cursor ``None`` for a tenant that had none; then the writes (their results
+        are sent back):
+
+        - a cursor at 0 for tenants without one: created after migration 0003 (which gave
+          every tenant that existed then a cursor at its last seq), planned from the start;
+        - the full poll's turn for tenants remembered :class:`Unreachable`: each cursor moved
+          from what the poll read to the tenant's last seq by ONE statement (``skip``) that
+          also checks, in the store, that nobody of the tenant has a channel, instead of a
+          planning transaction of several statements each. A tenant not moved (a channel
+          appeared without this instance hearing of it, or another planner moved the cursor
+          meanwhile) is planned as any other.
+        """
+        rows = yield (_PENDING, None)
         missing = [tenant for tenant, cursor, _ in rows if cursor is None]
         if missing:
-            # A tenant without a cursor was created after migration 0003 (which gave every
-            # tenant that existed then a cursor at its last seq): plan it from the start.
-            async with store.write() as conn:
-                stmt = upsert(conn)(channel_cursors).values(
-                    [{"tenant_id": t, "last_seq": 0, "updated_at": now} for t in missing]
-                )
-                await conn.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id"]))
-        return [
+            values = [{"tenant_id": t, "last_seq": 0, "updated_at": now} for t in missing]
+            yield (
+                upsert(self.ch.store.engine)(channel_cursors)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["tenant_id"]),
+                None,
+            )
+        pending = [
             (tenant, None if cursor is None else int(cursor), int(last))
             for tenant, cursor, last in rows
         ]
-
-    async def _skip(self, remembered: list[tuple[str, int | None, int]]) -> tuple[int, set[str]]:
-        """The full poll's turn for tenants remembered :class:`Unreachable`: each cursor moved
-        from what the poll read to the tenant's last seq by ONE statement that also checks, in
-        the store, that nobody of the tenant has a channel (``_SKIP``), all in one write
-        transaction, instead of a planning transaction of several statements each. Returns the
-        notifications covered and the tenants moved; a tenant not moved (a channel appeared
-        without this instance hearing of it, or another planner moved the cursor meanwhile) is
-        planned as any other."""
-        stmt = _SKIP_MAILING if self.ch.settings.smtp_host else _SKIP
-        now = self.ch.clock.now()
         covered, moved = 0, set()
-        async with self.ch.store.write() as conn:
-            for tenant, cursor, last in remembered:
-                params = {"tenant": tenant, "cursor": cursor, "last": last, "now": now}
-                if (await conn.execute(stmt, params)).rowcount == 1:
-                    covered += last - int(cursor or 0)
-                    moved.add(tenant)
-        return covered, moved
+        for tenant, cursor, last in pending:
+            if cursor is None or tenant not in self.unreachable:
+                continue
+            params = {"tenant": tenant, "cursor": cursor, "last": last, "now": now}
+            if (yield (skip, params)).rowcount == 1:
+                covered += last - cursor
+                moved.add(tenant)
+        return pending, covered, moved
 
     async def _plan(self, tenant: str) -> tuple[int, bool]:
         """(notifications covered, whether more may be pending) for the next batch."""

@@ -3,12 +3,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Dialect
 
 
-def upsert(conn: AsyncConnection) -> Any:
-    """The ``insert`` construct of ``conn``'s dialect (PostgreSQL, else SQLite)."""
+class _Bound(Protocol):
+    """What has a dialect: a connection or an engine, synchronous or async."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+
+def upsert(conn: _Bound) -> Any:
+    """The ``insert`` construct of ``conn``'s dialect (PostgreSQL, else SQLite); ``conn`` a
+    connection or an engine, synchronous or async."""
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
