@@ -62,8 +62,16 @@ def main() -> None:
     p.add_argument("--streams", type=int, default=0, help="idle streams open meanwhile")
     p.add_argument("--settle", type=float, default=3.0, help="s before measuring")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the server, e.g. TIDINGS_CHANNELS_WORKERS=false (repeatable)",
+    )
     args = p.parse_args()
-    server = SpawnedServer(max(args.streams, 10)).start()
+    env = dict(item.split("=", 1) for item in args.server_env)
+    server = SpawnedServer(max(args.streams, 10), extra_env=env).start()
     try:
         figures = asyncio.run(_run(server, args))
     finally:

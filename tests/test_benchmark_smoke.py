@@ -196,6 +196,7 @@ def test_the_paced_publish_benchmark_runs(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "benchmarks.paced",
         "--count", "10", "--rate", "50", "--streams", "5", "--settle", "0.2", "--json",
+        "--server-env", "TIDINGS_CHANNELS_WORKERS=false",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, timeout=90, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
