@@ -49,7 +49,9 @@ _HEADERS = 256  # parsed headers kept, by segment
 _headers: dict[bytes, str | None] = {}  # header segment → its kid (None: none), valid only
 _DECODER = json.JSONDecoder()  # json.loads' own, with its defaults
 _KEYS = 64  # HMAC key states kept, by key: the server secret and the tenants' signing keys
-_keys: dict[bytes, tuple[hashlib._Hash, hashlib._Hash]] = {}  # key → its (inner, outer) SHA-256 states
+_keys: dict[
+    bytes, tuple[hashlib._Hash, hashlib._Hash]
+] = {}  # key → its (inner, outer) SHA-256 states
 _IPAD = bytes(b ^ 0x36 for b in range(256))  # RFC 2104's ipad and opad, as translate tables
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 
