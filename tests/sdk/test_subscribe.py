@@ -111,7 +111,7 @@ def test_a_given_token_ends_the_iteration_when_it_expires(
     live: ServerThread, fresh: Tenant
 ) -> None:
     with Client(live.url, api_key=fresh.key) as client:
-        token = client.mint_token("ann", ttl=1)
+        token = client.mint_token("ann", ttl=2)  # exp is whole seconds: it lives 1-2 s
         names = [e.event for e in client.subscribe(token=token.token, read_timeout=LIMIT)]
     assert names == ["ready", "expired"]
 
@@ -121,7 +121,7 @@ async def test_async_given_token_ends_the_iteration_when_it_expires(
     live: ServerThread, fresh: Tenant
 ) -> None:
     async with AsyncClient(live.url, api_key=fresh.key) as client, asyncio.timeout(LIMIT):
-        token = await client.mint_token("ann", ttl=1)
+        token = await client.mint_token("ann", ttl=2)  # exp is whole seconds: it lives 1-2 s
         async with client.subscribe(token=token.token) as events:
             names = [e.event async for e in events]
     assert names == ["ready", "expired"]
