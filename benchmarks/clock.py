@@ -17,61 +17,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvloop
 
-from benchmarks.fanout_python import _Metrics
-from benchmarks.fanout_sockets import _Accepted, _read_all
+from benchmarks.fanout_python import bare_edges
+from benchmarks.fanout_sockets import Loopback
 from tidings.delivery import sse
-from tidings.delivery.edge import Edge, Edges
-from tidings.delivery.hub import Subscriber
-from tidings.domain.principals import Principal
 
 
 async def _run(streams: int, seconds: float, keepalive: float) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    accepted: list[tuple[_Accepted, asyncio.Transport]] = []
-    server = await loop.create_server(lambda: _Accepted(accepted), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    context = multiprocessing.get_context("spawn")
-    mine, theirs = context.Pipe()
-    reader = context.Process(target=_read_all, args=(port, streams, theirs), daemon=True)
-    reader.start()
-    async with asyncio.timeout(60):
-        while len(accepted) < streams:
-            await asyncio.sleep(0.01)
-    edges = Edges(
-        None,  # type: ignore[arg-type]  # no hub, no store: nobody expires or lags here
-        None,  # type: ignore[arg-type]
-        _Metrics(),  # type: ignore[arg-type]
-        keepalive=keepalive,
-        send_timeout=10,
-        retry_ms=1000,
-        buffer=256,
-    )
-    expires = datetime.now(UTC) + timedelta(hours=1)
-    for i, (protocol, transport) in enumerate(accepted):
-        principal = Principal(tenant="t", user=f"u{i}", roles=frozenset(), expires_at=expires)
-        edge = Edge(edges, Subscriber(principal, 256), 0)
-        protocol.edge = edge
-        edge.attach(transport, chunked=True, paused=False)
+    loopback = await Loopback().open(streams)
+    edges = bare_edges(keepalive)  # no hub, no store: nobody expires or lags here
+    loopback.attach(edges)
     examined = getattr(edges, "examined", None)
     began = time.process_time()
     await asyncio.sleep(seconds)
     spent = time.process_time() - began
     looked = None if examined is None else edges.examined - examined
-    for _, transport in accepted:
-        transport.close()
-    server.close()
-    async with asyncio.timeout(30):
-        while not mine.poll():
-            await asyncio.sleep(0.01)
-    read = mine.recv()
-    reader.join(30)
+    read = await loopback.close()
     ping = len(b"%x\r\n" % len(sse.PING)) + len(sse.PING) + 2
     return {
         "cpu_ms_per_s": spent / seconds * 1000,

@@ -55,14 +55,14 @@ class _Metrics:
     dropped = _Metric()
 
 
-def bare_edges() -> Edges:
+def bare_edges(keepalive: float = 30) -> Edges:
     """An :class:`Edges` for streams the benchmarks feed by hand: no hub, no store (neither
-    is used by ``offer`` and the flush), metrics that count nothing."""
+    is used by ``offer``, the flush or a ping), metrics that count nothing."""
     return Edges(
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         _Metrics(),  # type: ignore[arg-type]
-        keepalive=30,
+        keepalive=keepalive,
         send_timeout=10,
         retry_ms=1000,
         buffer=256,

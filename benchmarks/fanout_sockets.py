@@ -31,7 +31,7 @@ from typing import cast
 import uvloop
 
 from benchmarks.fanout_python import bare_edges
-from tidings.delivery.edge import Edge
+from tidings.delivery.edge import Edge, Edges
 from tidings.delivery.hub import Subscriber
 from tidings.domain.principals import Principal
 
@@ -79,28 +79,56 @@ class _Accepted(asyncio.Protocol):
             self.edge.resume_writing()
 
 
+class Loopback:
+    """``streams`` loopback connections accepted in this process, each read by a child process
+    (:func:`_read_all`) until it is closed, each handed to a real :class:`Edge` by
+    :meth:`attach`."""
+
+    def __init__(self) -> None:
+        self.accepted: list[tuple[_Accepted, asyncio.Transport]] = []
+
+    async def open(self, streams: int) -> Loopback:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: _Accepted(self.accepted), "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        context = multiprocessing.get_context("spawn")
+        self.mine, theirs = context.Pipe()
+        self.reader = context.Process(target=_read_all, args=(port, streams, theirs), daemon=True)
+        self.reader.start()
+        async with asyncio.timeout(60):
+            while len(self.accepted) < streams:
+                await asyncio.sleep(0.01)
+        return self
+
+    def attach(self, edges: Edges) -> list[Subscriber]:
+        """Each connection to an edge stream of ``edges`` (a user each, an hour to live)."""
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        subs = []
+        for i, (protocol, transport) in enumerate(self.accepted):
+            principal = Principal(tenant="t", user=f"u{i}", roles=frozenset(), expires_at=expires)
+            sub = Subscriber(principal, 256)
+            edge = Edge(edges, sub, 0)
+            protocol.edge = edge
+            edge.attach(transport, chunked=True, paused=False)
+            subs.append(sub)
+        return subs
+
+    async def close(self) -> int:
+        """Close every connection; the bytes the child read from them all."""
+        for _, transport in self.accepted:
+            transport.close()
+        self.server.close()
+        async with asyncio.timeout(30):  # the loop runs meanwhile: the transports close
+            while not self.mine.poll():
+                await asyncio.sleep(0.01)
+        read: int = self.mine.recv()
+        self.reader.join(30)
+        return read
+
+
 async def _run(streams: int, rounds: int, gap: float) -> tuple[float, float, float]:
-    loop = asyncio.get_running_loop()
-    accepted: list[tuple[_Accepted, asyncio.Transport]] = []
-    server = await loop.create_server(lambda: _Accepted(accepted), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    context = multiprocessing.get_context("spawn")
-    mine, theirs = context.Pipe()
-    reader = context.Process(target=_read_all, args=(port, streams, theirs), daemon=True)
-    reader.start()
-    async with asyncio.timeout(60):
-        while len(accepted) < streams:
-            await asyncio.sleep(0.01)
-    edges = bare_edges()
-    expires = datetime.now(UTC) + timedelta(hours=1)
-    subs = []
-    for i, (protocol, transport) in enumerate(accepted):
-        principal = Principal(tenant="t", user=f"u{i}", roles=frozenset(), expires_at=expires)
-        sub = Subscriber(principal, 256)
-        edge = Edge(edges, sub, 0)
-        protocol.edge = edge
-        edge.attach(transport, chunked=True, paused=False)
-        subs.append(sub)
+    loopback = await Loopback().open(streams)
+    subs = loopback.attach(bare_edges())
     frame = b"id: 1\nevent: notification\ndata: " + b"x" * 190 + b"\n\n"
     await asyncio.sleep(0.5)
     began, usage = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
@@ -115,17 +143,10 @@ async def _run(streams: int, rounds: int, gap: float) -> tuple[float, float, flo
     spent = time.process_time() - began
     after = resource.getrusage(resource.RUSAGE_SELF)
     lagging = sum(1 for sub in subs if sub.lagging)
-    for _, transport in accepted:
-        transport.close()
-    server.close()
+    read = await loopback.close()
     assert not lagging, f"{lagging} streams fell behind: the reader is too slow for --gap"
-    async with asyncio.timeout(30):  # the loop runs meanwhile: the transports close
-        while not mine.poll():
-            await asyncio.sleep(0.01)
-    read = mine.recv()
     chunk = len(b"%x\r\n" % len(frame)) + len(frame) + 2
     assert read == streams * rounds * chunk, f"read {read} bytes, not {streams * rounds * chunk}"
-    reader.join(30)
     n = streams * rounds
     return spent / n, (after.ru_utime - usage.ru_utime) / n, (after.ru_stime - usage.ru_stime) / n
 
