@@ -6,13 +6,15 @@
 their writes; this measures what the same code costs when each write is a real ``write``
 syscall on a loopback TCP connection: real ``Subscriber``, ``Edge`` and ``Edges`` objects under
 uvloop, ``--streams`` connections accepted in this process and read by a child process, one
-notification offered to every stream as ``Hub._dispatch`` offers a tenant-wide one, every
-``--gap`` seconds (an idle loop in between, as at 20 notifications a second). Prints this
-process's CPU (user + system, ``time.process_time``) per delivery, and the user and system
-parts (``getrusage``, tick-grained). A rewrite of the fan-out is measured here, beside the
-old code in the same process where it can be, before the Python-only figure is believed: in
-session 10 a rewrite that halved ``fanout_python``'s figure changed nothing here
-(docs/performance.md).
+notification given to the tenant's ``Cast`` as ``Hub._dispatch`` gives a tenant-wide one,
+every ``--gap`` seconds (an idle loop in between, as at 20 notifications a second). Both paths
+of the fan-out in turn, ``--block`` notifications each: every stream on the cast (one loop over
+the transports), and every stream off it (each offered the frame, its pending list written at
+the flush: a stream with muted types, say). Prints per path this process's CPU (user + system,
+``time.process_time``) per delivery, and the user and system parts (``getrusage``,
+tick-grained). A rewrite of the fan-out is measured here, beside the old code in the same
+process where it can be, before the Python-only figure is believed: in session 10 a rewrite
+that halved ``fanout_python``'s figure changed nothing here (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import cast
 import uvloop
 
 from benchmarks.fanout_python import bare_edges
-from tidings.delivery.edge import Edge, Edges
+from tidings.delivery.edge import Cast, Edge, Edges
 from tidings.delivery.hub import Subscriber
 from tidings.domain.principals import Principal
 
@@ -126,42 +128,68 @@ class Loopback:
         return read
 
 
-async def _run(streams: int, rounds: int, gap: float) -> tuple[float, float, float]:
+PATHS = ("cast", "one by one")
+
+
+async def _run(
+    streams: int, rounds: int, gap: float, block: int
+) -> dict[str, tuple[float, float, float]]:
+    """Per path, CPU per delivery and its user and system parts (s)."""
     loopback = await Loopback().open(streams)
-    subs = loopback.attach(bare_edges())
+    edges = bare_edges()
+    subs = loopback.attach(edges)
+    cast = Cast(0)  # the tenant's, as the hub makes it; every subscriber registered off it
+    cast.off.update(subs)
     frame = b"id: 1\nevent: notification\ndata: " + b"x" * 190 + b"\n\n"
-    await asyncio.sleep(0.5)
-    began, usage = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
-    for seq in range(1, rounds + 1):
-        for sub in subs:  # as Hub._dispatch offers a tenant-wide notification
-            edge_ = sub.edge
-            if edge_ is not None and sub.reason is None:
-                edge_.offer(seq, frame)
-            else:
-                sub.offer(seq, frame)
-        await asyncio.sleep(gap)
-    spent = time.process_time() - began
-    after = resource.getrusage(resource.RUSAGE_SELF)
+    spent = {path: [0.0, 0.0, 0.0] for path in PATHS}
+    seq = 0
+    for start in range(0, rounds, block):
+        for path in PATHS:
+            for sub in subs:  # on the cast (steady streams), or each off it with a home-less edge
+                edge = sub.edge
+                assert edge is not None
+                if path == "cast":
+                    edge.home = cast
+                    edges.join_soon(edge)
+                else:
+                    edge.home = None
+                    edge.restate()  # steady but homeless: off the cast
+            await asyncio.sleep(0.2)
+            on = len(cast.members)
+            assert on == (streams if path == "cast" else 0), f"{on} streams on the cast"
+            began, usage = time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
+            for _ in range(min(block, rounds - start)):
+                seq += 1
+                cast.deliver(seq, frame)  # as Hub._dispatch offers a tenant-wide notification
+                await asyncio.sleep(gap)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            figures = spent[path]
+            figures[0] += time.process_time() - began
+            figures[1] += after.ru_utime - usage.ru_utime
+            figures[2] += after.ru_stime - usage.ru_stime
     lagging = sum(1 for sub in subs if sub.lagging)
     read = await loopback.close()
     assert not lagging, f"{lagging} streams fell behind: the reader is too slow for --gap"
     chunk = len(b"%x\r\n" % len(frame)) + len(frame) + 2
-    assert read == streams * rounds * chunk, f"read {read} bytes, not {streams * rounds * chunk}"
+    expected = streams * 2 * rounds * chunk
+    assert read == expected, f"read {read} bytes, not {expected}"
     n = streams * rounds
-    return spent / n, (after.ru_utime - usage.ru_utime) / n, (after.ru_stime - usage.ru_stime) / n
+    return {path: (f[0] / n, f[1] / n, f[2] / n) for path, f in spent.items()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--streams", type=int, default=1000)
-    p.add_argument("--rounds", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=500, help="notifications per path")
     p.add_argument("--gap", type=float, default=0.01, help="s between notifications")
+    p.add_argument("--block", type=int, default=50, help="notifications per path in a row")
     args = p.parse_args()
-    per, user, system = uvloop.run(_run(args.streams, args.rounds, args.gap))
-    print(
-        f"{per * 1e6:.3f} µs of CPU per stream and notification ({args.streams} streams;"
-        f" user {user * 1e6:.2f}, system {system * 1e6:.2f})"
-    )
+    figures = uvloop.run(_run(args.streams, args.rounds, args.gap, args.block))
+    for path, (per, user, system) in figures.items():
+        print(
+            f"{per * 1e6:.3f} µs of CPU per stream and notification ({args.streams} streams;"
+            f" user {user * 1e6:.2f}, system {system * 1e6:.2f}): {path}"
+        )
 
 
 if __name__ == "__main__":

@@ -3,13 +3,17 @@
 Once ``GET /v1/stream`` has written its head and opening (``retry``, ``ready``/``reset`` and
 the replay, :mod:`tidings.delivery.stream`), the HTTP protocol (:mod:`tidings.server`) hands
 the connection's transport to an :class:`Edge`. From then on there is no task, no Event and no
-await per stream: the hub's fan-out calls :meth:`Edge.offer`, which appends the already-encoded
-frame to the stream's pending list; one ``loop.call_soon`` per fan-out batch (:class:`Edges`)
-writes each dirty stream's pending frames in ONE ``transport.write``.
+await per stream. A notification for the whole tenant is appended once to the tenant's
+:class:`Cast`; every other frame (and every frame for a stream off the cast) goes through
+:meth:`Edge.offer`, which appends the already-encoded frame to the stream's pending list. One
+``loop.call_soon`` per fan-out batch (:class:`Edges`) writes each cast's frames as one chunk to
+each of its streams, then each dirty stream's pending frames: ONE ``transport.write`` per
+stream either way.
 
 Invariants:
 - Exactly once, in order: ``sent`` is the highest seq written (or replayed); a frame with
-  ``seq <= sent`` is dropped, as on the ASGI path.
+  ``seq <= sent`` is dropped, as on the ASGI path. On a cast, the cast's ``last`` stands for
+  it (see :class:`Cast`).
 - Bounded memory: a stream holds at most ``subscriber_buffer`` pending frames and the
   transport's own buffer, whose high-water mark is :func:`write_limit` bytes. Past either, the
   stream is *lagging*: it holds nothing, writes nothing, and once the transport drains
@@ -92,6 +96,9 @@ class Edges:
         self.tick = min(1.0, keepalive / 2, send_timeout / 2)
         self.live: set[Edge] = set()
         self._dirty: list[Edge] = []
+        self._casts: list[Cast] = []  # casts with frames to write at the flush
+        self._joining: list[Edge] = []  # streams to put on their tenant's cast at the flush
+        self._scheduled = False  # a flush is scheduled (loop.call_soon)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock: asyncio.TimerHandle | None = None
         # The wheel: slot n holds the streams to look at once the loop's clock reaches
@@ -135,7 +142,7 @@ class Edges:
         write (a stream catching up is written to by its task: not before another
         ``keepalive``), its token's expiry, and while it is paused, ``send_timeout`` after the
         pause — whichever comes first."""
-        due = edge.last_write + self.keepalive
+        due = edge.written() + self.keepalive
         if due <= now:
             due = now + self.keepalive
         expiry = now + (edge.expires - epoch)
@@ -147,11 +154,26 @@ class Edges:
                 due = stuck
         return due
 
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            loop = self._loop
+            if loop is None:
+                self._loop = loop = asyncio.get_running_loop()
+            loop.call_soon(self._flush)
+
     def dirty(self, edge: Edge) -> None:
-        if not self._dirty:
-            assert self._loop is not None
-            self._loop.call_soon(self._flush)
+        self._schedule()
         self._dirty.append(edge)
+
+    def cast_dirty(self, cast: Cast) -> None:
+        self._schedule()
+        self._casts.append(cast)
+
+    def join_soon(self, edge: Edge) -> None:
+        """Put ``edge`` on its tenant's cast at the flush, if it is steady then."""
+        self._schedule()
+        self._joining.append(edge)
 
     def _flush(self) -> None:
         """Write every dirty stream's pending frames, ONE ``transport.write`` each.
@@ -162,13 +184,18 @@ class Edges:
         chunk (HTTP/1.1 chunked framing) is built once for a run of them and the same bytes go
         to each transport.
         """
+        self._scheduled = False
+        casts, self._casts = self._casts, []
         dirty, self._dirty = self._dirty, []
+        joining, self._joining = self._joining, []
         loop = self._loop
         now = loop.time() if loop is not None else 0.0
+        delivered = 0
+        for cast in casts:  # first: a stream that left a cast this iteration has its frames
+            delivered += cast.flush(now)
         last: list[bytes] = []  # the frames of the last chunk built, its chunk and count
         chunk = b""
         counts = 0
-        delivered = 0
         for edge in dirty:
             pending = edge.pending
             if pending is None:
@@ -192,6 +219,10 @@ class Edges:
             delivered += counts
             edge.last_write = now
             transport.write(chunk)
+            if edge.home is not None:
+                edge.join()
+        for edge in joining:
+            edge.join()
         if delivered:
             self.metrics.delivered.inc(delivered)
 
@@ -224,7 +255,7 @@ class Edges:
                         self.metrics.dropped.labels(reason="slow").inc()
                         edge.leave("slow")
                         continue
-                elif edge.last_write <= idle_before and edge.task is None:
+                elif edge.written() <= idle_before and edge.task is None:
                     edge.write(sse.PING, now)
                 self.check_at(edge, self._due(edge, now, epoch))
         if self.live:
@@ -239,9 +270,11 @@ class Edge:
 
     __slots__ = (
         "base",
+        "cast",
         "chunked",
         "edges",
         "expires",
+        "home",
         "last_write",
         "paused_at",
         "pending",
@@ -265,6 +298,8 @@ class Edge:
         self.paused_at = 0.0
         self.slot = -1  # its slot in the clock's wheel (Edges.check_at), -1 while in none
         self.task: asyncio.Task[None] | None = None
+        self.home: Cast | None = None  # its tenant's cast (None without a hub)
+        self.cast: Cast | None = None  # that cast while this stream is on it
 
     def attach(self, transport: asyncio.WriteTransport, *, chunked: bool, paused: bool) -> None:
         """Take over the transport: frames buffered during the opening go out, then live."""
@@ -275,6 +310,9 @@ class Edge:
         self.last_write = loop.time()
         transport.set_write_buffer_limits(high=self.edges.write_limit)
         self.edges.add(self)
+        hub = self.edges.hub
+        state = None if hub is None else hub.tenant_state(sub.principal.tenant)
+        self.home = None if state is None else state.cast
         sub.to_edge(self)
         buffered = sub.take()
         if paused:
@@ -284,11 +322,17 @@ class Edge:
         else:
             for seq, frame in buffered:
                 self.offer(seq, frame)
+            if self.home is not None:
+                self.edges.join_soon(self)
 
     # -- fan-out -------------------------------------------------------------------------------
 
     def offer(self, seq: int, frame: bytes) -> None:
-        """Called by the hub for every frame meant for this stream. Never blocks."""
+        """Called by the hub for every frame meant for this stream and not cast to it (a
+        tenant-wide notification is offered only while the stream is off its cast; any other
+        frame takes it off, so its frames stay in order). Never blocks."""
+        if self.cast is not None:
+            self._off_cast()
         sub = self.sub
         if sub.lagging:
             return  # the catch-up reads it from the store
@@ -325,6 +369,13 @@ class Edge:
             self.sent = self.base
         self.sub.lagging = True
 
+    def written(self) -> float:
+        """When this stream was last written to (loop time), its cast's writes included."""
+        cast = self.cast
+        if cast is None or cast.time < self.last_write:
+            return self.last_write
+        return cast.time
+
     def write(self, data: bytes, now: float) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -340,6 +391,7 @@ class Edge:
 
     def pause_writing(self) -> None:
         """The transport's buffer passed :func:`write_limit`: a slow reader; stop writing."""
+        self._off_cast()
         sub = self.sub
         sub.sending = True
         sub.take()
@@ -394,6 +446,8 @@ class Edge:
             return
         for seq, frame in sub.take():
             self.offer(seq, frame)
+        if self.home is not None:
+            self.edges.join_soon(self)
 
     async def _page(self) -> list[Notification]:
         from tidings.store import notifications as nq
@@ -403,6 +457,80 @@ class Edge:
                 conn, self.sub.principal.tenant, self.sent, upto=None, limit=REPLAY_PAGE
             )
 
+    # -- the cast ------------------------------------------------------------------------------
+
+    def steady(self) -> bool:
+        """Whether this stream may take its tenant's cast as it is: open, live, not paused,
+        lagging or catching up, nothing of its own pending, and its frames unchanged on the way
+        (chunked, no encoder hook, no muted types)."""
+        sub = self.sub
+        transport = self.transport
+        return (
+            transport is not None
+            and self.pending is None
+            and self.task is None
+            and self.chunked
+            and sub.reason is None
+            and not sub.lagging
+            and not sub.sending
+            and not sub.muted
+            and sub.encode is None
+            and not transport.is_closing()
+            and self in self.edges.live
+        )
+
+    def join(self) -> None:
+        """Put this stream on its tenant's cast if it is steady and has exactly what the cast
+        has had (every tenant-wide seq up to ``cast.last``, none the hub has not offered yet).
+        Called at the flush only, after the casts were written: no cast frame is pending."""
+        home = self.home
+        if home is None or self.cast is not None or not self.steady():
+            return
+        if home.edges is None:
+            home.edges = self.edges
+        elif home.edges is not self.edges:
+            return
+        if not home.last <= self.sent <= home.top:
+            return
+        assert self.transport is not None
+        home.off.discard(self.sub)
+        home.members[self] = self.transport
+        self.cast = home
+
+    def _off_cast(self, spill: bool = False) -> None:
+        """Take this stream off its cast: what the cast has written is now its own ``sent`` and
+        ``last_write``; the cast's frames not yet written are its own pending ones (or, when
+        the cast ``spill``s, more than a stream may hold: it catches up from the store)."""
+        cast = self.cast
+        if cast is None:
+            return
+        self.cast = None
+        del cast.members[self]
+        cast.off.add(self.sub)
+        if cast.time > self.last_write:
+            self.last_write = cast.time
+        sent = self.sent
+        if cast.frames:
+            self.base = max(sent, cast.base)
+            if spill:
+                self.sent = self.base
+                self.sub.lagging = True
+                self._start_catch_up()
+                return
+            self.pending = list(cast.frames)
+            self.edges.dirty(self)
+        if cast.last > sent:
+            self.sent = cast.last
+
+    def restate(self) -> None:
+        """Something :meth:`steady` reads, or its ``home``, changed (the user's muted types): on
+        or off the cast."""
+        if self.cast is not None:
+            if self.home is not self.cast or not self.steady():
+                self._off_cast()
+        elif self.home is not None and self.steady():
+            self.edges.join_soon(self)
+
     # -- ends ----------------------------------------------------------------------------------
 
     def leave(self, reason: str) -> None:
@@ -410,6 +538,7 @@ class Edge:
         unregistered at once. A reader stuck past ``send_timeout`` (``slow``) gets its ``bye``
         queued too, but if it still reads nothing for another ``send_timeout`` the connection
         is aborted, so what it left unread is freed."""
+        self._off_cast()
         sub = self.sub
         if sub.reason is None:
             sub.reason = reason
@@ -446,6 +575,8 @@ class Edge:
         if self not in self.edges.live:
             return
         sub = self.sub
+        self._off_cast()
+        self.home = None
         self.edges.discard(self)
         if self.task is not None:
             self.task.cancel()
@@ -463,6 +594,96 @@ class Edge:
         # The subscriber and this edge refer to each other: unregistered, the subscriber lets
         # go, so both are freed by reference counting, not left to the cyclic GC.
         sub.edge = None
+
+
+class Cast:
+    """One tenant's tenant-wide fan-out: its steady edge streams take each notification meant
+    for every stream of the tenant (no audience) as ONE write of the same chunk to each
+    transport, in a loop over the transports alone (ARCHITECTURE.md, "The cast").
+
+    Invariants:
+    - Each subscriber of the tenant is on the cast (``members``: steady edge streams, see
+      :meth:`Edge.steady`) or in ``off`` (every other: opening, catching up, paused, muted
+      types, an encoder hook, the ASGI path), never both; the hub offers a tenant-wide frame to
+      the ``off`` ones only, one by one, as before.
+    - A member has every tenant-wide seq up to ``last`` (written, or in ``frames``, written to
+      every member at the flush), ``seq <= top`` only: its own ``sent`` and ``last_write``
+      stand for the rest. Any frame of its own (a targeted notification, a read event), a
+      pause, an end takes it off first: ``frames`` become its own pending frames, ``last`` its
+      ``sent``, so its frames stay in order and exactly once.
+    - A stream joins only at the flush, after the cast's frames were written, and only with
+      ``last <= sent <= top``: it has every seq the cast has had, and none the hub has yet to
+      offer (a later cast frame is new to it).
+    - ``frames`` hold at most the streams' buffer (``limit``): one more and every member leaves
+      to catch up from the store, as a stream offered more than it may hold in one iteration.
+    """
+
+    __slots__ = ("base", "edges", "frames", "last", "limit", "members", "off", "time", "top")
+
+    def __init__(self, last: int) -> None:
+        self.members: dict[Edge, asyncio.WriteTransport] = {}
+        self.off: set[Subscriber] = set()
+        self.frames: list[bytes] = []  # tenant-wide frames to write to every member at the flush
+        self.last = last  # the highest tenant-wide seq cast (or offered while nobody was on)
+        self.base = last  # ``last`` before ``frames``
+        self.top = last  # the highest seq the hub has offered (any audience)
+        self.time = 0.0  # loop time of the last write to the members
+        self.edges: Edges | None = None  # the flush's owner, set by the first member
+        self.limit = 0
+
+    def deliver(self, seq: int, frame: bytes) -> None:
+        """Offer a tenant-wide notification to every subscriber of the tenant."""
+        self.top = seq
+        if self.members:
+            frames = self.frames
+            if not frames:
+                edges = self.edges
+                assert edges is not None
+                self.base = self.last
+                self.limit = edges.buffer
+                edges.cast_dirty(self)
+                frames.append(frame)
+            elif len(frames) < self.limit:
+                frames.append(frame)
+            else:
+                for member in list(self.members):
+                    member._off_cast(spill=True)
+                frames.clear()
+        self.last = seq
+        for sub in self.off:
+            edge = sub.edge  # the common case, straight to the edge (one call less)
+            if edge is not None and sub.reason is None:
+                edge.offer(seq, frame)
+            else:
+                sub.offer(seq, frame)
+
+    def flush(self, now: float) -> int:
+        """Write the pending frames to every member: the same chunk, one write each. Returns
+        the frames delivered."""
+        frames, self.frames = self.frames, []
+        self.base = self.last
+        members = self.members
+        if not frames or not members:
+            return 0
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        chunk = b"%x\r\n%s\r\n" % (len(data), data)
+        # A copy: a write past a transport's high-water mark pauses it, and the pause takes its
+        # stream off the cast (out of ``members``) before the loop goes on.
+        transports = list(members.values())
+        self.time = now
+        written = iter(transports)
+        while True:
+            try:
+                for transport in written:
+                    transport.write(chunk)
+            except Exception:  # its connection is gone under it (the loop closed it)
+                log.debug("cast write failed", exc_info=True)
+                for edge, of in list(members.items()):
+                    if of is transport:
+                        edge._off_cast()
+                continue
+            break
+        return len(frames) * len(transports)
 
 
 def frame_type(frame: bytes) -> str | None:

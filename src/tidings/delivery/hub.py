@@ -29,6 +29,7 @@ import anyio
 import orjson
 
 from tidings.delivery import sse
+from tidings.delivery.edge import Cast
 from tidings.delivery.recent import Entry, Ring, Views
 from tidings.delivery.seqsource import SeqSource, StoreSeqs
 from tidings.domain.notifications import Audience, Notification
@@ -54,6 +55,7 @@ class Subscriber:
     protocol, by its :class:`~tidings.delivery.edge.Edge` (``edge``), which writes directly."""
 
     __slots__ = (
+        "_muted",
         "_wake",
         "buffer",
         "conn",
@@ -61,7 +63,6 @@ class Subscriber:
         "encode",
         "lagging",
         "maxlen",
-        "muted",
         "principal",
         "reason",
         "roles",
@@ -83,10 +84,21 @@ class Subscriber:
         self.sending = False
         self.lagging = False
         self.conn = next(_conn_ids)
-        self.muted: frozenset[str] = frozenset()  # types this user switched off in-app
+        self._muted: frozenset[str] = frozenset()  # types this user switched off in-app
         # Frame encoder hook: rewrites the bytes about to be written (whole SSE frames; b"" to
         # write nothing). None, as for /v1/stream: written as they are. (api/compat_stream.py)
         self.encode: Callable[[bytes], bytes] | None = None
+
+    @property
+    def muted(self) -> frozenset[str]:
+        """The types this user switched off in-app (never written to this stream)."""
+        return self._muted
+
+    @muted.setter
+    def muted(self, types: frozenset[str]) -> None:
+        self._muted = types
+        if self.edge is not None:  # a stream with muted types is off its tenant's cast
+            self.edge.restate()
 
     @property
     def wake(self) -> asyncio.Event:
@@ -155,6 +167,7 @@ class _Tenant:
     last: int
     ring: Ring
     views: Views
+    cast: Cast  # its tenant-wide fan-out (delivery/edge.py): every subscriber on it or off it
     subscribers: set[Subscriber] = field(default_factory=set)
     # Per user a list (a set costs 216 bytes; a user has a few streams at most).
     by_user: dict[str, list[Subscriber]] = field(default_factory=dict)
@@ -272,6 +285,7 @@ class Hub:
         if self.slots is not None:
             await self.slots.acquire(sub)
         state.subscribers.add(sub)
+        state.cast.off.add(sub)  # on the cast once its edge stream is steady (delivery/edge.py)
         mine = state.by_user.get(principal.user)
         if mine is None:
             state.by_user[principal.user] = [sub]
@@ -282,7 +296,10 @@ class Hub:
 
     def _new_tenant(self, last: int) -> _Tenant:
         return _Tenant(
-            last=last, ring=Ring(last, self._ring), views=Views(self._views, self._view_ttl)
+            last=last,
+            ring=Ring(last, self._ring),
+            views=Views(self._views, self._view_ttl),
+            cast=Cast(last),
         )
 
     def tenant_state(self, tenant: str) -> _Tenant | None:
@@ -302,6 +319,7 @@ class Hub:
         if state is None or sub not in state.subscribers:
             return
         state.subscribers.discard(sub)
+        state.cast.off.discard(sub)
         if self.slots is not None:
             self.slots.release(sub)
         mine = state.by_user.get(sub.user)
@@ -391,7 +409,7 @@ class Hub:
                     sub.leave("gap")
                 state.ring.reset(upto if not rows else rows[0].seq - 1)
             if not rows:
-                state.last = upto
+                state.last = state.cast.top = upto
                 break
             self._metrics.catch_up.inc(len(rows))
             for row in rows:
@@ -419,13 +437,9 @@ class Hub:
         state.last = seq
         state.ring.push(Entry(seq, type_, audience, payload, frame, actor))
         if audience is None:
-            for sub in state.subscribers:
-                edge = sub.edge  # the common case, straight to the edge (one call less)
-                if edge is not None and sub.reason is None:
-                    edge.offer(seq, frame)
-                else:
-                    sub.offer(seq, frame)
+            state.cast.deliver(seq, frame)  # the cast's streams at once, the others one by one
             return
+        state.cast.top = seq
         targets: set[Subscriber] = set()
         for user in audience.users:
             targets.update(state.by_user.get(user, ()))
