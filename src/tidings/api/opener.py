@@ -173,7 +173,7 @@ class Opener:
         if service.muted_types_many is not None:
             muted = await service.muted_many([sub.principal for sub in subs])
             for sub, types in zip(subs, muted, strict=True):
-                sub.muted = types
+                sub.mute(types)
         openings = await open_many(
             service.hub,
             service.store,

@@ -382,7 +382,7 @@ class Channels:
             if subs:
                 muted = await self.muted_types(subs[0].principal)
                 for sub in subs:
-                    sub.muted = muted
+                    sub.mute(muted)
 
 
 def _unchanged(stored: profiles.Profile | None, principal: Principal) -> bool:

@@ -191,8 +191,6 @@ class Edges:
         loop = self._loop
         now = loop.time() if loop is not None else 0.0
         delivered = 0
-        for cast in casts:  # first: a stream that left a cast this iteration has its frames
-            delivered += cast.flush(now)
         last: list[bytes] = []  # the frames of the last chunk built, its chunk and count
         chunk = b""
         counts = 0
@@ -219,8 +217,13 @@ class Edges:
             delivered += counts
             edge.last_write = now
             transport.write(chunk)
-            if edge.home is not None:
-                edge.join()
+            if edge.cast is None and edge.home is not None:
+                joining.append(edge)
+        # Then the casts: a member's own frames (above) were all offered before the cast had
+        # any pending; a stream that left a cast this iteration took its frames along. Last,
+        # the joins: once no cast has a frame pending.
+        for cast in casts:
+            delivered += cast.flush(now)
         for edge in joining:
             edge.join()
         if delivered:
@@ -329,10 +332,16 @@ class Edge:
 
     def offer(self, seq: int, frame: bytes) -> None:
         """Called by the hub for every frame meant for this stream and not cast to it (a
-        tenant-wide notification is offered only while the stream is off its cast; any other
-        frame takes it off, so its frames stay in order). Never blocks."""
-        if self.cast is not None:
-            self._off_cast()
+        tenant-wide notification is offered only while the stream is off its cast). A stream on
+        the cast keeps its own pending frames beside it — written at the flush before the
+        cast's, so only while the cast has none pending; otherwise it leaves the cast first,
+        and its frames stay in order. Never blocks."""
+        cast = self.cast
+        if cast is not None:
+            if cast.frames:
+                self._off_cast()
+            elif cast.last > self.sent:
+                self.sent = cast.last  # what the cast wrote is its own now: ``base`` from here
         sub = self.sub
         if sub.lagging:
             return  # the catch-up reads it from the store
@@ -499,8 +508,9 @@ class Edge:
 
     def _off_cast(self, spill: bool = False) -> None:
         """Take this stream off its cast: what the cast has written is now its own ``sent`` and
-        ``last_write``; the cast's frames not yet written are its own pending ones (or, when
-        the cast ``spill``s, more than a stream may hold: it catches up from the store)."""
+        ``last_write``; the cast's frames not yet written are its own pending ones, after those
+        it had already (or, when the cast ``spill``s or they would be more than a stream may
+        hold, it catches up from the store)."""
         cast = self.cast
         if cast is None:
             return
@@ -510,15 +520,23 @@ class Edge:
         if cast.time > self.last_write:
             self.last_write = cast.time
         sent = self.sent
-        if cast.frames:
-            self.base = max(sent, cast.base)
-            if spill:
+        frames = cast.frames
+        if frames:
+            pending = self.pending  # its own, offered before the cast's: they go first
+            if pending is None:
+                self.base = max(sent, cast.base)
+            if spill or (pending is not None and len(pending) + len(frames) > self.sub.maxlen):
+                # More than a stream may hold: back to ``base``, caught up from the store.
+                self.pending = None
                 self.sent = self.base
                 self.sub.lagging = True
                 self._start_catch_up()
                 return
-            self.pending = list(cast.frames)
-            self.edges.dirty(self)
+            if pending is None:
+                self.pending = list(frames)
+                self.edges.dirty(self)
+            else:
+                pending.extend(frames)
         if cast.last > sent:
             self.sent = cast.last
 

@@ -55,7 +55,6 @@ class Subscriber:
     protocol, by its :class:`~tidings.delivery.edge.Edge` (``edge``), which writes directly."""
 
     __slots__ = (
-        "_muted",
         "_wake",
         "buffer",
         "conn",
@@ -63,6 +62,7 @@ class Subscriber:
         "encode",
         "lagging",
         "maxlen",
+        "muted",
         "principal",
         "reason",
         "roles",
@@ -84,19 +84,16 @@ class Subscriber:
         self.sending = False
         self.lagging = False
         self.conn = next(_conn_ids)
-        self._muted: frozenset[str] = frozenset()  # types this user switched off in-app
+        # Types this user switched off in-app; set through :meth:`mute` (an edge stream with
+        # muted types must be off its tenant's cast). A plain slot: read per frame offered.
+        self.muted: frozenset[str] = frozenset()
         # Frame encoder hook: rewrites the bytes about to be written (whole SSE frames; b"" to
         # write nothing). None, as for /v1/stream: written as they are. (api/compat_stream.py)
         self.encode: Callable[[bytes], bytes] | None = None
 
-    @property
-    def muted(self) -> frozenset[str]:
-        """The types this user switched off in-app (never written to this stream)."""
-        return self._muted
-
-    @muted.setter
-    def muted(self, types: frozenset[str]) -> None:
-        self._muted = types
+    def mute(self, types: frozenset[str]) -> None:
+        """Switch these types off for this stream (none: all on); never written to it."""
+        self.muted = types
         if self.edge is not None:  # a stream with muted types is off its tenant's cast
             self.edge.restate()
 

@@ -214,7 +214,7 @@ class EventStream(Response):
     async def _run_inner(self, send: Send) -> str:
         service, sub, settings = self.service, self.sub, self.service.settings
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        sub.muted = await _whole(service.muted(sub.principal))  # types switched off in-app
+        sub.mute(await _whole(service.muted(sub.principal)))  # types switched off in-app
         limit = settings.replay_limit
         opening = await _whole(
             from_memory(service.hub, service.store, sub, self.resume, replay_limit=limit)
