@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tidings.delivery.hub import Hub
+from tidings.delivery.edge import Edge, Edges
+from tidings.delivery.hub import Hub, Subscriber
 from tidings.domain.notifications import utcnow
 from tidings.metrics import Metrics
+from tidings.server import Handed
 from tidings.store import Store
 from tidings.store import tenants as tq
 
@@ -32,3 +36,18 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 @pytest.fixture
 def hub(store: Store) -> Hub:
     return Hub(store, Metrics(), buffer=BUFFER, max_per_user=10, max_per_tenant=100)
+
+
+async def handed_edge(edges: Edges, sub: Subscriber, sent: int, *, chunked: bool) -> socket.socket:
+    """``sub`` as an edge stream on one end of a socket pair behind the real protocol of a
+    handed-over stream (``server.Handed``); returns the other end, the test's reader."""
+    edge = Edge(edges, sub, sent=sent)
+    sub.to_edge(edge)
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
+        asyncio.Protocol, sock=ours
+    )
+    transport.set_protocol(Handed(edge, transport, set()))
+    edge.attach(transport, chunked=chunked, paused=False)
+    return theirs

@@ -15,7 +15,7 @@ import itertools
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
+from tests.delivery.conftest import handed_edge
 from tidings.delivery.edge import Edge, Edges
 from tidings.delivery.hub import Hub
 from tidings.domain.notifications import Audience, NewNotification, Notification, utcnow
 from tidings.domain.principals import Principal
 from tidings.metrics import Metrics
-from tidings.server import Handed
 from tidings.store import Store
 from tidings.store import notifications as nq
 from tidings.store import tenants as tq
@@ -43,11 +43,17 @@ Token = tuple[str, int]  # ("n", seq) a notification, ("r", n) the n-th read eve
 class Tenantry:
     """One tenant's hub, edge streams and store on one loop: what the tests drive."""
 
-    def __init__(self, store: Store, tenant: str, buffer: int) -> None:
+    def __init__(self, store: Store, tenant: str, buffer: int, keepalive: float = 60) -> None:
         self.store, self.tenant = store, tenant
         self.hub = Hub(store, Metrics(), buffer=buffer, max_per_user=10, max_per_tenant=100)
         self.edges = Edges(
-            self.hub, store, Metrics(), keepalive=60, send_timeout=10, retry_ms=500, buffer=buffer
+            self.hub,
+            store,
+            Metrics(),
+            keepalive=keepalive,
+            send_timeout=10,
+            retry_ms=500,
+            buffer=buffer,
         )
         self.streams: list[tuple[Edge, socket.socket]] = []
 
@@ -61,17 +67,10 @@ class Tenantry:
         expires = datetime.now(UTC) + timedelta(hours=1)
         sub = await self.hub.subscribe(Principal(self.tenant, user, ROLES[user], expires))
         sub.mute(muted)
-        edge = Edge(self.edges, sub, sent=sent)
-        sub.to_edge(edge)
-        ours, theirs = socket.socketpair()
-        theirs.setblocking(False)
-        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
-            asyncio.Protocol, sock=ours
-        )
-        transport.set_protocol(Handed(edge, transport, set()))
-        edge.attach(transport, chunked=True, paused=False)
-        self.streams.append((edge, theirs))
-        return edge
+        theirs = await handed_edge(self.edges, sub, sent, chunked=True)
+        assert sub.edge is not None
+        self.streams.append((sub.edge, theirs))
+        return sub.edge
 
     async def commit(self, type_: str = "system", audience: Audience | None = None) -> Notification:
         item = NewNotification(type=type_, title="t", audience=audience)
@@ -101,6 +100,26 @@ def loop_store(tmp_path: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, Stor
     finally:
         loop.run_until_complete(store.close())
         loop.close()
+
+
+def drive(
+    loop_store: tuple[asyncio.AbstractEventLoop, Store],
+    tenant: str,
+    buffer: int,
+    body: Callable[[Tenantry], Awaitable[None]],
+    keepalive: float = 60,
+) -> None:
+    """Run ``body`` against a fresh tenant's hub and streams, closing them after."""
+    loop, store = loop_store
+
+    async def run() -> None:
+        t = await Tenantry(store, tenant, buffer, keepalive).start()
+        try:
+            await body(t)
+        finally:
+            t.close()
+
+    loop.run_until_complete(run())
 
 
 async def settle() -> None:
@@ -150,100 +169,85 @@ def tokens(chunks: list[bytes]) -> list[Token]:
 def test_tenant_wide_frames_reach_steady_streams_as_one_write_each(
     loop_store: tuple[asyncio.AbstractEventLoop, Store],
 ) -> None:
-    loop, store = loop_store
 
-    async def run() -> None:
-        t = await Tenantry(store, "cast-one", buffer=64).start()
-        try:
-            for user in ("ann", "bob", "cy"):
-                await t.open(user, sent=0)
-            await settle()
-            assert len(t.cast.members) == 3 and not t.cast.off, "steady: all on the cast"
-            items = [await t.commit() for _ in range(5)]
-            for item in items:  # one loop iteration: no await that yields between them
-                await t.hub.deliver(item)
-            assert len(t.cast.frames) == 5
-            await settle()
-            for _, peer in t.streams:
-                chunks = await chunks_of(peer)
-                assert len(chunks) == 1, "five frames, one write"
-                assert tokens(chunks) == [("n", i.seq) for i in items]
-            assert len(t.cast.members) == 3
-        finally:
-            t.close()
+    async def body(t: Tenantry) -> None:
+        for user in ("ann", "bob", "cy"):
+            await t.open(user, sent=0)
+        await settle()
+        assert len(t.cast.members) == 3 and not t.cast.off, "steady: all on the cast"
+        items = [await t.commit() for _ in range(5)]
+        for item in items:  # one loop iteration: no await that yields between them
+            await t.hub.deliver(item)
+        assert len(t.cast.frames) == 5
+        await settle()
+        for _, peer in t.streams:
+            chunks = await chunks_of(peer)
+            assert len(chunks) == 1, "five frames, one write"
+            assert tokens(chunks) == [("n", i.seq) for i in items]
+        assert len(t.cast.members) == 3
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-one", 64, body)
 
 
 def test_a_targeted_frame_takes_its_stream_off_the_cast_in_order_and_back_on(
     loop_store: tuple[asyncio.AbstractEventLoop, Store],
 ) -> None:
-    loop, store = loop_store
 
-    async def run() -> None:
-        t = await Tenantry(store, "cast-two", buffer=64).start()
-        try:
-            ann = await t.open("ann", sent=0)
-            await t.open("bob", sent=0)
-            await settle()
-            first, second = await t.commit(), await t.commit()
-            mine = await t.commit(audience=Audience(users=("ann",)))
-            last = await t.commit()
-            await t.hub.deliver(first)
-            await t.hub.deliver(second)
-            await t.hub.deliver(mine)  # ann leaves the cast: first and second become hers
-            assert ann.cast is None and ann.pending is not None and len(ann.pending) == 3
-            await t.hub.deliver(last)  # offered to her one by one now
-            t.hub.deliver_ephemeral(t.tenant, "ann", "read", b'{"ids":[7]}')
-            await settle()
-            (_, ann_peer), (_, bob_peer) = t.streams
-            ann_chunks = await chunks_of(ann_peer)
-            assert len(ann_chunks) == 1
-            seqs = [("n", i.seq) for i in (first, second, mine, last)]
-            assert tokens(ann_chunks) == [*seqs, ("r", 7)]
-            assert tokens(await chunks_of(bob_peer)) == [seqs[0], seqs[1], seqs[3]]
-            assert ann.cast is not None, "written, steady: back on the cast"
-            assert ann.sent == last.seq
-            # Opened up to the hub's last seq, a targeted one: it has all the cast has had.
-            tail = await t.commit(audience=Audience(users=("bob",)))
-            await t.hub.deliver(tail)
-            cy = await t.open("cy", sent=tail.seq)
-            await settle()
-            assert cy.cast is not None
-            late = await t.open("cy", sent=mine.seq)
-            await settle()
-            assert late.cast is None, "the cast has had ``last`` since: not on it"
-        finally:
-            t.close()
+    async def body(t: Tenantry) -> None:
+        ann = await t.open("ann", sent=0)
+        await t.open("bob", sent=0)
+        await settle()
+        first, second = await t.commit(), await t.commit()
+        mine = await t.commit(audience=Audience(users=("ann",)))
+        last = await t.commit()
+        await t.hub.deliver(first)
+        await t.hub.deliver(second)
+        await t.hub.deliver(mine)  # ann leaves the cast: first and second become hers
+        assert ann.cast is None and ann.pending is not None and len(ann.pending) == 3
+        await t.hub.deliver(last)  # offered to her one by one now
+        t.hub.deliver_ephemeral(t.tenant, "ann", "read", b'{"ids":[7]}')
+        await settle()
+        (_, ann_peer), (_, bob_peer) = t.streams
+        ann_chunks = await chunks_of(ann_peer)
+        assert len(ann_chunks) == 1
+        seqs = [("n", i.seq) for i in (first, second, mine, last)]
+        assert tokens(ann_chunks) == [*seqs, ("r", 7)]
+        assert tokens(await chunks_of(bob_peer)) == [seqs[0], seqs[1], seqs[3]]
+        assert ann.cast is not None, "written, steady: back on the cast"
+        assert ann.sent == last.seq
+        # Opened up to the hub's last seq, a targeted one: it has all the cast has had.
+        tail = await t.commit(audience=Audience(users=("bob",)))
+        await t.hub.deliver(tail)
+        cy = await t.open("cy", sent=tail.seq)
+        await settle()
+        assert cy.cast is not None
+        late = await t.open("cy", sent=mine.seq)
+        await settle()
+        assert late.cast is None, "the cast has had ``last`` since: not on it"
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-two", 64, body)
 
 
 def test_a_burst_past_the_buffer_spills_the_cast_to_the_store(
     loop_store: tuple[asyncio.AbstractEventLoop, Store],
 ) -> None:
-    loop, store = loop_store
     buffer = 4
 
-    async def run() -> None:
-        t = await Tenantry(store, "cast-spill", buffer=buffer).start()
-        try:
-            edges = [await t.open(user, sent=0) for user in ("ann", "bob")]
-            await settle()
-            items = [await t.commit() for _ in range(3 * buffer)]
-            for item in items:
-                await t.hub.deliver(item)
-                assert len(t.cast.frames) <= buffer
-            assert all(e.cast is None and e.sub.lagging for e in edges), "spilled: catching up"
-            async with asyncio.timeout(10):
-                while any(e.task is not None or e.cast is None for e in edges):
-                    await asyncio.sleep(0.01)
-            for _, peer in t.streams:
-                assert tokens(await chunks_of(peer)) == [("n", i.seq) for i in items]
-        finally:
-            t.close()
+    async def body(t: Tenantry) -> None:
+        edges = [await t.open(user, sent=0) for user in ("ann", "bob")]
+        await settle()
+        items = [await t.commit() for _ in range(3 * buffer)]
+        for item in items:
+            await t.hub.deliver(item)
+            assert len(t.cast.frames) <= buffer
+        assert all(e.cast is None and e.sub.lagging for e in edges), "spilled: catching up"
+        async with asyncio.timeout(10):
+            while any(e.task is not None or e.cast is None for e in edges):
+                await asyncio.sleep(0.01)
+        for _, peer in t.streams:
+            assert tokens(await chunks_of(peer)) == [("n", i.seq) for i in items]
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-spill", buffer, body)
 
 
 def test_a_stream_paused_after_the_cast_wrote_to_it_catches_up_from_there(
@@ -252,38 +256,33 @@ def test_a_stream_paused_after_the_cast_wrote_to_it_catches_up_from_there(
     """What the cast wrote is the stream's own ``sent`` once it leaves; frames the cast had not
     written yet and were then dropped (a pause) are read again from the store, from just
     before them: nothing twice, nothing skipped."""
-    loop, store = loop_store
 
-    async def run() -> None:
-        t = await Tenantry(store, "cast-pause", buffer=64).start()
-        try:
-            ann = await t.open("ann", sent=0)
-            bob = await t.open("bob", sent=0)
-            await settle()
-            written = await t.commit()
-            await t.hub.deliver(written)
-            await settle()  # written to both by the cast
-            bob.pause_writing()  # on the cast, nothing pending: what it wrote is his
-            wide = await t.commit()
-            mine = await t.commit(audience=Audience(users=("ann",)))
-            await t.hub.deliver(wide)
-            await t.hub.deliver(mine)  # ann leaves the cast with ``wide`` pending
-            ann.pause_writing()  # as the transport would: her pending frames are dropped
-            later = await t.commit()
-            await t.hub.deliver(later)
-            await settle()
-            ann.resume_writing()  # drained: she catches up from the store
-            bob.resume_writing()
-            async with asyncio.timeout(10):
-                while any(e.task is not None or e.cast is None for e in (ann, bob)):
-                    await asyncio.sleep(0.01)
-            seqs = [("n", i.seq) for i in (written, wide, mine, later)]
-            assert tokens(await chunks_of(t.streams[0][1])) == seqs
-            assert tokens(await chunks_of(t.streams[1][1])) == [seqs[0], seqs[1], seqs[3]]
-        finally:
-            t.close()
+    async def body(t: Tenantry) -> None:
+        ann = await t.open("ann", sent=0)
+        bob = await t.open("bob", sent=0)
+        await settle()
+        written = await t.commit()
+        await t.hub.deliver(written)
+        await settle()  # written to both by the cast
+        bob.pause_writing()  # on the cast, nothing pending: what it wrote is his
+        wide = await t.commit()
+        mine = await t.commit(audience=Audience(users=("ann",)))
+        await t.hub.deliver(wide)
+        await t.hub.deliver(mine)  # ann leaves the cast with ``wide`` pending
+        ann.pause_writing()  # as the transport would: her pending frames are dropped
+        later = await t.commit()
+        await t.hub.deliver(later)
+        await settle()
+        ann.resume_writing()  # drained: she catches up from the store
+        bob.resume_writing()
+        async with asyncio.timeout(10):
+            while any(e.task is not None or e.cast is None for e in (ann, bob)):
+                await asyncio.sleep(0.01)
+        seqs = [("n", i.seq) for i in (written, wide, mine, later)]
+        assert tokens(await chunks_of(t.streams[0][1])) == seqs
+        assert tokens(await chunks_of(t.streams[1][1])) == [seqs[0], seqs[1], seqs[3]]
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-pause", 64, body)
 
 
 def test_a_stream_keeps_its_own_frames_beside_the_cast_and_drops_them_exactly(
@@ -293,97 +292,82 @@ def test_a_stream_keeps_its_own_frames_beside_the_cast_and_drops_them_exactly(
     first at the flush); dropped with the cast's later ones (a pause), they are read again from
     the store from just before them: what the cast wrote earlier is not sent twice, and its own
     are not lost."""
-    loop, store = loop_store
 
-    async def run() -> None:
-        t = await Tenantry(store, "cast-own", buffer=64).start()
-        try:
-            ann = await t.open("ann", sent=0)
-            await t.open("bob", sent=0)
-            await settle()
-            written = await t.commit()
-            await t.hub.deliver(written)
-            await settle()  # by the cast, to both
-            mine = await t.commit(audience=Audience(users=("ann",)))
-            wide = await t.commit()
-            await t.hub.deliver(mine)
-            assert ann.cast is not None and ann.pending is not None, "its own, beside the cast"
-            await t.hub.deliver(wide)
-            ann.pause_writing()  # her own frame and the cast's, both dropped
-            assert ann.cast is None and ann.pending is None and ann.sent == written.seq
-            ann.resume_writing()
-            async with asyncio.timeout(10):
-                while ann.task is not None or ann.cast is None:
-                    await asyncio.sleep(0.01)
-            seqs = [("n", i.seq) for i in (written, mine, wide)]
-            assert tokens(await chunks_of(t.streams[0][1])) == seqs
-            assert tokens(await chunks_of(t.streams[1][1])) == [seqs[0], seqs[2]]
-        finally:
-            t.close()
+    async def body(t: Tenantry) -> None:
+        ann = await t.open("ann", sent=0)
+        await t.open("bob", sent=0)
+        await settle()
+        written = await t.commit()
+        await t.hub.deliver(written)
+        await settle()  # by the cast, to both
+        mine = await t.commit(audience=Audience(users=("ann",)))
+        wide = await t.commit()
+        await t.hub.deliver(mine)
+        assert ann.cast is not None and ann.pending is not None, "its own, beside the cast"
+        await t.hub.deliver(wide)
+        ann.pause_writing()  # her own frame and the cast's, both dropped
+        assert ann.cast is None and ann.pending is None and ann.sent == written.seq
+        ann.resume_writing()
+        async with asyncio.timeout(10):
+            while ann.task is not None or ann.cast is None:
+                await asyncio.sleep(0.01)
+        seqs = [("n", i.seq) for i in (written, mine, wide)]
+        assert tokens(await chunks_of(t.streams[0][1])) == seqs
+        assert tokens(await chunks_of(t.streams[1][1])) == [seqs[0], seqs[2]]
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-own", 64, body)
 
 
 def test_its_own_frames_and_the_casts_together_stay_within_the_buffer(
     loop_store: tuple[asyncio.AbstractEventLoop, Store],
 ) -> None:
-    loop, store = loop_store
     buffer = 4
 
-    async def run() -> None:
-        t = await Tenantry(store, "cast-own-bound", buffer=buffer).start()
-        try:
-            ann = await t.open("ann", sent=0)
-            await t.open("bob", sent=0)
-            await settle()
-            mine = [await t.commit(audience=Audience(users=("ann",))) for _ in range(3)]
-            wide = [await t.commit() for _ in range(2)]
-            for item in [*mine, *wide]:  # one loop iteration
-                await t.hub.deliver(item)
-            assert ann.cast is not None and ann.pending is not None and len(ann.pending) == 3
-            ann.sub.mute(frozenset({"promo"}))  # off the cast: 3 of hers + 2 of the cast's
-            assert ann.pending is None or len(ann.pending) <= buffer
-            assert ann.cast is None and ann.sub.lagging, "past the bound: from the store"
-            async with asyncio.timeout(10):
-                while ann.task is not None:
-                    await asyncio.sleep(0.01)
-            got = tokens(await chunks_of(t.streams[0][1]))
-            assert got == [("n", i.seq) for i in [*mine, *wide]]
-        finally:
-            t.close()
+    async def body(t: Tenantry) -> None:
+        ann = await t.open("ann", sent=0)
+        await t.open("bob", sent=0)
+        await settle()
+        mine = [await t.commit(audience=Audience(users=("ann",))) for _ in range(3)]
+        wide = [await t.commit() for _ in range(2)]
+        for item in [*mine, *wide]:  # one loop iteration
+            await t.hub.deliver(item)
+        assert ann.cast is not None and ann.pending is not None and len(ann.pending) == 3
+        ann.sub.mute(frozenset({"promo"}))  # off the cast: 3 of hers + 2 of the cast's
+        assert ann.pending is None or len(ann.pending) <= buffer
+        assert ann.cast is None and ann.sub.lagging, "past the bound: from the store"
+        async with asyncio.timeout(10):
+            while ann.task is not None:
+                await asyncio.sleep(0.01)
+        got = tokens(await chunks_of(t.streams[0][1]))
+        assert got == [("n", i.seq) for i in [*mine, *wide]]
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-own-bound", buffer, body)
 
 
 def test_muted_types_take_a_stream_off_the_cast_and_back(
     loop_store: tuple[asyncio.AbstractEventLoop, Store],
 ) -> None:
-    loop, store = loop_store
 
-    async def run() -> None:
-        t = await Tenantry(store, "cast-mute", buffer=64).start()
-        try:
-            ann = await t.open("ann", sent=0)
-            await settle()
-            assert ann.cast is not None
-            ann.sub.mute(frozenset({"promo"}))
-            assert ann.cast is None, "a stream with muted types is written one by one"
-            promo, plain = await t.commit("promo"), await t.commit()
-            await t.hub.deliver(promo)
-            await t.hub.deliver(plain)
-            await settle()
-            ann.sub.mute(frozenset())
-            await settle()
-            assert ann.cast is not None, "unmuted: back on the cast"
-            again = await t.commit("promo")
-            await t.hub.deliver(again)
-            await settle()
-            got = tokens(await chunks_of(t.streams[0][1]))
-            assert got == [("n", plain.seq), ("n", again.seq)]
-        finally:
-            t.close()
+    async def body(t: Tenantry) -> None:
+        ann = await t.open("ann", sent=0)
+        await settle()
+        assert ann.cast is not None
+        ann.sub.mute(frozenset({"promo"}))
+        assert ann.cast is None, "a stream with muted types is written one by one"
+        promo, plain = await t.commit("promo"), await t.commit()
+        await t.hub.deliver(promo)
+        await t.hub.deliver(plain)
+        await settle()
+        ann.sub.mute(frozenset())
+        await settle()
+        assert ann.cast is not None, "unmuted: back on the cast"
+        again = await t.commit("promo")
+        await t.hub.deliver(again)
+        await settle()
+        got = tokens(await chunks_of(t.streams[0][1]))
+        assert got == [("n", plain.seq), ("n", again.seq)]
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-mute", 64, body)
 
 
 def test_a_stream_opened_past_the_hub_joins_only_once_the_hub_caught_up(
@@ -391,29 +375,24 @@ def test_a_stream_opened_past_the_hub_joins_only_once_the_hub_caught_up(
 ) -> None:
     """Its opening read the store beyond what the hub has offered: on the cast it would get
     those seqs a second time."""
-    loop, store = loop_store
 
-    async def run() -> None:
-        t = await Tenantry(store, "cast-ahead", buffer=64).start()
-        try:
-            await t.open("bob", sent=0)
-            items = [await t.commit() for _ in range(3)]
-            ahead = await t.open("ann", sent=items[1].seq)
-            await settle()
-            assert ahead.cast is None, "sent beyond the hub's last seq: off the cast"
-            for item in items:
-                await t.hub.deliver(item)
-            await settle()
-            assert ahead.cast is not None
-            later = await t.commit()
-            await t.hub.deliver(later)
-            await settle()
-            got = tokens(await chunks_of(t.streams[1][1]))
-            assert got == [("n", items[2].seq), ("n", later.seq)]
-        finally:
-            t.close()
+    async def body(t: Tenantry) -> None:
+        await t.open("bob", sent=0)
+        items = [await t.commit() for _ in range(3)]
+        ahead = await t.open("ann", sent=items[1].seq)
+        await settle()
+        assert ahead.cast is None, "sent beyond the hub's last seq: off the cast"
+        for item in items:
+            await t.hub.deliver(item)
+        await settle()
+        assert ahead.cast is not None
+        later = await t.commit()
+        await t.hub.deliver(later)
+        await settle()
+        got = tokens(await chunks_of(t.streams[1][1]))
+        assert got == [("n", items[2].seq), ("n", later.seq)]
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-ahead", 64, body)
 
 
 # A program: notifications committed (a type, an audience), then offered to the hub (all that
@@ -520,36 +499,27 @@ def test_a_stream_that_leaves_the_cast_is_pinged_a_keepalive_after_the_casts_las
 ) -> None:
     """The cast's writes count as the stream's own once it is off the cast (here: its user
     muted a type): no ping sooner than a keep-alive after the last of them."""
-    loop, store = loop_store
 
-    async def run() -> None:
-        t = Tenantry(store, "cast-clock", buffer=64)
-        t.edges = Edges(
-            t.hub, store, Metrics(), keepalive=1.0, send_timeout=10, retry_ms=500, buffer=64
-        )  # tick 0.5 s
-        await t.start()
-        try:
-            ann = await t.open("ann", sent=0)
-            peer = t.streams[0][1]
-            loop = asyncio.get_running_loop()
-            start = loop.time()
+    async def body(t: Tenantry) -> None:
+        ann = await t.open("ann", sent=0)
+        peer = t.streams[0][1]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await settle()
+        while loop.time() - start < 0.8:  # busy on the cast
+            await t.hub.deliver(await t.commit())
             await settle()
-            while loop.time() - start < 0.8:  # busy on the cast
-                await t.hub.deliver(await t.commit())
-                await settle()
-                last_write = loop.time()
-                await asyncio.sleep(0.2)
-            assert ann.cast is not None
-            assert ann.last_write < ann.written() == ann.cast.time, "the cast's writes count"
-            # The clock looks at it next a keep-alive after the cast's last write.
-            now = loop.time()
-            assert t.edges._due(ann, now, time.time()) == ann.cast.time + 1.0
-            ann.sub.mute(frozenset({"promo"}))  # off the cast, for good
-            assert ann.cast is None
-            chunks = await chunks_of(peer, within=1.0 - (loop.time() - last_write) - 0.1)
-            assert b": ping\n\n" not in chunks, "pinged within a keep-alive of the last write"
-            assert b": ping\n\n" in await chunks_of(peer, within=1.2), "then idle: pinged"
-        finally:
-            t.close()
+            last_write = loop.time()
+            await asyncio.sleep(0.2)
+        assert ann.cast is not None
+        assert ann.last_write < ann.written() == ann.cast.time, "the cast's writes count"
+        # The clock looks at it next a keep-alive after the cast's last write.
+        now = loop.time()
+        assert t.edges._due(ann, now, time.time()) == ann.cast.time + 1.0
+        ann.sub.mute(frozenset({"promo"}))  # off the cast, for good
+        assert ann.cast is None
+        chunks = await chunks_of(peer, within=1.0 - (loop.time() - last_write) - 0.1)
+        assert b": ping\n\n" not in chunks, "pinged within a keep-alive of the last write"
+        assert b": ping\n\n" in await chunks_of(peer, within=1.2), "then idle: pinged"
 
-    loop.run_until_complete(run())
+    drive(loop_store, "cast-clock", 64, body, keepalive=1.0)  # the clock's tick: 0.5 s

@@ -19,13 +19,12 @@ from typing import Protocol
 
 import pytest
 
-from tests.delivery.conftest import TENANT
+from tests.delivery.conftest import TENANT, handed_edge
 from tidings.delivery import sse
 from tidings.delivery.edge import Edge, Edges
 from tidings.delivery.hub import Hub
 from tidings.domain.principals import Principal
 from tidings.metrics import Metrics
-from tidings.server import Handed
 from tidings.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -42,17 +41,10 @@ class Streams:
     async def open(self, user: str, *, lives: float = 3600.0) -> tuple[Edge, socket.socket]:
         expires = datetime.now(UTC) + timedelta(seconds=lives)
         sub = await self.hub.subscribe(Principal(TENANT, user, frozenset(), expires))
-        edge = Edge(self.edges, sub, sent=0)
-        sub.to_edge(edge)
-        ours, theirs = socket.socketpair()
-        theirs.setblocking(False)
-        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
-            asyncio.Protocol, sock=ours
-        )
-        transport.set_protocol(Handed(edge, transport, set()))
-        edge.attach(transport, chunked=False, paused=False)
-        self.opened.append((edge, theirs))
-        return edge, theirs
+        theirs = await handed_edge(self.edges, sub, 0, chunked=False)
+        assert sub.edge is not None
+        self.opened.append((sub.edge, theirs))
+        return sub.edge, theirs
 
     def close(self) -> None:
         for edge, peer in self.opened:
