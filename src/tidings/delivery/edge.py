@@ -176,13 +176,15 @@ class Edges:
         self._joining.append(edge)
 
     def _flush(self) -> None:
-        """Write every dirty stream's pending frames, ONE ``transport.write`` each.
+        """Write every dirty stream's pending frames, then each cast's frames to its members,
+        ONE ``transport.write`` per stream for each; then put the streams that may join on
+        their casts (only now: no cast has a frame pending).
 
-        The hot loop of the fan-out (per stream per loop iteration), so it is written out here
-        rather than as calls. Streams offered the same frames (the same objects: a tenant-wide
-        notification, or a batch of them) are usually next to each other in ``dirty``, so the
-        chunk (HTTP/1.1 chunked framing) is built once for a run of them and the same bytes go
-        to each transport.
+        The per-stream path is written out here rather than as calls. Streams offered the same
+        frames (the same objects: a tenant-wide notification to streams off the cast, or a
+        batch of them) are usually next to each other in ``dirty``, so the chunk (HTTP/1.1
+        chunked framing) is built once for a run of them and the same bytes go to each
+        transport.
         """
         self._scheduled = False
         casts, self._casts = self._casts, []
@@ -626,9 +628,11 @@ class Cast:
       the ``off`` ones only, one by one, as before.
     - A member has every tenant-wide seq up to ``last`` (written, or in ``frames``, written to
       every member at the flush), ``seq <= top`` only: its own ``sent`` and ``last_write``
-      stand for the rest. Any frame of its own (a targeted notification, a read event), a
-      pause, an end takes it off first: ``frames`` become its own pending frames, ``last`` its
-      ``sent``, so its frames stay in order and exactly once.
+      stand for the rest. A frame of its own (a targeted notification, a read event) while
+      ``frames`` is empty waits in its own pending list beside the cast (the flush writes those
+      first); once ``frames`` is not, such a frame, a pause, muted types or its end take it off
+      first: ``frames`` follow its own pending frames, ``last`` becomes its ``sent``, so its
+      frames stay in order and exactly once.
     - A stream joins only at the flush, after the cast's frames were written, and only with
       ``last <= sent <= top``: it has every seq the cast has had, and none the hub has yet to
       offer (a later cast frame is new to it).
