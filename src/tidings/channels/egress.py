@@ -23,17 +23,22 @@ check, made **at connect time**:
 
 A refusal raises ``httpcore.ConnectError``, the same error as a closed port, so callers cannot
 tell the two apart (and must not: the delivery log would become a port scanner).
+
+:func:`default_trust` is the TLS context both senders verify public endpoints with.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpcore
+import httpx
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -77,6 +82,16 @@ BLOCKED_V6: tuple[ipaddress.IPv6Network, ...] = tuple(
 GLOBAL_UNICAST = _V6("2000::/3")
 NAT64 = _V6("64:ff9b::/96")
 SIX_TO_FOUR = _V6("2002::/16")
+
+
+@functools.cache
+def default_trust() -> ssl.SSLContext:
+    """httpx's default trust (``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's bundle), made
+    once per process and shared by the push and webhook senders of every app in it: parsing the
+    bundle costs 50-100 ms, and an ``SSLContext`` is safe to share between connections, threads
+    and loops as long as nobody changes it. Invariant: no caller modifies the returned context
+    (one with another CA, like ``TIDINGS_PUSH_CA_FILE``, is a context of its own)."""
+    return httpx.create_ssl_context()
 
 
 def embedded_v4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

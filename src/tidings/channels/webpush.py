@@ -35,13 +35,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
-import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
 from tidings.channels._sql import upsert
-from tidings.channels.egress import AddressPolicy, GuardedBackend, parse_networks
+from tidings.channels.egress import AddressPolicy, GuardedBackend, default_trust, parse_networks
 from tidings.config import Settings
 from tidings.errors import Code, ValidationFailed
 from tidings.store import Store
@@ -231,8 +230,8 @@ class PushSender:
         self._tokens: dict[str, tuple[int, dict[str, str]]] = {}
         self._rules = HostRules(settings.push_endpoint_hosts)
         self._timeout = settings.push_timeout
-        context = httpx.create_ssl_context()  # httpx's default trust (certifi)
-        if settings.push_ca_file:
+        context = default_trust()
+        if settings.push_ca_file:  # a context of its own: the shared one is never changed
             context = ssl.create_default_context()
             context.load_verify_locations(cafile=settings.push_ca_file)
         policy = AddressPolicy(parse_networks(settings.push_allow_networks))

@@ -16,9 +16,8 @@ import time
 from dataclasses import dataclass
 
 import httpcore
-import httpx
 
-from tidings.channels.egress import AddressPolicy, GuardedBackend, parse_networks
+from tidings.channels.egress import AddressPolicy, GuardedBackend, default_trust, parse_networks
 from tidings.config import Settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class Sender:
         self.timeout = settings.webhook_timeout
         policy = AddressPolicy(parse_networks(settings.webhook_allow_networks))
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=default_trust(),
             max_connections=settings.webhook_concurrency,
             keepalive_expiry=30.0,
             network_backend=GuardedBackend(policy),
