@@ -7,13 +7,16 @@ Also two suite-wide rules:
   ``@pytest.mark.timeout``.
 - Tests leave the tree clean: in CI the run fails if it created or changed any file of the
   checkout (ignored ones included), e.g. a database, a log or a screenshot.
+- The suite's httpx clients share one default TLS context (:func:`_share_default_trust`).
 """
 
 from __future__ import annotations
 
+import ssl
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +46,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if part in TIMEOUTS:
             item.add_marker(pytest.mark.timeout(TIMEOUTS[part]))
+
+
+def _share_default_trust() -> None:
+    """Every httpx client made with the default trust gets one shared ``SSLContext``.
+
+    httpx 0.28 builds a new context per client, parsing the CA bundle each time: 50-100 ms, and
+    the suite makes thousands of clients (each ``httpx.post`` of a helper, each ``Stream``, each
+    test's client), almost all of them for plain HTTP to loopback. The shared context is the
+    very one httpx would build (same function, same arguments), made once and never modified;
+    clients with their own ``verify``/``cert`` still get their own. httpx is pinned in the
+    lock; if its transport stops calling ``create_ssl_context`` this fails loudly here.
+    """
+    from httpx._transports import default
+
+    names = vars(default)
+    make: Callable[..., ssl.SSLContext] = names["create_ssl_context"]  # KeyError if it moved
+    shared = make()
+
+    def create(
+        verify: ssl.SSLContext | str | bool = True, cert: Any = None, trust_env: bool = True
+    ) -> ssl.SSLContext:
+        if verify is True and cert is None and trust_env:
+            return shared
+        return make(verify=verify, cert=cert, trust_env=trust_env)
+
+    names["create_ssl_context"] = create
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _share_default_trust()
 
 
 def _tree() -> set[str] | None:
