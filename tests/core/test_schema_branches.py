@@ -169,3 +169,59 @@ def test_a_tenant_is_deleted_from_a_database_without_the_demo(empty_url: str) ->
                 return await delete_tenant(conn, "gone")
 
     assert run_sync(delete) == {"notifications": 1, "tenants": 1}
+
+
+def test_a_database_at_every_head_costs_a_look_at_its_versions(empty_url: str) -> None:
+    """Every start but the first after an upgrade: no Alembic run, only a look at
+    alembic_version (whether it exists, its rows: store/migrate.py); a database short of one
+    head still goes through Alembic."""
+    from sqlalchemy import event
+
+    _migrate(empty_url, PRODUCTION)
+
+    def statements(schema: Schema) -> list[str]:
+        seen: list[str] = []
+
+        async def go() -> None:
+            store = Store(empty_url)
+
+            def record(*args: object) -> None:
+                seen.append(str(args[2]))  # (conn, cursor, statement, ...)
+
+            event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+            try:
+                await asyncio.wait_for(store.migrate(schema), 60)
+            finally:
+                await store.close()
+
+        run_sync(go)
+        skip = ("PRAGMA", "BEGIN", "SELECT PG_ADVISORY")  # the store's own, not the migration's
+        return [s for s in seen if not s.lstrip().upper().startswith(skip)]
+
+    def a_look(seen: list[str]) -> bool:
+        reads = all(s.lstrip().upper().startswith("SELECT") for s in seen)
+        return reads and len(seen) <= 2 and "FROM alembic_version" in seen[-1]
+
+    at_head = statements(PRODUCTION)
+    assert a_look(at_head), at_head
+    assert _versions(empty_url) == HEADS
+    with_demo = statements(every_branch())  # the demo's head is missing: Alembic adds it
+    assert any("demo" in s.lower() for s in with_demo), with_demo
+    assert _tables(empty_url) >= DEMO_TABLES
+    assert _versions(empty_url) == HEADS | {"0002_demo"}
+    again = statements(every_branch())
+    assert a_look(again), again
+
+
+def test_a_revision_of_a_newer_release_is_refused_as_before(empty_url: str) -> None:
+    """A database holding a revision these scripts do not know (a newer release migrated it)
+    is not taken as up to date: Alembic runs and refuses it."""
+    _migrate(empty_url, PRODUCTION)
+    _run(
+        empty_url,
+        lambda conn: conn.execute(
+            text("INSERT INTO alembic_version (version_num) VALUES ('z999_from_the_future')")
+        ),
+    )
+    with pytest.raises(Exception, match="z999_from_the_future"):
+        _migrate(empty_url, PRODUCTION)

@@ -11,15 +11,24 @@ database another process upgraded with more extensions (the demo) must still be 
 The core is always upgraded first, alone (its ``0005_branches`` bridges databases made by the
 single chain that came before the branches); then each wanted branch. A database upgraded
 without the demo never gets the demo's tables.
+
+A database already at every wanted head (every start but the first after an upgrade) costs a
+look at ``alembic_version`` (whether it exists, its rows): the heads the scripts define are read once per process and each
+schema (:func:`heads`), and Alembic runs only when one of them is not among the database's
+current heads, or the database holds a revision the scripts do not know (a newer release's,
+which Alembic refuses as before).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -77,8 +86,40 @@ def alembic_config(connection: Connection | None = None, schema: Schema = Schema
     return cfg
 
 
+@dataclass(frozen=True)
+class Heads:
+    """What the migration scripts define for one schema: the head revision of the core and of
+    each wanted branch, and every revision they know."""
+
+    wanted: frozenset[str]
+    known: frozenset[str]
+
+    def reached_by(self, current: set[str]) -> bool:
+        """Whether a database whose ``alembic_version`` holds ``current`` is at every wanted
+        head and holds no revision these scripts do not know (one of a newer release goes
+        through Alembic, which refuses it as before)."""
+        return self.wanted <= current <= self.known
+
+
+@functools.cache
+def heads(schema: Schema) -> Heads:
+    """:class:`Heads` of ``schema``, from the scripts (read once per process and schema: they
+    ship with the code)."""
+    script = ScriptDirectory.from_config(alembic_config(None, schema))
+    wanted = frozenset(
+        revision.revision
+        for label in schema.targets()
+        for revision in script.get_revisions(f"{label}@head")
+        if revision is not None
+    )
+    return Heads(wanted, frozenset(revision.revision for revision in script.walk_revisions()))
+
+
 def upgrade(connection: Connection, schema: Schema = Schema()) -> None:
-    """Upgrade the core, then each wanted branch, to its head (one Alembic run each)."""
+    """Upgrade the core, then each wanted branch, to its head (one Alembic run each); nothing
+    but a look at ``alembic_version`` when the database is at every wanted head already."""
+    if heads(schema).reached_by(set(MigrationContext.configure(connection).get_current_heads())):
+        return
     cfg = alembic_config(connection, schema)
     for label in schema.targets():
         command.upgrade(cfg, f"{label}@head")
