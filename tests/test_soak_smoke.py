@@ -1,9 +1,9 @@
-"""The soak (benchmarks/soak.py) runs for a minute and judges honestly.
+"""The soak (benchmarks/soak.py) runs for half a minute and judges honestly.
 
-The 60-second run is the long soak in small: streams that come and go, tokens that expire
+The 30-second run is the long soak in small: streams that come and go, tokens that expire
 mid-stream and are renewed, reads, a publisher, and a SIGTERM + restart of the server at 20 %.
 It must pass with nothing lost or doubled, and the server must have exited 0 on SIGTERM. Growth
-is not judged on a minute (the judged window is too short, and says so); the judge itself is
+is not judged on half a minute (the judged window is too short, and says so); the judge itself is
 checked on synthetic series below.
 """
 
@@ -22,20 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(300)
-def test_a_minute_of_churn_loses_nothing(tmp_path: Path) -> None:
+def test_half_a_minute_of_churn_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     cmd = [
         sys.executable,
         "-m", "benchmarks.soak",
-        "--duration", "60",
+        "--duration", "30",
         "--clients", "12",
         "--users", "4",
         "--rate", "5",
-        "--token-ttl", "15",
-        "--stay", "10",
-        "--away", "2",
-        "--window", "10",
-        "--sample-every", "2",
+        "--token-ttl", "8",
+        "--stay", "6",
+        "--away", "1",
+        "--window", "5",
+        "--sample-every", "1",
         "--drain", "40",
         "--out", str(out),
     ]  # fmt: skip
@@ -44,7 +44,7 @@ def test_a_minute_of_churn_loses_nothing(tmp_path: Path) -> None:
     summary = json.loads(out.read_text())
     assert summary["lost"] == 0, summary
     assert summary["duplicated"] == 0 and summary["out_of_order"] == 0, summary
-    assert summary["published"] >= 250, summary  # 5/s for 60 s, minus the restart
+    assert summary["published"] >= 120, summary  # 5/s for 30 s, minus the restart
     assert summary["fault"]["sigterm_exit_status"] == 0, summary
     assert summary["token_expiries"] > 0 and summary["leaves"] > 0, summary  # it churned
     assert summary["reads"] > 0 and summary["resets"] == 0, summary
