@@ -13,10 +13,10 @@ single chain that came before the branches); then each wanted branch. A database
 without the demo never gets the demo's tables.
 
 A database already at every wanted head (every start but the first after an upgrade) costs a
-look at ``alembic_version`` (whether it exists, its rows): the heads the scripts define are read once per process and each
-schema (:func:`heads`), and Alembic runs only when one of them is not among the database's
-current heads, or the database holds a revision the scripts do not know (a newer release's,
-which Alembic refuses as before).
+look at ``alembic_version`` (whether it exists, its rows): the heads the scripts define are
+read once per process and schema (:func:`heads`), and Alembic runs only when one of them is not
+among the database's current heads, or the database holds a revision the scripts do not know
+(a newer release's, which Alembic refuses as before).
 """
 
 from __future__ import annotations
