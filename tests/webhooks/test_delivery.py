@@ -5,6 +5,7 @@ order, a slow receiver that slows nobody else. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -48,13 +49,20 @@ def test_retries_then_success_and_the_log(hook_server: ServerThread, receiver: R
     receiver.wait(lambda: len(receiver.ok()) == 1)
     assert len(receiver.got) == 3
     assert len({d.id for d in receiver.got}) == 1  # the same webhook-id on each attempt
-    r = httpx.get(
-        f"{tenant.url}/v1/webhooks/log",
-        params={"endpoint_id": endpoint["id"]},
-        headers=tenant.auth,
-        timeout=10,
-    )
-    entries = r.json()["entries"]
+
+    def log() -> list[Any]:
+        r = httpx.get(
+            f"{tenant.url}/v1/webhooks/log",
+            params={"endpoint_id": endpoint["id"]},
+            headers=tenant.auth,
+            timeout=10,
+        )
+        return list(r.json()["entries"])
+
+    # The sender writes an attempt's outcome after the receiver answered: wait for the third.
+    deadline = time.monotonic() + 15
+    while len(entries := log()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert [(e["kind"], e["ok"], e["status"], e["attempt"]) for e in reversed(entries)] == [
         ("attempt", False, 500, 1),
         ("attempt", False, 503, 2),
