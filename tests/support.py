@@ -95,7 +95,7 @@ def make_settings(tmp: str, **overrides: Any) -> Settings:
     database not there yet starts as a copy of :func:`sqlite_template`."""
     if "database_url" not in overrides:
         database = Path(tmp) / "tidings.db"
-        if not database.exists():
+        if database.parent.is_dir() and not database.exists():
             shutil.copyfile(sqlite_template(), database)
     values: dict[str, Any] = {
         "env": "test",
