@@ -36,10 +36,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 # --durations=15: the slowest tests, printed at the end of every run (CI included).
 # PYTEST_WORKERS processes (pytest-xdist) share the files of the suite, each file whole on one
-# of them (--dist loadfile: a file's fixtures and servers stay together); 0 runs in this one.
+# of them (--dist loadfile: a file's fixtures and servers stay together), handed out in the
+# order tests/conftest.py gives them (long files first: --no-loadscope-reorder); 0 runs in this one.
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.dev node_modules/.package-lock.json
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 # The README's pictures (docs/img/*.png), from the real demo in headless Chromium. The test
 # run takes the same screenshots into a temporary directory, so it never touches the tree.

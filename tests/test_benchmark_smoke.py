@@ -21,6 +21,7 @@ from benchmarks import _clients as clients
 from tests.support import IN_CI, require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.long  # minutes together: started first (tests/conftest.py)
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 
 

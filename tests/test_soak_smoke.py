@@ -19,6 +19,7 @@ import pytest
 from benchmarks import _growth as g
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.long  # minutes together: started first (tests/conftest.py)
 
 
 @pytest.mark.timeout(300)
