@@ -168,6 +168,10 @@ class _Tenant:
     subscribers: set[Subscriber] = field(default_factory=set)
     # Per user a list (a set costs 216 bytes; a user has a few streams at most).
     by_user: dict[str, list[Subscriber]] = field(default_factory=dict)
+    # Per role the streams whose principal has it (a stream's roles are fixed at its opening),
+    # so a role-targeted notification costs its audience, not a scan of the tenant's streams.
+    # Invariant: exactly the subscribers of the tenant with that role; no empty list is kept.
+    by_role: dict[str, list[Subscriber]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     idle_since: float | None = None  # the last stream left then; kept for a reconnect storm
 
@@ -288,6 +292,12 @@ class Hub:
             state.by_user[principal.user] = [sub]
         else:
             mine.append(sub)
+        for role in sub.roles:
+            holders = state.by_role.get(role)
+            if holders is None:
+                state.by_role[role] = [sub]
+            else:
+                holders.append(sub)
         self._open += 1
         return sub
 
@@ -324,6 +334,12 @@ class Hub:
             mine.remove(sub)
             if not mine:
                 del state.by_user[sub.user]
+        for role in sub.roles:
+            holders = state.by_role.get(role)
+            if holders is not None and sub in holders:
+                holders.remove(sub)
+                if not holders:
+                    del state.by_role[role]
         if not state.subscribers:
             # Kept (served: fed and caught up) for ``view_ttl`` s, so the streams of a
             # reconnect storm find the ring and views still here; dropped by ``catch_up``.
@@ -440,9 +456,8 @@ class Hub:
         targets: set[Subscriber] = set()
         for user in audience.users:
             targets.update(state.by_user.get(user, ()))
-        if audience.roles:
-            wanted = frozenset(audience.roles)
-            targets.update(s for s in state.subscribers if not s.roles.isdisjoint(wanted))
+        for role in audience.roles:
+            targets.update(state.by_role.get(role, ()))
         for sub in targets:
             sub.offer(seq, frame)
 
