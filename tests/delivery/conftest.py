@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,20 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 @pytest.fixture
 def hub(store: Store) -> Hub:
     return Hub(store, Metrics(), buffer=BUFFER, max_per_user=10, max_per_tenant=100)
+
+
+@pytest.fixture
+def loop_store(tmp_path: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, Store]]:
+    """An event loop of the test's own and a migrated store on it, for tests that drive the
+    loop themselves (hypothesis examples, each run to completion on it)."""
+    loop = asyncio.new_event_loop()
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/loop.db")
+    loop.run_until_complete(store.migrate())
+    try:
+        yield loop, store
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()
 
 
 async def handed_edge(edges: Edges, sub: Subscriber, sent: int, *, chunked: bool) -> socket.socket:

@@ -15,12 +15,10 @@ import itertools
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
@@ -88,18 +86,6 @@ class Tenantry:
             if edge.sub.reason is None:
                 edge.leave("shutdown")
             peer.close()
-
-
-@pytest.fixture
-def loop_store(tmp_path: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, Store]]:
-    loop = asyncio.new_event_loop()
-    store = Store(f"sqlite+aiosqlite:///{tmp_path}/cast.db")
-    loop.run_until_complete(store.migrate())
-    try:
-        yield loop, store
-    finally:
-        loop.run_until_complete(store.close())
-        loop.close()
 
 
 def drive(

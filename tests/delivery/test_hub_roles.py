@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
@@ -42,18 +39,6 @@ steps = st.lists(
     ),
     max_size=30,
 )
-
-
-@pytest.fixture
-def loop_store(tmp_path: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, Store]]:
-    loop = asyncio.new_event_loop()
-    store = Store(f"sqlite+aiosqlite:///{tmp_path}/roles.db")
-    loop.run_until_complete(store.migrate())
-    try:
-        yield loop, store
-    finally:
-        loop.run_until_complete(store.close())
-        loop.close()
 
 
 async def _run(store: Store, program: list[tuple[Any, ...]]) -> None:
