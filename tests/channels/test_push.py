@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -263,7 +264,12 @@ async def test_unread_delay_pushes_live_users_who_did_not_read(
 ) -> None:
     import asyncio
 
-    settings = channel_settings(tmp_path, push_ca_file=str(push_service.ca), push_unread_delay=0.8)
+    # The delay leaves room for two publishes, a stream read and a read request on a loaded
+    # machine (0.8 s did not, once): the read must land within it for the test to mean anything.
+    delay = 2.5
+    settings = channel_settings(
+        tmp_path, push_ca_file=str(push_service.ca), push_unread_delay=delay
+    )
     srv = start_server(settings)
     try:
         tenant = create_tenant(srv.url, "jump-joy")
@@ -271,6 +277,7 @@ async def test_unread_delay_pushes_live_users_who_did_not_read(
         async with httpx.AsyncClient(timeout=10) as client, Stream(srv.url, ann) as stream:
             await subscribe(client, srv, ann, push_service.device("ann").subscription())
             await stream.next_event("ready")
+            started = time.monotonic()
             ignored = await publish(client, tenant, "Seen on screen but not read")
             read = await publish(client, tenant, "Read at once")
             await stream.notifications(2)
@@ -278,6 +285,8 @@ async def test_unread_delay_pushes_live_users_who_did_not_read(
                 f"{srv.url}/v1/feed/read", headers=bearer(ann), json={"ids": [read["id"]]}
             )
             assert r.status_code == 200
+            within = time.monotonic() - started
+            assert within < delay, f"the read took {within:.2f} s: past the delay, proves nothing"
             assert push_service.for_device("ann") == []  # nothing before the delay
             got = await push_service.wait_for("ann")
             assert [m["id"] for m in got] == [ignored["id"]]
