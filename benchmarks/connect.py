@@ -16,7 +16,7 @@ request): past the ring's 256, every user's view is read from the store again, a
 restart (``delivery/opening.py``). ``--store postgres`` runs the server on a PostgreSQL of its
 own (``tests.services.PostgresServer``: ``initdb``/``pg_ctl`` in a temp dir) instead of SQLite.
 For each pass it prints the process CPU (server and its store threads; the client is another
-process) over the pass plus 0.5 s, per stream, the store read transactions opened
+process) over the pass plus 0.5 s, per stream (in all, and user space and kernel apart), the store read transactions opened
 (``Store.read`` and ``Store.run_read`` calls: the opening's own and the channels') and the
 batches the edge opener opened them in (``tidings.api.opener``), and what the cyclic GC did
 meanwhile (collections, time, objects freed; the GC tuned as ``tidings serve`` tunes it,
@@ -168,10 +168,13 @@ def main() -> None:
             opened = json.loads(client.stdout.readline())
             time.sleep(0.5)
             after = os.times()
-            cpu = (after.user - before.user) + (after.system - before.system)
+            user, system = after.user - before.user, after.system - before.system
+            cpu = user + system
+            per = 1000 / args.streams  # seconds in all -> ms per stream
             print(
                 f"{label}: {args.streams} streams open in {opened['open_s']} s; server CPU "
-                f"{cpu:.2f} s = {cpu / args.streams * 1000:.3f} ms per stream; "
+                f"{cpu:.2f} s = {cpu * per:.3f} ms per stream (user {user * per:.3f}, system "
+                f"{system * per:.3f}); "
                 f"store reads {reads[0]}; opened below the framework in "
                 f"{_batches(srv) - batches} batches; cyclic GC {collector.runs} collections, "
                 f"{collector.seconds * 1000:.0f} ms, {collector.collected} objects freed",

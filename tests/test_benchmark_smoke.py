@@ -219,6 +219,10 @@ def test_the_connect_diagnostic_runs_and_streams_leave_the_collector_nothing() -
     assert [p.split(":")[0] for p in passes] == ["cold", "warm"], lines
     for line in passes:
         assert "30 streams open in" in line and " 0 objects freed" in line, line
+        per_stream = line.split(" = ")[1]
+        total, rest = per_stream.split(" ms per stream (user ")
+        user, system = rest.split(")")[0].split(", system ")
+        assert abs(float(user) + float(system) - float(total)) <= 0.002, line
 
 
 def test_the_connect_diagnostic_reopens_after_more_than_the_ring_holds() -> None:
