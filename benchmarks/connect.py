@@ -18,9 +18,10 @@ own (``tests.services.PostgresServer``: ``initdb``/``pg_ctl`` in a temp dir) ins
 For each pass it prints the process CPU (server and its store threads; the client is another
 process) over the pass plus 0.5 s, per stream (in all, and user space and kernel apart), the
 store read transactions opened (``Store.read`` and ``Store.run_read`` calls: the opening's own
-and the channels') and the batches the edge opener opened them in (``tidings.api.opener``), and what the cyclic GC did
-meanwhile (collections, time, objects freed; the GC tuned as ``tidings serve`` tunes it,
-``server.tune_gc``: a stream's connect and close should leave it nothing).
+and the channels') and the batches the edge opener opened them in (``tidings.api.opener``),
+and what the cyclic GC did meanwhile (collections, time, objects freed; the GC tuned as
+``tidings serve`` tunes it, ``server.tune_gc``: a stream's connect and close should leave it
+nothing).
 ``--no-muted-hook`` takes the channels' muted-types hook out, to see the connect path without
 it (docs/performance.md).
 """
