@@ -9,6 +9,12 @@ Invariants:
   up (backoff from 0.5 s, doubling, at most ``max_delay`` between attempts, one log line per
   attempt) instead of failing; errors that waiting cannot cure (a wrong password, a missing
   database) are raised at once.
+- On PostgreSQL a pooled connection idle for :data:`PING_IDLE` seconds or more is pinged before
+  it is used, and replaced (with every older one in the pool) when the ping finds it dead, as
+  ``pool_pre_ping`` does; one in steady use is not (its last transaction showed it alive, and
+  the ping is three round trips). A connection whose server went away within that second fails
+  its transaction as unavailable (503, retried by the client) and the pool drops every
+  connection as old as it (SQLAlchemy's disconnect handling).
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 _STORE_ERRORS: tuple[type[BaseException], ...] = (*_UNAVAILABLE_ERRORS, exc.DBAPIError)
+# PostgreSQL: a pooled connection idle at least this long (s) is pinged before it is used.
+PING_IDLE = 1.0
+_IDLE_SINCE = "tidings_idle_since"  # in a pooled connection's info: when it was checked in
 # Commits made on the loop (Store.run_write) between two checkpoints asked of the writer thread:
 # a lone publish writes ~6 pages, SQLite's own automatic checkpoint runs at 1,000.
 CHECKPOINT_EVERY = 150
@@ -56,9 +65,12 @@ class _Busy(Exception):
 class Store:
     """Owns the engine. Query functions live in the sibling modules and take a connection."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, ping_idle: float = PING_IDLE
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.pings = 0  # PostgreSQL: pooled connections pinged before use (idle ones only)
         kwargs: dict[str, Any] = {"echo": echo}
         # Every connection the pool may open is kept once opened (no overflow): a burst of
         # concurrent requests would otherwise open and close a connection per transaction (on
@@ -69,8 +81,12 @@ class Store:
             if ":memory:" not in url:
                 kwargs.update(pool_size=pooled, max_overflow=0)
         else:
-            kwargs.update(pool_size=pooled, max_overflow=0, pool_pre_ping=True, pool_timeout=10)
+            # Last in, first out: the connections in steady use stay the same few (never
+            # pinged); the others stay idle, and are pinged when they are needed again.
+            kwargs.update(pool_size=pooled, max_overflow=0, pool_use_lifo=True, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if not self.is_sqlite:
+            self._ping_when_idle(ping_idle)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # SQLite in a file: a synchronous engine on the same file for run_write, used on one
         # thread of its own (the writer; made here, connected on first use), and for run_read
@@ -100,6 +116,31 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def _ping_when_idle(self, idle: float) -> None:
+        """``pool_pre_ping`` for the pool's connections idle ``idle`` seconds or more only: the
+        same ping, and on a dead connection the same outcome (``InvalidatePoolError``: it and
+        every older connection are replaced before anyone uses them)."""
+        pool, dialect = self.engine.sync_engine.pool, self.engine.sync_engine.dialect
+
+        @event.listens_for(pool, "checkin")
+        def _idle_from(dbapi_connection: Any, record: Any) -> None:
+            if dbapi_connection is not None:
+                record.info[_IDLE_SINCE] = time.monotonic()
+
+        @event.listens_for(pool, "checkout")
+        def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            since = record.info.get(_IDLE_SINCE)
+            # None: connected since its last check-in (the info goes with the connection)
+            if since is None or time.monotonic() - since < idle:
+                return
+            self.pings += 1
+            try:
+                dialect.do_ping(dbapi_connection)
+            except dialect.loaded_dbapi.Error as error:
+                if dialect.is_disconnect(error, dbapi_connection, None):
+                    raise exc.InvalidatePoolError() from error
+                raise
 
     async def close(self) -> None:
         conn, self._loop_conn = self._loop_conn, None
