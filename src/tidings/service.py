@@ -226,6 +226,12 @@ class Tidings:
         done: bool = await hook(conn, [self._envelope(item) for item in published])
         return done
 
+    def _reaches_others(self) -> bool:
+        """Whether a message this instance publishes reaches anyone else (a broker that cannot
+        tell, Redis or PostgreSQL, always may)."""
+        reaches = getattr(self.broker, "reaches_others", None)
+        return True if reaches is None else bool(reaches(self.instance_id))
+
     def _envelope(self, item: Notification) -> bytes:
         return Envelope(
             "n", item.tenant, item.seq, payload=item.encode(), origin=self.instance_id
@@ -285,10 +291,13 @@ class Tidings:
         if not published:
             return
         self.metrics.published.inc(len(published))
+        # Announced inside the transaction, or nobody but this instance listens (the in-process
+        # broker of a lone instance): no envelope to build.
+        broadcast = broadcast and self._reaches_others()
         for item in published:
             await self.hub.deliver(item)
             if not broadcast:
-                continue  # announced inside the transaction
+                continue
             try:
                 await self.broker.publish(self._envelope(item), origin=self.instance_id)
             except Exception as error:  # the store has it; hubs catch up by seq

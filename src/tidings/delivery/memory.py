@@ -44,6 +44,10 @@ class MemoryBroker:
                 self.dropped += 1
                 log.warning("memory broker listener full; message dropped (hub will catch up)")
 
+    def reaches_others(self, origin: str | None) -> bool:
+        """Whether :meth:`publish` with ``origin`` would put the message in any queue."""
+        return any(origin is None or listener != origin for listener in self._queues.values())
+
     async def listen(self, *, origin: str | None = None) -> AsyncIterator[bytes | Signal]:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(self._maxsize)
         self._queues[queue] = origin

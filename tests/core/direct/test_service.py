@@ -17,6 +17,7 @@ from tests.support import free_port
 from tidings import auth
 from tidings.delivery.broker import Envelope, Signal
 from tidings.delivery.hub import Subscriber
+from tidings.delivery.memory import MemoryBroker
 from tidings.domain.notifications import Audience, Notification
 from tidings.domain.principals import KeyPrincipal
 from tidings.errors import NotFound, PayloadTooLarge, ValidationFailed
@@ -95,6 +96,37 @@ async def test_publish_reaches_hub_and_broker_after_commit(service: Tidings) -> 
     assert sample(service, "tidings_published_total") == 1
     assert sample(service, "tidings_publish_seconds_count") == 1
     assert 0 < sample(service, "tidings_publish_seconds_sum") < 30
+
+
+async def test_envelopes_go_to_every_other_listener_and_none_to_a_lone_instance(
+    service: Tidings,
+) -> None:
+    """A lone instance on the in-process broker has only its own relay listening, which the
+    broker spares its own messages: the service builds no envelope then. Any other listener
+    (another origin, or none) gets every notification, single and batched, in seq order."""
+    broker = service.broker
+    assert isinstance(broker, MemoryBroker)
+    own = broker.listen(origin=service.instance_id)
+    with anyio.fail_after(5):
+        assert await anext(own) is Signal.CONNECTED
+    assert not broker.reaches_others(service.instance_id)
+    assert broker.reaches_others(None)  # a message without an origin reaches its relay
+    sub = await service.hub.subscribe(ALICE)
+    await service.publish("t1", new("alone"))
+    assert [seq for seq, _ in frames(sub)] == [1]  # delivered here all the same
+    other = broker.listen(origin="another-instance")
+    with anyio.fail_after(5):
+        assert await anext(other) is Signal.CONNECTED
+    assert broker.reaches_others(service.instance_id)
+    await service.publish("t1", new("seen"))
+    await service.publish_many("t1", [new("a"), new("b")])
+    got = [await next_envelope(other) for _ in range(3)]
+    assert [(e.kind, e.tenant, e.seq) for e in got] == [
+        ("n", "t1", 2),
+        ("n", "t1", 3),
+        ("n", "t1", 4),
+    ]
+    assert [seq for seq, _ in frames(sub)] == [2, 3, 4]
 
 
 async def test_a_rolled_back_transaction_announces_nothing(service: Tidings) -> None:
