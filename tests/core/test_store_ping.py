@@ -25,9 +25,13 @@ async def _backend(store: Store) -> int:
         return int((await conn.execute(BACKEND)).scalar_one())
 
 
-def _terminate(server: PostgresServer, pid: int) -> None:
-    """End one server backend, as a restart or an idle-session timeout would."""
-    server.sql(f"SELECT pg_terminate_backend({pid})")
+async def _first_backend_ended(store: Store, server: PostgresServer, then_wait: float) -> int:
+    """The backend of ``store``'s first transaction, ended by the server (as a restart or an
+    idle-session timeout would end it) ``then_wait`` seconds ago."""
+    first = await asyncio.wait_for(_backend(store), 10)
+    await asyncio.to_thread(server.sql, f"SELECT pg_terminate_backend({first})")
+    await asyncio.sleep(then_wait)
+    return first
 
 
 @pytest.fixture
@@ -63,9 +67,7 @@ async def test_a_connection_that_died_while_idle_is_replaced_before_use(
     postgres_url: str, postgres_server: PostgresServer, store_factory: list[Store]
 ) -> None:
     store = _store(store_factory, postgres_url, ping_idle=0.3)
-    first = await asyncio.wait_for(_backend(store), 10)
-    await asyncio.to_thread(_terminate, postgres_server, first)
-    await asyncio.sleep(0.5)
+    first = await _first_backend_ended(store, postgres_server, then_wait=0.5)
     again = await asyncio.wait_for(_backend(store), 10)  # no error: the ping found it dead
     assert again != first
     assert store.pings == 1
@@ -75,9 +77,7 @@ async def test_a_connection_that_died_in_steady_use_fails_once_then_the_pool_rec
     postgres_url: str, postgres_server: PostgresServer, store_factory: list[Store]
 ) -> None:
     store = _store(store_factory, postgres_url, ping_idle=60.0)
-    first = await asyncio.wait_for(_backend(store), 10)
-    await asyncio.to_thread(_terminate, postgres_server, first)
-    await asyncio.sleep(0.2)  # the backend is gone; the pool does not know it yet
+    first = await _first_backend_ended(store, postgres_server, then_wait=0.2)  # unknown to the pool
     with pytest.raises(Unavailable):
         await asyncio.wait_for(_backend(store), 10)
     again = await asyncio.wait_for(_backend(store), 10)
