@@ -126,6 +126,7 @@ class ServerThread:
             lifespan="on",
             timeout_graceful_shutdown=5,
             http=EdgeProtocol,  # as `tidings serve`: streams on the edge after their opening
+            proxy_headers=False,  # as `tidings serve`: the app's own proxy middleware only
         )
         self.server = Server(config, self.app)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -165,7 +166,12 @@ class PlainServer(ServerThread):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,
         )
         self.server = Server(config, self.app)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

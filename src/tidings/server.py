@@ -24,7 +24,7 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import uvicorn
@@ -41,6 +41,8 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from uvicorn.server import ServerState
 
+from tidings.api.fastpublish import PATHS as PUBLISH_PATHS
+from tidings.api.fastpublish import edge_publisher
 from tidings.api.opener import Opener, Ticket, opener_of
 from tidings.api.stream import plain_request
 from tidings.delivery.edge import Edge
@@ -442,6 +444,11 @@ class AppProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         ticket, self._taken = self._taken, None
         if ticket is None or self._opener is None:
+            scope = cycle.scope
+            if scope["method"] == "POST" and scope["path"] in PUBLISH_PATHS and app is self.app:
+                publisher = edge_publisher(app)  # below the app's layers (api/fastpublish.py)
+                if publisher is not None:
+                    app = cast(ASGI3Application, publisher)
             super()._start_asgi_task(cycle, app)
             return
         self._held = (cycle, app)  # started only if the opener leaves it to the route

@@ -24,17 +24,25 @@ as before).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import TypeAdapter
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tidings.api import problems
+from tidings.api.cors import CORS
+from tidings.api.guards import BodyLimit, TextTarget
 from tidings.api.publish import BATCH_KEY_MAX, KEY_COLUMN, answer_batch, answer_one
 from tidings.api.schemas import BatchIn
+from tidings.config import Settings
 from tidings.domain.inputs import TEXT_CHECKED, json_text_storable
 from tidings.domain.notifications import NewNotification
 from tidings.domain.principals import KeyPrincipal
@@ -48,6 +56,9 @@ _KEY_TEXT = re.compile(rb"[\x21-\x7e]+")
 _CONTENT_TYPE = b"content-type"
 _AUTHORIZATION = b"authorization"
 _IDEMPOTENCY_KEY = b"idempotency-key"
+_CONTENT_LENGTH = b"content-length"
+PATHS = frozenset({"/v1/notifications", "/v1/notifications/batch"})
+access_log = logging.getLogger("uvicorn.access")
 _JSON_HEAD = b"application/json"
 
 Handler = Callable[[Tidings, KeyPrincipal, Any, str | None], Awaitable[tuple[bytes, bool]]]
@@ -69,8 +80,9 @@ class _Route:
 class FastPublish:
     """Answers ordinary publishes; hands every other request to ``app`` unchanged."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int | None = None) -> None:
         self.app = app
+        self.limit = limit  # the body limit, when no BodyLimit guard stands outside this
         self.routes = {
             "/v1/notifications": _Route(_ONE, answer_one, KEY_COLUMN),
             "/v1/notifications/batch": _Route(_BATCH, answer_batch, BATCH_KEY_MAX),
@@ -83,6 +95,11 @@ class FastPublish:
         if route is None:
             await self.app(scope, receive, send)
             return
+        await self.answer(route, scope, receive, send)
+
+    async def answer(self, route: _Route, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer a request for ``route``: True if this path answered it, False if it was
+        handed to ``app`` (the body replayed)."""
         received: list[Message] = []
         try:
             service, key, body, idempotency_key = await self._accept(
@@ -90,12 +107,12 @@ class FastPublish:
             )
         except _Declined:
             await self.app(scope, _replay(received, receive), send)
-            return
+            return False
         try:
             content, created = await route.handler(service, key, body, idempotency_key)
         except TidingsError as error:
             await problems.from_error(error)(scope, receive, send)
-            return
+            return True
         await send(
             {
                 "type": "http.response.start",
@@ -107,13 +124,14 @@ class FastPublish:
             }
         )
         await send({"type": "http.response.body", "body": content})
+        return True
 
     async def _accept(
         self, route: _Route, scope: Scope, receive: Receive, received: list[Message]
     ) -> tuple[Tidings, KeyPrincipal, Any, str | None]:
         """The request's service, key, validated body and idempotency key; :class:`_Declined`
         when any of them is not plainly acceptable (nothing is charged or stored here)."""
-        authorization = content_type = idempotency_key = None
+        authorization = content_type = idempotency_key = length = None
         keys = 0
         for name, value in scope["headers"]:
             if name == _AUTHORIZATION:
@@ -122,6 +140,11 @@ class FastPublish:
                 content_type = content_type if content_type is not None else value
             elif name == _IDEMPOTENCY_KEY:
                 idempotency_key, keys = value, keys + 1
+            elif name == _CONTENT_LENGTH:
+                length = value  # the last, as BodyLimit reads it
+        limit = self.limit
+        if limit is not None and (length is None or not length.isdigit() or int(length) > limit):
+            raise _Declined  # BodyLimit's to answer (413), or to read as it reads a chunked body
         if content_type is None or content_type.split(b";", 1)[0].strip().lower() != _JSON_HEAD:
             raise _Declined
         if keys > 1 or (
@@ -163,6 +186,91 @@ class FastPublish:
         if "publish" not in key.scopes:
             raise _Declined
         return service, key, body, None if idempotency_key is None else idempotency_key.decode()
+
+
+class EdgePublish:
+    """The publish routes' requests as the edge protocol gives them, below the app
+    (:class:`tidings.server.AppProtocol`; ARCHITECTURE.md, "The edge").
+
+    Between uvicorn and :class:`FastPublish` the app's stack has eight layers (FastAPI's
+    error, telemetry and body-limit middleware, the proxy headers, CORS, the URL and body
+    guards, FastAPI's own call), each an ASGI call per request: ~15 % of a publish's server CPU
+    (docs/performance.md, "Session 16"). For a request none of them would change, this path
+    calls :meth:`FastPublish.answer` directly, inside the same error middleware the app has
+    (Starlette's ``ServerErrorMiddleware`` with the app's ``Exception`` handler: an unexpected
+    error is logged and answered 500 as before), with a :class:`FastPublish` whose declines go to
+    the whole app, every layer included, the body replayed.
+
+    Invariant: **the answer is the app's**, byte for byte (``tests/core/test_edge_publish.py``).
+    It holds because this path is only made for an app whose layers are all known
+    (:func:`edge_publisher`), and it answers a request only where each of them passes it on
+    untouched: exact path, no query (the URL guard), a declared ``Content-Length`` within
+    ``TIDINGS_MAX_BODY_BYTES`` (the body guard, FastAPI's limit is unset), a publish route (CORS
+    leaves API-key routes alone), no OpenTelemetry; the proxy headers are applied to the scope
+    for uvicorn's access line when it is written.
+    """
+
+    __slots__ = ("answered", "app", "call", "fast", "logged", "proxy")
+
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
+        self.app = app
+        self.fast = FastPublish(app, limit=settings.max_body_bytes)
+        self.proxy = ProxyHeadersMiddleware(_nothing, trusted_hosts=settings.forwarded_allow_ips)
+        handler = app.exception_handlers.get(Exception) or app.exception_handlers.get(500)
+        self.call = ServerErrorMiddleware(self._answer, handler=handler, debug=app.debug)
+        self.answered = 0  # requests this path answered itself (tests, metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.call(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.fast.routes.get(scope["path"])
+        if route is None or scope["method"] != "POST" or scope["query_string"]:
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app  # as Starlette sets it (FastPublish finds the service there)
+        if access_log.isEnabledFor(logging.INFO):  # the client and scheme the line shows
+            call = self.proxy(scope, receive, send)  # type: ignore[arg-type]
+            with contextlib.suppress(StopIteration):
+                call.send(None)
+        if await self.fast.answer(route, scope, receive, send):
+            self.answered += 1
+
+
+def edge_publisher(app: object) -> EdgePublish | None:
+    """The :class:`EdgePublish` of a tidings app, made on first use; ``None`` for any other
+    app, and for one with a layer this path does not know (an extension's middleware: the
+    demo's cookies), a root path, FastAPI's body limit or OpenTelemetry. Then every publish goes
+    through the whole app, as before."""
+    state = getattr(app, "state", None)
+    if not isinstance(app, FastAPI) or state is None:
+        return None
+    made: EdgePublish | bool | None = getattr(state, "edge_publish", False)
+    if made is not False:
+        return made if isinstance(made, EdgePublish) else None
+    settings = getattr(state, "settings", None)
+    known = all(m.cls in _PASSED for m in app.user_middleware)
+    publisher = None
+    if (
+        isinstance(settings, Settings)
+        and known
+        and not settings.opentelemetry
+        and not app.root_path
+        and app.max_body_size is None
+    ):
+        publisher = EdgePublish(app, settings)
+    state.edge_publish = publisher
+    return publisher
+
+
+async def _nothing(*_: Any) -> None:
+    return None
+
+
+# The app's layers that pass an accepted publish on untouched (see EdgePublish).
+_PASSED: frozenset[Any] = frozenset(
+    {FastPublish, BodyLimit, TextTarget, CORS, ProxyHeadersMiddleware}
+)
 
 
 def _replay(received: list[Message], receive: Receive) -> Receive:
