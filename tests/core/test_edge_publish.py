@@ -14,11 +14,13 @@ import asyncio
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
@@ -36,6 +38,7 @@ from tests.support import (
 )
 from tidings.api.fastpublish import EdgePublish, edge_publisher
 from tidings.app import create_app
+from tidings.server import EdgeProtocol, Server
 
 NOTE = {"type": "booking_created", "title": "Booking #1042 confirmed"}
 LIMIT = 4096  # TIDINGS_MAX_BODY_BYTES of both servers
@@ -338,3 +341,33 @@ def test_only_an_app_whose_layers_are_all_known_is_answered_below_them(tmp_path:
     assert edge_publisher(traced) is None
     plain = FastAPI()
     assert edge_publisher(plain) is None
+
+
+def test_under_a_root_path_every_publish_goes_through_the_app(tmp_path: Path) -> None:
+    """uvicorn's ``--root-path``: the path the app routes is not the one the request names,
+    so the app answers every request (here ``/v1`` + ``/notifications``: the app's 404)."""
+    srv = ServerThread(make_settings(str(tmp_path)))
+    srv.server = Server(
+        uvicorn.Config(
+            srv.app,
+            host="127.0.0.1",
+            port=srv.port,
+            log_level="warning",
+            http=EdgeProtocol,
+            proxy_headers=False,
+            root_path="/v1",
+        ),
+        srv.app,
+    )
+    srv.thread = threading.Thread(target=srv.server.run, daemon=True)
+    srv.start()
+    try:
+        tenant = create_tenant(srv.url, "jump-joy")
+        auth = {"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"}
+        answer = asyncio.run(
+            _exchange(srv.port, _request("/notifications", auth, json.dumps(NOTE).encode()))
+        )
+        assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]
+        assert _answered(srv) == 0
+    finally:
+        srv.stop()

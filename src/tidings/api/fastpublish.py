@@ -225,7 +225,12 @@ class EdgePublish:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.fast.routes.get(scope["path"])
-        if route is None or scope["method"] != "POST" or scope["query_string"]:
+        if (
+            route is None
+            or scope["method"] != "POST"
+            or scope["query_string"]
+            or scope.get("root_path")
+        ):
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app  # as Starlette sets it (FastPublish finds the service there)
