@@ -34,6 +34,7 @@ from tidings.errors import NotFound, Unauthorized
 from tidings.service import Tidings
 from tidings.store import notifications as nq
 from tidings.store import snapshot as sq
+from tidings.store.tables import notifications
 
 USERS = ("ann", "bob", "cy")
 ROLES = {"ann": frozenset({"staff"}), "bob": frozenset(), "cy": frozenset({"staff", "owner"})}
@@ -110,6 +111,7 @@ ops = st.lists(
             st.integers(1, 10),
         ),
         st.tuples(st.just("wake")),  # every snooze ends
+        st.tuples(st.just("restart")),  # a new process: its ring warmed from the store
         st.tuples(st.just("read_all"), st.sampled_from(USERS), st.integers(0, 12)),
         st.tuples(
             st.just("connect"),
@@ -210,6 +212,10 @@ async def _run(service: Tidings, tenant: str, program: list[Op]) -> None:
                     await service.mark_groups_read(principal(tenant, op[1]), [op[2]])
             elif kind == "wake":
                 await service.wake_snoozed(datetime.now(UTC) + timedelta(days=2))
+            elif kind == "restart":  # nothing in memory but what the new hub reads itself
+                service.hub.unsubscribe(watcher)
+                service.hub = _hub(service)
+                watcher = await service.hub.subscribe(principal(tenant, "bob"))
             elif kind == "read_all":
                 await service.mark_all_read(principal(tenant, op[1]), op[2] or None)
             else:
@@ -236,6 +242,17 @@ INBOX_STATES: list[Op] = [
     ("connect", "bob", frozenset(), None),
     ("wake",),
 ]
+# ... and a restart: the new hub's ring, read from the store, replays what the old one would.
+RESTARTED: list[Op] = [
+    ("publish", "system", None, 2, "cy"),
+    ("publish", "booking_created", ("ann",), 3, None, "booking:1"),
+    ("publish", "payment_failed", ("staff",), 2, None),
+    ("restart",),
+    ("connect", "ann", frozenset(), 3),
+    ("connect", "cy", frozenset({"system"}), 4),
+    ("publish", "system", None, 1, "ann"),
+    ("connect", "ann", frozenset(), 5),
+]
 # ... and a group: items in the ring carry it, marking the group read reaches the kept view.
 GROUPED: list[Op] = [
     ("connect", "ann", frozenset(), None),
@@ -247,14 +264,18 @@ GROUPED: list[Op] = [
 ]
 
 
+def _hub(service: Tidings) -> Hub:
+    return Hub(
+        service.store, service.metrics, buffer=1000, max_per_user=50, max_per_tenant=50, ring=RING
+    )
+
+
 @pytest.fixture
 def service_loop(tmp_path: Path) -> Iterator[tuple[asyncio.AbstractEventLoop, Tidings]]:
     loop = asyncio.new_event_loop()
     context = open_service(make_settings(str(tmp_path), replay_limit=LIMIT))
     service = loop.run_until_complete(context.__aenter__())
-    service.hub = Hub(
-        service.store, service.metrics, buffer=1000, max_per_user=50, max_per_tenant=50, ring=RING
-    )
+    service.hub = _hub(service)
     try:
         yield loop, service
     finally:
@@ -273,6 +294,7 @@ def test_the_opening_from_memory_is_the_opening_from_the_store(
     @example(program=OWN_IN_A_KEPT_VIEW)
     @example(program=INBOX_STATES)
     @example(program=GROUPED)
+    @example(program=RESTARTED)
     def check(program: list[Op]) -> None:
         loop.run_until_complete(_run(service, next(names), program))
 
@@ -361,6 +383,42 @@ async def test_a_batch_of_views_is_one_statement_on_postgresql(
             assert _ready(opening) == _ready(alone)
         unread = [_ready(o)[1]["unread"]["count"] for o in openings if o is not None]
         assert unread == [2, 2, 3, 0, 1, 0]  # as counted by hand from what is published above
+
+
+@pytest.mark.anyio
+async def test_after_a_restart_a_resume_a_little_behind_opens_from_memory(tmp_path: Path) -> None:
+    """A new process (a new hub) starting to serve a tenant reads its ring from the store: a
+    stream resuming within it (the publishes of a downtime landed before it came back) opens
+    from memory with the replay the store gives; one older than the ring, or past a hole in
+    the store's seqs, is left to the store as before."""
+    async with open_service(make_settings(str(tmp_path), replay_limit=LIMIT)) as service:
+        await service.create_tenant("t", "t")
+        for i in range(10):
+            audience = Audience(users=("ann",)) if i % 3 == 0 else None
+            await service.publish(
+                "t", NewNotification(type="system", title=f"n{i}", audience=audience)
+            )
+
+        async def resume(after: int) -> tuple[Opening | None, Opening]:
+            hub = _hub(service)  # a fresh process's hub
+            sub = await hub.subscribe(principal("t", "ann"))
+            memory = await from_memory(hub, service.store, sub, after, replay_limit=LIMIT)
+            store = await from_store(service.store, sub, after, replay_limit=LIMIT)
+            hub.unsubscribe(sub)
+            return memory, store
+
+        memory, store = await resume(7)
+        assert memory is not None, "opened from the ring the new hub read"
+        assert _seqs(memory.data) == await _store_replay(
+            service, principal("t", "ann"), frozenset(), store
+        )
+        assert _seqs(memory.data) == [8, 9, 10] and memory.sent == 10
+        assert _ready(memory) == _ready(store)
+        assert (await resume(10 - RING))[0] is not None  # the ring's oldest edge
+        assert (await resume(10 - RING - 1))[0] is None  # older than the ring: the store's
+        async with service.store.write() as conn:  # a hole in the store's seqs
+            await conn.execute(notifications.delete().where(notifications.c.seq == 9))
+        assert (await resume(7))[0] is None
 
 
 @pytest.mark.anyio

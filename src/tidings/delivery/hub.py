@@ -174,6 +174,7 @@ class _Tenant:
     by_role: dict[str, list[Subscriber]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     idle_since: float | None = None  # the last stream left then; kept for a reconnect storm
+    warmed: bool = False  # the ring's older part was read from the store (Hub.warm)
 
 
 class Hub:
@@ -308,6 +309,42 @@ class Hub:
             views=Views(self._views, self._view_ttl),
             cast=Cast(last),
         )
+
+    async def warm(self, tenant: str, state: _Tenant) -> None:
+        """Read the notifications below a tenant's ring from the store, once per tenant state:
+        the ring of a hub that has just started serving the tenant holds only what it offered
+        since, so a stream resuming a little behind (the reconnect storm after a restart, when
+        the publishes of the downtime landed before the streams came back) would otherwise be
+        opened by the store alone, one at a time (docs/performance.md, "Session 16"). Called by
+        the opening for the first resume its ring does not cover; one read of at most the ring's
+        free room, under the tenant's lock (other openings wait for it, a catch-up does not
+        interleave). The rows are put before the ring's oldest only if they are consecutive
+        seqs ending at its ``base`` (the ring's invariant: every seq in ``(base, last]``); a
+        hole, or a ring that moved meanwhile, leaves it as it was."""
+        if state.warmed:
+            return
+        async with state.lock:
+            if state.warmed:
+                return
+            ring = state.ring
+            base = ring.base
+            room = (ring.entries.maxlen or 0) - len(ring.entries)
+            if room <= 0 or base <= 0:
+                state.warmed = True
+                return
+            rows = await self._seqs.after(tenant, max(0, base - room), upto=base, limit=room)
+            state.warmed = True  # not before: a failed read (the store away) is tried again
+            consecutive = rows and rows[-1].seq - rows[0].seq == len(rows) - 1
+            if not consecutive or rows[-1].seq != base or ring.base != base:
+                return
+            older = []
+            for row in rows:
+                payload = row.encode()
+                frame = sse.notification_frame(row.seq, payload)
+                actor = row.actor.id if row.actor else None
+                older.append(Entry(row.seq, row.type, row.audience, payload, frame, actor))
+            ring.entries.extendleft(reversed(older))
+            ring.base = rows[0].seq - 1
 
     def tenant_state(self, tenant: str) -> _Tenant | None:
         """The state of a tenant this hub serves (its ring, views and ``last``), if any."""

@@ -146,6 +146,8 @@ async def open_many(
             wants.append(None)  # perhaps committed elsewhere, not yet announced here: the store
             continue
         replay = resume is not None and resume != state.last and state.last - resume <= replay_limit
+        if replay and not state.ring.covers(resume) and not state.warmed:  # type: ignore[arg-type]
+            await hub.warm(sub.principal.tenant, state)  # the ring's older part, once
         if replay and not state.ring.covers(resume):  # type: ignore[arg-type]
             wants.append(None)
             continue
