@@ -5,6 +5,7 @@
     python -m benchmarks.connect --streams 1000 --pause 6        # reconnect 6 s after closing
     python -m benchmarks.connect --streams 1000 --publish-between 400                    # a storm
     python -m benchmarks.connect --streams 1000 --publish-between 400 --store postgres   # on PG
+    python -m benchmarks.connect --streams 2000 --restart-after 300 --last-event-id 295  # restart
 
 Starts tidings under uvicorn in a thread of this process (``tests.support.ServerThread``, the
 edge protocol, SQLite in a temp dir), mints one token per stream (``--users`` distinct users,
@@ -23,7 +24,10 @@ and what the cyclic GC did meanwhile (collections, time, objects freed; the GC t
 ``tidings serve`` tunes it, ``server.tune_gc``: a stream's connect and close should leave it
 nothing).
 ``--no-muted-hook`` takes the channels' muted-types hook out, to see the connect path without
-it (docs/performance.md).
+it (docs/performance.md). ``--restart-after N`` publishes N notifications first, then restarts
+the server on the same store (a new process's memory: nothing kept); ``--last-event-id ID``
+makes every client resume from ID (``Last-Event-ID``): with both, the reconnect storm after a
+restart whose downtime's publishes landed before the streams came back (``ID < N``).
 """
 
 from __future__ import annotations
@@ -50,10 +54,12 @@ CLIENT = r"""
 import asyncio, json, sys, time
 import uvloop
 
+RESUME = ""
+
 async def one(port, token, gate):
     async with gate:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        head = "GET /v1/stream HTTP/1.1\r\nHost: x\r\n"
+        head = "GET /v1/stream HTTP/1.1\r\nHost: x\r\n" + RESUME
         writer.write(f"{head}Authorization: Bearer {token}\r\n\r\n".encode())
         seen = b""
         while b"event: ready" not in seen and b"event: reset" not in seen:
@@ -65,6 +71,9 @@ async def one(port, token, gate):
 
 async def main():
     port, tokens = int(sys.argv[1]), json.load(open(sys.argv[2]))
+    if sys.argv[3]:
+        global RESUME
+        RESUME = f"Last-Event-ID: {sys.argv[3]}\r\n"
     gate = asyncio.Semaphore(100)
     started = time.perf_counter()
     writers = await asyncio.gather(*(one(port, t, gate) for t in tokens))
@@ -112,6 +121,10 @@ def main() -> None:
         "--publish-between", type=int, default=0, help="notifications published between passes"
     )
     p.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    p.add_argument(
+        "--restart-after", type=int, default=0, help="publish N, then restart on the same store"
+    )
+    p.add_argument("--last-event-id", type=int, default=None, help="every client resumes from it")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="tidings-connect-")
     cap = args.streams + 10
@@ -122,6 +135,10 @@ def main() -> None:
     ).start()
     try:
         tenant = create_tenant(srv.url, "jump-joy")
+        if args.restart_after:
+            _publish(srv.url, tenant.key, args.restart_after)
+            srv.stop()
+            srv = ServerThread(srv.settings).start()
         service: Any = srv.service
         if args.no_muted_hook:
             service.muted_types = None
@@ -152,6 +169,7 @@ def main() -> None:
         collector = _Collector()
         gc.callbacks.append(collector)
         second = f"after {args.publish_between} published" if args.publish_between else "warm"
+        resume = "" if args.last_event_id is None else str(args.last_event_id)
         for label in ("cold", second):
             if label != "cold" and args.publish_between:
                 _publish(srv.url, tenant.key, args.publish_between)
@@ -160,7 +178,7 @@ def main() -> None:
             collector.reset()
             before = os.times()
             client = subprocess.Popen(
-                [sys.executable, script, str(srv.port), path],
+                [sys.executable, script, str(srv.port), path, resume],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

@@ -243,6 +243,22 @@ def test_the_connect_diagnostic_reopens_after_more_than_the_ring_holds() -> None
     assert second_pass(300) > second_pass(100)
 
 
+def test_the_connect_diagnostic_resumes_after_a_restart() -> None:
+    """``--restart-after`` with ``--last-event-id``: the server restarts on its store after
+    that many notifications and every client resumes a few behind; the streams open in
+    batches (a store read per opener batch, not per stream: Hub.warm)."""
+    cmd = [sys.executable, "-m", "benchmarks.connect", "--streams", "30", "--pause", "0.2"]
+    cmd += ["--restart-after", "20", "--last-event-id", "17"]
+    done = subprocess.run(cmd, capture_output=True, timeout=90, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    lines = done.stdout.decode().strip().splitlines()
+    passes = [line for line in lines if line.startswith(("cold:", "warm:"))]
+    assert len(passes) == 2, lines
+    for line in passes:
+        assert "30 streams open in" in line, line
+        assert int(line.split("store reads ")[1].split(";")[0]) < 30, line
+
+
 def test_repeated_anchor_runs_are_summarised_by_the_median_of_their_ratios() -> None:
     """``--repeat``: per measure the ratio of each back-to-back pair, their median and range;
     a measure one side did not register (0 CPU ticks) is left out, not counted as 0."""
