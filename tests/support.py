@@ -428,3 +428,23 @@ def access_lines() -> Iterator[list[str]]:
     finally:
         access.removeHandler(handler)
         access.setLevel(old_level)
+
+
+async def exchange(port: int, request: bytes, size: int = 0) -> bytes:
+    """Send ``request`` to 127.0.0.1:``port`` (in pieces of ``size`` bytes, each its own write
+    and segment, when given), then read until the server closes the connection; each wait is
+    bounded (10 s)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        step = size or len(request) or 1
+        for at in range(0, len(request), step):
+            writer.write(request[at : at + step])
+            await asyncio.wait_for(writer.drain(), 10)
+            if step < len(request):
+                await asyncio.sleep(0)
+        data = b""
+        while chunk := await asyncio.wait_for(reader.read(65536), 10):
+            data += chunk
+        return data
+    finally:
+        writer.close()

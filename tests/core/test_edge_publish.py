@@ -34,6 +34,7 @@ from tests.support import (
     Tenant,
     access_lines,
     create_tenant,
+    exchange,
     make_settings,
 )
 from tidings.api.fastpublish import EdgePublish, edge_publisher
@@ -115,19 +116,6 @@ def _requests(key: str, tokens_only: str) -> list[bytes]:
     return out
 
 
-async def _exchange(port: int, request: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        await asyncio.wait_for(writer.drain(), 10)
-        data = b""
-        while chunk := await asyncio.wait_for(reader.read(65536), 10):
-            data += chunk
-        return data
-    finally:
-        writer.close()
-
-
 _DATE = re.compile(rb"\r\ndate: [^\r]*")
 _CREATED = re.compile(rb'"created_at":"[^"]*"')
 
@@ -164,7 +152,7 @@ def _each(
 ) -> list[list[bytes]]:
     async def run() -> list[list[bytes]]:
         return [
-            [await _exchange(srv.port, r) for r in make(tenant.key, tokens_only.key)]
+            [await exchange(srv.port, r) for r in make(tenant.key, tokens_only.key)]
             for srv, tenant, tokens_only in pair
         ]
 
@@ -313,8 +301,8 @@ def test_a_publish_s_access_line_is_the_app_s(
     seen = []
     with access_lines() as lines:
         for srv, tenant, tokens_only in pair:
-            asyncio.run(_exchange(srv.port, two(tenant.key, tokens_only.key)[0]))
-            asyncio.run(_exchange(srv.port, two(tenant.key, tokens_only.key)[1]))
+            asyncio.run(exchange(srv.port, two(tenant.key, tokens_only.key)[0]))
+            asyncio.run(exchange(srv.port, two(tenant.key, tokens_only.key)[1]))
             seen.append([re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", line) for line in lines])
             lines.clear()
     assert seen[0] == seen[1]
@@ -365,7 +353,7 @@ def test_under_a_root_path_every_publish_goes_through_the_app(tmp_path: Path) ->
         tenant = create_tenant(srv.url, "jump-joy")
         auth = {"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"}
         answer = asyncio.run(
-            _exchange(srv.port, _request("/notifications", auth, json.dumps(NOTE).encode()))
+            exchange(srv.port, _request("/notifications", auth, json.dumps(NOTE).encode()))
         )
         assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]
         assert _answered(srv) == 0

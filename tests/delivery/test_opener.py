@@ -26,6 +26,7 @@ from tests.support import (
     ServerThread,
     access_lines,
     create_tenant,
+    exchange,
     make_settings,
     open_service,
 )
@@ -369,24 +370,6 @@ _NOT_OPENED = [
 ]
 
 
-async def _exchange(port: int, request: bytes, size: int) -> bytes:
-    """Send ``request`` in pieces of ``size`` bytes (each its own write and segment), then read
-    until the server closes the connection."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        for at in range(0, len(request), size):
-            writer.write(request[at : at + size])
-            await asyncio.wait_for(writer.drain(), 10)
-            if size < len(request):
-                await asyncio.sleep(0)
-        data = b""
-        while chunk := await asyncio.wait_for(reader.read(65536), 10):
-            data += chunk
-        return data
-    finally:
-        writer.close()
-
-
 def _without_date(data: bytes) -> bytes:
     return b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"date: "))
 
@@ -402,7 +385,7 @@ def test_what_the_edge_leaves_to_uvicorn_is_answered_as_uvicorn_answers(
 
     async def both() -> list[list[bytes]]:
         return [
-            [_without_date(await _exchange(srv.port, r, size)) for r in _NOT_OPENED]
+            [_without_date(await exchange(srv.port, r, size)) for r in _NOT_OPENED]
             for srv in (edge, plain)
         ]
 
