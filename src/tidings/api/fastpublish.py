@@ -20,6 +20,11 @@ that produced it before. From the rate limit on it is the route's handler itself
 :class:`~tidings.errors.TidingsError` is answered by :func:`tidings.api.problems.from_error` (as
 the app's handler does), anything else is raised to the app's error middleware (a logged 500,
 as before).
+
+Under ``tidings serve`` a publish does not even meet the app's layers: the edge protocol
+(:class:`tidings.server.AppProtocol`) gives it to :class:`EdgePublish`, which runs
+:meth:`FastPublish.answer` inside the app's own error middleware and hands everything the
+layers would change to the whole app (:func:`edge_publisher` says for which apps).
 """
 
 from __future__ import annotations
@@ -194,7 +199,7 @@ class EdgePublish:
 
     Between uvicorn and :class:`FastPublish` the app's stack has eight layers (FastAPI's
     error, telemetry and body-limit middleware, the proxy headers, CORS, the URL and body
-    guards, FastAPI's own call), each an ASGI call per request: ~15 % of a publish's server CPU
+    guards, FastAPI's own call), each an ASGI call per request: ~10 % of a publish's server CPU
     (docs/performance.md, "Session 16"). For a request none of them would change, this path
     calls :meth:`FastPublish.answer` directly, inside the same error middleware the app has
     (Starlette's ``ServerErrorMiddleware`` with the app's ``Exception`` handler: an unexpected
@@ -210,7 +215,7 @@ class EdgePublish:
     for uvicorn's access line when it is written.
     """
 
-    __slots__ = ("answered", "app", "call", "fast", "logged", "proxy")
+    __slots__ = ("answered", "app", "call", "fast", "proxy")
 
     def __init__(self, app: FastAPI, settings: Settings) -> None:
         self.app = app

@@ -315,10 +315,10 @@ class Hub:
         the ring of a hub that has just started serving the tenant holds only what it offered
         since, so a stream resuming a little behind (the reconnect storm after a restart, when
         the publishes of the downtime landed before the streams came back) would otherwise be
-        opened by the store alone, one at a time (docs/performance.md, "Session 16"). Called by
-        the opening for the first resume its ring does not cover; one read of at most the ring's
-        free room, under the tenant's lock (other openings wait for it, a catch-up does not
-        interleave). The rows are put before the ring's oldest only if they are consecutive
+        opened by the store alone, with reads of its own (docs/performance.md, "Session 16").
+        Called by the opening for the first resume its ring does not cover; one read of at most
+        the ring's free room, under the tenant's lock (other openings wait for it, a catch-up
+        does not interleave). The rows are put before the ring's oldest only if they are consecutive
         seqs ending at its ``base`` (the ring's invariant: every seq in ``(base, last]``); a
         hole, or a ring that moved meanwhile, leaves it as it was."""
         if state.warmed:
