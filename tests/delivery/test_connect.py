@@ -422,6 +422,59 @@ async def test_after_a_restart_a_resume_a_little_behind_opens_from_memory(tmp_pa
 
 
 @pytest.mark.anyio
+async def test_a_resume_ahead_of_the_hub_is_told_apart_by_the_store(tmp_path: Path) -> None:
+    """A ``Last-Event-ID`` above the hub's last seq: if the store has more than the hub
+    (committed through another instance, not yet announced here) the store opens the stream
+    (``None``); if nothing was committed that far (a store restored from a backup, an id of
+    another deployment) it is ``reset`` from memory, as the store alone answers it. One read
+    of the store's latest seqs serves a whole batch."""
+    async with open_service(make_settings(str(tmp_path), replay_limit=LIMIT)) as service:
+        await service.create_tenant("t", "t")
+        for i in range(3):
+            await service.publish("t", NewNotification(type="system", title=f"n{i}"))
+        other = _hub(service)  # another instance's hub: it hears nothing published here
+        late = [await other.subscribe(principal("t", user)) for user in ("ann", "bob")]
+        for i in range(2):
+            await service.publish("t", NewNotification(type="system", title=f"m{i}"))
+        subs = [await service.hub.subscribe(principal("t", user)) for user in USERS]
+        asked: list[Any] = []
+        for hub in (service.hub, other):
+            committed = hub.committed
+
+            async def counted(tenants: Any, committed: Any = committed) -> Any:
+                asked.append(list(tenants))
+                return await committed(tenants)
+
+            hub.committed = counted  # type: ignore[method-assign]
+        try:
+            stale = await _open_many(
+                other, service.store, [(late[0], 5), (late[1], 9)], replay_limit=LIMIT
+            )
+            assert stale == [None, None], "the store has seqs this hub has not offered"
+            resumes = [9, 6, 5]  # ahead of everything, twice; at the last seq
+            openings = await _open_many(
+                service.hub,
+                service.store,
+                list(zip(subs, resumes, strict=True)),
+                replay_limit=LIMIT,
+            )
+            assert asked == [["t"], ["t"]], "one read per batch with streams ahead"
+            for sub, resume, opening in zip(subs, resumes, openings, strict=True):
+                assert opening is not None
+                alone = await from_store(service.store, sub, resume, replay_limit=LIMIT)
+                assert _ready(opening) == _ready(alone)
+                assert opening.sent == alone.sent == 5
+            assert [_ready(o)[0] for o in openings if o is not None] == [
+                "reset#5",
+                "reset#5",
+                "ready#5",
+            ]
+        finally:
+            for sub in subs:
+                service.hub.unsubscribe(sub)
+
+
+@pytest.mark.anyio
 async def test_a_batch_of_views_not_kept_is_read_in_one_hand_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

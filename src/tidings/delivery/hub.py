@@ -21,7 +21,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -345,6 +345,11 @@ class Hub:
                 older.append(Entry(row.seq, row.type, row.audience, payload, frame, actor))
             ring.entries.extendleft(reversed(older))
             ring.base = rows[0].seq - 1
+
+    async def committed(self, tenants: Sequence[str]) -> dict[str, int]:
+        """The store's latest committed seq of each existing tenant among ``tenants`` (one
+        read), whatever this hub has offered."""
+        return await self._seqs.latest_many(tenants)
 
     def tenant_state(self, tenant: str) -> _Tenant | None:
         """The state of a tenant this hub serves (its ring, views and ``last``), if any."""

@@ -4,8 +4,10 @@
 (:mod:`tidings.delivery.recent`): the tenant's latest seq and ring, and the user's view; a view
 not in memory is read from the store in ONE read transaction of two statements built once
 (:func:`tidings.store.snapshot.snapshot`). It gives up (``None``) when only the store can
-answer: a resume beyond the ring, or ahead of what this instance has seen (committed
-elsewhere, not yet announced here). :func:`from_store` is then the answer, as before the hub
+answer: a resume beyond the ring (once its older part was read, ``Hub.warm``), or ahead of
+what this instance has seen while the store has more (committed elsewhere, not yet announced
+here). A resume ahead of everything committed (the store's latest seqs read once per batch) is
+``reset`` here. :func:`from_store` is then the answer, as before the hub
 kept anything: one read transaction for the latest seq, the snapshot and the oldest retained
 seq; the replay follows from the store in pages.
 
@@ -54,7 +56,7 @@ def _probe(count: UnreadCount) -> int:
 @dataclass(slots=True)
 class _Want:
     """One stream of a batch: its opening needs its user's view, exact at ``at`` (the hub's
-    ``last`` when the batch was classified, so ``resume <= at``)."""
+    ``last`` when the batch was classified, so ``resume <= at`` unless ``ahead``)."""
 
     sub: Subscriber
     resume: int | None
@@ -62,6 +64,7 @@ class _Want:
     at: int = 0  # the seq the view is exact at
     view: View | None = None
     begun: int = 0  # ``views.epoch`` when its store read began
+    ahead: bool = False  # resumes past everything committed: ``reset``
 
 
 def _from_memory(hub: Hub, sub: Subscriber, state: _Tenant) -> tuple[View, int] | None:
@@ -140,10 +143,15 @@ async def open_many(
     (:func:`_read_views`). ``None`` for a stream only the store can open (:func:`from_store`)."""
     wants: list[_Want | None] = []
     misses: list[_Want] = []
+    ahead: list[tuple[int, Subscriber, int, _Tenant]] = []
     for sub, resume in streams:
         state = hub.tenant_state(sub.principal.tenant)
-        if state is None or (resume is not None and resume > state.last):
-            wants.append(None)  # perhaps committed elsewhere, not yet announced here: the store
+        if state is None:
+            wants.append(None)
+            continue
+        if resume is not None and resume > state.last:  # decided below, for all at once
+            ahead.append((len(wants), sub, resume, state))
+            wants.append(None)
             continue
         replay = resume is not None and resume != state.last and state.last - resume <= replay_limit
         if replay and not state.ring.covers(resume) and not state.warmed:  # type: ignore[arg-type]
@@ -158,6 +166,22 @@ async def open_many(
         else:
             want.view, want.at = found
         wants.append(want)
+    if ahead:
+        # Ahead of what this hub has offered: committed elsewhere and not yet announced here
+        # (the store opens it, as it has the seqs), or ahead of everything committed (a store
+        # restored from a backup, an id of another deployment): ``reset``, opened here like any
+        # other. One read of the store's latest seqs for the whole batch tells them apart.
+        committed = await hub.committed(sorted({sub.principal.tenant for _, sub, _, _ in ahead}))
+        for index, sub, resume, state in ahead:
+            if committed.get(sub.principal.tenant, resume) > state.last or resume <= state.last:
+                continue  # the store's to open (None)
+            want = _Want(sub, resume, state, ahead=True)
+            found = _from_memory(hub, sub, state)
+            if found is None:
+                misses.append(want)
+            else:
+                want.view, want.at = found
+            wants[index] = want
     if misses:
         await _read_views(hub, store, misses)
     return [None if want is None else _opening(want, replay_limit) for want in wants]
@@ -167,7 +191,7 @@ def _opening(want: _Want, replay_limit: int) -> Opening | None:
     sub, resume, state, view, at = want.sub, want.resume, want.state, want.view, want.at
     assert view is not None
     p = sub.principal
-    if resume is None or resume == at or at - resume > replay_limit:
+    if resume is None or resume == at or want.ahead or at - resume > replay_limit:
         event = "reset" if resume is not None and resume != at else "ready"
         return Opening(sse.frame(event, view.ready(at, p.user), at), at)
     if not state.ring.covers(resume):  # the ring moved past it during the read (rare)
