@@ -62,7 +62,8 @@ _CONTENT_TYPE = b"content-type"
 _AUTHORIZATION = b"authorization"
 _IDEMPOTENCY_KEY = b"idempotency-key"
 _CONTENT_LENGTH = b"content-length"
-PATHS = frozenset({"/v1/notifications", "/v1/notifications/batch"})
+_ONE_PATH, _BATCH_PATH = "/v1/notifications", "/v1/notifications/batch"
+PATHS = frozenset({_ONE_PATH, _BATCH_PATH})  # the routes FastPublish answers
 access_log = logging.getLogger("uvicorn.access")
 _JSON_HEAD = b"application/json"
 
@@ -89,8 +90,8 @@ class FastPublish:
         self.app = app
         self.limit = limit  # the body limit, when no BodyLimit guard stands outside this
         self.routes = {
-            "/v1/notifications": _Route(_ONE, answer_one, KEY_COLUMN),
-            "/v1/notifications/batch": _Route(_BATCH, answer_batch, BATCH_KEY_MAX),
+            _ONE_PATH: _Route(_ONE, answer_one, KEY_COLUMN),
+            _BATCH_PATH: _Route(_BATCH, answer_batch, BATCH_KEY_MAX),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
