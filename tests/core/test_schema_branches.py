@@ -39,7 +39,7 @@ WEBHOOK_TABLES = {  # the webhooks' branch, new since the single chain
     "webhook_cursors",
 }
 PRODUCTION = bundled_schema(Settings(demo=False))
-HEADS = {"0008_templates", "0003_channels", "w001_webhooks"}
+HEADS = {"0009_lean_indexes", "0003_channels", "w001_webhooks"}
 T = TypeVar("T")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -16,10 +18,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
+
+
+def _only_where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, on both databases (``Index(..., **_only_where(...))``)."""
+    return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
+
 
 tenants = Table(
     "tenants",
@@ -69,9 +77,24 @@ notifications = Table(
     # Text per locale from a type's templates (issue 10 item 5): {"de": {"title", "body"}}.
     Column("l10n", JSON(none_as_null=True), nullable=True),
     PrimaryKeyConstraint("tenant_id", "seq"),
-    UniqueConstraint("tenant_id", "idempotency_key", name="uq_notifications_idempotency"),
+    # Every publish writes an entry into each index of its row, so the two keyed by optional
+    # columns hold only the rows that have them (0009_lean_indexes): their lookups name the
+    # key (``= :key``, ``IN (...)``), which both databases read as "not NULL".
+    Index(
+        "uq_notifications_idempotency",
+        "tenant_id",
+        "idempotency_key",
+        unique=True,
+        **_only_where("idempotency_key IS NOT NULL"),
+    ),
     Index("ix_notifications_tenant_created", "tenant_id", "created_at"),
-    Index("ix_notifications_group", "tenant_id", "group_key", "seq"),
+    Index(
+        "ix_notifications_group",
+        "tenant_id",
+        "group_key",
+        "seq",
+        **_only_where("group_key IS NOT NULL"),
+    ),
 )
 
 audience_targets = Table(
@@ -81,8 +104,10 @@ audience_targets = Table(
     Column("seq", BigInteger, nullable=False),
     Column("kind", String(1), nullable=False),  # 'u' user, 'r' role
     Column("value", String(128), nullable=False),
+    # Read by its key only: a notification's audience (tenant, seq) for visibility, a tenant's
+    # rows for erasure. No index by user (0009_lean_indexes): a publish to users and roles
+    # would write its entries all over it.
     PrimaryKeyConstraint("tenant_id", "seq", "kind", "value"),
-    Index("ix_audience_targets_lookup", "tenant_id", "kind", "value", "seq"),
 )
 
 read_state = Table(
