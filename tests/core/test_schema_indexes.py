@@ -1,12 +1,14 @@
 """The indexes a migrated database has are the declared ones, and the lookups use them.
 
 ``0009_lean_indexes`` made the idempotency key's unique index and the group index partial
-(``WHERE ... IS NOT NULL``) and dropped the audience index by user: a publish writes fewer
-index entries. What must hold, on SQLite and PostgreSQL: the migrations build exactly the
-indexes ``tidings.store.tables`` declares (compared with a database made from the tables
-themselves), a lookup by idempotency key (one or many) or by group still reads its index rather
-than the table, a key stays unique while rows without one are many, and a database with rows at
-``0008_templates`` upgrades (and downgrades) with its rows.
+(``WHERE ... IS NOT NULL``), indexed the creation time alone (not per tenant) and dropped the
+audience index by user: a publish writes fewer index entries. What must hold, on SQLite and
+PostgreSQL: the migrations build exactly the indexes ``tidings.store.tables`` declares
+(compared with a database made from the tables themselves); a lookup by idempotency key (one
+or many) or by group still reads its index rather than the table, and retention's question
+(the rows created before a time) reads the index by time; a key stays unique while rows
+without one are many; a database with rows at ``0008_templates`` upgrades (and downgrades)
+with its rows.
 """
 
 from __future__ import annotations
@@ -147,18 +149,22 @@ def test_lookups_by_key_and_by_group_read_their_indexes(urls: tuple[str, str]) -
     _migrate(url)
     n = notifications.c
     by_group = select(n.seq).where(n.tenant_id == "t", n.group_key.in_(["a", "b"]))
+    cutoff = datetime(2026, 11, 28, tzinfo=UTC)
+    retired = select(n.tenant_id, n.seq).where(n.created_at < cutoff)  # retention's question
 
     def plans(conn: Connection) -> list[str]:
         return [
             _plan(conn, _BY_KEY, {"tid": "t", "key": "k"}),
             _plan(conn, _BY_KEYS, {"tid": "t", "keys": ["k", "l"]}),
             _plan(conn, by_group, {}),
+            _plan(conn, retired, {}),
         ]
 
-    by_key, by_keys, grouped = _run(url, plans)
+    by_key, by_keys, grouped, old = _run(url, plans)
     assert "uq_notifications_idempotency" in by_key
     assert "uq_notifications_idempotency" in by_keys
     assert "ix_notifications_group" in grouped
+    assert "ix_notifications_created" in old
 
 
 def _row(seq: int, key: str | None, group: str | None = None) -> dict[str, Any]:

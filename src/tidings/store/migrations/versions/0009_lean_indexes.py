@@ -10,6 +10,10 @@ Issue 8 (publish throughput). Mirrors ``tidings.store.tables``:
   (``WHERE idempotency_key IS NOT NULL``), and ``ix_notifications_group`` one over the rows
   that have a group: a publish without them writes no entry there. Uniqueness is unchanged
   (NULL keys were never equal to each other), and every lookup names the key.
+- ``ix_notifications_tenant_created`` (tenant, created_at) becomes ``ix_notifications_created``
+  (created_at): retention asks for the rows created before a time across tenants, which the
+  old index could not answer by a range, and a commit now appends to one place in it whatever
+  its tenants.
 - ``ix_audience_targets_lookup`` (tenant, kind, value, seq) goes: nothing but erasure read it,
   and a publish to users and roles wrote its entries all over it (with five tenants and fifty
   users, most of the pages a commit wrote). Erasure now reads the tenant's audience rows by the
@@ -41,6 +45,8 @@ def _where(condition: str) -> dict[str, Any]:
 
 def upgrade() -> None:
     op.drop_index("ix_audience_targets_lookup", table_name="audience_targets")
+    op.drop_index("ix_notifications_tenant_created", table_name="notifications")
+    op.create_index("ix_notifications_created", "notifications", ["created_at"])
     op.drop_index("ix_notifications_group", table_name="notifications")
     with op.batch_alter_table("notifications") as batch:
         batch.drop_constraint("uq_notifications_idempotency", type_="unique")
@@ -67,6 +73,8 @@ def downgrade() -> None:
             "uq_notifications_idempotency", ["tenant_id", "idempotency_key"]
         )
     op.create_index("ix_notifications_group", "notifications", ["tenant_id", "group_key", "seq"])
+    op.drop_index("ix_notifications_created", table_name="notifications")
+    op.create_index("ix_notifications_tenant_created", "notifications", ["tenant_id", "created_at"])
     op.create_index(
         "ix_audience_targets_lookup",
         "audience_targets",
