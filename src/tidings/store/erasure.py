@@ -163,6 +163,8 @@ async def erase_user(
         )
     ).rowcount
     target = audience_targets.c
+    # The tenant's audience rows, by the primary key's tenant prefix: there is no index by user
+    # (0009_lean_indexes: every publish to users would pay for it), as there is none by actor.
     named = [
         int(seq)
         for (seq,) in await conn.execute(
