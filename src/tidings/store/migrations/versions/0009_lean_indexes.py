@@ -20,7 +20,8 @@ Issue 8 (publish throughput). Mirrors ``tidings.store.tables``:
   primary key, as it already reads the tenant's notifications for their actor.
 
 On SQLite dropping the unique constraint rebuilds ``notifications`` (Alembic's batch copy): the
-upgrade takes about as long as copying the table.
+upgrade takes about as long as copying the table (500,000 notifications, a 228 MB file: 2.8 s
+on the 2-core benchmark VM). On PostgreSQL it drops and builds indexes only.
 """
 
 from __future__ import annotations
