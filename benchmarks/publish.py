@@ -35,6 +35,11 @@ ratios (issue 8: within 1.3x): by the server's CPU per notification, and by publ
 the database's own work shows too). One row of issue 8's table per
 command, e.g. ``--store sqlite --modes single`` or ``--store postgres --modes single,mixed``.
 Any non-2xx answer is counted and fails the run (exit status 1).
+
+``--rounds R`` splits each mode's ``--seconds`` into R rounds (each after its own warm-up) and
+the modes take turns (single, batch, mixed, single, …; the server and its tenants stay), so a
+machine whose speed drifts during the run weighs on every mode alike: the mixed/single ratios
+then come from the same minutes. With ``--profile-server`` only the last round is sampled.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +78,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32, help="publishers in flight")
     p.add_argument("--batch", type=int, default=100, help="notifications per batch request")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds run before measuring")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="split each mode's --seconds into this many rounds, the modes taking turns",
+    )
     p.add_argument("--profile-server", metavar="FILE", help="sample the server (_sampler.py)")
     p.add_argument(
         "--server-env",
@@ -199,12 +211,41 @@ class Connection:
             self.writer.close()
 
 
+@dataclass
+class Tally:
+    """What one mode's measured rounds added up to (CPU in seconds, not shares)."""
+
+    latencies: list[float] = field(default_factory=list)
+    notifications: int = 0
+    requests: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    database_cpu: float = 0.0
+
+    def report(self, mode: str) -> bool:
+        """Print the mode's line; whether every answer was 2xx and one came."""
+        if self.elapsed:
+            _report(
+                mode,
+                self.latencies,
+                self.notifications / self.elapsed,
+                self.requests / self.elapsed,
+                self.errors,
+                self.server_cpu / self.elapsed,
+                self.client_cpu / self.elapsed,
+                self.database_cpu / self.elapsed,
+            )
+        return self.errors == 0 and bool(self.latencies)
+
+
 async def run_mode(
-    server: SpawnedServer, keys: list[str], mode: str, args: argparse.Namespace
-) -> bool:
+    server: SpawnedServer, keys: list[str], mode: str, args: argparse.Namespace, tally: Tally
+) -> None:
+    """One round of ``mode``: ``--warmup`` seconds, then ``--seconds / --rounds`` measured into
+    ``tally``."""
     server_proc, client_proc = psutil.Process(server.pid), psutil.Process()
-    latencies: list[float] = []
-    counted = {"notifications": 0, "requests": 0, "errors": 0}
     measuring = False
     stop = False
     per_request = args.batch if mode == "batch" else 1
@@ -227,13 +268,13 @@ async def run_mode(
             if not measuring:
                 continue
             if status not in (200, 201):
-                counted["errors"] += 1
-                if counted["errors"] <= 3:
+                tally.errors += 1
+                if tally.errors <= 3:
                     print(f"  {status} {answer[:200]!r}", file=sys.stderr)
                 continue
-            latencies.append(took)
-            counted["requests"] += 1
-            counted["notifications"] += per_request
+            tally.latencies.append(took)
+            tally.requests += 1
+            tally.notifications += per_request
 
     conns = [Connection("127.0.0.1", server.port) for _ in range(args.concurrency)]
     try:
@@ -244,28 +285,17 @@ async def run_mode(
         cpu = _cpu(server_proc), _cpu(client_proc), _database_cpu()
         if args.profile_server:
             os.kill(server.pid, signal.SIGUSR1)  # the sampler starts over: measure only this
-        await asyncio.sleep(args.seconds)
+        await asyncio.sleep(args.seconds / args.rounds)
         measuring = False
-        elapsed = time.perf_counter() - began
-        server_cpu = (_cpu(server_proc) - cpu[0]) / elapsed
-        client_cpu = (_cpu(client_proc) - cpu[1]) / elapsed
-        database_cpu = (_database_cpu() - cpu[2]) / elapsed
+        tally.elapsed += time.perf_counter() - began
+        tally.server_cpu += _cpu(server_proc) - cpu[0]
+        tally.client_cpu += _cpu(client_proc) - cpu[1]
+        tally.database_cpu += _database_cpu() - cpu[2]
         stop = True
         await asyncio.wait_for(asyncio.gather(*tasks), 120)
     finally:
         for conn in conns:
             conn.close()
-    _report(
-        mode,
-        latencies,
-        counted["notifications"] / elapsed,
-        counted["requests"] / elapsed,
-        counted["errors"],
-        server_cpu,
-        client_cpu,
-        database_cpu,
-    )
-    return counted["errors"] == 0 and bool(latencies)
 
 
 async def run_in_process(
@@ -426,13 +456,19 @@ async def run_store(store: str, modes: list[str], args: argparse.Namespace) -> b
             timeout=60
         )
         stack.callback(server.stop)
-        ok = True
+        keys: dict[str, list[str]] = {}
         for n, mode in enumerate(modes):
             if mode in DIRECT:
                 continue  # its own run (see main): not beside a server
             tenants = [f"bench-{n}-{t}" for t in range(5 if mode == "mixed" else 1)]
-            keys = [await create_tenant(server.url, server.operator_key, t) for t in tenants]
-            ok = await run_mode(server, keys, mode, args) and ok
+            keys[mode] = [await create_tenant(server.url, server.operator_key, t) for t in tenants]
+        tallies = {mode: Tally() for mode in keys}
+        for _ in range(args.rounds):
+            for mode, tally in tallies.items():
+                await run_mode(server, keys[mode], mode, args, tally)
+        ok = True
+        for mode, tally in tallies.items():
+            ok = tally.report(mode) and ok
         return ok
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from benchmarks import _clients as clients
 
+from tests.services import _pg_bin
 from tests.support import IN_CI, require_binary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,6 +207,38 @@ def test_the_paced_publish_benchmark_runs(tmp_path: Path) -> None:
     assert figures["publish_user_ms"] >= 0 and figures["publish_sys_ms"] >= 0, figures
     assert figures["publish_span_s"] >= 10 / 50, figures
     assert 0 <= figures["idle_share"] < 1, figures
+
+
+_PUBLISH_LINE = re.compile(
+    r"^  (\w+) +(\d+) notifications/s +(\d+) requests/s .* errors 0 .*"
+    r"server cpu/notification +(\d+) µs"
+)
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_publish_benchmark_runs_its_modes_in_turns(store: str) -> None:
+    """``benchmarks.publish`` with ``--rounds``: each mode's rounds add up to one line per
+    mode, every answer 2xx, and the two mixed/single ratios; on PostgreSQL also the database
+    server's CPU."""
+    if store == "postgres":
+        _pg_bin("initdb")  # in CI a missing PostgreSQL fails, as every PostgreSQL test does
+    cmd = [
+        sys.executable, "-m", "benchmarks.publish", "--store", store,
+        "--modes", "single,mixed", "--seconds", "1", "--rounds", "2", "--warmup", "0.2",
+        "--concurrency", "4",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, timeout=120, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    lines = done.stdout.decode().splitlines()
+    rows = {m[1]: m for m in map(_PUBLISH_LINE.match, lines) if m}
+    assert sorted(rows) == ["mixed", "single"], lines
+    for row in rows.values():
+        assert int(row[2]) == int(row[3]) > 0 and int(row[4]) > 0, row[0]
+    assert ("database cpu/notification" in rows["single"].string) == (store == "postgres"), lines
+    assert any(
+        re.match(r"^  mixed / single: [\d.]+x the server CPU .*; single / mixed: [\d.]+x", line)
+        for line in lines
+    ), lines
 
 
 def test_the_connect_diagnostic_runs_and_streams_leave_the_collector_nothing() -> None:
