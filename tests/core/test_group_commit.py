@@ -188,17 +188,21 @@ async def test_a_group_of_several_tenants_gives_each_its_own_seqs(
     server: ServerThread, tenant: Tenant
 ) -> None:
     """Publishes to three tenants in one group (the tenants locked together, in id order): each
-    tenant's seqs continue from its own last one, gap-free, and its ``last_seq`` is written."""
+    tenant's seqs continue from its own last one, gap-free, and its ``last_seq`` is written;
+    each audience's rows land under their own tenant and seq (on PostgreSQL one statement over
+    arrays for the whole group)."""
     other = create_tenant(server.url, "group-other")
     third = create_tenant(server.url, "group-third")
     service = server.service
     await on_server(server, lambda: service.publish(other.id, note("before")))
+    to_users = Audience(users=("u1", "u2"))
+    to_staff = Audience(roles=("staff",))
 
     async def group() -> list[Any]:
         calls = [
             service.publish(tenant.id, note("a1")),
-            service.publish(other.id, note("b1")),
-            service.publish_many(third.id, [note("c1"), note("c2")]),
+            service.publish(other.id, note("b1", audience=to_users)),
+            service.publish_many(third.id, [note("c1"), note("c2", audience=to_staff)]),
             service.publish(other.id, note("b2")),
             service.publish(tenant.id, note("a2")),
         ]
@@ -212,6 +216,17 @@ async def test_a_group_of_several_tenants_gives_each_its_own_seqs(
     assert await stored_seqs(server, other.id) == [1, 2, 3]
     more, _ = await on_server(server, lambda: service.publish(third.id, note("c3")))
     assert more.seq == 3  # last_seq was written for the group
+
+    async def targets() -> list[tuple[Any, ...]]:
+        async with service.store.read() as conn:
+            rows = await conn.execute(
+                text("SELECT tenant_id, seq, kind, value FROM audience_targets")
+            )
+            return [tuple(row) for row in rows]
+
+    assert sorted(await on_server(server, targets)) == sorted(
+        [(other.id, 2, "u", "u1"), (other.id, 2, "u", "u2"), (third.id, 2, "r", "staff")]
+    )
 
 
 async def test_a_constraint_error_inside_a_group_fails_alone(

@@ -64,6 +64,18 @@ _RESERVE_SEQS = (
 _SET_LAST_SEQ = (
     update(tenants).where(tenants.c.id == bindparam("tid")).values(last_seq=bindparam("top"))
 )
+# PostgreSQL: a group's audience rows and several tenants' ``last_seq`` each in ONE statement
+# over arrays (asyncpg's executemany is one execution per row, on both sides of the socket).
+# The tenants' rows are locked already, in id order (_LOCK_TENANTS), so the join's order of
+# updates cannot deadlock.
+_PG_TARGETS = (
+    "INSERT INTO audience_targets (tenant_id, seq, kind, value) "
+    "SELECT * FROM unnest($1::varchar[], $2::bigint[], $3::varchar[], $4::varchar[])"
+)
+_PG_LAST_SEQS = (
+    "UPDATE tenants SET last_seq = moved.top "
+    "FROM unnest($1::varchar[], $2::bigint[]) AS moved (tid, top) WHERE tenants.id = moved.tid"
+)
 _BY_KEY = select(notifications).where(
     _N.tenant_id == bindparam("tid"), _N.idempotency_key == bindparam("key")
 )
@@ -280,7 +292,8 @@ async def insert_group(
     replay of its first use. Statements: one lock of the group's tenants (for one tenant, with
     its seqs reserved), one key lookup per tenant with keys, one executemany of notification
     rows and one of audience targets, and ``last_seq`` writes where they differ from what was
-    used (several tenants; replays). The steps are :func:`_group_steps`' (shared with
+    used (several tenants; replays); on PostgreSQL the targets and the ``last_seq`` writes are
+    one statement each, over arrays. The steps are :func:`_group_steps`' (shared with
     :func:`insert_group_sync`).
     """
     steps = _group_steps(conn.dialect, requests, now)
@@ -479,12 +492,18 @@ def _group_steps(
     if rows:
         bulk = _bulk(dialect, notifications)
         yield (True, bulk.sql, bulk.parameters(rows))
-    if targets:
+    arrays = dialect.name == "postgresql"
+    if targets and arrays:  # one statement, not one execution a row (asyncpg's executemany)
+        columns = ("tenant_id", "seq", "kind", "value")
+        yield (True, _PG_TARGETS, tuple([t[c] for t in targets] for c in columns))
+    elif targets:
         bulk = _bulk(dialect, audience_targets)
         yield (True, bulk.sql, bulk.parameters(targets))
-    moved = [{"tid": tid, "top": seq} for tid, seq in top.items() if seq != stored_top[tid]]
-    if moved:
-        yield (False, _SET_LAST_SEQ, moved)
+    moved = [(tid, seq) for tid, seq in top.items() if seq != stored_top[tid]]
+    if moved and arrays:
+        yield (True, _PG_LAST_SEQS, ([tid for tid, _ in moved], [seq for _, seq in moved]))
+    elif moved:
+        yield (False, _SET_LAST_SEQ, [{"tid": tid, "top": seq} for tid, seq in moved])
     return outcomes, published
 
 
