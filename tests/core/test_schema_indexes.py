@@ -150,7 +150,7 @@ def test_lookups_by_key_and_by_group_read_their_indexes(urls: tuple[str, str]) -
     n = notifications.c
     by_group = select(n.seq).where(n.tenant_id == "t", n.group_key.in_(["a", "b"]))
     cutoff = datetime(2026, 11, 28, tzinfo=UTC)
-    retired = select(n.tenant_id, n.seq).where(n.created_at < cutoff)  # retention's question
+    retired = select(n.tenant_id, n.seq).where(n.created_at < cutoff)  # notifications.prune
 
     def plans(conn: Connection) -> list[str]:
         return [
