@@ -9,15 +9,15 @@ without the demo.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, inspect, text
 
+from tests.core.schema_support import migrate, run_on
 from tests.services import PostgresServer, run_sync
 from tidings.config import Settings
 from tidings.domain.notifications import NewNotification
@@ -40,7 +40,6 @@ WEBHOOK_TABLES = {  # the webhooks' branch, new since the single chain
 }
 PRODUCTION = bundled_schema(Settings(demo=False))
 HEADS = {"0009_lean_indexes", "0003_channels", "w001_webhooks"}
-T = TypeVar("T")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -58,40 +57,13 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         server.drop_database(name)
 
 
-def _run(url: str, work: Callable[[Connection], T]) -> T:
-    """Run ``work(conn)`` on a connection of a store over ``url`` and commit."""
-
-    async def go() -> T:
-        store = Store(url)
-        try:
-            async with store.engine.connect() as conn:
-                result = await conn.run_sync(work)
-                await conn.commit()
-                return result
-        finally:
-            await store.close()
-
-    return run_sync(go)
-
-
-def _migrate(url: str, schema: Schema) -> None:
-    async def go() -> None:
-        store = Store(url)
-        try:
-            await asyncio.wait_for(store.migrate(schema), 60)
-        finally:
-            await store.close()
-
-    run_sync(go)
-
-
 def _tables(url: str) -> set[str]:
-    return set(_run(url, lambda conn: inspect(conn).get_table_names()))
+    return set(run_on(url, lambda conn: inspect(conn).get_table_names()))
 
 
 def _versions(url: str) -> set[str]:
     select = text("SELECT version_num FROM alembic_version")
-    return set(_run(url, lambda conn: [str(v) for v in conn.execute(select).scalars()]))
+    return set(run_on(url, lambda conn: [str(v) for v in conn.execute(select).scalars()]))
 
 
 def _legacy_head(conn: Connection) -> None:
@@ -103,20 +75,20 @@ def _legacy_head(conn: Connection) -> None:
 
 
 def test_a_fresh_production_database_gets_no_demo_tables(empty_url: str) -> None:
-    _migrate(empty_url, PRODUCTION)
+    migrate(empty_url, PRODUCTION)
     tables = _tables(empty_url)
     assert tables >= CORE_TABLES
     assert tables >= CHANNEL_TABLES
     assert not tables & DEMO_TABLES
     assert _versions(empty_url) == HEADS
-    _migrate(empty_url, PRODUCTION)  # again: nothing to do
+    migrate(empty_url, PRODUCTION)  # again: nothing to do
     assert _versions(empty_url) == HEADS
 
 
 def test_a_database_at_the_single_chain_head_upgrades_in_place(empty_url: str) -> None:
-    _run(empty_url, _legacy_head)
+    run_on(empty_url, _legacy_head)
     assert _versions(empty_url) == {"0004_secrets"}
-    _run(
+    run_on(
         empty_url,
         lambda conn: conn.execute(
             text(
@@ -128,12 +100,12 @@ def test_a_database_at_the_single_chain_head_upgrades_in_place(empty_url: str) -
     before = _tables(empty_url)
     assert before >= DEMO_TABLES  # the single chain made them everywhere
 
-    _migrate(empty_url, PRODUCTION)  # what `tidings serve` does at start
+    migrate(empty_url, PRODUCTION)  # what `tidings serve` does at start
     # nothing dropped; created: the tables of core revisions after the chain (0008) and of
     # the branch added since (webhooks)
     assert _tables(empty_url) == before | {"alembic_version"} | LATER_CORE_TABLES | WEBHOOK_TABLES
     assert _versions(empty_url) == HEADS | {"0002_demo"}  # the demo's tables are recorded
-    _migrate(empty_url, every_branch())  # the demo later, on the same database: nothing to do
+    migrate(empty_url, every_branch())  # the demo later, on the same database: nothing to do
     assert _versions(empty_url) == HEADS | {"0002_demo"}
 
     async def publish() -> int:
@@ -146,10 +118,10 @@ def test_a_database_at_the_single_chain_head_upgrades_in_place(empty_url: str) -
 
 
 def test_a_database_the_demo_ran_on_opens_without_the_demo(empty_url: str) -> None:
-    _migrate(empty_url, every_branch())
+    migrate(empty_url, every_branch())
     assert _tables(empty_url) >= DEMO_TABLES
     assert _versions(empty_url) == HEADS | {"0002_demo"}
-    _migrate(empty_url, PRODUCTION)  # its demo row is still known: no error, nothing changed
+    migrate(empty_url, PRODUCTION)  # its demo row is still known: no error, nothing changed
     assert _versions(empty_url) == HEADS | {"0002_demo"}
 
 
@@ -158,7 +130,7 @@ def test_a_tenant_is_deleted_from_a_database_without_the_demo(empty_url: str) ->
     import tidings.demo.tables  # noqa: F401 - registers the demo's tables on the metadata
     from tidings.store.erasure import delete_tenant
 
-    _migrate(empty_url, PRODUCTION)
+    migrate(empty_url, PRODUCTION)
 
     async def delete() -> dict[str, int]:
         settings = Settings(env="test", database_url=empty_url, secret="s" * 40)
@@ -177,7 +149,7 @@ def test_a_database_at_every_head_costs_a_look_at_its_versions(empty_url: str) -
     head still goes through Alembic."""
     from sqlalchemy import event
 
-    _migrate(empty_url, PRODUCTION)
+    migrate(empty_url, PRODUCTION)
 
     def statements(schema: Schema) -> list[str]:
         seen: list[str] = []
@@ -216,12 +188,12 @@ def test_a_database_at_every_head_costs_a_look_at_its_versions(empty_url: str) -
 def test_a_revision_of_a_newer_release_is_refused_as_before(empty_url: str) -> None:
     """A database holding a revision these scripts do not know (a newer release migrated it)
     is not taken as up to date: Alembic runs and refuses it."""
-    _migrate(empty_url, PRODUCTION)
-    _run(
+    migrate(empty_url, PRODUCTION)
+    run_on(
         empty_url,
         lambda conn: conn.execute(
             text("INSERT INTO alembic_version (version_num) VALUES ('z999_from_the_future')")
         ),
     )
     with pytest.raises(Exception, match="z999_from_the_future"):
-        _migrate(empty_url, PRODUCTION)
+        migrate(empty_url, PRODUCTION)

@@ -17,21 +17,19 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from alembic import command
 from sqlalchemy import ClauseElement, Connection, exc, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from tests.services import PostgresServer, run_sync
-from tidings.store import Store
+from tests.core.schema_support import migrate, run_on
+from tests.services import PostgresServer
 from tidings.store.migrate import Schema, alembic_config
 from tidings.store.notifications import _BY_KEY, _BY_KEYS
 from tidings.store.tables import audience_targets, metadata, notifications, tenants
 
-T = TypeVar("T")
 TABLES = ("notifications", "audience_targets")
 CORE = Schema()
 
@@ -53,31 +51,6 @@ def urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, 
     finally:
         for name in names:
             server.drop_database(name)
-
-
-def _run(url: str, work: Callable[[Connection], T]) -> T:
-    """``work(conn)`` on a synchronous view of a connection to ``url``, committed."""
-
-    async def go() -> T:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                return await conn.run_sync(work)
-        finally:
-            await engine.dispose()
-
-    return run_sync(go)
-
-
-def _migrate(url: str) -> None:
-    async def go() -> None:
-        store = Store(url)
-        try:
-            await store.migrate(CORE)
-        finally:
-            await store.close()
-
-    run_sync(go)
 
 
 def _core_to(revision: str) -> Callable[[Connection], None]:
@@ -132,13 +105,13 @@ def _plan(conn: Connection, statement: ClauseElement, params: dict[str, Any]) ->
 
 def test_a_migrated_database_has_the_declared_indexes(urls: tuple[str, str]) -> None:
     migrated, declared = urls
-    _migrate(migrated)
-    _run(
+    migrate(migrated, CORE)
+    run_on(
         declared,
         lambda conn: metadata.create_all(conn, tables=[tenants, notifications, audience_targets]),
     )
-    made = _run(migrated, _indexes)
-    assert made == _run(declared, _indexes)
+    made = run_on(migrated, _indexes)
+    assert made == run_on(declared, _indexes)
     assert any("idempotency_key IS NOT NULL" in sql for sql in made)
     assert any("group_key IS NOT NULL" in sql for sql in made)
     assert not any("ix_audience_targets_lookup" in sql for sql in made)
@@ -146,7 +119,7 @@ def test_a_migrated_database_has_the_declared_indexes(urls: tuple[str, str]) -> 
 
 def test_lookups_by_key_and_by_group_read_their_indexes(urls: tuple[str, str]) -> None:
     url = urls[0]
-    _migrate(url)
+    migrate(url, CORE)
     n = notifications.c
     by_group = select(n.seq).where(n.tenant_id == "t", n.group_key.in_(["a", "b"]))
     cutoff = datetime(2026, 11, 28, tzinfo=UTC)
@@ -160,7 +133,7 @@ def test_lookups_by_key_and_by_group_read_their_indexes(urls: tuple[str, str]) -
             _plan(conn, retired, {}),
         ]
 
-    by_key, by_keys, grouped, old = _run(url, plans)
+    by_key, by_keys, grouped, old = run_on(url, plans)
     assert "uq_notifications_idempotency" in by_key
     assert "uq_notifications_idempotency" in by_keys
     assert "ix_notifications_group" in grouped
@@ -199,23 +172,23 @@ def _rows(conn: Connection) -> list[tuple[Any, ...]]:
 
 def test_a_key_stays_unique_and_rows_without_one_are_many(urls: tuple[str, str]) -> None:
     url = urls[0]
-    _migrate(url)
+    migrate(url, CORE)
 
     def fill(conn: Connection) -> None:
         _tenant(conn)
         conn.execute(notifications.insert(), [_row(1, None), _row(2, None), _row(3, "k")])
 
-    _run(url, fill)
+    run_on(url, fill)
     with pytest.raises(exc.IntegrityError):
-        _run(url, lambda conn: conn.execute(notifications.insert(), [_row(4, "k")]))
-    assert _run(url, _rows) == [(1, None, None), (2, None, None), (3, "k", None)]
+        run_on(url, lambda conn: conn.execute(notifications.insert(), [_row(4, "k")]))
+    assert run_on(url, _rows) == [(1, None, None), (2, None, None), (3, "k", None)]
 
 
 def test_a_database_with_rows_at_0008_upgrades_and_downgrades_with_them(
     urls: tuple[str, str],
 ) -> None:
     url = urls[0]
-    _run(url, _core_to("0008_templates"))
+    run_on(url, _core_to("0008_templates"))
 
     def fill(conn: Connection) -> None:
         _tenant(conn)
@@ -228,14 +201,14 @@ def test_a_database_with_rows_at_0008_upgrades_and_downgrades_with_them(
             [{"tenant_id": "t", "seq": 2, "kind": "u", "value": "bob"}],
         )
 
-    _run(url, fill)
+    run_on(url, fill)
     kept = [(1, "a", "g"), (2, None, None), (3, "b", None), (4, None, "g")]
-    _run(url, _core_to("0009_lean_indexes"))
-    assert _run(url, _rows) == kept
+    run_on(url, _core_to("0009_lean_indexes"))
+    assert run_on(url, _rows) == kept
     with pytest.raises(exc.IntegrityError):
-        _run(url, lambda conn: conn.execute(notifications.insert(), [_row(5, "a")]))
-    _run(url, _core_down_to("0008_templates"))
-    assert _run(url, _rows) == kept
-    assert any("ix_audience_targets_lookup" in sql for sql in _run(url, _indexes))
-    _run(url, _core_to("0009_lean_indexes"))
-    assert _run(url, _rows) == kept
+        run_on(url, lambda conn: conn.execute(notifications.insert(), [_row(5, "a")]))
+    run_on(url, _core_down_to("0008_templates"))
+    assert run_on(url, _rows) == kept
+    assert any("ix_audience_targets_lookup" in sql for sql in run_on(url, _indexes))
+    run_on(url, _core_to("0009_lean_indexes"))
+    assert run_on(url, _rows) == kept
