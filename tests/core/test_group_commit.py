@@ -290,9 +290,10 @@ async def test_a_lone_publish_commits_at_once(settings: Settings, tmp_path: Path
 async def test_on_sqlite_a_group_is_one_synchronous_transaction_on_the_loop(tmp_path: Path) -> None:
     """SQLite in a file, the write lock free: the group committer's transaction runs whole on
     the loop's synchronous connection (``Store.run_write``, no hand-off to any thread): one
-    ``BEGIN IMMEDIATE`` … ``COMMIT`` for 32 concurrent publishes, none through aiosqlite,
-    every seq stored once. Its inserts run on the DBAPI cursor (no SQLAlchemy cursor event):
-    they are seen by SQLite's own statement trace, with the thread that ran them."""
+    ``BEGIN IMMEDIATE`` … ``COMMIT`` for 32 concurrent publishes, and one for a group of
+    three batches of 60 (whatever its size), none through aiosqlite, every seq stored once.
+    Its inserts run on the DBAPI cursor (no SQLAlchemy cursor event): they are seen by
+    SQLite's own statement trace, with the thread that ran them."""
     async with sqlite_app(tmp_path) as (_settings, service, store, writer):
         threads: list[str] = []
         inserts: dict[str, int] = {"writer": 0, "loop": 0}  # SQLAlchemy's executemanys
@@ -318,13 +319,15 @@ async def test_on_sqlite_a_group_is_one_synchronous_transaction_on_the_loop(tmp_
         assert threads == [here], threads
         assert len(traced) == 32 and {*traced} == {here}, traced  # each row, on the loop
         assert inserts == {"writer": 0, "loop": 0}, inserts
-        # A group of more than THREAD_MAX notifications stages its rows on the loop instead.
+        # A large group (three batches, 180 rows) the same way: one transaction on the loop.
         many = [[note(f"b{b}-{i}") for i in range(60)] for b in range(3)]
         batches = await asyncio.wait_for(
             asyncio.gather(*(service.publish_many("t1", items) for items in many)), 30
         )
         assert sorted(n.seq for batch in batches for n, _ in batch) == list(range(33, 213))
-        assert inserts == {"writer": 0, "loop": 1} and len(traced) == 32, (inserts, traced)
+        assert threads == [here, here], threads
+        assert len(traced) == 212 and {*traced} == {here}, traced
+        assert inserts == {"writer": 0, "loop": 0}, inserts
         assert list(service.committer.group_sizes)[-1] == 3
         async with store.read() as conn:
             seqs = [n.seq for n in await nq.fetch_after(conn, "t1", 0, limit=1000)]

@@ -44,12 +44,12 @@ Announce = Callable[[list[Notification], bool], Awaitable[None]]
 """Called after the commit with the group's new notifications and whether to broadcast them."""
 
 MAX_NOTIFICATIONS = 1000
-# Groups of at most this many notifications commit on the store's writer thread (SQLite in a
-# file, ``Store.run_write``): there a transaction's fixed cost (hand-offs, SQLAlchemy's async
-# machinery per statement) is most of a small group's. A large group's cost is its rows, and
-# their staging runs on the loop as before rather than competing with it for the GIL
-# (measured: batches of 100 x 32 publishers 5 % slower on the writer thread).
-THREAD_MAX = 100
+# On SQLite in a file every group commits through ``Store.run_write``: on the loop while the
+# write lock is free, with no hand-off per statement. Groups of more than 100 notifications used
+# to go through aiosqlite's thread a statement at a time, where the thread's rows and the loop's
+# Python competed for the GIL; on the loop a batch publish of 32 x 100 costs ~20 % less CPU per
+# notification (docs/performance.md, session 18). A group of 1,000 holds the loop for its SQLite
+# work (~15 µs a row), as it already held it for staging those rows.
 
 
 @dataclass(eq=False)
@@ -156,8 +156,8 @@ class GroupCommitter:
         self, group: list[_Waiter]
     ) -> tuple[list[nq.Outcome], list[Notification], bool]:
         requests = [w.request for w in group]
-        if self.store.writes_in_thread and sum(w.size for w in group) <= THREAD_MAX:
-            # SQLite, a small group: the whole transaction in one hand-off
+        if self.store.writes_in_thread:
+            # SQLite in a file: the whole transaction on a synchronous connection, no hand-off
             outcomes, published = await self.store.run_write(
                 partial(nq.insert_group_sync, requests=requests, now=utcnow())
             )
