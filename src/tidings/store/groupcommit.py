@@ -47,8 +47,8 @@ MAX_NOTIFICATIONS = 1000
 # On SQLite in a file every group commits through ``Store.run_write``: on the loop while the
 # write lock is free, with no hand-off per statement. Groups of more than 100 notifications used
 # to go through aiosqlite's thread a statement at a time, where the thread's rows and the loop's
-# Python competed for the GIL; on the loop a batch publish of 32 x 100 costs ~20 % less CPU per
-# notification (docs/performance.md, session 18). A group of 1,000 holds the loop for its SQLite
+# Python competed for the GIL; on the loop a batch publish of 32 x 100 costs 0.69x the CPU per
+# notification (median of eight pairs, docs/performance.md, session 18). A group of 1,000 holds the loop for its SQLite
 # work (~15 µs a row), as it already held it for staging those rows.
 
 
