@@ -48,8 +48,8 @@ MAX_NOTIFICATIONS = 1000
 # write lock is free, with no hand-off per statement. Groups of more than 100 notifications used
 # to go through aiosqlite's thread a statement at a time, where the thread's rows and the loop's
 # Python competed for the GIL; on the loop a batch publish of 32 x 100 costs 0.69x the CPU per
-# notification (median of eight pairs, docs/performance.md, session 18). A group of 1,000 holds the loop for its SQLite
-# work (~15 µs a row), as it already held it for staging those rows.
+# notification (median of eight pairs, docs/performance.md, session 18). A group of 1,000
+# holds the loop 20-35 ms here, about as long as its staging and the GIL held it before.
 
 
 @dataclass(eq=False)
