@@ -36,7 +36,8 @@ KNOWN_TYPES = (
     "system",
 )
 
-_ID_PATTERN = r"^[A-Za-z0-9_.@:+\-]{1,128}\Z"
+_ID = re.compile(r"^[A-Za-z0-9_.@:+\-]{1,128}\Z")
+"""A user or role id (an audience's, an actor's)."""
 
 GROUP_PATTERN = re.compile(r"^[a-z][a-z0-9_.:\-]{0,127}\Z")
 """A collapse key (issue 10): like a type, plus ':' and '-' for an entity's id (``booking:42``)."""
@@ -57,7 +58,7 @@ class Audience(StrictModel):
     @classmethod
     def _ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
-            if not re.match(_ID_PATTERN, item):
+            if not _ID.match(item):
                 raise ValueError(f"{item!r} is not a valid id (1-128 of A-Z a-z 0-9 _ . @ : + -)")
         return tuple(dict.fromkeys(value))
 
@@ -91,7 +92,7 @@ class Actor(StrictModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not re.match(_ID_PATTERN, value):
+        if not _ID.match(value):
             raise ValueError(f"{value!r} is not a valid id (1-128 of A-Z a-z 0-9 _ . @ : + -)")
         return value
 

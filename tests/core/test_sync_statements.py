@@ -1,4 +1,7 @@
-"""A group's rows as multi-row ``INSERT``s on SQLite (``notifications._Bulk.statements``).
+"""The statements SQLite's synchronous group commit builds itself (``store/notifications.py``).
+
+A group's rows as multi-row ``INSERT``s (``_Bulk.statements``), and the lock of a group's
+tenants, whose ``IN`` list is rendered once per length (``_RawStatement.expanded``).
 
 The synchronous group commit writes a table's rows as ``INSERT … VALUES (…), (…)`` statements
 of power-of-two sizes instead of one ``executemany``. The property: for any rows, in any number,
@@ -20,7 +23,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, Table, create_engine, insert
 
-from tidings.store.notifications import _bulk
+from tidings.store.notifications import _LOCK_TENANTS, _bulk, _raw_statement
 from tidings.store.tables import audience_targets, metadata, notifications, tenants
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -147,3 +150,20 @@ def test_the_statements_cover_every_row_in_order_in_few_shapes(
         assert all(size & (size - 1) == 0 for size in sizes)
         shapes.update(sizes)
     assert len(shapes) == bulk.chunk.bit_length()  # 1, 2, 4 … chunk: nothing else
+
+
+def test_an_in_list_is_rendered_as_sqlalchemy_renders_it_once_per_length(engine: Engine) -> None:
+    raw = _raw_statement(engine.dialect, _LOCK_TENANTS)
+    assert raw is not None and raw.expanding == {"ids"}
+    for count in [1, 2, 3, 2, 1, 5, *range(1, 80)]:
+        ids = [f"t{i}" for i in range(count)]
+        expected = raw.compiled.construct_expanded_state({"ids": ids})
+        assert raw.expanded({"ids": ids}) == (
+            expected.statement,
+            tuple(expected.positional_parameters),
+        )
+    assert 0 < len(raw._shapes) <= 64  # kept, and bounded
+    with engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(*raw.expanded({"ids": ["t2", "t1", "nobody"]}))
+        assert [row[0] for row in cursor.fetchall()] == ["t1", "t2"]
