@@ -8,6 +8,7 @@ the writer task runs and form one group by construction.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -335,6 +336,40 @@ async def test_on_sqlite_a_group_is_one_synchronous_transaction_on_the_loop(tmp_
         async with store.read() as conn:
             seqs = [n.seq for n in await nq.fetch_after(conn, "t1", 0, limit=1000)]
         assert seqs == list(range(1, 213))
+
+
+async def test_on_sqlite_groups_stay_small_and_the_loop_runs_between_them(tmp_path: Path) -> None:
+    """A group on SQLite holds the loop for its whole transaction, so there groups are at most
+    ``LOOP_MAX_NOTIFICATIONS`` and the writer task lets the loop run what its poll found (a due
+    timer here, as the streams' clock is; a socket's callbacks alike) before the next group:
+    ten batches of 100 at once commit as groups of 3, 3, 3 and 1, the timer between each two."""
+    async with sqlite_app(tmp_path) as (_settings, service, _store, writer):
+        assert service.committer.max_notifications == groupcommit.LOOP_MAX_NOTIFICATIONS == 300
+        events: list[str] = []
+        event.listen(writer, "commit", lambda _c: events.append("commit"))
+        loop = asyncio.get_running_loop()
+        ticking: list[asyncio.TimerHandle] = []
+
+        def tick() -> None:  # a timer's callback, as the streams' clock is one
+            events.append("tick")
+            ticking[:] = [loop.call_later(0.0001, tick)]  # due long before a group ends
+
+        tick()
+        await asyncio.sleep(0.01)
+        events.clear()
+        many = [[note(f"b{b}-{i}") for i in range(100)] for b in range(10)]
+        try:
+            batches = await asyncio.wait_for(
+                asyncio.gather(*(service.publish_many("t1", items) for items in many)), 30
+            )
+        finally:
+            ticking[0].cancel()
+        assert sorted(n.seq for batch in batches for n, _ in batch) == list(range(1, 1001))
+        assert list(service.committer.group_sizes) == [3, 3, 3, 1]
+        commits = [i for i, e in enumerate(events) if e == "commit"]
+        assert len(commits) == 4
+        for a, b in itertools.pairwise(commits):
+            assert "tick" in events[a + 1 : b], events
 
 
 async def test_on_sqlite_a_lock_held_elsewhere_is_waited_for_on_the_writer_thread(

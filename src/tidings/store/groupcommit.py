@@ -3,6 +3,7 @@
 A :class:`GroupCommitter` holds a queue of publish requests and at most one writer task per
 store. The task starts the moment the queue stops being empty and takes whatever is queued then
 (up to ``max_notifications``); requests that arrive while a group commits form the next group.
+Between two groups the task lets the loop run its other ready work (streams, connects) first.
 
 Invariants:
 - No added latency when idle: nothing waits for company. A lone request is taken by the writer
@@ -44,12 +45,16 @@ Announce = Callable[[list[Notification], bool], Awaitable[None]]
 """Called after the commit with the group's new notifications and whether to broadcast them."""
 
 MAX_NOTIFICATIONS = 1000
+LOOP_MAX_NOTIFICATIONS = 300
 # On SQLite in a file every group commits through ``Store.run_write``: on the loop while the
 # write lock is free, with no hand-off per statement. Groups of more than 100 notifications used
 # to go through aiosqlite's thread a statement at a time, where the thread's rows and the loop's
 # Python competed for the GIL; on the loop a batch publish of 32 x 100 costs 0.69x the CPU per
-# notification (median of eight pairs, docs/performance.md, session 18). A group of 1,000
-# holds the loop 20-35 ms here, about as long as its staging and the GIL held it before.
+# notification (median of eight pairs, docs/performance.md, session 18). Such a group holds the
+# loop for the whole transaction, so there groups are at most ``LOOP_MAX_NOTIFICATIONS`` (5-8 ms
+# of the loop's time each on our 2-core VM, where one group of 1,000 held it 17-19 ms) and the
+# writer task lets the loop take a turn between groups; the larger groups saved nothing
+# measurable.
 
 
 @dataclass(eq=False)
@@ -73,9 +78,12 @@ class GroupCommitter:
         *,
         in_transaction: InTransaction,
         announce: Announce,
-        max_notifications: int = MAX_NOTIFICATIONS,
+        max_notifications: int | None = None,
     ) -> None:
         self.store = store
+        if max_notifications is None:  # a group that runs on the loop holds it: smaller
+            on_loop = store.writes_in_thread
+            max_notifications = LOOP_MAX_NOTIFICATIONS if on_loop else MAX_NOTIFICATIONS
         self.max_notifications = max_notifications
         self.group_sizes: deque[int] = deque(maxlen=1000)  # requests per committed group
         self._in_transaction = in_transaction
@@ -103,6 +111,8 @@ class GroupCommitter:
                 if group:
                     await self._commit(group)
                 group = []
+                if self._queue:
+                    await _let_the_loop_run()
         except BaseException:  # cancelled (the loop is closing): nobody is left hanging
             failure = Unavailable("The publish was interrupted; retry it.")
             for waiter in [*group, *self._queue]:
@@ -166,6 +176,16 @@ class GroupCommitter:
             outcomes, published = await nq.insert_group(conn, requests, now=utcnow())
             announced = bool(published) and await self._in_transaction(conn, published)
         return outcomes, published, announced
+
+
+async def _let_the_loop_run() -> None:
+    """Return after one whole turn of the loop: the callbacks of what its poll found meanwhile
+    (sockets ready, due timers: the streams' edge and clock) run before the caller goes on (a
+    group on SQLite runs on the loop without yielding). One ``sleep(0)`` is not enough: the
+    loop queues what its poll finds after this task's next step. Tasks those callbacks wake
+    run after it."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
 
 
 def _settle(waiter: _Waiter, outcome: nq.Outcome | BaseException) -> None:
