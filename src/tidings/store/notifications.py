@@ -347,11 +347,11 @@ def insert_group_sync(
     The statements whose parameters and results are plain values (the seq reservation, the
     lock of several tenants and ``last_seq`` writes, the prepared bulk inserts, as multi-row
     ``INSERT``s: :meth:`_Bulk.statements`) run on the connection's DBAPI cursor, compiled once
-    (:func:`_raw_statement`): SQLAlchemy's
-    per-statement machinery was most of a lone publish's transaction (docs/performance.md,
-    session 7). Key lookups, whose rows are typed, run through ``conn``. A DBAPI error is
-    raised as SQLAlchemy raises it (:meth:`sqlalchemy.exc.DBAPIError.instance`), so callers see
-    the same exceptions either way. Statements run this way bypass SQLAlchemy's cursor events
+    (:func:`_raw_statement`): SQLAlchemy's per-statement machinery was most of a lone
+    publish's transaction (docs/performance.md, session 7). Key lookups, whose rows are typed,
+    run through ``conn``. A DBAPI error is raised as SQLAlchemy raises it
+    (:meth:`sqlalchemy.exc.DBAPIError.instance`), so callers see the same exceptions either
+    way. Statements run this way bypass SQLAlchemy's cursor events
     and echo."""
     steps = _group_steps(conn.dialect, requests, now)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -420,7 +420,7 @@ _RAW_STATEMENTS = frozenset({id(_RESERVE_SEQS), id(_SET_LAST_SEQ), id(_LOCK_TENA
 
 class _RawStatement:
     """A statement compiled once for a dialect: its SQL and parameter names in order, or (an
-    ``IN`` list) the compiled form that renders them per call."""
+    ``IN`` list) the compiled form, rendered once per length of the list (:meth:`expanded`)."""
 
     __slots__ = ("_shapes", "compiled", "expanding", "names", "sql")
 
