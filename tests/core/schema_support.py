@@ -1,16 +1,19 @@
-"""Synchronous helpers of the schema tests: a migration, and work on a connection, by URL."""
+"""Synchronous helpers of the schema and statement tests: a migration, work on a connection by
+URL, and a synchronous SQLite engine on a file made from ``tables.py``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, create_engine
 
 from tests.services import run_sync
 from tidings.store import Store
 from tidings.store.migrate import Schema
+from tidings.store.tables import metadata
 
 T = TypeVar("T")
 
@@ -42,3 +45,12 @@ def migrate(url: str, schema: Schema) -> None:
             await store.close()
 
     run_sync(go)
+
+
+def sqlite_engine(directory: Path) -> Iterator[Engine]:
+    """A synchronous engine on ``directory/t.db`` with every table of ``tables.py`` (a
+    module-scoped fixture's body: yields it, then disposes of it)."""
+    engine = create_engine(f"sqlite:///{directory / 't.db'}")
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, Engine, bindparam, create_engine, exc, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, exc, insert, select, text
 from sqlalchemy.dialects import postgresql
 
+from tests.core.schema_support import sqlite_engine
 from tidings.store import snapshot as sq
 from tidings.store.prepared import SHAPES, Prepared
 from tidings.store.tables import (
     audience_targets,
-    metadata,
     notifications,
     read_state,
     receipts,
@@ -37,11 +36,7 @@ T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    path: Path = tmp_path_factory.mktemp("prepared") / "t.db"
-    eng = create_engine(f"sqlite:///{path}")
-    metadata.create_all(eng)
-    yield eng
-    eng.dispose()
+    yield from sqlite_engine(tmp_path_factory.mktemp("prepared"))
 
 
 notification = st.fixed_dictionaries(

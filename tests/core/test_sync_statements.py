@@ -14,33 +14,30 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, Table, create_engine, insert
+from sqlalchemy import Engine, Table, insert
 
+from tests.core.schema_support import sqlite_engine
 from tidings.store.notifications import _LOCK_TENANTS, _bulk, _raw_statement
-from tidings.store.tables import audience_targets, metadata, notifications, tenants
+from tidings.store.tables import audience_targets, notifications, tenants
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    path: Path = tmp_path_factory.mktemp("bulk") / "t.db"
-    engine = create_engine(f"sqlite:///{path}")
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(tenants),
-            [{"id": t, "name": t, "settings": {}, "created_at": T0} for t in ("t1", "t2")],
-        )
-    yield engine
-    engine.dispose()
+    for engine in sqlite_engine(tmp_path_factory.mktemp("bulk")):
+        with engine.begin() as conn:
+            rows: list[dict[str, Any]] = [
+                {"id": t, "name": t, "settings": {}, "created_at": T0} for t in ("t1", "t2")
+            ]
+            conn.execute(insert(tenants), rows)
+        yield engine
 
 
 text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
