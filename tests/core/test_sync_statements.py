@@ -1,7 +1,7 @@
 """The statements SQLite's synchronous group commit builds itself (``store/notifications.py``).
 
 A group's rows as multi-row ``INSERT``s (``_Bulk.statements``), and the lock of a group's
-tenants, whose ``IN`` list is rendered once per length (``_RawStatement.expanded``).
+tenants, whose ``IN`` list is rendered once per length (``store/prepared.py``).
 
 The synchronous group commit writes a table's rows as ``INSERT … VALUES (…), (…)`` statements
 of power-of-two sizes instead of one ``executemany``. The property: for any rows, in any number,
@@ -149,18 +149,14 @@ def test_the_statements_cover_every_row_in_order_in_few_shapes(
     assert len(shapes) == bulk.chunk.bit_length()  # 1, 2, 4 … chunk: nothing else
 
 
-def test_an_in_list_is_rendered_as_sqlalchemy_renders_it_once_per_length(engine: Engine) -> None:
+def test_the_lock_of_several_tenants_runs_prepared(engine: Engine) -> None:
+    """Its ``IN`` list is rendered once per length by ``store/prepared.py`` (whose own test
+    holds the rows equal to SQLAlchemy's for any lengths)."""
     raw = _raw_statement(engine.dialect, _LOCK_TENANTS)
-    assert raw is not None and raw.expanding == {"ids"}
-    for count in [1, 2, 3, 2, 1, 5, *range(1, 80)]:
-        ids = [f"t{i}" for i in range(count)]
-        expected = raw.compiled.construct_expanded_state({"ids": ids})
-        assert raw.expanded({"ids": ids}) == (
-            expected.statement,
-            tuple(expected.positional_parameters),
-        )
-    assert 0 < len(raw._shapes) <= 64  # kept, and bounded
+    assert raw is not None and raw.prepared is not None
     with engine.connect() as conn:
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(*raw.expanded({"ids": ["t2", "t1", "nobody"]}))
-        assert [row[0] for row in cursor.fetchall()] == ["t1", "t2"]
+        for ids in (["t2", "t1", "nobody"], ["t1"], ["t2", "t1", "nobody"]):
+            rows = raw.prepared.rows(conn, {"ids": ids})
+            assert [(row.id, row.last_seq) for row in rows] == [
+                (t, 0) for t in sorted(set(ids) - {"nobody"})
+            ]

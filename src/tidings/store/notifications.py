@@ -35,6 +35,7 @@ from sqlalchemy.sql.schema import Table
 
 from tidings.domain.notifications import Actor, Audience, NewNotification, Notification
 from tidings.errors import Code, NotFound, TidingsError, ValidationFailed
+from tidings.store.prepared import Prepared
 from tidings.store.tables import audience_targets, notifications, tenants
 
 _N = notifications.c
@@ -376,8 +377,8 @@ def insert_group_sync(
             elif isinstance(params, list):
                 names = raw.names
                 answer = _on_cursor(cursor, raw.sql, [tuple(p[n] for n in names) for p in params])
-            elif raw.expanding:  # an IN list: its placeholders as many as its values
-                answer = _on_cursor(cursor, *raw.expanded(params))
+            elif raw.prepared is not None:  # an IN list: rendered once per length
+                answer = _Rows(raw.prepared.rows(conn, params))
             else:
                 answer = _on_cursor(cursor, raw.sql, tuple(params[n] for n in raw.names))
     finally:
@@ -419,42 +420,18 @@ _RAW_STATEMENTS = frozenset({id(_RESERVE_SEQS), id(_SET_LAST_SEQ), id(_LOCK_TENA
 
 
 class _RawStatement:
-    """A statement compiled once for a dialect: its SQL and parameter names in order, or (an
-    ``IN`` list) the compiled form, rendered once per length of the list (:meth:`expanded`)."""
+    """A statement compiled once for a dialect: its SQL and parameter names in order, or (a
+    SELECT with an ``IN`` list: the lock of several tenants) a :class:`Prepared`, which renders
+    the list once per length."""
 
-    __slots__ = ("_shapes", "compiled", "expanding", "names", "sql")
+    __slots__ = ("compiled", "names", "prepared", "sql")
 
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         self.compiled = statement.compile(dialect=dialect)
         self.sql: str = self.compiled.string
         self.names = tuple(self.compiled.positiontup or ())
-        self.expanding = frozenset(
-            bind.key for bind in self.compiled.binds.values() if bind.expanding
-        )
-        self._shapes: dict[tuple[int, ...], str] = {}  # the lists' lengths -> rendered SQL
-
-    def expanded(self, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-        """The SQL with each ``IN`` list's placeholders as many as its values, rendered once
-        per lengths (SQLAlchemy renders it anew on every call), and the values in order."""
-        values: list[Any] = []
-        lengths: list[int] = []
-        for name in self.names:
-            value = params[name]
-            if name in self.expanding:
-                values.extend(value)
-                lengths.append(len(value))
-            else:
-                values.append(value)
-        shape = tuple(lengths)
-        sql = self._shapes.get(shape)
-        if sql is None:
-            if len(self._shapes) >= _SHAPES_KEPT:
-                self._shapes.clear()
-            sql = self._shapes[shape] = self.compiled.construct_expanded_state(params).statement
-        return sql, tuple(values)
-
-
-_SHAPES_KEPT = 64  # rendered IN-list shapes kept per statement (a group's tenants: a few)
+        expanding = any(bind.expanding for bind in self.compiled.binds.values())
+        self.prepared = Prepared(statement) if expanding else None
 
 
 _RAW: dict[tuple[int, str], _RawStatement] = {}
